@@ -1,0 +1,57 @@
+//! The library's error type; the server maps it to the wire's error envelope.
+
+use crate::models::ModelError;
+use crate::runtime::GuestError;
+use crate::store::StoreError;
+
+/// Why a host operation failed.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// No agent of that name is loaded.
+    #[error("agent '{name}' not found (available: {})", if available.is_empty() { "none".to_string() } else { available.join(", ") })]
+    AgentNotFound { name: String, available: Vec<String> },
+    /// The request itself is wrong (an empty message, a bad id).
+    #[error("{0}")]
+    InvalidRequest(String),
+    /// The agent's guest code failed: a trap, a timeout, an error from `create`.
+    #[error("agent '{agent}': {source}")]
+    Guest {
+        agent: String,
+        #[source]
+        source: GuestError,
+    },
+    /// The agent's configuration cannot be used as it is.
+    #[error("agent '{agent}': {reason}")]
+    Config { agent: String, reason: String },
+    /// The model provider failed.
+    #[error(transparent)]
+    Model(#[from] ModelError),
+    /// The model kept calling tools past the bound.
+    #[error("the model asked for tools in more than {0} rounds; stopping")]
+    ToolRounds(u32),
+    /// Storage failed.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    /// The host could not start.
+    #[error("{0}")]
+    Startup(String),
+}
+
+impl Error {
+    /// The HTTP status and the wire's error envelope
+    /// (`{"error": {"type", "message", "details"}}`) for this error.
+    pub fn to_wire(&self) -> (u16, serde_json::Value) {
+        let (status, kind) = match self {
+            Error::AgentNotFound { .. } => (404, "agent_not_found"),
+            Error::InvalidRequest(_) => (400, "invalid_request"),
+            Error::Guest { .. } | Error::Config { .. } | Error::ToolRounds(_) => (500, "agent_error"),
+            Error::Model(_) => (502, "model_error"),
+            Error::Store(_) | Error::Startup(_) => (500, "internal_error"),
+        };
+        let mut error = serde_json::json!({"type": kind, "message": self.to_string(), "details": ""});
+        if let Error::AgentNotFound { available, .. } = self {
+            error["dev"] = format!("available agents: {}", available.join(", ")).into();
+        }
+        (status, serde_json::json!({ "error": error }))
+    }
+}

@@ -1,0 +1,176 @@
+//! Live instances, one per (agent, id): created on first use by calling the guest's
+//! `create`, discarded after a trap or timeout and created again on next use.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, Weak};
+
+use async_trait::async_trait;
+
+use super::Shared;
+use crate::Error;
+use crate::agent_config::AgentConfig;
+use crate::models::{Message, ModelRequest};
+use crate::registry::AgentVersion;
+use crate::runtime::{GuestHost, GuestLogLevel, Instance};
+use crate::store::{InstanceKey, SessionKey};
+
+/// An instance whose `create` has run.
+struct Live {
+    instance: Instance,
+    config: Arc<AgentConfig>,
+    version: Arc<AgentVersion>,
+}
+
+type Slot = Arc<tokio::sync::Mutex<Option<Live>>>;
+
+/// The table of instance slots. A slot's lock is held only during a guest call.
+#[derive(Default)]
+pub struct Instances {
+    slots: Mutex<HashMap<InstanceKey, Slot>>,
+}
+
+impl Instances {
+    fn slot(&self, key: &InstanceKey) -> Slot {
+        self.slots.lock().expect("instances lock").entry(key.clone()).or_default().clone()
+    }
+}
+
+impl Shared {
+    /// The configuration of an instance, creating the instance if it is not live.
+    pub async fn instance_config(self: &Arc<Self>, key: &InstanceKey) -> Result<Arc<AgentConfig>, Error> {
+        let slot = self.instances.slot(key);
+        let mut live = slot.lock().await;
+        Ok(self.ensure_live(key, &mut live).await?.config.clone())
+    }
+
+    /// Runs one of the agent's own tools inside its instance. `Ok(Err(_))` is the tool's
+    /// own error; `Err(_)` means the instance failed and was discarded.
+    pub async fn call_guest_tool(
+        self: &Arc<Self>,
+        key: &SessionKey,
+        name: &str,
+        args: &str,
+    ) -> Result<Result<String, String>, Error> {
+        let slot = self.instances.slot(&key.instance);
+        let mut live = slot.lock().await;
+        let agent = self.ensure_live(&key.instance, &mut live).await?;
+        match agent.instance.call_tool(&key.session, name, args).await {
+            Ok(answer) => Ok(answer),
+            Err(source) => {
+                *live = None;
+                Err(Error::Guest {
+                    agent: key.instance.agent.clone(),
+                    source,
+                })
+            }
+        }
+    }
+
+    /// Makes the slot live: instantiates the agent's current version and runs `create`.
+    async fn ensure_live<'a>(self: &Arc<Self>, key: &InstanceKey, live: &'a mut Option<Live>) -> Result<&'a mut Live, Error> {
+        let current = self.agent(&key.agent)?;
+        if live.as_ref().is_some_and(|l| !Arc::ptr_eq(&l.version, &current)) {
+            *live = None;
+        }
+        if live.is_none() {
+            *live = Some(self.start(key, current).await?);
+        }
+        Ok(live.as_mut().expect("made live above"))
+    }
+
+    async fn start(self: &Arc<Self>, key: &InstanceKey, version: Arc<AgentVersion>) -> Result<Live, Error> {
+        let guest_error = |source| Error::Guest {
+            agent: key.agent.clone(),
+            source,
+        };
+        let host = Arc::new(InstanceHost {
+            shared: Arc::downgrade(self),
+            key: key.clone(),
+            model: Mutex::new(None),
+        });
+        let mut instance = self
+            .runtime
+            .instantiate(&version.compiled, host.clone())
+            .await
+            .map_err(guest_error)?;
+        let env = self.options.config.agent_env(&key.agent);
+        let config = instance.create(&key.agent, &key.id, env, None).await.map_err(guest_error)?;
+        *host.model.lock().expect("model lock") = config.model().map(str::to_string);
+        Ok(Live {
+            instance,
+            config: Arc::new(config),
+            version,
+        })
+    }
+}
+
+/// Answers one instance's imports.
+struct InstanceHost {
+    shared: Weak<Shared>,
+    key: InstanceKey,
+    /// The agent's own model, the default for `model.complete`.
+    model: Mutex<Option<String>>,
+}
+
+impl InstanceHost {
+    fn shared(&self) -> anyhow::Result<Arc<Shared>> {
+        self.shared.upgrade().ok_or_else(|| anyhow::anyhow!("the host is shutting down"))
+    }
+}
+
+#[async_trait]
+impl GuestHost for InstanceHost {
+    async fn complete(&self, request: String) -> Result<String, String> {
+        let shared = self.shared().map_err(|e| e.to_string())?;
+        let request: serde_json::Value = serde_json::from_str(&request).map_err(|e| format!("request is not JSON: {e}"))?;
+        let prompt = request["prompt"].as_str().ok_or("request needs a \"prompt\" string")?;
+        let model = match request["model"].as_str() {
+            Some(m) => m.to_string(),
+            None => self.model.lock().expect("model lock").clone().ok_or("the agent sets no model; pass \"model\"")?,
+        };
+        let (model_ref, provider) = shared.providers.resolve(&model).map_err(|e| e.to_string())?;
+        let answer = provider
+            .complete(&ModelRequest {
+                model: model_ref.model.clone(),
+                system: request["system"].as_str().map(str::to_string),
+                messages: vec![Message::User { content: prompt.to_string() }],
+                tools: Vec::new(),
+                max_tokens: super::MAX_OUTPUT_TOKENS,
+            })
+            .await
+            .map_err(|e| e.to_string())?;
+        Ok(serde_json::json!({"text": answer.text, "usage": answer.usage, "model": model_ref.to_string()}).to_string())
+    }
+
+    async fn history(&self, session: String) -> anyhow::Result<String> {
+        let key = SessionKey {
+            instance: self.key.clone(),
+            session,
+        };
+        let messages = self.shared()?.store.history(&key).await?;
+        Ok(serde_json::to_string(&messages)?)
+    }
+
+    async fn state_get(&self, key: String) -> anyhow::Result<Option<String>> {
+        Ok(self.shared()?.store.state_get(&self.key, &key).await?)
+    }
+
+    async fn state_set(&self, key: String, value: String) -> anyhow::Result<()> {
+        Ok(self.shared()?.store.state_set(&self.key, &key, &value).await?)
+    }
+
+    async fn call_tool(&self, name: String, _args: String) -> Result<String, String> {
+        Err(format!("the host offers no tool named '{name}' to this agent"))
+    }
+
+    fn log(&self, session: Option<&str>, level: GuestLogLevel, message: &str) {
+        let (agent, id, session) = (&self.key.agent, &self.key.id, session.unwrap_or("-"));
+        match level {
+            GuestLogLevel::Trace => tracing::trace!(target: "flue::guest", agent, id, session, "{message}"),
+            GuestLogLevel::Debug => tracing::debug!(target: "flue::guest", agent, id, session, "{message}"),
+            GuestLogLevel::Info => tracing::info!(target: "flue::guest", agent, id, session, "{message}"),
+            GuestLogLevel::Warn => tracing::warn!(target: "flue::guest", agent, id, session, "{message}"),
+            GuestLogLevel::Error => tracing::error!(target: "flue::guest", agent, id, session, "{message}"),
+        }
+    }
+}

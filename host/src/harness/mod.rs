@@ -1,0 +1,257 @@
+//! The agent loop: instructions + session history + prompt → model → tool calls → … →
+//! final text, with a bound on tool rounds, events for streaming, and the usage summed.
+
+mod instances;
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, Weak};
+
+use serde_json::json;
+
+use crate::Error;
+use crate::agent_config::AgentConfig;
+use crate::models::{Message, ModelRequest, Providers, StreamEvent, ToolCall, ToolSpec, Usage};
+use crate::project::HostOptions;
+use crate::registry::{AgentVersion, Registry};
+use crate::runtime::Runtime;
+use crate::store::{SessionKey, Store};
+
+pub use instances::Instances;
+
+/// The most output tokens one model call may produce.
+pub const MAX_OUTPUT_TOKENS: u32 = 4096;
+
+/// Everything the host shares between requests.
+pub struct Shared {
+    pub options: HostOptions,
+    pub runtime: Arc<Runtime>,
+    pub registry: Registry,
+    pub store: Arc<dyn Store>,
+    pub providers: Providers,
+    pub instances: Instances,
+    /// One lock per session, so prompts to a session run one at a time, in order.
+    session_locks: Mutex<HashMap<SessionKey, Weak<tokio::sync::Mutex<()>>>>,
+}
+
+/// What happens during a prompt, in order; the streaming surface reports these.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Event {
+    /// The prompt started on this session.
+    Start { session: String },
+    /// A chunk of the model's answer text.
+    TextDelta { text: String },
+    /// A tool call is about to run.
+    ToolStart {
+        name: String,
+        call_id: String,
+        args: serde_json::Value,
+    },
+    /// A tool call finished.
+    ToolEnd {
+        name: String,
+        call_id: String,
+        is_error: bool,
+        result: String,
+    },
+}
+
+/// The outcome of one prompt.
+#[derive(Debug, Clone, PartialEq)]
+pub struct PromptResult {
+    /// The model's final answer.
+    pub text: String,
+    /// Tokens used by every model call of the prompt.
+    pub usage: Usage,
+    /// The model that answered, as `provider/model`.
+    pub model: String,
+}
+
+impl PromptResult {
+    /// The wire's result object: `{"text", "metadata", "usage", "model": {"id"}}`.
+    pub fn to_wire(&self) -> serde_json::Value {
+        let u = &self.usage;
+        json!({
+            "text": self.text,
+            "metadata": {},
+            "usage": {
+                "input": u.input, "output": u.output,
+                "cache_read": u.cache_read, "cache_write": u.cache_write,
+                "total_tokens": u.total(),
+                "cost": {"input": 0.0, "output": 0.0, "cache_read": 0.0, "cache_write": 0.0, "total": 0.0}
+            },
+            "model": {"id": self.model}
+        })
+    }
+}
+
+/// One prompt to run: where, what, and with which model override.
+pub struct Prompt<'a> {
+    pub session: &'a SessionKey,
+    pub message: &'a str,
+    pub model_override: Option<&'a str>,
+}
+
+impl Shared {
+    /// Builds the shared state.
+    pub fn new(options: HostOptions, runtime: Arc<Runtime>, registry: Registry, store: Arc<dyn Store>) -> Self {
+        let providers = Providers::new(
+            options.config.providers.clone(),
+            options.config.models.clone(),
+            options.env.clone(),
+        );
+        Self {
+            options,
+            runtime,
+            registry,
+            store,
+            providers,
+            instances: Instances::default(),
+            session_locks: Mutex::new(HashMap::new()),
+        }
+    }
+
+    /// The current version of an agent, or a not-found error listing the others.
+    pub fn agent(&self, name: &str) -> Result<Arc<AgentVersion>, Error> {
+        self.registry.get(name).ok_or_else(|| Error::AgentNotFound {
+            name: name.to_string(),
+            available: self.registry.list().iter().map(|a| a.name.clone()).collect(),
+        })
+    }
+
+    fn session_lock(&self, key: &SessionKey) -> Arc<tokio::sync::Mutex<()>> {
+        let mut locks = self.session_locks.lock().expect("session locks");
+        if let Some(lock) = locks.get(key).and_then(Weak::upgrade) {
+            return lock;
+        }
+        locks.retain(|_, w| w.strong_count() > 0);
+        let lock = Arc::new(tokio::sync::Mutex::new(()));
+        locks.insert(key.clone(), Arc::downgrade(&lock));
+        lock
+    }
+
+    /// Runs one prompt to its final answer. With `events`, the model is streamed and
+    /// every step is reported; without, each model call is answered whole.
+    pub async fn run_prompt(
+        self: &Arc<Self>,
+        prompt: Prompt<'_>,
+        mut events: Option<&mut (dyn FnMut(Event) + Send)>,
+    ) -> Result<PromptResult, Error> {
+        if prompt.message.trim().is_empty() {
+            return Err(Error::InvalidRequest("the message is empty".into()));
+        }
+        let key = prompt.session;
+        let lock = self.session_lock(key);
+        let _turn = lock.lock().await;
+        let config = self.instance_config(&key.instance).await?;
+        let model = prompt
+            .model_override
+            .or(config.model())
+            .ok_or_else(|| Error::Config {
+                agent: key.instance.agent.clone(),
+                reason: "sets no model (give one in create, or pass a model override)".into(),
+            })?;
+        let (model_ref, provider) = self.providers.resolve(model)?;
+        let mut request = ModelRequest {
+            model: model_ref.model.clone(),
+            system: config.instructions().map(str::to_string),
+            messages: self.store.history(key).await?,
+            tools: tool_specs(&config),
+            max_tokens: MAX_OUTPUT_TOKENS,
+        };
+        let before = request.messages.len();
+        request.messages.push(Message::User {
+            content: prompt.message.to_string(),
+        });
+        emit(&mut events, Event::Start {
+            session: key.session.clone(),
+        });
+        let mut usage = Usage::default();
+        let max_rounds = self.options.config.max_tool_rounds();
+        for round in 0..=max_rounds {
+            let answer = match events.as_deref_mut() {
+                Some(sink) => {
+                    let mut forward = |e: StreamEvent| match e {
+                        StreamEvent::TextDelta(text) => sink(Event::TextDelta { text }),
+                    };
+                    provider.stream(&request, &mut forward).await?
+                }
+                None => provider.complete(&request).await?,
+            };
+            usage.add(answer.usage);
+            request.messages.push(Message::Assistant {
+                content: answer.text.clone(),
+                tool_calls: answer.tool_calls.clone(),
+            });
+            if answer.tool_calls.is_empty() {
+                self.store.append(key, &request.messages[before..]).await?;
+                return Ok(PromptResult {
+                    text: answer.text,
+                    usage,
+                    model: model_ref.to_string(),
+                });
+            }
+            if round == max_rounds {
+                break;
+            }
+            for call in &answer.tool_calls {
+                let result = self.run_tool(key, &config, call, &mut events).await?;
+                request.messages.push(result);
+            }
+        }
+        Err(Error::ToolRounds(max_rounds))
+    }
+
+    /// Runs one tool call and returns the message that carries its result to the model.
+    async fn run_tool(
+        self: &Arc<Self>,
+        key: &SessionKey,
+        config: &AgentConfig,
+        call: &ToolCall,
+        events: &mut Option<&mut (dyn FnMut(Event) + Send)>,
+    ) -> Result<Message, Error> {
+        emit(events, Event::ToolStart {
+            name: call.name.clone(),
+            call_id: call.id.clone(),
+            args: call.arguments.clone(),
+        });
+        let outcome = if config.all_tools().iter().any(|t| t.name == call.name) {
+            self.call_guest_tool(key, &call.name, &call.arguments.to_string()).await?
+        } else {
+            Err(format!("there is no tool named '{}'", call.name))
+        };
+        let (content, is_error) = match outcome {
+            Ok(text) => (text, false),
+            Err(text) => (text, true),
+        };
+        emit(events, Event::ToolEnd {
+            name: call.name.clone(),
+            call_id: call.id.clone(),
+            is_error,
+            result: content.clone(),
+        });
+        Ok(Message::Tool {
+            tool_call_id: call.id.clone(),
+            name: call.name.clone(),
+            content,
+            is_error,
+        })
+    }
+}
+
+fn emit(events: &mut Option<&mut (dyn FnMut(Event) + Send)>, event: Event) {
+    if let Some(sink) = events.as_deref_mut() {
+        sink(event);
+    }
+}
+
+fn tool_specs(config: &AgentConfig) -> Vec<ToolSpec> {
+    config
+        .all_tools()
+        .into_iter()
+        .map(|t| ToolSpec {
+            name: t.name.clone(),
+            description: t.description.clone(),
+            parameters: t.parameters.clone(),
+        })
+        .collect()
+}

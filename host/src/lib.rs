@@ -1,0 +1,155 @@
+//! Flue for WebAssembly: run AI agents compiled to WebAssembly components.
+//!
+//! The embedding API:
+//!
+//! ```no_run
+//! # async fn demo() -> Result<(), flue_host::Error> {
+//! let host = flue_host::Host::open(flue_host::HostOptions::for_project(".".as_ref()).unwrap()).await?;
+//! let harness = host.init_agent("support_assistant", "ticket-8472").await?;
+//! let session = harness.session("billing");
+//! let result = session.prompt("Where is my refund?").await?;
+//! println!("{}", result.text);
+//! # Ok(()) }
+//! ```
+
+pub mod agent_config;
+pub mod build;
+pub mod cli;
+mod error;
+mod harness;
+pub mod models;
+pub mod project;
+pub mod registry;
+pub mod runtime;
+pub mod store;
+
+use std::sync::Arc;
+
+pub use agent_config::AgentConfig;
+pub use error::Error;
+pub use harness::{Event, PromptResult};
+pub use project::{HostOptions, ProjectConfig};
+
+use harness::{Prompt, Shared};
+use registry::{LoadProblem, Registry};
+use runtime::Runtime;
+use store::{InstanceKey, SessionKey, SqliteStore};
+
+/// The session a prompt uses when none is named.
+pub const DEFAULT_SESSION: &str = "default";
+
+/// A running host: the engine, the loaded agents, the store and the live instances.
+/// Cheap to clone; clones share everything.
+#[derive(Clone)]
+pub struct Host {
+    shared: Arc<Shared>,
+}
+
+impl Host {
+    /// Starts a host: opens the store, builds the engine and loads every agent.
+    pub async fn open(options: HostOptions) -> Result<Self, Error> {
+        let limits = options.config.runtime_limits();
+        let runtime = Arc::new(Runtime::new(limits, options.data_dir.join("cache")).map_err(|e| Error::Startup(e.to_string()))?);
+        let store = SqliteStore::open(&options.data_dir.join("flue.db")).await?;
+        let registry = Registry::scan(runtime.clone(), &options.agents_dir).await;
+        let shared = Shared::new(options, runtime, registry, Arc::new(store));
+        Ok(Self {
+            shared: Arc::new(shared),
+        })
+    }
+
+    /// The names of the loaded agents.
+    pub fn agents(&self) -> Vec<String> {
+        self.shared.registry.list().iter().map(|a| a.name.clone()).collect()
+    }
+
+    /// Files in the agents folder that were skipped, with reasons.
+    pub fn load_problems(&self) -> Vec<LoadProblem> {
+        self.shared.registry.problems()
+    }
+
+    /// Whether an agent's machine code came from the compile cache at load.
+    pub fn loaded_from_cache(&self, agent: &str) -> Option<bool> {
+        self.shared.registry.get(agent).map(|a| a.compiled.from_cache)
+    }
+
+    /// The instance `id` of `agent`, created (its `create` run) if it is not live.
+    pub async fn init_agent(&self, agent: &str, id: &str) -> Result<Harness, Error> {
+        if id.is_empty() {
+            return Err(Error::InvalidRequest("the instance id is empty".into()));
+        }
+        let key = InstanceKey {
+            agent: agent.to_string(),
+            id: id.to_string(),
+        };
+        self.shared.instance_config(&key).await?;
+        Ok(Harness {
+            shared: self.shared.clone(),
+            key,
+            model: None,
+        })
+    }
+}
+
+/// One agent instance: the handle sessions are opened on.
+#[derive(Clone)]
+pub struct Harness {
+    shared: Arc<Shared>,
+    key: InstanceKey,
+    model: Option<String>,
+}
+
+impl Harness {
+    /// Uses another model (`provider/model` or a `flue.toml` alias) for this handle's prompts.
+    pub fn with_model(mut self, model: impl Into<String>) -> Self {
+        self.model = Some(model.into());
+        self
+    }
+
+    /// The configuration the agent's `create` returned.
+    pub async fn config(&self) -> Result<AgentConfig, Error> {
+        Ok((*self.shared.instance_config(&self.key).await?).clone())
+    }
+
+    /// A named session of this instance; each has its own history.
+    pub fn session(&self, name: &str) -> Session {
+        Session {
+            harness: self.clone(),
+            key: SessionKey {
+                instance: self.key.clone(),
+                session: name.to_string(),
+            },
+        }
+    }
+}
+
+/// A named conversation of one instance.
+pub struct Session {
+    harness: Harness,
+    key: SessionKey,
+}
+
+impl Session {
+    /// Sends a message and waits for the final answer.
+    pub async fn prompt(&self, message: &str) -> Result<PromptResult, Error> {
+        self.harness.shared.run_prompt(self.prompt_of(message), None).await
+    }
+
+    /// Sends a message, streaming the model, and reports each step to `on_event`.
+    pub async fn stream(&self, message: &str, mut on_event: impl FnMut(Event) + Send) -> Result<PromptResult, Error> {
+        self.harness.shared.run_prompt(self.prompt_of(message), Some(&mut on_event)).await
+    }
+
+    /// The session's stored messages, oldest first.
+    pub async fn history(&self) -> Result<Vec<models::Message>, Error> {
+        Ok(self.harness.shared.store.history(&self.key).await?)
+    }
+
+    fn prompt_of<'a>(&'a self, message: &'a str) -> Prompt<'a> {
+        Prompt {
+            session: &self.key,
+            message,
+            model_override: self.harness.model.as_deref(),
+        }
+    }
+}

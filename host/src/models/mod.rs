@@ -1,0 +1,151 @@
+//! Model providers: the provider-neutral request and response, and the clients that speak
+//! each provider's wire format. This is the only module that knows those formats.
+
+mod anthropic;
+mod openai;
+mod resolve;
+mod sse;
+
+use std::future::Future;
+use std::pin::Pin;
+
+use serde::{Deserialize, Serialize};
+
+pub use resolve::{ModelRef, ProviderKind, ProviderSettings, Providers, process_env};
+
+/// One message of a conversation, as the harness stores it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "role", rename_all = "snake_case")]
+pub enum Message {
+    /// What the user (or an event) said.
+    User { content: String },
+    /// What the model answered: text, tool calls, or both.
+    Assistant {
+        #[serde(default)]
+        content: String,
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        tool_calls: Vec<ToolCall>,
+    },
+    /// The outcome of one tool call.
+    Tool {
+        tool_call_id: String,
+        name: String,
+        content: String,
+        #[serde(default)]
+        is_error: bool,
+    },
+}
+
+/// A tool call requested by the model.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ToolCall {
+    /// The provider's id for this call, echoed back with the result.
+    pub id: String,
+    pub name: String,
+    /// The arguments, a JSON value (normally an object).
+    pub arguments: serde_json::Value,
+}
+
+/// A tool offered to the model.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ToolSpec {
+    pub name: String,
+    pub description: String,
+    /// JSON Schema of the arguments object.
+    pub parameters: serde_json::Value,
+}
+
+/// A provider-neutral completion request.
+#[derive(Debug, Clone)]
+pub struct ModelRequest {
+    /// The provider's own model name (without the `provider/` prefix).
+    pub model: String,
+    pub system: Option<String>,
+    pub messages: Vec<Message>,
+    pub tools: Vec<ToolSpec>,
+    pub max_tokens: u32,
+}
+
+/// Token counts of one or more model calls.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Usage {
+    pub input: u64,
+    pub output: u64,
+    pub cache_read: u64,
+    pub cache_write: u64,
+}
+
+impl Usage {
+    /// Adds another call's counts to these.
+    pub fn add(&mut self, other: Usage) {
+        self.input += other.input;
+        self.output += other.output;
+        self.cache_read += other.cache_read;
+        self.cache_write += other.cache_write;
+    }
+
+    /// Every token counted, in and out.
+    pub fn total(&self) -> u64 {
+        self.input + self.output + self.cache_read + self.cache_write
+    }
+}
+
+/// A provider-neutral completion.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct ModelResponse {
+    pub text: String,
+    pub tool_calls: Vec<ToolCall>,
+    pub usage: Usage,
+}
+
+/// What a streaming call reports as it goes.
+#[derive(Debug, Clone, PartialEq)]
+pub enum StreamEvent {
+    /// A chunk of answer text, as the provider sent it.
+    TextDelta(String),
+}
+
+/// Receives stream events; called in order, on the task making the call.
+pub type EventSink<'a> = &'a mut (dyn FnMut(StreamEvent) + Send);
+
+/// Why a model call failed.
+#[derive(Debug, thiserror::Error)]
+pub enum ModelError {
+    #[error("model '{0}' is not of the form provider/model (for example anthropic/claude-haiku-4-5)")]
+    BadModelName(String),
+    #[error("unknown model provider '{0}': use anthropic, openai, ollama or one named in flue.toml [providers]")]
+    UnknownProvider(String),
+    #[error("no API key for {provider}: set {env_var}")]
+    MissingKey { provider: String, env_var: String },
+    #[error("cannot reach {provider} at {url}: {reason} (set {base_url_var} to change the address)")]
+    Unreachable {
+        provider: String,
+        url: String,
+        reason: String,
+        base_url_var: String,
+    },
+    #[error("{provider} answered {status}: {body}")]
+    Status {
+        provider: String,
+        status: u16,
+        body: String,
+    },
+    #[error("{provider} sent a response this host cannot read: {reason}")]
+    BadResponse { provider: String, reason: String },
+}
+
+/// A boxed future, so providers can sit behind `dyn`.
+pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
+
+/// A client for one provider's wire format.
+pub trait Provider: Send + Sync {
+    /// One completion, answered whole.
+    fn complete<'a>(&'a self, request: &'a ModelRequest) -> BoxFuture<'a, Result<ModelResponse, ModelError>>;
+
+    /// One completion, streamed: text deltas go to `sink` as they arrive.
+    fn stream<'a>(
+        &'a self,
+        request: &'a ModelRequest,
+        sink: EventSink<'a>,
+    ) -> BoxFuture<'a, Result<ModelResponse, ModelError>>;
+}

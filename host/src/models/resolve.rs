@@ -1,0 +1,234 @@
+//! From a `provider/model` string to a client: built-in providers, `flue.toml` providers
+//! and model aliases, API keys and base URLs.
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::sync::Arc;
+
+use serde::Deserialize;
+
+use super::{ModelError, Provider, anthropic::Anthropic, openai::OpenAi};
+
+/// Which wire format a provider speaks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ProviderKind {
+    /// The Anthropic Messages API.
+    Anthropic,
+    /// OpenAI Chat Completions, and servers compatible with it.
+    Openai,
+}
+
+/// How to reach one provider, as written in `flue.toml` `[providers.<name>]`.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ProviderSettings {
+    /// Wire format; built-in providers know theirs, others must say.
+    pub kind: Option<ProviderKind>,
+    /// Base URL, e.g. `http://127.0.0.1:9000` (Anthropic) or `http://127.0.0.1:9000/v1` (OpenAI).
+    pub base_url: Option<String>,
+    /// Name of the environment variable that holds the API key.
+    pub api_key_env: Option<String>,
+    /// The API key itself (prefer `api_key_env`).
+    pub api_key: Option<String>,
+}
+
+/// Where and how one provider is called, once settings and environment are applied.
+#[derive(Debug, Clone)]
+pub struct Endpoint {
+    /// The provider's name, as in `provider/model`.
+    pub provider: String,
+    pub base_url: String,
+    /// The setting a user changes to point elsewhere, named in errors.
+    pub base_url_var: String,
+    pub api_key: Option<String>,
+}
+
+/// A parsed `provider/model` string.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ModelRef {
+    pub provider: String,
+    pub model: String,
+}
+
+impl ModelRef {
+    /// Splits `provider/model`; the model part may itself contain `/`.
+    pub fn parse(s: &str) -> Result<Self, ModelError> {
+        match s.split_once('/') {
+            Some((p, m)) if !p.is_empty() && !m.is_empty() => Ok(Self {
+                provider: p.to_string(),
+                model: m.to_string(),
+            }),
+            _ => Err(ModelError::BadModelName(s.to_string())),
+        }
+    }
+}
+
+impl fmt::Display for ModelRef {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}/{}", self.provider, self.model)
+    }
+}
+
+struct BuiltIn {
+    name: &'static str,
+    kind: ProviderKind,
+    base_url: &'static str,
+    base_url_var: &'static str,
+    key_var: Option<&'static str>,
+}
+
+const BUILT_IN: &[BuiltIn] = &[
+    BuiltIn {
+        name: "anthropic",
+        kind: ProviderKind::Anthropic,
+        base_url: "https://api.anthropic.com",
+        base_url_var: "ANTHROPIC_BASE_URL",
+        key_var: Some("ANTHROPIC_API_KEY"),
+    },
+    BuiltIn {
+        name: "openai",
+        kind: ProviderKind::Openai,
+        base_url: "https://api.openai.com/v1",
+        base_url_var: "OPENAI_BASE_URL",
+        key_var: Some("OPENAI_API_KEY"),
+    },
+    BuiltIn {
+        name: "ollama",
+        kind: ProviderKind::Openai,
+        base_url: "http://127.0.0.1:11434/v1",
+        base_url_var: "OLLAMA_BASE_URL",
+        key_var: None,
+    },
+];
+
+/// Every provider the host can call, and the model aliases of `flue.toml` `[models]`.
+pub struct Providers {
+    http: reqwest::Client,
+    settings: BTreeMap<String, ProviderSettings>,
+    aliases: BTreeMap<String, String>,
+    env: BTreeMap<String, String>,
+}
+
+impl Providers {
+    /// Builds the table. `env` is a snapshot of the variables that name keys and base URLs
+    /// (the CLI passes the process environment; embedders and tests pass their own).
+    pub fn new(
+        settings: BTreeMap<String, ProviderSettings>,
+        aliases: BTreeMap<String, String>,
+        env: BTreeMap<String, String>,
+    ) -> Self {
+        let http = reqwest::Client::builder()
+            .connect_timeout(std::time::Duration::from_secs(10))
+            .build()
+            .expect("the HTTP client has a valid static configuration");
+        Self {
+            http,
+            settings,
+            aliases,
+            env,
+        }
+    }
+
+    /// Applies the alias table: `fast` → `ollama/llama3.2`.
+    pub fn expand_alias<'a>(&'a self, model: &'a str) -> &'a str {
+        self.aliases.get(model).map(String::as_str).unwrap_or(model)
+    }
+
+    /// Resolves a model string (or alias) to its parsed form and a client.
+    pub fn resolve(&self, model: &str) -> Result<(ModelRef, Arc<dyn Provider>), ModelError> {
+        let model_ref = ModelRef::parse(self.expand_alias(model))?;
+        let name = model_ref.provider.as_str();
+        let builtin = BUILT_IN.iter().find(|b| b.name == name);
+        let configured = self.settings.get(name);
+        if builtin.is_none() && configured.is_none() {
+            return Err(ModelError::UnknownProvider(name.to_string()));
+        }
+        let configured = configured.cloned().unwrap_or_default();
+        let kind = configured
+            .kind
+            .or(builtin.map(|b| b.kind))
+            .ok_or_else(|| ModelError::UnknownProvider(format!("{name} (flue.toml gives it no kind)")))?;
+        let base_url_var = builtin
+            .map(|b| b.base_url_var.to_string())
+            .unwrap_or_else(|| format!("base_url in flue.toml [providers.{name}]"));
+        let base_url = builtin
+            .and_then(|b| self.env.get(b.base_url_var).cloned())
+            .or(configured.base_url)
+            .or(builtin.map(|b| b.base_url.to_string()))
+            .ok_or_else(|| ModelError::UnknownProvider(format!("{name} (flue.toml gives it no base_url)")))?;
+        let key_var = configured
+            .api_key_env
+            .clone()
+            .or(builtin.and_then(|b| b.key_var.map(str::to_string)));
+        let api_key = configured
+            .api_key
+            .or_else(|| key_var.as_ref().and_then(|v| self.env.get(v).cloned()))
+            .filter(|k| !k.is_empty());
+        if api_key.is_none()
+            && let Some(var) = key_var
+        {
+            return Err(ModelError::MissingKey {
+                provider: name.to_string(),
+                env_var: var,
+            });
+        }
+        let endpoint = Endpoint {
+            provider: name.to_string(),
+            base_url: base_url.trim_end_matches('/').to_string(),
+            base_url_var,
+            api_key,
+        };
+        let client: Arc<dyn Provider> = match kind {
+            ProviderKind::Anthropic => Arc::new(Anthropic::new(self.http.clone(), endpoint)),
+            ProviderKind::Openai => Arc::new(OpenAi::new(self.http.clone(), endpoint)),
+        };
+        Ok((model_ref, client))
+    }
+}
+
+/// The environment variables `Providers` reads, taken from this process.
+pub fn process_env() -> BTreeMap<String, String> {
+    let mut names: Vec<&str> = BUILT_IN.iter().map(|b| b.base_url_var).collect();
+    names.extend(BUILT_IN.iter().filter_map(|b| b.key_var));
+    std::env::vars()
+        .filter(|(k, _)| names.contains(&k.as_str()) || k.ends_with("_API_KEY"))
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn providers(env: &[(&str, &str)]) -> Providers {
+        let env = env.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+        let aliases = [("fast".to_string(), "ollama/llama3.2".to_string())].into();
+        Providers::new(BTreeMap::new(), aliases, env)
+    }
+
+    #[test]
+    fn parses_provider_and_model() {
+        let r = ModelRef::parse("ollama/library/llama3.2").unwrap();
+        assert_eq!(r.provider, "ollama");
+        assert_eq!(r.model, "library/llama3.2");
+        assert_eq!(r.to_string(), "ollama/library/llama3.2");
+        assert!(ModelRef::parse("claude").is_err());
+        assert!(ModelRef::parse("/x").is_err());
+    }
+
+    #[test]
+    fn missing_key_names_the_variable() {
+        let err = providers(&[]).resolve("anthropic/claude-haiku-4-5").err().unwrap();
+        assert!(err.to_string().contains("ANTHROPIC_API_KEY"), "{err}");
+    }
+
+    #[test]
+    fn aliases_and_keyless_providers_resolve() {
+        let (r, _) = providers(&[]).resolve("fast").unwrap();
+        assert_eq!(r.to_string(), "ollama/llama3.2");
+        assert!(matches!(
+            providers(&[]).resolve("nope/x").err().unwrap(),
+            ModelError::UnknownProvider(_)
+        ));
+    }
+}

@@ -1,0 +1,117 @@
+//! A project on disk: `flue.toml`, the `agents/` folder and the data directory.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use serde::Deserialize;
+
+use crate::models::ProviderSettings;
+use crate::runtime::Limits;
+
+/// The contents of `flue.toml`; every section is optional.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ProjectConfig {
+    /// Model aliases: `fast = "ollama/llama3.2"`.
+    #[serde(default)]
+    pub models: BTreeMap<String, String>,
+    /// Provider endpoints: `[providers.anthropic] base_url = "…"`.
+    #[serde(default)]
+    pub providers: BTreeMap<String, ProviderSettings>,
+    /// Guest resource limits.
+    #[serde(default)]
+    pub limits: LimitSettings,
+    /// Per-agent settings: `[agents.support_assistant] env = { REGION = "eu" }`.
+    #[serde(default)]
+    pub agents: BTreeMap<String, AgentSettings>,
+}
+
+/// `[limits]` in `flue.toml`.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LimitSettings {
+    pub memory_mb: Option<usize>,
+    pub cpu_ms_per_call: Option<u64>,
+    pub wall_ms_per_call: Option<u64>,
+    pub max_instances: Option<u32>,
+    pub max_tool_rounds: Option<u32>,
+}
+
+/// `[agents.<name>]` in `flue.toml`.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AgentSettings {
+    /// Values handed to the agent's `create` as `ctx.env`.
+    #[serde(default)]
+    pub env: BTreeMap<String, String>,
+}
+
+/// Default bound on model ↔ tool rounds in one prompt.
+pub const DEFAULT_MAX_TOOL_ROUNDS: u32 = 16;
+
+impl ProjectConfig {
+    /// Reads `flue.toml` in `dir`; a missing file is the default config.
+    pub fn load(dir: &Path) -> Result<Self, String> {
+        let path = dir.join("flue.toml");
+        match std::fs::read_to_string(&path) {
+            Ok(text) => toml::from_str(&text).map_err(|e| format!("{}: {e}", path.display())),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(Self::default()),
+            Err(e) => Err(format!("cannot read {}: {e}", path.display())),
+        }
+    }
+
+    /// The guest limits, defaults filled in.
+    pub fn runtime_limits(&self) -> Limits {
+        let d = Limits::default();
+        let l = &self.limits;
+        Limits {
+            memory_bytes: l.memory_mb.map(|m| m << 20).unwrap_or(d.memory_bytes),
+            cpu_per_call: l.cpu_ms_per_call.map(Duration::from_millis).unwrap_or(d.cpu_per_call),
+            wall_per_call: l.wall_ms_per_call.map(Duration::from_millis).unwrap_or(d.wall_per_call),
+            max_instances: l.max_instances.unwrap_or(d.max_instances),
+        }
+    }
+
+    /// The bound on tool rounds per prompt.
+    pub fn max_tool_rounds(&self) -> u32 {
+        self.limits.max_tool_rounds.unwrap_or(DEFAULT_MAX_TOOL_ROUNDS)
+    }
+
+    /// The `env` handed to an agent's `create`.
+    pub fn agent_env(&self, agent: &str) -> Vec<(String, String)> {
+        self.agents
+            .get(agent)
+            .map(|a| a.env.clone().into_iter().collect())
+            .unwrap_or_default()
+    }
+}
+
+/// Where a host finds its agents, keeps its data, and reads its settings.
+#[derive(Debug, Clone)]
+pub struct HostOptions {
+    /// The folder of `<name>.wasm` agents.
+    pub agents_dir: PathBuf,
+    /// Where the database and the compile cache live (default `.flue`).
+    pub data_dir: PathBuf,
+    /// The parsed `flue.toml`.
+    pub config: ProjectConfig,
+    /// Environment the model providers read (API keys, base URLs).
+    pub env: BTreeMap<String, String>,
+}
+
+impl HostOptions {
+    /// The options for a project folder: its `flue.toml`, `agents/`, and `.flue/`
+    /// (or `FLUE_DATA_DIR`), with provider keys from this process's environment.
+    pub fn for_project(dir: &Path) -> Result<Self, String> {
+        let data_dir = std::env::var_os("FLUE_DATA_DIR")
+            .map(PathBuf::from)
+            .unwrap_or_else(|| dir.join(".flue"));
+        Ok(Self {
+            agents_dir: dir.join("agents"),
+            data_dir,
+            config: ProjectConfig::load(dir)?,
+            env: crate::models::process_env(),
+        })
+    }
+}

@@ -1,0 +1,57 @@
+//! The on-disk cache of compiled components, keyed by the component's content hash and
+//! the engine's compatibility hash, so a second start does not recompile.
+
+use std::hash::{DefaultHasher, Hash, Hasher};
+use std::path::{Path, PathBuf};
+
+use sha2::{Digest, Sha256};
+use wasmtime::Engine;
+use wasmtime::component::Component;
+
+use super::GuestError;
+
+/// Returns the component for `wasm`, its SHA-256, and whether it came from the cache.
+pub fn load_or_compile(engine: &Engine, cache_dir: &Path, wasm: &[u8]) -> Result<(Component, String, bool), GuestError> {
+    let digest = hex(&Sha256::digest(wasm));
+    let path = artifact_path(engine, cache_dir, &digest);
+    if path.exists() {
+        // SAFETY: files under the cache directory are written only by `store_artifact`
+        // below, from `Engine::precompile_component` with an engine of the same
+        // compatibility hash (part of the path), so they are trusted artifacts.
+        if let Ok(component) = unsafe { Component::deserialize_file(engine, &path) } {
+            return Ok((component, digest, true));
+        }
+        tracing::warn!(path = %path.display(), "cached artifact unreadable; recompiling");
+    }
+    if !wasm.starts_with(b"\0asm") {
+        return Err(GuestError::Invalid("the file is not WebAssembly (no \\0asm header)".into()));
+    }
+    let artifact = engine
+        .precompile_component(wasm)
+        .map_err(|e| GuestError::Invalid(format!("{}", e.root_cause())))?;
+    store_artifact(&path, &artifact)?;
+    // SAFETY: as above: the bytes were produced by this engine a moment ago.
+    let component = unsafe { Component::deserialize(engine, &artifact) }
+        .map_err(|e| GuestError::Host(format!("cannot load a freshly compiled artifact: {e}")))?;
+    Ok((component, digest, false))
+}
+
+fn artifact_path(engine: &Engine, cache_dir: &Path, digest: &str) -> PathBuf {
+    let mut h = DefaultHasher::new();
+    engine.precompile_compatibility_hash().hash(&mut h);
+    cache_dir.join(format!("{:016x}", h.finish())).join(format!("{digest}.cwasm"))
+}
+
+/// Writes atomically (temp file, then rename) so a crash never leaves half an artifact.
+fn store_artifact(path: &Path, bytes: &[u8]) -> Result<(), GuestError> {
+    let io = |e: std::io::Error| GuestError::Host(format!("cannot write the compile cache at {}: {e}", path.display()));
+    let dir = path.parent().expect("artifact paths have a parent");
+    std::fs::create_dir_all(dir).map_err(io)?;
+    let tmp = path.with_extension(format!("tmp{}", std::process::id()));
+    std::fs::write(&tmp, bytes).map_err(io)?;
+    std::fs::rename(&tmp, path).map_err(io)
+}
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}

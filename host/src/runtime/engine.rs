@@ -1,0 +1,72 @@
+//! The wasmtime engine configuration and the epoch ticker that bounds guest CPU time.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::thread::JoinHandle;
+use std::time::Duration;
+
+use wasmtime::{Config, Engine, InstanceAllocationStrategy, PoolingAllocationConfig};
+
+use super::Limits;
+
+/// How often the engine's epoch advances; the unit of guest CPU accounting.
+pub const TICK: Duration = Duration::from_millis(10);
+
+/// Core wasm instances per component instance: the main module plus the adapter shims.
+const CORE_INSTANCES_PER_COMPONENT: u32 = 8;
+
+/// The one engine of the host: epoch interruption, pooling allocator, no concurrency features.
+pub fn build(limits: &Limits) -> wasmtime::Result<Engine> {
+    let mut pool = PoolingAllocationConfig::default();
+    pool.total_component_instances(limits.max_instances)
+        .total_core_instances(limits.max_instances * CORE_INSTANCES_PER_COMPONENT)
+        .total_memories(limits.max_instances * 2)
+        .total_tables(limits.max_instances * 2)
+        .total_stacks(limits.max_instances)
+        .max_memory_size(limits.memory_bytes)
+        .max_core_instances_per_component(CORE_INSTANCES_PER_COMPONENT)
+        .max_memories_per_component(2)
+        .max_tables_per_component(4);
+    let mut config = Config::new();
+    config
+        .epoch_interruption(true)
+        .concurrency_support(false)
+        .allocation_strategy(InstanceAllocationStrategy::Pooling(pool));
+    Engine::new(&config)
+}
+
+/// A thread that advances the engine's epoch every [`TICK`]; stops when dropped.
+pub struct EpochTicker {
+    stop: Arc<AtomicBool>,
+    thread: Option<JoinHandle<()>>,
+}
+
+impl EpochTicker {
+    /// Starts ticking `engine`.
+    pub fn start(engine: Engine) -> Self {
+        let stop = Arc::new(AtomicBool::new(false));
+        let flag = stop.clone();
+        let thread = std::thread::Builder::new()
+            .name("flue-epoch".into())
+            .spawn(move || {
+                while !flag.load(Ordering::Relaxed) {
+                    std::thread::sleep(TICK);
+                    engine.increment_epoch();
+                }
+            })
+            .expect("the epoch thread can be spawned");
+        Self {
+            stop,
+            thread: Some(thread),
+        }
+    }
+}
+
+impl Drop for EpochTicker {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::Relaxed);
+        if let Some(thread) = self.thread.take() {
+            let _ = thread.join();
+        }
+    }
+}

@@ -1,0 +1,169 @@
+//! One live guest instance: its own store with a memory cap, CPU accounting by epoch
+//! ticks with async yield, and a wall-clock bound on every call.
+
+use std::future::Future;
+use std::sync::Arc;
+
+use wasmtime::component::ResourceTable;
+use wasmtime::{Engine, Store, StoreLimits, StoreLimitsBuilder, Trap, UpdateDeadline};
+use wasmtime_wasi::p2::pipe::MemoryOutputPipe;
+use wasmtime_wasi::{WasiCtx, WasiCtxBuilder, WasiCtxView, WasiView};
+
+use super::bindings::{Agent, AgentPre, flue::agent::types::CreateContext};
+use super::{GuestError, GuestHost, Limits, convert, engine::TICK};
+use crate::agent_config::AgentConfig;
+
+/// How much of a guest's stderr (panic messages) is kept for error reports.
+const STDERR_CAPACITY: usize = 16 << 10;
+
+/// The data of one instance's store.
+pub struct InstanceState {
+    wasi: WasiCtx,
+    table: ResourceTable,
+    limits: StoreLimits,
+    stderr: MemoryOutputPipe,
+    pub(super) host: Arc<dyn GuestHost>,
+    /// The session whose prompt is running, for log tags.
+    pub(super) session: Option<String>,
+    /// Epoch ticks the current call has used, and how many it may use.
+    ticks: u64,
+    tick_budget: u64,
+}
+
+impl WasiView for InstanceState {
+    fn ctx(&mut self) -> WasiCtxView<'_> {
+        WasiCtxView {
+            ctx: &mut self.wasi,
+            table: &mut self.table,
+        }
+    }
+}
+
+/// A live guest instance. Any error from a call other than the guest's own `Err` leaves
+/// it unusable: drop it and start a new one.
+pub struct Instance {
+    store: Store<InstanceState>,
+    agent: Agent,
+    limits: Limits,
+}
+
+impl Instance {
+    /// Instantiates `pre` in a fresh store.
+    pub(super) async fn start(
+        engine: &Engine,
+        limits: &Limits,
+        pre: &AgentPre<InstanceState>,
+        host: Arc<dyn GuestHost>,
+    ) -> Result<Self, GuestError> {
+        let stderr = MemoryOutputPipe::new(STDERR_CAPACITY);
+        let wasi = WasiCtxBuilder::new().stderr(stderr.clone()).build();
+        let state = InstanceState {
+            wasi,
+            table: ResourceTable::new(),
+            limits: StoreLimitsBuilder::new()
+                .memory_size(limits.memory_bytes)
+                .trap_on_grow_failure(true)
+                .build(),
+            stderr,
+            host,
+            session: None,
+            ticks: 0,
+            tick_budget: ticks_in(limits.cpu_per_call),
+        };
+        let mut store = Store::new(engine, state);
+        store.limiter(|s| &mut s.limits);
+        store.set_epoch_deadline(1);
+        store.epoch_deadline_callback(|mut ctx| {
+            let state = ctx.data_mut();
+            state.ticks += 1;
+            Ok(if state.ticks > state.tick_budget {
+                UpdateDeadline::Interrupt
+            } else {
+                UpdateDeadline::Yield(1)
+            })
+        });
+        let agent = guarded(&mut store, limits, |s| pre.instantiate_async(s)).await?;
+        Ok(Self {
+            store,
+            agent,
+            limits: limits.clone(),
+        })
+    }
+
+    /// Calls the guest's `create` and returns its configuration.
+    pub async fn create(
+        &mut self,
+        agent: &str,
+        id: &str,
+        env: Vec<(String, String)>,
+        payload: Option<String>,
+    ) -> Result<AgentConfig, GuestError> {
+        let ctx = CreateContext {
+            agent: agent.to_string(),
+            id: id.to_string(),
+            env,
+            payload,
+        };
+        let agent = &self.agent;
+        let answer = guarded(&mut self.store, &self.limits, |s| agent.call_create(s, &ctx)).await?;
+        let config = answer.map_err(GuestError::Create)?;
+        convert::agent_config(config).map_err(GuestError::Create)
+    }
+
+    /// Calls the guest's `call-tool` during a prompt of `session`. The inner `Err` is the
+    /// tool's own error, which the model sees.
+    pub async fn call_tool(
+        &mut self,
+        session: &str,
+        name: &str,
+        args: &str,
+    ) -> Result<Result<String, String>, GuestError> {
+        self.store.data_mut().session = Some(session.to_string());
+        let agent = &self.agent;
+        let answer = guarded(&mut self.store, &self.limits, |s| agent.call_call_tool(s, name, args)).await;
+        self.store.data_mut().session = None;
+        answer
+    }
+}
+
+/// Runs one guest call with a fresh CPU budget and the wall-clock bound, and turns
+/// traps into [`GuestError`]s.
+async fn guarded<'a, T, F>(
+    store: &'a mut Store<InstanceState>,
+    limits: &Limits,
+    call: impl FnOnce(&'a mut Store<InstanceState>) -> F,
+) -> Result<T, GuestError>
+where
+    F: Future<Output = wasmtime::Result<T>> + 'a,
+{
+    store.data_mut().ticks = 0;
+    store.set_epoch_deadline(1);
+    let stderr = store.data().stderr.clone();
+    match tokio::time::timeout(limits.wall_per_call, call(store)).await {
+        Err(_) => Err(GuestError::Timeout(limits.wall_per_call)),
+        Ok(Ok(value)) => Ok(value),
+        Ok(Err(e)) => Err(describe_trap(&e, limits, &stderr)),
+    }
+}
+
+/// Turns a wasmtime error into a short, clear reason, with the guest's panic message if any.
+fn describe_trap(e: &wasmtime::Error, limits: &Limits, stderr: &MemoryOutputPipe) -> GuestError {
+    let (cpu, memory) = (limits.cpu_per_call, limits.memory_bytes);
+    let root = e.root_cause().to_string();
+    let reason = match e.downcast_ref::<Trap>() {
+        Some(Trap::Interrupt) => format!("used more than its CPU limit of {cpu:?} in one call"),
+        _ if root.contains("growing memory") => format!("exceeded its memory limit of {} MiB", memory >> 20),
+        Some(trap) => format!("{trap}"),
+        None => root,
+    };
+    let output = String::from_utf8_lossy(&stderr.contents()).trim().to_string();
+    if output.is_empty() {
+        GuestError::Trap(reason)
+    } else {
+        GuestError::Trap(format!("{reason}; guest stderr: {output}"))
+    }
+}
+
+fn ticks_in(d: std::time::Duration) -> u64 {
+    (d.as_millis() / TICK.as_millis()).max(1) as u64
+}

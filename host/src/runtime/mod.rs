@@ -1,0 +1,126 @@
+//! The WebAssembly runtime: one wasmtime engine, compiled agents, and live instances with
+//! memory, CPU and wall-clock limits. The only module that names wasmtime types.
+
+mod bindings;
+mod cache;
+mod convert;
+mod engine;
+mod imports;
+mod instance;
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use wasmtime::Engine;
+use wasmtime::component::{Component, Linker};
+
+pub use imports::{GuestHost, GuestLogLevel};
+pub use instance::Instance;
+
+use bindings::AgentPre;
+use instance::InstanceState;
+
+/// Resource limits applied to every guest instance.
+#[derive(Debug, Clone)]
+pub struct Limits {
+    /// Linear memory one instance may grow to.
+    pub memory_bytes: usize,
+    /// CPU time one guest call may use before it is interrupted.
+    pub cpu_per_call: Duration,
+    /// Wall-clock time one guest call may take, host calls included.
+    pub wall_per_call: Duration,
+    /// How many instances may be live at once.
+    pub max_instances: u32,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Self {
+            memory_bytes: 64 << 20,
+            cpu_per_call: Duration::from_secs(2),
+            wall_per_call: Duration::from_secs(30),
+            max_instances: 1000,
+        }
+    }
+}
+
+/// Why loading or running a guest failed.
+#[derive(Debug, thiserror::Error)]
+pub enum GuestError {
+    /// The file is not a component of the `flue:agent/agent` world.
+    #[error("not a valid agent component: {0}")]
+    Invalid(String),
+    /// The guest trapped: a panic, an out-of-bounds access, a limit.
+    #[error("the agent trapped: {0}")]
+    Trap(String),
+    /// The guest call passed its wall-clock bound.
+    #[error("the agent did not answer within {0:?}")]
+    Timeout(Duration),
+    /// The guest's `create` returned an error of its own.
+    #[error("the agent's create failed: {0}")]
+    Create(String),
+    /// Host-side failure around the guest (compile cache I/O, instance pool exhausted).
+    #[error("{0}")]
+    Host(String),
+}
+
+/// A compiled agent, ready to be instantiated many times.
+pub struct CompiledAgent {
+    pre: AgentPre<InstanceState>,
+    /// The SHA-256 of the component bytes.
+    pub digest: String,
+    /// Whether the machine code came from the on-disk cache.
+    pub from_cache: bool,
+}
+
+/// The engine, the linker and the limits: everything shared by all instances.
+pub struct Runtime {
+    engine: Engine,
+    linker: Linker<InstanceState>,
+    limits: Limits,
+    cache_dir: PathBuf,
+    _ticker: engine::EpochTicker,
+}
+
+impl Runtime {
+    /// Builds the engine and linker; compiled artifacts are cached under `cache_dir`.
+    pub fn new(limits: Limits, cache_dir: PathBuf) -> Result<Self, GuestError> {
+        let engine = engine::build(&limits).map_err(|e| GuestError::Host(format!("cannot start the wasm engine: {e}")))?;
+        let linker = imports::linker(&engine).map_err(|e| GuestError::Host(format!("cannot link host imports: {e}")))?;
+        let ticker = engine::EpochTicker::start(engine.clone());
+        Ok(Self {
+            engine,
+            linker,
+            limits,
+            cache_dir,
+            _ticker: ticker,
+        })
+    }
+
+    /// The limits every instance gets.
+    pub fn limits(&self) -> &Limits {
+        &self.limits
+    }
+
+    /// Compiles (or loads from cache) a component and checks it is an agent.
+    /// Blocking: compiling takes a fraction of a second; call it off the async workers.
+    pub fn compile(&self, wasm: &[u8]) -> Result<CompiledAgent, GuestError> {
+        let (component, digest, from_cache): (Component, String, bool) = cache::load_or_compile(&self.engine, &self.cache_dir, wasm)?;
+        let pre = self
+            .linker
+            .instantiate_pre(&component)
+            .and_then(AgentPre::new)
+            .map_err(|e| GuestError::Invalid(format!("{e}")))?;
+        Ok(CompiledAgent {
+            pre,
+            digest,
+            from_cache,
+        })
+    }
+
+    /// Starts a new instance of a compiled agent; `host` answers its imports.
+    pub async fn instantiate(&self, agent: &CompiledAgent, host: Arc<dyn GuestHost>) -> Result<Instance, GuestError> {
+        Instance::start(&self.engine, &self.limits, &agent.pre, host).await
+    }
+}
