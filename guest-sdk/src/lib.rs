@@ -27,6 +27,7 @@ pub use tool::Tool;
 
 /// Bindings generated from `wit/agent.wit`; used by [`export_agent!`].
 #[doc(hidden)]
+#[allow(clippy::too_many_arguments)]
 pub mod bindings {
     wit_bindgen::generate!({
         path: "../wit",

@@ -1,0 +1,283 @@
+//! The Anthropic Messages API: `POST /v1/messages`, whole or streamed.
+
+use std::collections::BTreeMap;
+
+use serde_json::{Value, json};
+
+use super::resolve::Endpoint;
+use super::sse::{bad_response, event_json, post_json, read_events, read_json};
+use super::{BoxFuture, EventSink, Message, ModelError, ModelRequest, ModelResponse, Provider, StreamEvent, ToolCall, Usage};
+
+const API_VERSION: &str = "2023-06-01";
+
+/// A client for the Anthropic Messages API.
+pub struct Anthropic {
+    http: reqwest::Client,
+    endpoint: Endpoint,
+}
+
+impl Anthropic {
+    /// A client for `endpoint`.
+    pub fn new(http: reqwest::Client, endpoint: Endpoint) -> Self {
+        Self { http, endpoint }
+    }
+
+    async fn send(&self, request: &ModelRequest, stream: bool) -> Result<reqwest::Response, ModelError> {
+        let headers = [
+            ("x-api-key", self.endpoint.api_key.clone().unwrap_or_default()),
+            ("anthropic-version", API_VERSION.to_string()),
+        ];
+        post_json(&self.http, &self.endpoint, "/v1/messages", &headers, &request_body(request, stream)).await
+    }
+
+    async fn complete_whole(&self, request: &ModelRequest) -> Result<ModelResponse, ModelError> {
+        let response = self.send(request, false).await?;
+        parse_response(&self.endpoint, &read_json(&self.endpoint, response).await?)
+    }
+
+    async fn complete_streamed(&self, request: &ModelRequest, sink: EventSink<'_>) -> Result<ModelResponse, ModelError> {
+        let response = self.send(request, true).await?;
+        let mut state = StreamState::default();
+        read_events(&self.endpoint, response, |event| {
+            state.apply(&self.endpoint, &event_json(&self.endpoint, &event)?, sink)
+        })
+        .await?;
+        state.finish(&self.endpoint)
+    }
+}
+
+impl Provider for Anthropic {
+    fn complete<'a>(&'a self, request: &'a ModelRequest) -> BoxFuture<'a, Result<ModelResponse, ModelError>> {
+        Box::pin(self.complete_whole(request))
+    }
+
+    fn stream<'a>(&'a self, request: &'a ModelRequest, sink: EventSink<'a>) -> BoxFuture<'a, Result<ModelResponse, ModelError>> {
+        Box::pin(self.complete_streamed(request, sink))
+    }
+}
+
+/// The request body for a [`ModelRequest`].
+fn request_body(request: &ModelRequest, stream: bool) -> Value {
+    let mut body = json!({
+        "model": request.model,
+        "max_tokens": request.max_tokens,
+        "messages": messages(&request.messages),
+    });
+    if let Some(system) = &request.system {
+        body["system"] = json!(system);
+    }
+    if !request.tools.is_empty() {
+        body["tools"] = request
+            .tools
+            .iter()
+            .map(|t| json!({"name": t.name, "description": t.description, "input_schema": t.parameters}))
+            .collect();
+    }
+    if stream {
+        body["stream"] = json!(true);
+    }
+    body
+}
+
+/// Maps messages; consecutive tool results become one user message of `tool_result` blocks.
+fn messages(messages: &[Message]) -> Vec<Value> {
+    let mut out: Vec<Value> = Vec::new();
+    for message in messages {
+        match message {
+            Message::User { content } => out.push(json!({"role": "user", "content": content})),
+            Message::Assistant { content, tool_calls } => {
+                let text = (!content.is_empty()).then(|| json!({"type": "text", "text": content}));
+                let calls = tool_calls
+                    .iter()
+                    .map(|c| json!({"type": "tool_use", "id": c.id, "name": c.name, "input": c.arguments}));
+                out.push(json!({"role": "assistant", "content": text.into_iter().chain(calls).collect::<Vec<_>>()}));
+            }
+            Message::Tool { tool_call_id, content, is_error, .. } => {
+                let block = json!({"type": "tool_result", "tool_use_id": tool_call_id, "content": content, "is_error": is_error});
+                let last_is_results = out.last().is_some_and(|m| {
+                    m["role"] == "user" && m["content"].as_array().is_some_and(|c| c.iter().all(|b| b["type"] == "tool_result"))
+                });
+                match out.last_mut() {
+                    Some(last) if last_is_results => last["content"].as_array_mut().expect("checked above").push(block),
+                    _ => out.push(json!({"role": "user", "content": [block]})),
+                }
+            }
+        }
+    }
+    out
+}
+
+fn usage(u: &Value) -> Usage {
+    let n = |k: &str| u[k].as_u64().unwrap_or(0);
+    Usage {
+        input: n("input_tokens"),
+        output: n("output_tokens"),
+        cache_read: n("cache_read_input_tokens"),
+        cache_write: n("cache_creation_input_tokens"),
+    }
+}
+
+/// Reads a whole (non-streamed) response.
+fn parse_response(endpoint: &Endpoint, body: &Value) -> Result<ModelResponse, ModelError> {
+    let blocks = body["content"]
+        .as_array()
+        .ok_or_else(|| bad_response(endpoint, "the response has no content array"))?;
+    let mut response = ModelResponse {
+        usage: usage(&body["usage"]),
+        ..Default::default()
+    };
+    for block in blocks {
+        match block["type"].as_str() {
+            Some("text") => response.text.push_str(block["text"].as_str().unwrap_or_default()),
+            Some("tool_use") => response.tool_calls.push(tool_call(endpoint, block, block["input"].clone())?),
+            _ => {} // thinking and other blocks are not part of the answer text
+        }
+    }
+    Ok(response)
+}
+
+fn tool_call(endpoint: &Endpoint, block: &Value, arguments: Value) -> Result<ToolCall, ModelError> {
+    let field = |k: &str| {
+        block[k]
+            .as_str()
+            .map(str::to_string)
+            .ok_or_else(|| bad_response(endpoint, format!("a tool_use block has no {k}")))
+    };
+    Ok(ToolCall {
+        id: field("id")?,
+        name: field("name")?,
+        arguments,
+    })
+}
+
+/// What a stream has said so far.
+#[derive(Default)]
+struct StreamState {
+    response: ModelResponse,
+    /// Tool-use blocks being streamed, by block index: the block and its partial JSON.
+    pending: BTreeMap<u64, (Value, String)>,
+    /// Completed tool calls, by block index (so they keep the provider's order).
+    calls: BTreeMap<u64, ToolCall>,
+    stopped: bool,
+}
+
+impl StreamState {
+    fn apply(&mut self, endpoint: &Endpoint, event: &Value, sink: &mut (dyn FnMut(StreamEvent) + Send)) -> Result<(), ModelError> {
+        let index = event["index"].as_u64().unwrap_or(0);
+        match event["type"].as_str().unwrap_or_default() {
+            "message_start" => self.response.usage = usage(&event["message"]["usage"]),
+            "content_block_start" if event["content_block"]["type"] == "tool_use" => {
+                self.pending.insert(index, (event["content_block"].clone(), String::new()));
+            }
+            "content_block_delta" => {
+                let delta = &event["delta"];
+                match delta["type"].as_str() {
+                    Some("text_delta") => {
+                        let text = delta["text"].as_str().unwrap_or_default();
+                        self.response.text.push_str(text);
+                        sink(StreamEvent::TextDelta(text.to_string()));
+                    }
+                    Some("input_json_delta") => {
+                        if let Some((_, json)) = self.pending.get_mut(&index) {
+                            json.push_str(delta["partial_json"].as_str().unwrap_or_default());
+                        }
+                    }
+                    _ => {}
+                }
+            }
+            "content_block_stop" => {
+                if let Some((block, json)) = self.pending.remove(&index) {
+                    let arguments = if json.trim().is_empty() {
+                        json!({})
+                    } else {
+                        serde_json::from_str(&json)
+                            .map_err(|e| bad_response(endpoint, format!("tool arguments are not JSON: {e}")))?
+                    };
+                    self.calls.insert(index, tool_call(endpoint, &block, arguments)?);
+                }
+            }
+            "message_delta" => {
+                let u = usage(&event["usage"]);
+                self.response.usage.output = u.output.max(self.response.usage.output);
+            }
+            "message_stop" => self.stopped = true,
+            "error" => {
+                let message = event["error"]["message"].as_str().unwrap_or("unknown error");
+                return Err(bad_response(endpoint, format!("the stream reported an error: {message}")));
+            }
+            _ => {} // ping, and event types added later
+        }
+        Ok(())
+    }
+
+    fn finish(mut self, endpoint: &Endpoint) -> Result<ModelResponse, ModelError> {
+        if !self.stopped {
+            return Err(bad_response(endpoint, "the stream ended before message_stop"));
+        }
+        self.response.tool_calls = self.calls.into_values().collect();
+        Ok(self.response)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::models::ToolSpec;
+
+    fn endpoint() -> Endpoint {
+        Endpoint {
+            provider: "anthropic".into(),
+            base_url: "http://x".into(),
+            base_url_var: "ANTHROPIC_BASE_URL".into(),
+            api_key: None,
+        }
+    }
+
+    #[test]
+    fn tool_results_merge_into_one_user_message() {
+        let request = ModelRequest {
+            model: "m".into(),
+            system: Some("sys".into()),
+            messages: vec![
+                Message::User { content: "hi".into() },
+                Message::Assistant {
+                    content: String::new(),
+                    tool_calls: vec![
+                        ToolCall { id: "a".into(), name: "t".into(), arguments: json!({}) },
+                        ToolCall { id: "b".into(), name: "t".into(), arguments: json!({"x": 1}) },
+                    ],
+                },
+                Message::Tool { tool_call_id: "a".into(), name: "t".into(), content: "1".into(), is_error: false },
+                Message::Tool { tool_call_id: "b".into(), name: "t".into(), content: "2".into(), is_error: true },
+            ],
+            tools: vec![ToolSpec { name: "t".into(), description: "d".into(), parameters: json!({"type": "object"}) }],
+            max_tokens: 100,
+        };
+        let body = request_body(&request, true);
+        assert_eq!(body["system"], "sys");
+        assert_eq!(body["stream"], true);
+        assert_eq!(body["tools"][0]["input_schema"]["type"], "object");
+        let messages = body["messages"].as_array().unwrap();
+        assert_eq!(messages.len(), 3);
+        assert_eq!(messages[1]["content"].as_array().unwrap().len(), 2, "no empty text block");
+        assert_eq!(messages[2]["content"][1]["tool_use_id"], "b");
+        assert_eq!(messages[2]["content"][1]["is_error"], true);
+    }
+
+    #[test]
+    fn whole_responses_parse_text_tools_and_usage() {
+        let body = json!({
+            "content": [
+                {"type": "thinking", "thinking": "hidden"},
+                {"type": "text", "text": "Let me check."},
+                {"type": "tool_use", "id": "toolu_1", "name": "ticket_status", "input": {"detail": true}}
+            ],
+            "usage": {"input_tokens": 10, "output_tokens": 5, "cache_read_input_tokens": 3, "cache_creation_input_tokens": 2}
+        });
+        let r = parse_response(&endpoint(), &body).unwrap();
+        assert_eq!(r.text, "Let me check.");
+        assert_eq!(r.tool_calls[0].arguments, json!({"detail": true}));
+        assert_eq!(r.usage, Usage { input: 10, output: 5, cache_read: 3, cache_write: 2 });
+        assert!(parse_response(&endpoint(), &json!({"nope": 1})).is_err());
+    }
+}

@@ -1,0 +1,143 @@
+//! Core-path figures: cold start from the compile cache, instantiate + `create`, a guest
+//! tool call, and one prompt turn against an instant fake provider.
+//!
+//! Run with `cargo run --release -p flue-tests --bin bench-core`.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use async_trait::async_trait;
+use flue_host::runtime::{GuestHost, GuestLogLevel, Limits, Runtime};
+use flue_tests::{FakeProvider, Project, Reply, Turn, guest};
+
+/// Imports that answer instantly, so a tool call measures the guest boundary alone.
+struct NoHost;
+
+#[async_trait]
+impl GuestHost for NoHost {
+    async fn complete(&self, _: String) -> Result<String, String> {
+        Err("not in benchmarks".into())
+    }
+    async fn history(&self, _: String) -> anyhow::Result<String> {
+        Ok("[]".into())
+    }
+    async fn state_get(&self, _: String) -> anyhow::Result<Option<String>> {
+        Ok(None)
+    }
+    async fn state_set(&self, _: String, _: String) -> anyhow::Result<()> {
+        Ok(())
+    }
+    async fn call_tool(&self, _: String, _: String) -> Result<String, String> {
+        Err("none".into())
+    }
+    fn log(&self, _: Option<&str>, _: GuestLogLevel, _: &str) {}
+}
+
+/// Prints the median and p99 of `samples` under `label`.
+fn report(label: &str, mut samples: Vec<Duration>) {
+    samples.sort();
+    let at = |q: f64| samples[((samples.len() - 1) as f64 * q) as usize];
+    println!(
+        "{label:<48} median {:>10.1?}  p99 {:>10.1?}  (n={})",
+        at(0.5),
+        at(0.99),
+        samples.len()
+    );
+}
+
+async fn time<F: Future<Output = ()>>(n: usize, mut f: impl FnMut(usize) -> F) -> Vec<Duration> {
+    let mut samples = Vec::with_capacity(n);
+    for i in 0..n {
+        let t = Instant::now();
+        f(i).await;
+        samples.push(t.elapsed());
+    }
+    samples
+}
+
+#[tokio::main]
+async fn main() {
+    let wasm = std::fs::read(guest("agents/support_assistant")).expect("the example agent builds");
+    let cache = tempfile::tempdir().expect("a temp dir");
+    let runtime = Runtime::new(Limits::default(), cache.path().to_path_buf()).expect("the engine starts");
+
+    let t = Instant::now();
+    let compiled = runtime.compile(&wasm).expect("the example compiles");
+    println!("{:<48} {:>10.1?}", "first load (compile with Cranelift)", t.elapsed());
+    let cold = time(50, |_| async {
+        assert!(runtime.compile(&wasm).expect("cached load").from_cache);
+    })
+    .await;
+    report("cold start from cached artifact", cold);
+
+    let host: Arc<dyn GuestHost> = Arc::new(NoHost);
+    let create = time(2000, |i| {
+        let host = host.clone();
+        let compiled = &compiled;
+        let runtime = &runtime;
+        async move {
+            let mut instance = runtime.instantiate(compiled, host).await.expect("instantiates");
+            instance.create("support_assistant", &format!("id-{i}"), Vec::new(), None).await.expect("creates");
+        }
+    })
+    .await;
+    report("instantiate + create (new instance id)", create);
+
+    let mut instance = runtime.instantiate(&compiled, host.clone()).await.expect("instantiates");
+    instance.create("support_assistant", "ticket-1", Vec::new(), None).await.expect("creates");
+    let calls = time(20_000, |_| {
+        let instance = &mut instance;
+        async move {
+            instance.call_tool("s", "ticket_status", "{}").await.expect("no trap").expect("tool ok");
+        }
+    })
+    .await;
+    report("guest tool call (ticket_status)", calls);
+
+    let fake = FakeProvider::start(|_: &Turn| Reply::Text("ok".into())).await;
+    let http = time(2000, |_| {
+        let url = format!("{}/v1/messages", fake.anthropic_url());
+        async move {
+            let body = serde_json::json!({"model": "m", "max_tokens": 10, "messages": [{"role": "user", "content": "hi"}]});
+            reqwest_post(&url, &body).await;
+        }
+    })
+    .await;
+    let http_median = median(&http);
+    report("fake provider round trip alone (loopback HTTP)", http);
+
+    let project = Project::empty();
+    project.add_agent("support_assistant", &guest("agents/support_assistant"));
+    let flue = project.host(&fake).await;
+    let session = flue.init_agent("support_assistant", "ticket-1").await.expect("instance").session("bench");
+    let turns = time(2000, |_| {
+        let session = &session;
+        async move {
+            session.prompt("hello").await.expect("prompt answers");
+        }
+    })
+    .await;
+    let overhead = turns.iter().map(|t| t.saturating_sub(http_median)).collect();
+    report("prompt turn, end to end (incl. HTTP + SQLite)", turns);
+    report("prompt turn, host overhead (minus HTTP median)", overhead);
+}
+
+fn median(samples: &[Duration]) -> Duration {
+    let mut v = samples.to_vec();
+    v.sort();
+    v[v.len() / 2]
+}
+
+async fn reqwest_post(url: &str, body: &serde_json::Value) {
+    static CLIENT: std::sync::OnceLock<reqwest::Client> = std::sync::OnceLock::new();
+    let client = CLIENT.get_or_init(reqwest::Client::new);
+    let response = client
+        .post(url)
+        .header("x-api-key", "k")
+        .json(body)
+        .send()
+        .await
+        .expect("the fake answers");
+    assert!(response.status().is_success());
+    response.bytes().await.expect("a body");
+}

@@ -1,0 +1,90 @@
+//! The `flue` command line, run as a real process.
+
+use std::path::Path;
+use std::process::Output;
+
+use flue_tests::{FakeProvider, Project, flue_binary, provider_env, ticket_script, workspace};
+
+/// Runs `flue` in `project` with provider variables pointed at `fake`, minus `unset`.
+async fn flue(project: &Path, fake: &FakeProvider, args: &[&str], unset: &[&str]) -> Output {
+    let mut command = tokio::process::Command::new(flue_binary());
+    command.arg("--project").arg(project).args(args);
+    for (k, v) in provider_env(fake) {
+        command.env(k, v);
+    }
+    for k in unset {
+        command.env_remove(k);
+    }
+    command.env_remove("FLUE_DATA_DIR").env("CARGO_TARGET_DIR", workspace().join("target"));
+    command.output().await.expect("flue runs")
+}
+
+fn stdout(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stdout).into_owned()
+}
+
+fn stderr(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stderr).into_owned()
+}
+
+#[tokio::test]
+async fn run_prompts_the_support_example_and_the_tool_sees_the_ticket_id() {
+    let fake = FakeProvider::start(ticket_script).await;
+    let project = Project::new();
+    let args = [
+        "run", "support_assistant", "--id", "ticket-8472", "--session", "billing",
+        "--prompt", "Where is my refund?", "--no-build",
+    ];
+    let out = flue(project.path(), &fake, &[&args[..], &["--json"]].concat(), &[]).await;
+    assert!(out.status.success(), "{}", stderr(&out));
+    let envelope: serde_json::Value = serde_json::from_str(&stdout(&out)).expect("--json prints JSON");
+    let text = envelope["result"]["text"].as_str().unwrap();
+    assert!(text.contains("Ticket ticket-8472: open"), "{text}");
+    assert_eq!(envelope["result"]["model"]["id"], "anthropic/claude-haiku-4-5");
+    assert!(envelope["result"]["usage"]["total_tokens"].as_u64().unwrap() > 0);
+    let tool_result = fake.requests()[1].body.to_string();
+    assert!(tool_result.contains("tool_result") && tool_result.contains("ticket-8472"), "{tool_result}");
+
+    let out = flue(project.path(), &fake, &args, &[]).await;
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(stdout(&out).trim().ends_with("refund approved, pending payout"), "plain text: {}", stdout(&out));
+    assert!(fake.requests()[2].body.to_string().contains("Where is my refund?"), "the session continued");
+}
+
+#[tokio::test]
+async fn errors_are_clear_and_exit_nonzero() {
+    let fake = FakeProvider::start(ticket_script).await;
+    let project = Project::new();
+    let out = flue(project.path(), &fake, &["run", "support_assistant", "--id", "t", "--prompt", "hi", "--no-build"], &["ANTHROPIC_API_KEY"]).await;
+    assert!(!out.status.success());
+    assert!(stderr(&out).contains("set ANTHROPIC_API_KEY"), "{}", stderr(&out));
+
+    let out = flue(project.path(), &fake, &["run", "nope", "--id", "t", "--prompt", "hi", "--no-build", "--json"], &[]).await;
+    assert!(!out.status.success());
+    let envelope: serde_json::Value = serde_json::from_str(&stdout(&out)).unwrap();
+    assert_eq!(envelope["error"]["type"], "agent_not_found");
+    assert!(stderr(&out).contains("support_assistant"), "lists the agents: {}", stderr(&out));
+}
+
+#[tokio::test]
+async fn new_scaffolds_an_agent_that_builds_and_inspects() {
+    let fake = FakeProvider::start(ticket_script).await;
+    let project = Project::empty();
+    let out = flue(project.path(), &fake, &["new", "helper"], &[]).await;
+    assert!(out.status.success(), "{}", stderr(&out));
+    let again = flue(project.path(), &fake, &["new", "helper"], &[]).await;
+    assert!(!again.status.success() && stderr(&again).contains("already exists"));
+    let bad = flue(project.path(), &fake, &["new", "9lives"], &[]).await;
+    assert!(!bad.status.success() && stderr(&bad).contains("cannot name an agent"));
+
+    let out = flue(project.path(), &fake, &["build"], &[]).await;
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(project.path().join("agents/helper.wasm").is_file());
+
+    let out = flue(project.path(), &fake, &["inspect", "helper", "--id", "acme", "--no-build"], &[]).await;
+    assert!(out.status.success(), "{}", stderr(&out));
+    let config: serde_json::Value = serde_json::from_str(&stdout(&out)).unwrap();
+    assert_eq!(config["model"], "anthropic/claude-haiku-4-5");
+    assert_eq!(config["tools"][0]["name"], "echo");
+    assert!(config["instructions"].as_str().unwrap().contains("acme"));
+}

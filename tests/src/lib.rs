@@ -1,0 +1,140 @@
+//! Support for the integration tests and benchmarks: real guest components built from
+//! their crates, throwaway projects, and a scripted fake model provider on loopback.
+
+pub mod fake_provider;
+
+use std::collections::{BTreeMap, HashMap};
+use std::path::{Path, PathBuf};
+use std::sync::{Mutex, OnceLock};
+
+use flue_host::{Host, HostOptions, ProjectConfig};
+
+pub use fake_provider::{FakeProvider, Format, Reply, Turn};
+
+/// The workspace root.
+pub fn workspace() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).parent().expect("tests/ has a parent").to_path_buf()
+}
+
+/// Builds a guest crate (path relative to the workspace, e.g. `agents/support_assistant`)
+/// once per process and returns its component file.
+pub fn guest(crate_path: &str) -> PathBuf {
+    static BUILT: OnceLock<Mutex<HashMap<String, PathBuf>>> = OnceLock::new();
+    let built = BUILT.get_or_init(Default::default);
+    let mut built = built.lock().unwrap_or_else(|e| e.into_inner());
+    built
+        .entry(crate_path.to_string())
+        .or_insert_with(|| {
+            flue_host::build::ensure_target().expect("the wasm32-wasip2 target is available");
+            flue_host::build::build_crate(&workspace().join(crate_path)).expect("the guest crate builds")
+        })
+        .clone()
+}
+
+/// A throwaway project folder: `agents/` with chosen components, and a data directory.
+pub struct Project {
+    pub dir: tempfile::TempDir,
+}
+
+impl Project {
+    /// A project whose `agents/` holds `support_assistant` and `hostile`.
+    pub fn new() -> Self {
+        let project = Self::empty();
+        project.add_agent("support_assistant", &guest("agents/support_assistant"));
+        project.add_agent("hostile", &guest("tests/guests/hostile"));
+        project
+    }
+
+    /// A project with an empty `agents/`.
+    pub fn empty() -> Self {
+        let dir = tempfile::tempdir().expect("a temp dir");
+        std::fs::create_dir_all(dir.path().join("agents")).expect("agents/ can be created");
+        Self { dir }
+    }
+
+    /// The project folder.
+    pub fn path(&self) -> &Path {
+        self.dir.path()
+    }
+
+    /// Copies a component into `agents/<name>.wasm`.
+    pub fn add_agent(&self, name: &str, wasm: &Path) {
+        std::fs::copy(wasm, self.path().join("agents").join(format!("{name}.wasm"))).expect("the component copies");
+    }
+
+    /// Writes raw bytes as `agents/<name>.wasm`.
+    pub fn add_bytes(&self, name: &str, bytes: &[u8]) {
+        std::fs::write(self.path().join("agents").join(format!("{name}.wasm")), bytes).expect("the file writes");
+    }
+
+    /// Host options for this project, with providers pointed at `fake`.
+    pub fn options(&self, fake: &FakeProvider) -> HostOptions {
+        HostOptions {
+            agents_dir: self.path().join("agents"),
+            data_dir: self.path().join(".flue"),
+            config: ProjectConfig::default(),
+            env: provider_env(fake),
+        }
+    }
+
+    /// Starts a host on this project with test-sized limits.
+    pub async fn host(&self, fake: &FakeProvider) -> Host {
+        let mut options = self.options(fake);
+        options.config.limits.cpu_ms_per_call = Some(300);
+        options.config.limits.wall_ms_per_call = Some(3000);
+        options.config.limits.memory_mb = Some(32);
+        options.config.limits.max_instances = Some(64);
+        Host::open(options).await.expect("the host starts")
+    }
+}
+
+impl Default for Project {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+/// The environment that points both providers at the fake, with test keys.
+pub fn provider_env(fake: &FakeProvider) -> BTreeMap<String, String> {
+    [
+        ("ANTHROPIC_API_KEY", "test-anthropic-key".to_string()),
+        ("ANTHROPIC_BASE_URL", fake.anthropic_url()),
+        ("OPENAI_API_KEY", "test-openai-key".to_string()),
+        ("OPENAI_BASE_URL", fake.openai_url()),
+    ]
+    .into_iter()
+    .map(|(k, v)| (k.to_string(), v))
+    .collect()
+}
+
+/// A script for the support example: ask for `ticket_status` first, then answer with
+/// what the tool returned.
+pub fn ticket_script(turn: &Turn) -> Reply {
+    match &turn.last_tool_result {
+        Some(result) => Reply::Text(format!("Here is the status. {result}")),
+        None => Reply::ToolCall {
+            name: "ticket_status".into(),
+            args: serde_json::json!({"detail": true}),
+        },
+    }
+}
+
+/// The `flue` binary, built once per process.
+pub fn flue_binary() -> PathBuf {
+    static BIN: OnceLock<PathBuf> = OnceLock::new();
+    BIN.get_or_init(|| {
+        let output = std::process::Command::new(env!("CARGO"))
+            .args(["build", "-p", "flue-host", "--bin", "flue", "--message-format=json"])
+            .current_dir(workspace())
+            .stderr(std::process::Stdio::inherit())
+            .output()
+            .expect("cargo runs");
+        assert!(output.status.success(), "the flue binary builds");
+        String::from_utf8_lossy(&output.stdout)
+            .lines()
+            .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+            .find_map(|m| m["executable"].as_str().map(PathBuf::from))
+            .expect("cargo reports the flue executable")
+    })
+    .clone()
+}
