@@ -15,7 +15,9 @@ async fn flue(project: &Path, fake: &FakeProvider, args: &[&str], unset: &[&str]
     for k in unset {
         command.env_remove(k);
     }
-    command.env_remove("FLUE_DATA_DIR").env("CARGO_TARGET_DIR", workspace().join("target"));
+    command
+        .env_remove("FLUE_DATA_DIR")
+        .env("CARGO_TARGET_DIR", workspace().join("target"));
     command.output().await.expect("flue runs")
 }
 
@@ -32,38 +34,112 @@ async fn run_prompts_the_support_example_and_the_tool_sees_the_ticket_id() {
     let fake = FakeProvider::start(ticket_script).await;
     let project = Project::new();
     let args = [
-        "run", "support_assistant", "--id", "ticket-8472", "--session", "billing",
-        "--prompt", "Where is my refund?", "--no-build",
+        "run",
+        "support_assistant",
+        "--id",
+        "ticket-8472",
+        "--session",
+        "billing",
+        "--prompt",
+        "Where is my refund?",
+        "--no-build",
     ];
-    let out = flue(project.path(), &fake, &[&args[..], &["--json"]].concat(), &[]).await;
+    let out = flue(
+        project.path(),
+        &fake,
+        &[&args[..], &["--json"]].concat(),
+        &[],
+    )
+    .await;
     assert!(out.status.success(), "{}", stderr(&out));
-    let envelope: serde_json::Value = serde_json::from_str(&stdout(&out)).expect("--json prints JSON");
+    let envelope: serde_json::Value =
+        serde_json::from_str(&stdout(&out)).expect("--json prints JSON");
     let text = envelope["result"]["text"].as_str().unwrap();
     assert!(text.contains("Ticket ticket-8472: open"), "{text}");
-    assert_eq!(envelope["result"]["model"]["id"], "anthropic/claude-haiku-4-5");
-    assert!(envelope["result"]["usage"]["total_tokens"].as_u64().unwrap() > 0);
+    assert_eq!(
+        envelope["result"]["model"]["id"],
+        "anthropic/claude-haiku-4-5"
+    );
+    assert!(
+        envelope["result"]["usage"]["total_tokens"]
+            .as_u64()
+            .unwrap()
+            > 0
+    );
     let tool_result = fake.requests()[1].body.to_string();
-    assert!(tool_result.contains("tool_result") && tool_result.contains("ticket-8472"), "{tool_result}");
+    assert!(
+        tool_result.contains("tool_result") && tool_result.contains("ticket-8472"),
+        "{tool_result}"
+    );
 
     let out = flue(project.path(), &fake, &args, &[]).await;
     assert!(out.status.success(), "{}", stderr(&out));
-    assert!(stdout(&out).trim().ends_with("refund approved, pending payout"), "plain text: {}", stdout(&out));
-    assert!(fake.requests()[2].body.to_string().contains("Where is my refund?"), "the session continued");
+    assert!(
+        stdout(&out)
+            .trim()
+            .ends_with("refund approved, pending payout"),
+        "plain text: {}",
+        stdout(&out)
+    );
+    assert!(
+        fake.requests()[2]
+            .body
+            .to_string()
+            .contains("Where is my refund?"),
+        "the session continued"
+    );
 }
 
 #[tokio::test]
 async fn errors_are_clear_and_exit_nonzero() {
     let fake = FakeProvider::start(ticket_script).await;
     let project = Project::new();
-    let out = flue(project.path(), &fake, &["run", "support_assistant", "--id", "t", "--prompt", "hi", "--no-build"], &["ANTHROPIC_API_KEY"]).await;
+    let out = flue(
+        project.path(),
+        &fake,
+        &[
+            "run",
+            "support_assistant",
+            "--id",
+            "t",
+            "--prompt",
+            "hi",
+            "--no-build",
+        ],
+        &["ANTHROPIC_API_KEY"],
+    )
+    .await;
     assert!(!out.status.success());
-    assert!(stderr(&out).contains("set ANTHROPIC_API_KEY"), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("set ANTHROPIC_API_KEY"),
+        "{}",
+        stderr(&out)
+    );
 
-    let out = flue(project.path(), &fake, &["run", "nope", "--id", "t", "--prompt", "hi", "--no-build", "--json"], &[]).await;
+    let out = flue(
+        project.path(),
+        &fake,
+        &[
+            "run",
+            "nope",
+            "--id",
+            "t",
+            "--prompt",
+            "hi",
+            "--no-build",
+            "--json",
+        ],
+        &[],
+    )
+    .await;
     assert!(!out.status.success());
     let envelope: serde_json::Value = serde_json::from_str(&stdout(&out)).unwrap();
     assert_eq!(envelope["error"]["type"], "agent_not_found");
-    assert!(stderr(&out).contains("support_assistant"), "lists the agents: {}", stderr(&out));
+    assert!(
+        stderr(&out).contains("support_assistant"),
+        "lists the agents: {}",
+        stderr(&out)
+    );
 }
 
 #[tokio::test]
@@ -81,7 +157,13 @@ async fn new_scaffolds_an_agent_that_builds_and_inspects() {
     assert!(out.status.success(), "{}", stderr(&out));
     assert!(project.path().join("agents/helper.wasm").is_file());
 
-    let out = flue(project.path(), &fake, &["inspect", "helper", "--id", "acme", "--no-build"], &[]).await;
+    let out = flue(
+        project.path(),
+        &fake,
+        &["inspect", "helper", "--id", "acme", "--no-build"],
+        &[],
+    )
+    .await;
     assert!(out.status.success(), "{}", stderr(&out));
     let config: serde_json::Value = serde_json::from_str(&stdout(&out)).unwrap();
     assert_eq!(config["model"], "anthropic/claude-haiku-4-5");

@@ -19,38 +19,72 @@ async fn tool_round_trip_sees_the_instance_id_in_every_wire_format() {
         for streaming in [false, true] {
             let session_name = format!("{model}-{streaming}");
             let before = fake.requests().len();
-            let harness = host.init_agent("support_assistant", "ticket-8472").await.unwrap().with_model(model);
+            let harness = host
+                .init_agent("support_assistant", "ticket-8472")
+                .await
+                .unwrap()
+                .with_model(model);
             let session = harness.session(&session_name);
             let mut events = Vec::new();
             let result = if streaming {
-                session.stream("Where is my refund?", |e| events.push(e)).await
+                session
+                    .stream("Where is my refund?", |e| events.push(e))
+                    .await
             } else {
                 session.prompt("Where is my refund?").await
             }
             .unwrap_or_else(|e| panic!("{model} streaming={streaming}: {e}"));
 
-            assert!(result.text.contains("Ticket ticket-8472: open"), "{}", result.text);
-            assert!(result.text.contains("refund approved"), "the tool saw detail=true: {}", result.text);
+            assert!(
+                result.text.contains("Ticket ticket-8472: open"),
+                "{}",
+                result.text
+            );
+            assert!(
+                result.text.contains("refund approved"),
+                "the tool saw detail=true: {}",
+                result.text
+            );
             assert_eq!(result.model, model);
             assert!(result.usage.input > 0 && result.usage.output > 0);
 
             let seen = &fake.requests()[before..];
             assert_eq!(seen.len(), 2, "one call for the tool, one for the answer");
-            assert!(seen.iter().all(|s| s.format == format && s.body["stream"].as_bool().unwrap_or(false) == streaming));
+            assert!(
+                seen.iter().all(|s| s.format == format
+                    && s.body["stream"].as_bool().unwrap_or(false) == streaming)
+            );
             let system = seen[0].body.to_string();
-            assert!(system.contains("support assistant for ticket ticket-8472"), "instructions are scoped: {system}");
-            assert!(seen[0].body.to_string().contains("ticket_status"), "the tool is offered");
+            assert!(
+                system.contains("support assistant for ticket ticket-8472"),
+                "instructions are scoped: {system}"
+            );
+            assert!(
+                seen[0].body.to_string().contains("ticket_status"),
+                "the tool is offered"
+            );
             let key = seen[0].api_key.clone().unwrap_or_default();
-            assert!(key.starts_with("test-"), "the configured key is sent: {key}");
+            assert!(
+                key.starts_with("test-"),
+                "the configured key is sent: {key}"
+            );
 
             let stored = session.history().await.unwrap();
-            assert!(matches!(&stored[0], Message::User { content } if content == "Where is my refund?"));
-            assert!(stored.iter().any(|m| matches!(m, Message::Tool { content, .. } if content.contains("ticket-8472"))));
-            assert!(matches!(stored.last(), Some(Message::Assistant { content, .. }) if *content == result.text));
+            assert!(
+                matches!(&stored[0], Message::User { content } if content == "Where is my refund?")
+            );
+            assert!(stored.iter().any(
+                |m| matches!(m, Message::Tool { content, .. } if content.contains("ticket-8472"))
+            ));
+            assert!(
+                matches!(stored.last(), Some(Message::Assistant { content, .. }) if *content == result.text)
+            );
 
             if streaming {
                 assert!(matches!(&events[0], Event::Start { session } if *session == session_name));
-                assert!(events.iter().any(|e| matches!(e, Event::ToolStart { name, .. } if name == "ticket_status")));
+                assert!(events.iter().any(
+                    |e| matches!(e, Event::ToolStart { name, .. } if name == "ticket_status")
+                ));
                 assert!(events.iter().any(
                     |e| matches!(e, Event::ToolEnd { result, is_error: false, .. } if result.contains("ticket-8472"))
                 ));
@@ -71,10 +105,15 @@ async fn tool_round_trip_sees_the_instance_id_in_every_wire_format() {
 /// Two sessions of one instance keep separate histories; each sees only its own turns.
 #[tokio::test]
 async fn sessions_of_one_instance_are_independent() {
-    let fake = FakeProvider::start(|turn: &Turn| Reply::Text(format!("seen {} messages", turn.messages))).await;
+    let fake =
+        FakeProvider::start(|turn: &Turn| Reply::Text(format!("seen {} messages", turn.messages)))
+            .await;
     let project = Project::new();
     let host = project.host(&fake).await;
-    let harness = host.init_agent("support_assistant", "ticket-1").await.unwrap();
+    let harness = host
+        .init_agent("support_assistant", "ticket-1")
+        .await
+        .unwrap();
     let billing = harness.session("billing");
     let shipping = harness.session("shipping");
 
@@ -82,37 +121,74 @@ async fn sessions_of_one_instance_are_independent() {
     shipping.prompt("shipping question").await.unwrap();
     let reply = billing.prompt("billing follow-up").await.unwrap();
 
-    assert_eq!(reply.text, "seen 3 messages", "two earlier billing messages plus the new one");
+    assert_eq!(
+        reply.text, "seen 3 messages",
+        "two earlier billing messages plus the new one"
+    );
     let seen = fake.requests();
     let shipping_request = seen[1].body.to_string();
-    assert!(!shipping_request.contains("billing secret"), "{shipping_request}");
+    assert!(
+        !shipping_request.contains("billing secret"),
+        "{shipping_request}"
+    );
     assert!(seen[2].body.to_string().contains("billing secret 1"));
     assert!(!seen[2].body.to_string().contains("shipping question"));
     assert_eq!(billing.history().await.unwrap().len(), 4);
     assert_eq!(shipping.history().await.unwrap().len(), 2);
 
-    let other = host.init_agent("support_assistant", "ticket-2").await.unwrap().session("billing");
-    assert!(other.history().await.unwrap().is_empty(), "instances do not share sessions");
+    let other = host
+        .init_agent("support_assistant", "ticket-2")
+        .await
+        .unwrap()
+        .session("billing");
+    assert!(
+        other.history().await.unwrap().is_empty(),
+        "instances do not share sessions"
+    );
 }
 
 /// History lives in the store: a new host on the same data directory continues the
 /// session, and loads the agent from the compile cache instead of recompiling.
 #[tokio::test]
 async fn history_survives_a_restart_and_the_compile_cache_is_reused() {
-    let fake = FakeProvider::start(|turn: &Turn| Reply::Text(format!("seen {} messages", turn.messages))).await;
+    let fake =
+        FakeProvider::start(|turn: &Turn| Reply::Text(format!("seen {} messages", turn.messages)))
+            .await;
     let project = Project::new();
     {
         let host = project.host(&fake).await;
         assert_eq!(host.loaded_from_cache("support_assistant"), Some(false));
-        let session = host.init_agent("support_assistant", "ticket-9").await.unwrap().session("default");
-        session.prompt("remember the code word: heliotrope").await.unwrap();
+        let session = host
+            .init_agent("support_assistant", "ticket-9")
+            .await
+            .unwrap()
+            .session("default");
+        session
+            .prompt("remember the code word: heliotrope")
+            .await
+            .unwrap();
     }
     let host = project.host(&fake).await;
-    assert_eq!(host.loaded_from_cache("support_assistant"), Some(true), "a second start does not recompile");
-    let session = host.init_agent("support_assistant", "ticket-9").await.unwrap().session("default");
+    assert_eq!(
+        host.loaded_from_cache("support_assistant"),
+        Some(true),
+        "a second start does not recompile"
+    );
+    let session = host
+        .init_agent("support_assistant", "ticket-9")
+        .await
+        .unwrap()
+        .session("default");
     let reply = session.prompt("what was the code word?").await.unwrap();
     assert_eq!(reply.text, "seen 3 messages");
-    assert!(fake.requests().last().unwrap().body.to_string().contains("heliotrope"));
+    assert!(
+        fake.requests()
+            .last()
+            .unwrap()
+            .body
+            .to_string()
+            .contains("heliotrope")
+    );
 }
 
 /// Bad requests and provider failures are clear errors, not panics.
@@ -127,28 +203,58 @@ async fn unknown_agents_empty_messages_and_provider_errors_are_clear() {
     let host = project.host(&fake).await;
 
     let missing = host.init_agent("nope", "x").await.err().unwrap();
-    assert!(matches!(&missing, Error::AgentNotFound { available, .. } if available.contains(&"support_assistant".to_string())));
+    assert!(
+        matches!(&missing, Error::AgentNotFound { available, .. } if available.contains(&"support_assistant".to_string()))
+    );
     assert_eq!(missing.to_wire().0, 404);
 
-    let session = host.init_agent("support_assistant", "t").await.unwrap().session("s");
+    let session = host
+        .init_agent("support_assistant", "t")
+        .await
+        .unwrap()
+        .session("s");
     let empty = session.prompt("  ").await.err().unwrap();
     assert_eq!(empty.to_wire().0, 400);
 
     let failed = session.prompt("hello").await.err().unwrap();
-    assert!(failed.to_string().contains("529") && failed.to_string().contains("overloaded"), "{failed}");
-    assert!(session.history().await.unwrap().is_empty(), "a failed prompt stores nothing");
+    assert!(
+        failed.to_string().contains("529") && failed.to_string().contains("overloaded"),
+        "{failed}"
+    );
+    assert!(
+        session.history().await.unwrap().is_empty(),
+        "a failed prompt stores nothing"
+    );
 
     let mut options = project.options(&fake);
     options.env.remove("ANTHROPIC_API_KEY");
     options.data_dir = project.path().join("other-data");
     let keyless = flue_host::Host::open(options).await.unwrap();
-    let err = keyless.init_agent("support_assistant", "t").await.unwrap().session("s").prompt("hi").await.err().unwrap();
+    let err = keyless
+        .init_agent("support_assistant", "t")
+        .await
+        .unwrap()
+        .session("s")
+        .prompt("hi")
+        .await
+        .err()
+        .unwrap();
     assert!(err.to_string().contains("ANTHROPIC_API_KEY"), "{err}");
 
     let mut options = project.options(&fake);
-    options.env.insert("ANTHROPIC_BASE_URL".into(), "http://127.0.0.1:9".into());
+    options
+        .env
+        .insert("ANTHROPIC_BASE_URL".into(), "http://127.0.0.1:9".into());
     options.data_dir = project.path().join("third-data");
     let unreachable = flue_host::Host::open(options).await.unwrap();
-    let err = unreachable.init_agent("support_assistant", "t").await.unwrap().session("s").prompt("hi").await.err().unwrap();
+    let err = unreachable
+        .init_agent("support_assistant", "t")
+        .await
+        .unwrap()
+        .session("s")
+        .prompt("hi")
+        .await
+        .err()
+        .unwrap();
     assert!(err.to_string().contains("ANTHROPIC_BASE_URL"), "{err}");
 }

@@ -11,7 +11,11 @@ fn tool_by_prompt(turn: &Turn) -> Reply {
     if let Some(result) = &turn.last_tool_result {
         return Reply::Text(format!("tool said: {result}"));
     }
-    match turn.last_user_text.as_deref().and_then(|t| t.strip_prefix("call ")) {
+    match turn
+        .last_user_text
+        .as_deref()
+        .and_then(|t| t.strip_prefix("call "))
+    {
         Some(tool) => Reply::ToolCall {
             name: tool.to_string(),
             args: serde_json::json!({}),
@@ -22,12 +26,24 @@ fn tool_by_prompt(turn: &Turn) -> Reply {
 
 async fn call(host: &Host, id: &str, tool: &str) -> Result<String, Error> {
     let harness = host.init_agent("hostile", id).await?;
-    Ok(harness.session("s").prompt(&format!("call {tool}")).await?.text)
+    Ok(harness
+        .session("s")
+        .prompt(&format!("call {tool}"))
+        .await?
+        .text)
 }
 
 async fn healthy_answer(host: &Host) -> String {
-    let session = host.init_agent("support_assistant", "ticket-1").await.unwrap().session("s");
-    session.prompt("status?").await.expect("the healthy agent answers").text
+    let session = host
+        .init_agent("support_assistant", "ticket-1")
+        .await
+        .unwrap()
+        .session("s");
+    session
+        .prompt("status?")
+        .await
+        .expect("the healthy agent answers")
+        .text
 }
 
 fn guest_error(result: Result<String, Error>) -> String {
@@ -52,11 +68,19 @@ async fn an_endless_loop_is_interrupted_while_others_keep_answering() {
     for _ in 0..3 {
         let t = Instant::now();
         assert!(healthy_answer(&host).await.contains("ticket-1"));
-        assert!(t.elapsed() < Duration::from_secs(2), "healthy prompt took {:?}", t.elapsed());
+        assert!(
+            t.elapsed() < Duration::from_secs(2),
+            "healthy prompt took {:?}",
+            t.elapsed()
+        );
     }
     let error = guest_error(spinning.await.unwrap());
     assert!(error.contains("CPU limit"), "{error}");
-    assert!(started.elapsed() < Duration::from_secs(3), "interrupted after {:?}", started.elapsed());
+    assert!(
+        started.elapsed() < Duration::from_secs(3),
+        "interrupted after {:?}",
+        started.elapsed()
+    );
 
     // The trapped instance was discarded; the same id works again with a fresh one.
     assert_eq!(call(&host, "a", "whoami").await.unwrap(), "tool said: a");
@@ -114,7 +138,16 @@ async fn files_that_are_not_agents_are_reported_and_skipped() {
         .map(|p| p.file.file_stem().unwrap().to_string_lossy().into_owned())
         .collect();
     problems.sort();
-    assert_eq!(problems, ["bad name!", "core_module", "empty_component", "random", "truncated"]);
+    assert_eq!(
+        problems,
+        [
+            "bad name!",
+            "core_module",
+            "empty_component",
+            "random",
+            "truncated"
+        ]
+    );
     for problem in host.load_problems() {
         assert!(!problem.reason.is_empty());
     }

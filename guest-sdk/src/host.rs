@@ -6,7 +6,11 @@ use serde_json::Value;
 
 /// Asks the model one question from inside a tool; counted in the instance's usage.
 /// Returns the answer text.
-pub fn complete(prompt: &str, system: Option<&str>, model_name: Option<&str>) -> Result<String, String> {
+pub fn complete(
+    prompt: &str,
+    system: Option<&str>,
+    model_name: Option<&str>,
+) -> Result<String, String> {
     let request = serde_json::json!({"prompt": prompt, "system": system, "model": model_name});
     let answer: Value = serde_json::from_str(&model::complete(&request.to_string())?)
         .map_err(|e| format!("the host answered with invalid JSON: {e}"))?;

@@ -26,7 +26,10 @@ pub fn ensure_target() -> Result<(), String> {
         .args(["target", "list", "--installed"])
         .output()
         .map_err(|e| format!("cannot run rustup to check for the {TARGET} target: {e}"))?;
-    if String::from_utf8_lossy(&installed.stdout).lines().any(|l| l.trim() == TARGET) {
+    if String::from_utf8_lossy(&installed.stdout)
+        .lines()
+        .any(|l| l.trim() == TARGET)
+    {
         return Ok(());
     }
     eprintln!("Installing the {TARGET} target (once)…");
@@ -48,22 +51,40 @@ pub fn build_crate(crate_dir: &Path) -> Result<PathBuf, String> {
         .map_err(|e| format!("cannot open {}: {e}", crate_dir.display()))?
         .join("Cargo.toml");
     let output = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()))
-        .args(["build", "--release", "--target", TARGET, "--message-format=json-render-diagnostics", "--manifest-path"])
+        .args([
+            "build",
+            "--release",
+            "--target",
+            TARGET,
+            "--message-format=json-render-diagnostics",
+            "--manifest-path",
+        ])
         .arg(&manifest)
         .stderr(Stdio::inherit())
         .output()
         .map_err(|e| format!("cannot run cargo: {e}"))?;
     if !output.status.success() {
-        return Err(format!("building {} failed (see the compiler output above)", crate_dir.display()));
+        return Err(format!(
+            "building {} failed (see the compiler output above)",
+            crate_dir.display()
+        ));
     }
     String::from_utf8_lossy(&output.stdout)
         .lines()
         .filter_map(|line| serde_json::from_str::<serde_json::Value>(line).ok())
-        .filter(|m| m["reason"] == "compiler-artifact" && m["manifest_path"].as_str().map(Path::new) == Some(manifest.as_path()))
+        .filter(|m| {
+            m["reason"] == "compiler-artifact"
+                && m["manifest_path"].as_str().map(Path::new) == Some(manifest.as_path())
+        })
         .flat_map(|m| m["filenames"].as_array().cloned().unwrap_or_default())
         .filter_map(|f| f.as_str().map(PathBuf::from))
         .find(|f| f.extension().is_some_and(|x| x == "wasm"))
-        .ok_or_else(|| format!("{} produced no .wasm: is its crate-type \"cdylib\"?", crate_dir.display()))
+        .ok_or_else(|| {
+            format!(
+                "{} produced no .wasm: is its crate-type \"cdylib\"?",
+                crate_dir.display()
+            )
+        })
 }
 
 /// Builds every agent crate under `agents_dir` and copies each component to
@@ -76,11 +97,16 @@ pub fn build_agents(agents_dir: &Path) -> Result<Vec<String>, String> {
     ensure_target()?;
     let mut built = Vec::new();
     for dir in crates {
-        let name = dir.file_name().and_then(|n| n.to_str()).unwrap_or_default().to_string();
+        let name = dir
+            .file_name()
+            .and_then(|n| n.to_str())
+            .unwrap_or_default()
+            .to_string();
         eprintln!("Building agent {name}…");
         let wasm = build_crate(&dir)?;
         let dest = agents_dir.join(format!("{name}.wasm"));
-        copy_if_changed(&wasm, &dest).map_err(|e| format!("cannot write {}: {e}", dest.display()))?;
+        copy_if_changed(&wasm, &dest)
+            .map_err(|e| format!("cannot write {}: {e}", dest.display()))?;
         built.push(name);
     }
     Ok(built)

@@ -9,7 +9,10 @@ use crate::store::StoreError;
 pub enum Error {
     /// No agent of that name is loaded.
     #[error("agent '{name}' not found (available: {})", if available.is_empty() { "none".to_string() } else { available.join(", ") })]
-    AgentNotFound { name: String, available: Vec<String> },
+    AgentNotFound {
+        name: String,
+        available: Vec<String>,
+    },
     /// The request itself is wrong (an empty message, a bad id).
     #[error("{0}")]
     InvalidRequest(String),
@@ -44,11 +47,14 @@ impl Error {
         let (status, kind) = match self {
             Error::AgentNotFound { .. } => (404, "agent_not_found"),
             Error::InvalidRequest(_) => (400, "invalid_request"),
-            Error::Guest { .. } | Error::Config { .. } | Error::ToolRounds(_) => (500, "agent_error"),
+            Error::Guest { .. } | Error::Config { .. } | Error::ToolRounds(_) => {
+                (500, "agent_error")
+            }
             Error::Model(_) => (502, "model_error"),
             Error::Store(_) | Error::Startup(_) => (500, "internal_error"),
         };
-        let mut error = serde_json::json!({"type": kind, "message": self.to_string(), "details": ""});
+        let mut error =
+            serde_json::json!({"type": kind, "message": self.to_string(), "details": ""});
         if let Error::AgentNotFound { available, .. } = self {
             error["dev"] = format!("available agents: {}", available.join(", ")).into();
         }

@@ -49,7 +49,10 @@ impl Host {
     /// Starts a host: opens the store, builds the engine and loads every agent.
     pub async fn open(options: HostOptions) -> Result<Self, Error> {
         let limits = options.config.runtime_limits();
-        let runtime = Arc::new(Runtime::new(limits, options.data_dir.join("cache")).map_err(|e| Error::Startup(e.to_string()))?);
+        let runtime = Arc::new(
+            Runtime::new(limits, options.data_dir.join("cache"))
+                .map_err(|e| Error::Startup(e.to_string()))?,
+        );
         let store = SqliteStore::open(&options.data_dir.join("flue.db")).await?;
         let registry = Registry::scan(runtime.clone(), &options.agents_dir).await;
         let shared = Shared::new(options, runtime, registry, Arc::new(store));
@@ -60,7 +63,12 @@ impl Host {
 
     /// The names of the loaded agents.
     pub fn agents(&self) -> Vec<String> {
-        self.shared.registry.list().iter().map(|a| a.name.clone()).collect()
+        self.shared
+            .registry
+            .list()
+            .iter()
+            .map(|a| a.name.clone())
+            .collect()
     }
 
     /// Files in the agents folder that were skipped, with reasons.
@@ -70,7 +78,10 @@ impl Host {
 
     /// Whether an agent's machine code came from the compile cache at load.
     pub fn loaded_from_cache(&self, agent: &str) -> Option<bool> {
-        self.shared.registry.get(agent).map(|a| a.compiled.from_cache)
+        self.shared
+            .registry
+            .get(agent)
+            .map(|a| a.compiled.from_cache)
     }
 
     /// The instance `id` of `agent`, created (its `create` run) if it is not live.
@@ -132,12 +143,22 @@ pub struct Session {
 impl Session {
     /// Sends a message and waits for the final answer.
     pub async fn prompt(&self, message: &str) -> Result<PromptResult, Error> {
-        self.harness.shared.run_prompt(self.prompt_of(message), None).await
+        self.harness
+            .shared
+            .run_prompt(self.prompt_of(message), None)
+            .await
     }
 
     /// Sends a message, streaming the model, and reports each step to `on_event`.
-    pub async fn stream(&self, message: &str, mut on_event: impl FnMut(Event) + Send) -> Result<PromptResult, Error> {
-        self.harness.shared.run_prompt(self.prompt_of(message), Some(&mut on_event)).await
+    pub async fn stream(
+        &self,
+        message: &str,
+        mut on_event: impl FnMut(Event) + Send,
+    ) -> Result<PromptResult, Error> {
+        self.harness
+            .shared
+            .run_prompt(self.prompt_of(message), Some(&mut on_event))
+            .await
     }
 
     /// The session's stored messages, oldest first.

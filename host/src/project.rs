@@ -67,15 +67,23 @@ impl ProjectConfig {
         let l = &self.limits;
         Limits {
             memory_bytes: l.memory_mb.map(|m| m << 20).unwrap_or(d.memory_bytes),
-            cpu_per_call: l.cpu_ms_per_call.map(Duration::from_millis).unwrap_or(d.cpu_per_call),
-            wall_per_call: l.wall_ms_per_call.map(Duration::from_millis).unwrap_or(d.wall_per_call),
+            cpu_per_call: l
+                .cpu_ms_per_call
+                .map(Duration::from_millis)
+                .unwrap_or(d.cpu_per_call),
+            wall_per_call: l
+                .wall_ms_per_call
+                .map(Duration::from_millis)
+                .unwrap_or(d.wall_per_call),
             max_instances: l.max_instances.unwrap_or(d.max_instances),
         }
     }
 
     /// The bound on tool rounds per prompt.
     pub fn max_tool_rounds(&self) -> u32 {
-        self.limits.max_tool_rounds.unwrap_or(DEFAULT_MAX_TOOL_ROUNDS)
+        self.limits
+            .max_tool_rounds
+            .unwrap_or(DEFAULT_MAX_TOOL_ROUNDS)
     }
 
     /// The `env` handed to an agent's `create`.

@@ -59,11 +59,16 @@ async fn time<F: Future<Output = ()>>(n: usize, mut f: impl FnMut(usize) -> F) -
 async fn main() {
     let wasm = std::fs::read(guest("agents/support_assistant")).expect("the example agent builds");
     let cache = tempfile::tempdir().expect("a temp dir");
-    let runtime = Runtime::new(Limits::default(), cache.path().to_path_buf()).expect("the engine starts");
+    let runtime =
+        Runtime::new(Limits::default(), cache.path().to_path_buf()).expect("the engine starts");
 
     let t = Instant::now();
     let compiled = runtime.compile(&wasm).expect("the example compiles");
-    println!("{:<48} {:>10.1?}", "first load (compile with Cranelift)", t.elapsed());
+    println!(
+        "{:<48} {:>10.1?}",
+        "first load (compile with Cranelift)",
+        t.elapsed()
+    );
     let cold = time(50, |_| async {
         assert!(runtime.compile(&wasm).expect("cached load").from_cache);
     })
@@ -76,19 +81,35 @@ async fn main() {
         let compiled = &compiled;
         let runtime = &runtime;
         async move {
-            let mut instance = runtime.instantiate(compiled, host).await.expect("instantiates");
-            instance.create("support_assistant", &format!("id-{i}"), Vec::new(), None).await.expect("creates");
+            let mut instance = runtime
+                .instantiate(compiled, host)
+                .await
+                .expect("instantiates");
+            instance
+                .create("support_assistant", &format!("id-{i}"), Vec::new(), None)
+                .await
+                .expect("creates");
         }
     })
     .await;
     report("instantiate + create (new instance id)", create);
 
-    let mut instance = runtime.instantiate(&compiled, host.clone()).await.expect("instantiates");
-    instance.create("support_assistant", "ticket-1", Vec::new(), None).await.expect("creates");
+    let mut instance = runtime
+        .instantiate(&compiled, host.clone())
+        .await
+        .expect("instantiates");
+    instance
+        .create("support_assistant", "ticket-1", Vec::new(), None)
+        .await
+        .expect("creates");
     let mut calls = Vec::with_capacity(20_000);
     for _ in 0..20_000 {
         let t = Instant::now();
-        instance.call_tool("s", "ticket_status", "{}").await.expect("no trap").expect("tool ok");
+        instance
+            .call_tool("s", "ticket_status", "{}")
+            .await
+            .expect("no trap")
+            .expect("tool ok");
         calls.push(t.elapsed());
     }
     report("guest tool call (ticket_status)", calls);
@@ -108,7 +129,11 @@ async fn main() {
     let project = Project::empty();
     project.add_agent("support_assistant", &guest("agents/support_assistant"));
     let flue = project.host(&fake).await;
-    let session = flue.init_agent("support_assistant", "ticket-1").await.expect("instance").session("bench");
+    let session = flue
+        .init_agent("support_assistant", "ticket-1")
+        .await
+        .expect("instance")
+        .session("bench");
     let turns = time(2000, |_| {
         let session = &session;
         async move {
@@ -116,7 +141,10 @@ async fn main() {
         }
     })
     .await;
-    let overhead = turns.iter().map(|t| t.saturating_sub(http_median)).collect();
+    let overhead = turns
+        .iter()
+        .map(|t| t.saturating_sub(http_median))
+        .collect();
     report("prompt turn, end to end (incl. HTTP + SQLite)", turns);
     report("prompt turn, host overhead (minus HTTP median)", overhead);
 }

@@ -83,12 +83,20 @@ impl FakeProvider {
             .route("/v1/messages", post(anthropic))
             .route("/v1/chat/completions", post(openai))
             .with_state(shared.clone());
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("a loopback port");
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("a loopback port");
         let addr = listener.local_addr().expect("a bound address");
         let server = tokio::spawn(async move {
-            axum::serve(listener, app).await.expect("the fake provider serves");
+            axum::serve(listener, app)
+                .await
+                .expect("the fake provider serves");
         });
-        FakeProvider { addr, shared, server }
+        FakeProvider {
+            addr,
+            shared,
+            server,
+        }
     }
 
     /// Base URL for the Anthropic client: `http://127.0.0.1:PORT`.
@@ -116,7 +124,11 @@ impl Drop for FakeProvider {
 fn text_of(content: &Value) -> String {
     match content {
         Value::String(s) => s.clone(),
-        Value::Array(blocks) => blocks.iter().filter_map(|b| b["text"].as_str()).collect::<Vec<_>>().join(""),
+        Value::Array(blocks) => blocks
+            .iter()
+            .filter_map(|b| b["text"].as_str())
+            .collect::<Vec<_>>()
+            .join(""),
         _ => String::new(),
     }
 }
@@ -126,18 +138,30 @@ fn turn(format: Format, body: &Value) -> Turn {
     let (system, messages): (Option<String>, Vec<Value>) = match format {
         Format::Anthropic => (body["system"].as_str().map(str::to_string), all),
         Format::OpenAi => (
-            all.iter().find(|m| m["role"] == "system").map(|m| text_of(&m["content"])),
+            all.iter()
+                .find(|m| m["role"] == "system")
+                .map(|m| text_of(&m["content"])),
             all.into_iter().filter(|m| m["role"] != "system").collect(),
         ),
     };
     let is_tool_result = |m: &Value| match format {
-        Format::Anthropic => m["content"].as_array().is_some_and(|c| c.iter().any(|b| b["type"] == "tool_result")),
+        Format::Anthropic => m["content"]
+            .as_array()
+            .is_some_and(|c| c.iter().any(|b| b["type"] == "tool_result")),
         Format::OpenAi => m["role"] == "tool",
     };
-    let last_tool_result = messages.last().filter(|m| is_tool_result(m)).map(|m| match format {
-        Format::Anthropic => m["content"].as_array().into_iter().flatten().map(|b| text_of(&b["content"])).collect(),
-        Format::OpenAi => text_of(&m["content"]),
-    });
+    let last_tool_result = messages
+        .last()
+        .filter(|m| is_tool_result(m))
+        .map(|m| match format {
+            Format::Anthropic => m["content"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .map(|b| text_of(&b["content"]))
+                .collect(),
+            Format::OpenAi => text_of(&m["content"]),
+        });
     let last_user_text = messages
         .iter()
         .rev()
@@ -147,7 +171,12 @@ fn turn(format: Format, body: &Value) -> Turn {
         .as_array()
         .into_iter()
         .flatten()
-        .filter_map(|t| t["name"].as_str().or(t["function"]["name"].as_str()).map(str::to_string))
+        .filter_map(|t| {
+            t["name"]
+                .as_str()
+                .or(t["function"]["name"].as_str())
+                .map(str::to_string)
+        })
         .collect();
     Turn {
         format,
@@ -162,10 +191,21 @@ fn turn(format: Format, body: &Value) -> Turn {
 }
 
 /// Records the request and runs the script.
-fn handle(shared: &Shared, format: Format, headers: &HeaderMap, body: &Bytes) -> Result<(Value, Reply), Response> {
-    let body: Value = serde_json::from_slice(body).map_err(|e| (StatusCode::BAD_REQUEST, e.to_string()).into_response())?;
-    let header = |name: &str| headers.get(name).and_then(|v| v.to_str().ok()).map(str::to_string);
-    let api_key = header("x-api-key").or_else(|| header("authorization").map(|a| a.trim_start_matches("Bearer ").to_string()));
+fn handle(
+    shared: &Shared,
+    format: Format,
+    headers: &HeaderMap,
+    body: &Bytes,
+) -> Result<(Value, Reply), String> {
+    let body: Value = serde_json::from_slice(body).map_err(|e| e.to_string())?;
+    let header = |name: &str| {
+        headers
+            .get(name)
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_string)
+    };
+    let api_key = header("x-api-key")
+        .or_else(|| header("authorization").map(|a| a.trim_start_matches("Bearer ").to_string()));
     shared.seen.lock().expect("seen lock").push(Seen {
         format,
         body: body.clone(),
@@ -187,25 +227,45 @@ fn tokens(len: usize) -> u64 {
 }
 
 fn sse(events: Vec<String>) -> Response {
-    let stream = futures_util::stream::iter(events.into_iter().map(|e| Ok::<_, Infallible>(Bytes::from(e))));
-    ([(header::CONTENT_TYPE, "text/event-stream")], Body::from_stream(stream)).into_response()
+    let stream = futures_util::stream::iter(
+        events
+            .into_iter()
+            .map(|e| Ok::<_, Infallible>(Bytes::from(e))),
+    );
+    (
+        [(header::CONTENT_TYPE, "text/event-stream")],
+        Body::from_stream(stream),
+    )
+        .into_response()
 }
 
 async fn anthropic(State(shared): State<Arc<Shared>>, headers: HeaderMap, body: Bytes) -> Response {
     let (request, reply) = match handle(&shared, Format::Anthropic, &headers, &body) {
         Ok(r) => r,
-        Err(response) => return response,
+        Err(e) => return (StatusCode::BAD_REQUEST, e).into_response(),
     };
     let input = tokens(body.len());
     let (block, output, stop) = match reply {
         Reply::Error { status, message } => {
             let body = json!({"type": "error", "error": {"type": "api_error", "message": message}});
-            return (StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR), axum::Json(body)).into_response();
+            return (
+                StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR),
+                axum::Json(body),
+            )
+                .into_response();
         }
-        Reply::Text(text) => (json!({"type": "text", "text": text}), tokens(text.len()), "end_turn"),
+        Reply::Text(text) => (
+            json!({"type": "text", "text": text}),
+            tokens(text.len()),
+            "end_turn",
+        ),
         Reply::ToolCall { name, args } => {
             let id = format!("toolu_{}", shared.ids.fetch_add(1, Ordering::Relaxed));
-            (json!({"type": "tool_use", "id": id, "name": name, "input": args}), 5, "tool_use")
+            (
+                json!({"type": "tool_use", "id": id, "name": name, "input": args}),
+                5,
+                "tool_use",
+            )
         }
     };
     let usage = json!({"input_tokens": input, "output_tokens": output, "cache_read_input_tokens": 0, "cache_creation_input_tokens": 0});
@@ -218,25 +278,46 @@ async fn anthropic(State(shared): State<Arc<Shared>>, headers: HeaderMap, body: 
     }
     let event = |name: &str, data: Value| format!("event: {name}\ndata: {data}\n\n");
     let mut events = vec![
-        event("message_start", json!({"type": "message_start", "message": {
+        event(
+            "message_start",
+            json!({"type": "message_start", "message": {
             "id": "msg_fake", "type": "message", "role": "assistant", "model": request["model"], "content": [],
-            "usage": {"input_tokens": input, "output_tokens": 1}}})),
+            "usage": {"input_tokens": input, "output_tokens": 1}}}),
+        ),
         event("ping", json!({"type": "ping"})),
     ];
     let (start, deltas): (Value, Vec<Value>) = if block["type"] == "text" {
         let text = block["text"].as_str().unwrap_or_default();
-        let deltas = pieces(text).into_iter().map(|t| json!({"type": "text_delta", "text": t})).collect();
+        let deltas = pieces(text)
+            .into_iter()
+            .map(|t| json!({"type": "text_delta", "text": t}))
+            .collect();
         (json!({"type": "text", "text": ""}), deltas)
     } else {
         let args = block["input"].to_string();
-        let deltas = pieces(&args).into_iter().map(|p| json!({"type": "input_json_delta", "partial_json": p})).collect();
-        (json!({"type": "tool_use", "id": block["id"], "name": block["name"], "input": {}}), deltas)
+        let deltas = pieces(&args)
+            .into_iter()
+            .map(|p| json!({"type": "input_json_delta", "partial_json": p}))
+            .collect();
+        (
+            json!({"type": "tool_use", "id": block["id"], "name": block["name"], "input": {}}),
+            deltas,
+        )
     };
-    events.push(event("content_block_start", json!({"type": "content_block_start", "index": 0, "content_block": start})));
+    events.push(event(
+        "content_block_start",
+        json!({"type": "content_block_start", "index": 0, "content_block": start}),
+    ));
     for delta in deltas {
-        events.push(event("content_block_delta", json!({"type": "content_block_delta", "index": 0, "delta": delta})));
+        events.push(event(
+            "content_block_delta",
+            json!({"type": "content_block_delta", "index": 0, "delta": delta}),
+        ));
     }
-    events.push(event("content_block_stop", json!({"type": "content_block_stop", "index": 0})));
+    events.push(event(
+        "content_block_stop",
+        json!({"type": "content_block_stop", "index": 0}),
+    ));
     events.push(event("message_delta", json!({"type": "message_delta", "delta": {"stop_reason": stop}, "usage": {"output_tokens": output}})));
     events.push(event("message_stop", json!({"type": "message_stop"})));
     sse(events)
@@ -245,13 +326,17 @@ async fn anthropic(State(shared): State<Arc<Shared>>, headers: HeaderMap, body: 
 async fn openai(State(shared): State<Arc<Shared>>, headers: HeaderMap, body: Bytes) -> Response {
     let (request, reply) = match handle(&shared, Format::OpenAi, &headers, &body) {
         Ok(r) => r,
-        Err(response) => return response,
+        Err(e) => return (StatusCode::BAD_REQUEST, e).into_response(),
     };
     let input = tokens(body.len());
     let (content, call, output) = match reply {
         Reply::Error { status, message } => {
             let body = json!({"error": {"message": message, "type": "server_error"}});
-            return (StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR), axum::Json(body)).into_response();
+            return (
+                StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR),
+                axum::Json(body),
+            )
+                .into_response();
         }
         Reply::Text(text) => {
             let output = tokens(text.len());
@@ -280,15 +365,25 @@ async fn openai(State(shared): State<Arc<Shared>>, headers: HeaderMap, body: Byt
             "choices": [{"index": 0, "delta": delta, "finish_reason": finish}]});
         format!("data: {data}\n\n")
     };
-    let mut events = vec![chunk(json!({"role": "assistant", "content": ""}), Value::Null)];
+    let mut events = vec![chunk(
+        json!({"role": "assistant", "content": ""}),
+        Value::Null,
+    )];
     if let Some(text) = &content {
-        events.extend(pieces(text).into_iter().map(|t| chunk(json!({"content": t}), Value::Null)));
+        events.extend(
+            pieces(text)
+                .into_iter()
+                .map(|t| chunk(json!({"content": t}), Value::Null)),
+        );
     }
     if let Some((id, name, args)) = &call {
         let head = json!({"tool_calls": [{"index": 0, "id": id, "type": "function", "function": {"name": name, "arguments": ""}}]});
         events.push(chunk(head, Value::Null));
         for piece in pieces(args) {
-            events.push(chunk(json!({"tool_calls": [{"index": 0, "function": {"arguments": piece}}]}), Value::Null));
+            events.push(chunk(
+                json!({"tool_calls": [{"index": 0, "function": {"arguments": piece}}]}),
+                Value::Null,
+            ));
         }
     }
     events.push(chunk(json!({}), json!(finish)));

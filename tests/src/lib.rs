@@ -13,7 +13,10 @@ pub use fake_provider::{FakeProvider, Format, Reply, Turn};
 
 /// The workspace root.
 pub fn workspace() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).parent().expect("tests/ has a parent").to_path_buf()
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .expect("tests/ has a parent")
+        .to_path_buf()
 }
 
 /// Builds a guest crate (path relative to the workspace, e.g. `agents/support_assistant`)
@@ -26,7 +29,8 @@ pub fn guest(crate_path: &str) -> PathBuf {
         .entry(crate_path.to_string())
         .or_insert_with(|| {
             flue_host::build::ensure_target().expect("the wasm32-wasip2 target is available");
-            flue_host::build::build_crate(&workspace().join(crate_path)).expect("the guest crate builds")
+            flue_host::build::build_crate(&workspace().join(crate_path))
+                .expect("the guest crate builds")
         })
         .clone()
 }
@@ -59,12 +63,20 @@ impl Project {
 
     /// Copies a component into `agents/<name>.wasm`.
     pub fn add_agent(&self, name: &str, wasm: &Path) {
-        std::fs::copy(wasm, self.path().join("agents").join(format!("{name}.wasm"))).expect("the component copies");
+        std::fs::copy(
+            wasm,
+            self.path().join("agents").join(format!("{name}.wasm")),
+        )
+        .expect("the component copies");
     }
 
     /// Writes raw bytes as `agents/<name>.wasm`.
     pub fn add_bytes(&self, name: &str, bytes: &[u8]) {
-        std::fs::write(self.path().join("agents").join(format!("{name}.wasm")), bytes).expect("the file writes");
+        std::fs::write(
+            self.path().join("agents").join(format!("{name}.wasm")),
+            bytes,
+        )
+        .expect("the file writes");
     }
 
     /// Host options for this project, with providers pointed at `fake`.
@@ -124,7 +136,14 @@ pub fn flue_binary() -> PathBuf {
     static BIN: OnceLock<PathBuf> = OnceLock::new();
     BIN.get_or_init(|| {
         let output = std::process::Command::new(env!("CARGO"))
-            .args(["build", "-p", "flue-host", "--bin", "flue", "--message-format=json"])
+            .args([
+                "build",
+                "-p",
+                "flue-host",
+                "--bin",
+                "flue",
+                "--message-format=json",
+            ])
             .current_dir(workspace())
             .stderr(std::process::Stdio::inherit())
             .output()

@@ -11,20 +11,23 @@ fn build(ctx: &CreateContext) -> AgentConfig {
              call ticket_status before you state its status."
         ))
         .tool(
-            Tool::new("ticket_status", "Return the status of the current support ticket.")
-                .parameters(json!({
-                    "type": "object",
-                    "properties": {
-                        "detail": {"type": "boolean", "description": "Include the last update."}
-                    }
-                }))
-                .handler(move |args| {
-                    let mut status = format!("Ticket {ticket}: open, assigned to billing");
-                    if args["detail"].as_bool() == Some(true) {
-                        status.push_str("; last update: refund approved, pending payout");
-                    }
-                    Ok(status)
-                }),
+            Tool::new(
+                "ticket_status",
+                "Return the status of the current support ticket.",
+            )
+            .parameters(json!({
+                "type": "object",
+                "properties": {
+                    "detail": {"type": "boolean", "description": "Include the last update."}
+                }
+            }))
+            .handler(move |args| {
+                let mut status = format!("Ticket {ticket}: open, assigned to billing");
+                if args["detail"].as_bool() == Some(true) {
+                    status.push_str("; last update: refund approved, pending payout");
+                }
+                Ok(status)
+            }),
         )
 }
 

@@ -88,10 +88,23 @@ pub async fn run(cli: Cli) -> Result<(), String> {
             .await;
             report(result, json)
         }
-        Command::Inspect { ref agent, ref id, no_build } => {
+        Command::Inspect {
+            ref agent,
+            ref id,
+            no_build,
+        } => {
             let host = open_host(&cli, no_build).await?;
-            let config = host.init_agent(agent, id).await.map_err(|e| e.to_string())?.config().await.map_err(|e| e.to_string())?;
-            println!("{}", serde_json::to_string_pretty(&config).expect("configs serialize"));
+            let config = host
+                .init_agent(agent, id)
+                .await
+                .map_err(|e| e.to_string())?
+                .config()
+                .await
+                .map_err(|e| e.to_string())?;
+            println!(
+                "{}",
+                serde_json::to_string_pretty(&config).expect("configs serialize")
+            );
             Ok(())
         }
     }
@@ -108,7 +121,11 @@ async fn open_host(cli: &Cli, no_build: bool) -> Result<Host, String> {
     }
     let host = Host::open(options).await.map_err(|e| e.to_string())?;
     for problem in host.load_problems() {
-        eprintln!("warning: skipped {}: {}", problem.file.display(), problem.reason);
+        eprintln!(
+            "warning: skipped {}: {}",
+            problem.file.display(),
+            problem.reason
+        );
     }
     Ok(host)
 }

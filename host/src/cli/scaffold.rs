@@ -33,7 +33,9 @@ fn sdk_path(agents_dir: &Path) -> String {
     let path = if local.join("Cargo.toml").is_file() {
         PathBuf::from("../../guest-sdk")
     } else {
-        Path::new(SDK_DIR).canonicalize().unwrap_or_else(|_| PathBuf::from(SDK_DIR))
+        Path::new(SDK_DIR)
+            .canonicalize()
+            .unwrap_or_else(|_| PathBuf::from(SDK_DIR))
     };
     path.display().to_string()
 }

@@ -31,13 +31,21 @@ pub struct Instances {
 
 impl Instances {
     fn slot(&self, key: &InstanceKey) -> Slot {
-        self.slots.lock().expect("instances lock").entry(key.clone()).or_default().clone()
+        self.slots
+            .lock()
+            .expect("instances lock")
+            .entry(key.clone())
+            .or_default()
+            .clone()
     }
 }
 
 impl Shared {
     /// The configuration of an instance, creating the instance if it is not live.
-    pub async fn instance_config(self: &Arc<Self>, key: &InstanceKey) -> Result<Arc<AgentConfig>, Error> {
+    pub async fn instance_config(
+        self: &Arc<Self>,
+        key: &InstanceKey,
+    ) -> Result<Arc<AgentConfig>, Error> {
         let slot = self.instances.slot(key);
         let mut live = slot.lock().await;
         Ok(self.ensure_live(key, &mut live).await?.config.clone())
@@ -67,9 +75,16 @@ impl Shared {
     }
 
     /// Makes the slot live: instantiates the agent's current version and runs `create`.
-    async fn ensure_live<'a>(self: &Arc<Self>, key: &InstanceKey, live: &'a mut Option<Live>) -> Result<&'a mut Live, Error> {
+    async fn ensure_live<'a>(
+        self: &Arc<Self>,
+        key: &InstanceKey,
+        live: &'a mut Option<Live>,
+    ) -> Result<&'a mut Live, Error> {
         let current = self.agent(&key.agent)?;
-        if live.as_ref().is_some_and(|l| !Arc::ptr_eq(&l.version, &current)) {
+        if live
+            .as_ref()
+            .is_some_and(|l| !Arc::ptr_eq(&l.version, &current))
+        {
             *live = None;
         }
         if live.is_none() {
@@ -78,7 +93,11 @@ impl Shared {
         Ok(live.as_mut().expect("made live above"))
     }
 
-    async fn start(self: &Arc<Self>, key: &InstanceKey, version: Arc<AgentVersion>) -> Result<Live, Error> {
+    async fn start(
+        self: &Arc<Self>,
+        key: &InstanceKey,
+        version: Arc<AgentVersion>,
+    ) -> Result<Live, Error> {
         let guest_error = |source| Error::Guest {
             agent: key.agent.clone(),
             source,
@@ -94,7 +113,10 @@ impl Shared {
             .await
             .map_err(guest_error)?;
         let env = self.options.config.agent_env(&key.agent);
-        let config = instance.create(&key.agent, &key.id, env, None).await.map_err(guest_error)?;
+        let config = instance
+            .create(&key.agent, &key.id, env, None)
+            .await
+            .map_err(guest_error)?;
         *host.model.lock().expect("model lock") = config.model().map(str::to_string);
         Ok(Live {
             instance,
@@ -114,7 +136,9 @@ struct InstanceHost {
 
 impl InstanceHost {
     fn shared(&self) -> anyhow::Result<Arc<Shared>> {
-        self.shared.upgrade().ok_or_else(|| anyhow::anyhow!("the host is shutting down"))
+        self.shared
+            .upgrade()
+            .ok_or_else(|| anyhow::anyhow!("the host is shutting down"))
     }
 }
 
@@ -122,18 +146,31 @@ impl InstanceHost {
 impl GuestHost for InstanceHost {
     async fn complete(&self, request: String) -> Result<String, String> {
         let shared = self.shared().map_err(|e| e.to_string())?;
-        let request: serde_json::Value = serde_json::from_str(&request).map_err(|e| format!("request is not JSON: {e}"))?;
-        let prompt = request["prompt"].as_str().ok_or("request needs a \"prompt\" string")?;
+        let request: serde_json::Value =
+            serde_json::from_str(&request).map_err(|e| format!("request is not JSON: {e}"))?;
+        let prompt = request["prompt"]
+            .as_str()
+            .ok_or("request needs a \"prompt\" string")?;
         let model = match request["model"].as_str() {
             Some(m) => m.to_string(),
-            None => self.model.lock().expect("model lock").clone().ok_or("the agent sets no model; pass \"model\"")?,
+            None => self
+                .model
+                .lock()
+                .expect("model lock")
+                .clone()
+                .ok_or("the agent sets no model; pass \"model\"")?,
         };
-        let (model_ref, provider) = shared.providers.resolve(&model).map_err(|e| e.to_string())?;
+        let (model_ref, provider) = shared
+            .providers
+            .resolve(&model)
+            .map_err(|e| e.to_string())?;
         let answer = provider
             .complete(&ModelRequest {
                 model: model_ref.model.clone(),
                 system: request["system"].as_str().map(str::to_string),
-                messages: vec![Message::User { content: prompt.to_string() }],
+                messages: vec![Message::User {
+                    content: prompt.to_string(),
+                }],
                 tools: Vec::new(),
                 max_tokens: super::MAX_OUTPUT_TOKENS,
             })
@@ -156,21 +193,37 @@ impl GuestHost for InstanceHost {
     }
 
     async fn state_set(&self, key: String, value: String) -> anyhow::Result<()> {
-        Ok(self.shared()?.store.state_set(&self.key, &key, &value).await?)
+        Ok(self
+            .shared()?
+            .store
+            .state_set(&self.key, &key, &value)
+            .await?)
     }
 
     async fn call_tool(&self, name: String, _args: String) -> Result<String, String> {
-        Err(format!("the host offers no tool named '{name}' to this agent"))
+        Err(format!(
+            "the host offers no tool named '{name}' to this agent"
+        ))
     }
 
     fn log(&self, session: Option<&str>, level: GuestLogLevel, message: &str) {
         let (agent, id, session) = (&self.key.agent, &self.key.id, session.unwrap_or("-"));
         match level {
-            GuestLogLevel::Trace => tracing::trace!(target: "flue::guest", agent, id, session, "{message}"),
-            GuestLogLevel::Debug => tracing::debug!(target: "flue::guest", agent, id, session, "{message}"),
-            GuestLogLevel::Info => tracing::info!(target: "flue::guest", agent, id, session, "{message}"),
-            GuestLogLevel::Warn => tracing::warn!(target: "flue::guest", agent, id, session, "{message}"),
-            GuestLogLevel::Error => tracing::error!(target: "flue::guest", agent, id, session, "{message}"),
+            GuestLogLevel::Trace => {
+                tracing::trace!(target: "flue::guest", agent, id, session, "{message}")
+            }
+            GuestLogLevel::Debug => {
+                tracing::debug!(target: "flue::guest", agent, id, session, "{message}")
+            }
+            GuestLogLevel::Info => {
+                tracing::info!(target: "flue::guest", agent, id, session, "{message}")
+            }
+            GuestLogLevel::Warn => {
+                tracing::warn!(target: "flue::guest", agent, id, session, "{message}")
+            }
+            GuestLogLevel::Error => {
+                tracing::error!(target: "flue::guest", agent, id, session, "{message}")
+            }
         }
     }
 }

@@ -93,7 +93,12 @@ pub struct Prompt<'a> {
 
 impl Shared {
     /// Builds the shared state.
-    pub fn new(options: HostOptions, runtime: Arc<Runtime>, registry: Registry, store: Arc<dyn Store>) -> Self {
+    pub fn new(
+        options: HostOptions,
+        runtime: Arc<Runtime>,
+        registry: Registry,
+        store: Arc<dyn Store>,
+    ) -> Self {
         let providers = Providers::new(
             options.config.providers.clone(),
             options.config.models.clone(),
@@ -114,7 +119,12 @@ impl Shared {
     pub fn agent(&self, name: &str) -> Result<Arc<AgentVersion>, Error> {
         self.registry.get(name).ok_or_else(|| Error::AgentNotFound {
             name: name.to_string(),
-            available: self.registry.list().iter().map(|a| a.name.clone()).collect(),
+            available: self
+                .registry
+                .list()
+                .iter()
+                .map(|a| a.name.clone())
+                .collect(),
         })
     }
 
@@ -162,9 +172,12 @@ impl Shared {
         request.messages.push(Message::User {
             content: prompt.message.to_string(),
         });
-        emit(&mut events, Event::Start {
-            session: key.session.clone(),
-        });
+        emit(
+            &mut events,
+            Event::Start {
+                session: key.session.clone(),
+            },
+        );
         let mut usage = Usage::default();
         let max_rounds = self.options.config.max_tool_rounds();
         for round in 0..=max_rounds {
@@ -209,13 +222,17 @@ impl Shared {
         call: &ToolCall,
         events: &mut Option<&mut (dyn FnMut(Event) + Send)>,
     ) -> Result<Message, Error> {
-        emit(events, Event::ToolStart {
-            name: call.name.clone(),
-            call_id: call.id.clone(),
-            args: call.arguments.clone(),
-        });
+        emit(
+            events,
+            Event::ToolStart {
+                name: call.name.clone(),
+                call_id: call.id.clone(),
+                args: call.arguments.clone(),
+            },
+        );
         let outcome = if config.all_tools().iter().any(|t| t.name == call.name) {
-            self.call_guest_tool(key, &call.name, &call.arguments.to_string()).await?
+            self.call_guest_tool(key, &call.name, &call.arguments.to_string())
+                .await?
         } else {
             Err(format!("there is no tool named '{}'", call.name))
         };
@@ -223,12 +240,15 @@ impl Shared {
             Ok(text) => (text, false),
             Err(text) => (text, true),
         };
-        emit(events, Event::ToolEnd {
-            name: call.name.clone(),
-            call_id: call.id.clone(),
-            is_error,
-            result: content.clone(),
-        });
+        emit(
+            events,
+            Event::ToolEnd {
+                name: call.name.clone(),
+                call_id: call.id.clone(),
+                is_error,
+                result: content.clone(),
+            },
+        );
         Ok(Message::Tool {
             tool_call_id: call.id.clone(),
             name: call.name.clone(),

@@ -6,7 +6,10 @@ use serde_json::{Value, json};
 
 use super::resolve::Endpoint;
 use super::sse::{bad_response, event_json, post_json, read_events, read_json};
-use super::{BoxFuture, EventSink, Message, ModelError, ModelRequest, ModelResponse, Provider, StreamEvent, ToolCall, Usage};
+use super::{
+    BoxFuture, EventSink, Message, ModelError, ModelRequest, ModelResponse, Provider, StreamEvent,
+    ToolCall, Usage,
+};
 
 const API_VERSION: &str = "2023-06-01";
 
@@ -22,12 +25,26 @@ impl Anthropic {
         Self { http, endpoint }
     }
 
-    async fn send(&self, request: &ModelRequest, stream: bool) -> Result<reqwest::Response, ModelError> {
+    async fn send(
+        &self,
+        request: &ModelRequest,
+        stream: bool,
+    ) -> Result<reqwest::Response, ModelError> {
         let headers = [
-            ("x-api-key", self.endpoint.api_key.clone().unwrap_or_default()),
+            (
+                "x-api-key",
+                self.endpoint.api_key.clone().unwrap_or_default(),
+            ),
             ("anthropic-version", API_VERSION.to_string()),
         ];
-        post_json(&self.http, &self.endpoint, "/v1/messages", &headers, &request_body(request, stream)).await
+        post_json(
+            &self.http,
+            &self.endpoint,
+            "/v1/messages",
+            &headers,
+            &request_body(request, stream),
+        )
+        .await
     }
 
     async fn complete_whole(&self, request: &ModelRequest) -> Result<ModelResponse, ModelError> {
@@ -35,7 +52,11 @@ impl Anthropic {
         parse_response(&self.endpoint, &read_json(&self.endpoint, response).await?)
     }
 
-    async fn complete_streamed(&self, request: &ModelRequest, sink: EventSink<'_>) -> Result<ModelResponse, ModelError> {
+    async fn complete_streamed(
+        &self,
+        request: &ModelRequest,
+        sink: EventSink<'_>,
+    ) -> Result<ModelResponse, ModelError> {
         let response = self.send(request, true).await?;
         let mut state = StreamState::default();
         read_events(&self.endpoint, response, |event| {
@@ -47,11 +68,18 @@ impl Anthropic {
 }
 
 impl Provider for Anthropic {
-    fn complete<'a>(&'a self, request: &'a ModelRequest) -> BoxFuture<'a, Result<ModelResponse, ModelError>> {
+    fn complete<'a>(
+        &'a self,
+        request: &'a ModelRequest,
+    ) -> BoxFuture<'a, Result<ModelResponse, ModelError>> {
         Box::pin(self.complete_whole(request))
     }
 
-    fn stream<'a>(&'a self, request: &'a ModelRequest, sink: EventSink<'a>) -> BoxFuture<'a, Result<ModelResponse, ModelError>> {
+    fn stream<'a>(
+        &'a self,
+        request: &'a ModelRequest,
+        sink: EventSink<'a>,
+    ) -> BoxFuture<'a, Result<ModelResponse, ModelError>> {
         Box::pin(self.complete_streamed(request, sink))
     }
 }
@@ -85,20 +113,34 @@ fn messages(messages: &[Message]) -> Vec<Value> {
     for message in messages {
         match message {
             Message::User { content } => out.push(json!({"role": "user", "content": content})),
-            Message::Assistant { content, tool_calls } => {
+            Message::Assistant {
+                content,
+                tool_calls,
+            } => {
                 let text = (!content.is_empty()).then(|| json!({"type": "text", "text": content}));
                 let calls = tool_calls
                     .iter()
                     .map(|c| json!({"type": "tool_use", "id": c.id, "name": c.name, "input": c.arguments}));
                 out.push(json!({"role": "assistant", "content": text.into_iter().chain(calls).collect::<Vec<_>>()}));
             }
-            Message::Tool { tool_call_id, content, is_error, .. } => {
+            Message::Tool {
+                tool_call_id,
+                content,
+                is_error,
+                ..
+            } => {
                 let block = json!({"type": "tool_result", "tool_use_id": tool_call_id, "content": content, "is_error": is_error});
                 let last_is_results = out.last().is_some_and(|m| {
-                    m["role"] == "user" && m["content"].as_array().is_some_and(|c| c.iter().all(|b| b["type"] == "tool_result"))
+                    m["role"] == "user"
+                        && m["content"]
+                            .as_array()
+                            .is_some_and(|c| c.iter().all(|b| b["type"] == "tool_result"))
                 });
                 match out.last_mut() {
-                    Some(last) if last_is_results => last["content"].as_array_mut().expect("checked above").push(block),
+                    Some(last) if last_is_results => last["content"]
+                        .as_array_mut()
+                        .expect("checked above")
+                        .push(block),
                     _ => out.push(json!({"role": "user", "content": [block]})),
                 }
             }
@@ -128,8 +170,14 @@ fn parse_response(endpoint: &Endpoint, body: &Value) -> Result<ModelResponse, Mo
     };
     for block in blocks {
         match block["type"].as_str() {
-            Some("text") => response.text.push_str(block["text"].as_str().unwrap_or_default()),
-            Some("tool_use") => response.tool_calls.push(tool_call(endpoint, block, block["input"].clone())?),
+            Some("text") => response
+                .text
+                .push_str(block["text"].as_str().unwrap_or_default()),
+            Some("tool_use") => {
+                response
+                    .tool_calls
+                    .push(tool_call(endpoint, block, block["input"].clone())?)
+            }
             _ => {} // thinking and other blocks are not part of the answer text
         }
     }
@@ -162,12 +210,18 @@ struct StreamState {
 }
 
 impl StreamState {
-    fn apply(&mut self, endpoint: &Endpoint, event: &Value, sink: &mut (dyn FnMut(StreamEvent) + Send)) -> Result<(), ModelError> {
+    fn apply(
+        &mut self,
+        endpoint: &Endpoint,
+        event: &Value,
+        sink: &mut (dyn FnMut(StreamEvent) + Send),
+    ) -> Result<(), ModelError> {
         let index = event["index"].as_u64().unwrap_or(0);
         match event["type"].as_str().unwrap_or_default() {
             "message_start" => self.response.usage = usage(&event["message"]["usage"]),
             "content_block_start" if event["content_block"]["type"] == "tool_use" => {
-                self.pending.insert(index, (event["content_block"].clone(), String::new()));
+                self.pending
+                    .insert(index, (event["content_block"].clone(), String::new()));
             }
             "content_block_delta" => {
                 let delta = &event["delta"];
@@ -190,10 +244,12 @@ impl StreamState {
                     let arguments = if json.trim().is_empty() {
                         json!({})
                     } else {
-                        serde_json::from_str(&json)
-                            .map_err(|e| bad_response(endpoint, format!("tool arguments are not JSON: {e}")))?
+                        serde_json::from_str(&json).map_err(|e| {
+                            bad_response(endpoint, format!("tool arguments are not JSON: {e}"))
+                        })?
                     };
-                    self.calls.insert(index, tool_call(endpoint, &block, arguments)?);
+                    self.calls
+                        .insert(index, tool_call(endpoint, &block, arguments)?);
                 }
             }
             "message_delta" => {
@@ -202,8 +258,13 @@ impl StreamState {
             }
             "message_stop" => self.stopped = true,
             "error" => {
-                let message = event["error"]["message"].as_str().unwrap_or("unknown error");
-                return Err(bad_response(endpoint, format!("the stream reported an error: {message}")));
+                let message = event["error"]["message"]
+                    .as_str()
+                    .unwrap_or("unknown error");
+                return Err(bad_response(
+                    endpoint,
+                    format!("the stream reported an error: {message}"),
+                ));
             }
             _ => {} // ping, and event types added later
         }
@@ -212,7 +273,10 @@ impl StreamState {
 
     fn finish(mut self, endpoint: &Endpoint) -> Result<ModelResponse, ModelError> {
         if !self.stopped {
-            return Err(bad_response(endpoint, "the stream ended before message_stop"));
+            return Err(bad_response(
+                endpoint,
+                "the stream ended before message_stop",
+            ));
         }
         self.response.tool_calls = self.calls.into_values().collect();
         Ok(self.response)
@@ -239,18 +303,42 @@ mod tests {
             model: "m".into(),
             system: Some("sys".into()),
             messages: vec![
-                Message::User { content: "hi".into() },
+                Message::User {
+                    content: "hi".into(),
+                },
                 Message::Assistant {
                     content: String::new(),
                     tool_calls: vec![
-                        ToolCall { id: "a".into(), name: "t".into(), arguments: json!({}) },
-                        ToolCall { id: "b".into(), name: "t".into(), arguments: json!({"x": 1}) },
+                        ToolCall {
+                            id: "a".into(),
+                            name: "t".into(),
+                            arguments: json!({}),
+                        },
+                        ToolCall {
+                            id: "b".into(),
+                            name: "t".into(),
+                            arguments: json!({"x": 1}),
+                        },
                     ],
                 },
-                Message::Tool { tool_call_id: "a".into(), name: "t".into(), content: "1".into(), is_error: false },
-                Message::Tool { tool_call_id: "b".into(), name: "t".into(), content: "2".into(), is_error: true },
+                Message::Tool {
+                    tool_call_id: "a".into(),
+                    name: "t".into(),
+                    content: "1".into(),
+                    is_error: false,
+                },
+                Message::Tool {
+                    tool_call_id: "b".into(),
+                    name: "t".into(),
+                    content: "2".into(),
+                    is_error: true,
+                },
             ],
-            tools: vec![ToolSpec { name: "t".into(), description: "d".into(), parameters: json!({"type": "object"}) }],
+            tools: vec![ToolSpec {
+                name: "t".into(),
+                description: "d".into(),
+                parameters: json!({"type": "object"}),
+            }],
             max_tokens: 100,
         };
         let body = request_body(&request, true);
@@ -259,7 +347,11 @@ mod tests {
         assert_eq!(body["tools"][0]["input_schema"]["type"], "object");
         let messages = body["messages"].as_array().unwrap();
         assert_eq!(messages.len(), 3);
-        assert_eq!(messages[1]["content"].as_array().unwrap().len(), 2, "no empty text block");
+        assert_eq!(
+            messages[1]["content"].as_array().unwrap().len(),
+            2,
+            "no empty text block"
+        );
         assert_eq!(messages[2]["content"][1]["tool_use_id"], "b");
         assert_eq!(messages[2]["content"][1]["is_error"], true);
     }
@@ -277,7 +369,15 @@ mod tests {
         let r = parse_response(&endpoint(), &body).unwrap();
         assert_eq!(r.text, "Let me check.");
         assert_eq!(r.tool_calls[0].arguments, json!({"detail": true}));
-        assert_eq!(r.usage, Usage { input: 10, output: 5, cache_read: 3, cache_write: 2 });
+        assert_eq!(
+            r.usage,
+            Usage {
+                input: 10,
+                output: 5,
+                cache_read: 3,
+                cache_write: 2
+            }
+        );
         assert!(parse_response(&endpoint(), &json!({"nope": 1})).is_err());
     }
 }

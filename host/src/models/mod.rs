@@ -111,13 +111,19 @@ pub type EventSink<'a> = &'a mut (dyn FnMut(StreamEvent) + Send);
 /// Why a model call failed.
 #[derive(Debug, thiserror::Error)]
 pub enum ModelError {
-    #[error("model '{0}' is not of the form provider/model (for example anthropic/claude-haiku-4-5)")]
+    #[error(
+        "model '{0}' is not of the form provider/model (for example anthropic/claude-haiku-4-5)"
+    )]
     BadModelName(String),
-    #[error("unknown model provider '{0}': use anthropic, openai, ollama or one named in flue.toml [providers]")]
+    #[error(
+        "unknown model provider '{0}': use anthropic, openai, ollama or one named in flue.toml [providers]"
+    )]
     UnknownProvider(String),
     #[error("no API key for {provider}: set {env_var}")]
     MissingKey { provider: String, env_var: String },
-    #[error("cannot reach {provider} at {url}: {reason} (set {base_url_var} to change the address)")]
+    #[error(
+        "cannot reach {provider} at {url}: {reason} (set {base_url_var} to change the address)"
+    )]
     Unreachable {
         provider: String,
         url: String,
@@ -140,7 +146,10 @@ pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
 /// A client for one provider's wire format.
 pub trait Provider: Send + Sync {
     /// One completion, answered whole.
-    fn complete<'a>(&'a self, request: &'a ModelRequest) -> BoxFuture<'a, Result<ModelResponse, ModelError>>;
+    fn complete<'a>(
+        &'a self,
+        request: &'a ModelRequest,
+    ) -> BoxFuture<'a, Result<ModelResponse, ModelError>>;
 
     /// One completion, streamed: text deltas go to `sink` as they arrive.
     fn stream<'a>(

@@ -7,7 +7,10 @@ use serde_json::{Value, json};
 
 use super::resolve::Endpoint;
 use super::sse::{bad_response, event_json, post_json, read_events, read_json};
-use super::{BoxFuture, EventSink, Message, ModelError, ModelRequest, ModelResponse, Provider, StreamEvent, ToolCall, Usage};
+use super::{
+    BoxFuture, EventSink, Message, ModelError, ModelRequest, ModelResponse, Provider, StreamEvent,
+    ToolCall, Usage,
+};
 
 /// A client for OpenAI Chat Completions and compatible servers.
 pub struct OpenAi {
@@ -21,14 +24,25 @@ impl OpenAi {
         Self { http, endpoint }
     }
 
-    async fn send(&self, request: &ModelRequest, stream: bool) -> Result<reqwest::Response, ModelError> {
+    async fn send(
+        &self,
+        request: &ModelRequest,
+        stream: bool,
+    ) -> Result<reqwest::Response, ModelError> {
         let headers: Vec<(&str, String)> = self
             .endpoint
             .api_key
             .iter()
             .map(|key| ("authorization", format!("Bearer {key}")))
             .collect();
-        post_json(&self.http, &self.endpoint, "/chat/completions", &headers, &request_body(request, stream)).await
+        post_json(
+            &self.http,
+            &self.endpoint,
+            "/chat/completions",
+            &headers,
+            &request_body(request, stream),
+        )
+        .await
     }
 
     async fn complete_whole(&self, request: &ModelRequest) -> Result<ModelResponse, ModelError> {
@@ -36,7 +50,11 @@ impl OpenAi {
         parse_response(&self.endpoint, &read_json(&self.endpoint, response).await?)
     }
 
-    async fn complete_streamed(&self, request: &ModelRequest, sink: EventSink<'_>) -> Result<ModelResponse, ModelError> {
+    async fn complete_streamed(
+        &self,
+        request: &ModelRequest,
+        sink: EventSink<'_>,
+    ) -> Result<ModelResponse, ModelError> {
         let response = self.send(request, true).await?;
         let mut state = StreamState::default();
         read_events(&self.endpoint, response, |event| {
@@ -53,20 +71,31 @@ impl OpenAi {
 }
 
 impl Provider for OpenAi {
-    fn complete<'a>(&'a self, request: &'a ModelRequest) -> BoxFuture<'a, Result<ModelResponse, ModelError>> {
+    fn complete<'a>(
+        &'a self,
+        request: &'a ModelRequest,
+    ) -> BoxFuture<'a, Result<ModelResponse, ModelError>> {
         Box::pin(self.complete_whole(request))
     }
 
-    fn stream<'a>(&'a self, request: &'a ModelRequest, sink: EventSink<'a>) -> BoxFuture<'a, Result<ModelResponse, ModelError>> {
+    fn stream<'a>(
+        &'a self,
+        request: &'a ModelRequest,
+        sink: EventSink<'a>,
+    ) -> BoxFuture<'a, Result<ModelResponse, ModelError>> {
         Box::pin(self.complete_streamed(request, sink))
     }
 }
 
 /// The request body for a [`ModelRequest`].
 fn request_body(request: &ModelRequest, stream: bool) -> Value {
-    let system = request.system.iter().map(|s| json!({"role": "system", "content": s}));
+    let system = request
+        .system
+        .iter()
+        .map(|s| json!({"role": "system", "content": s}));
     let messages: Vec<Value> = system.chain(request.messages.iter().map(message)).collect();
-    let mut body = json!({"model": request.model, "max_tokens": request.max_tokens, "messages": messages});
+    let mut body =
+        json!({"model": request.model, "max_tokens": request.max_tokens, "messages": messages});
     if !request.tools.is_empty() {
         body["tools"] = request
             .tools
@@ -84,7 +113,10 @@ fn request_body(request: &ModelRequest, stream: bool) -> Value {
 fn message(m: &Message) -> Value {
     match m {
         Message::User { content } => json!({"role": "user", "content": content}),
-        Message::Assistant { content, tool_calls } => {
+        Message::Assistant {
+            content,
+            tool_calls,
+        } => {
             let mut out = json!({"role": "assistant", "content": if content.is_empty() { Value::Null } else { json!(content) }});
             if !tool_calls.is_empty() {
                 out["tool_calls"] = tool_calls
@@ -94,14 +126,21 @@ fn message(m: &Message) -> Value {
             }
             out
         }
-        Message::Tool { tool_call_id, content, .. } => json!({"role": "tool", "tool_call_id": tool_call_id, "content": content}),
+        Message::Tool {
+            tool_call_id,
+            content,
+            ..
+        } => json!({"role": "tool", "tool_call_id": tool_call_id, "content": content}),
     }
 }
 
 /// Usage, with cached prompt tokens counted as cache reads rather than input.
 fn usage(u: &Value) -> Usage {
     let prompt = u["prompt_tokens"].as_u64().unwrap_or(0);
-    let cached = u["prompt_tokens_details"]["cached_tokens"].as_u64().unwrap_or(0).min(prompt);
+    let cached = u["prompt_tokens_details"]["cached_tokens"]
+        .as_u64()
+        .unwrap_or(0)
+        .min(prompt);
     Usage {
         input: prompt - cached,
         output: u["completion_tokens"].as_u64().unwrap_or(0),
@@ -114,22 +153,37 @@ fn parse_arguments(endpoint: &Endpoint, name: &str, text: &str) -> Result<Value,
     if text.trim().is_empty() {
         return Ok(json!({}));
     }
-    serde_json::from_str(text).map_err(|e| bad_response(endpoint, format!("arguments of tool call '{name}' are not JSON: {e}")))
+    serde_json::from_str(text).map_err(|e| {
+        bad_response(
+            endpoint,
+            format!("arguments of tool call '{name}' are not JSON: {e}"),
+        )
+    })
 }
 
 /// Reads a whole (non-streamed) response.
 fn parse_response(endpoint: &Endpoint, body: &Value) -> Result<ModelResponse, ModelError> {
     let message = &body["choices"][0]["message"];
     if !message.is_object() {
-        return Err(bad_response(endpoint, "the response has no choices[0].message"));
+        return Err(bad_response(
+            endpoint,
+            "the response has no choices[0].message",
+        ));
     }
     let tool_calls = message["tool_calls"]
         .as_array()
         .into_iter()
         .flatten()
         .map(|c| {
-            let name = c["function"]["name"].as_str().unwrap_or_default().to_string();
-            let arguments = parse_arguments(endpoint, &name, c["function"]["arguments"].as_str().unwrap_or_default())?;
+            let name = c["function"]["name"]
+                .as_str()
+                .unwrap_or_default()
+                .to_string();
+            let arguments = parse_arguments(
+                endpoint,
+                &name,
+                c["function"]["arguments"].as_str().unwrap_or_default(),
+            )?;
             Ok(ToolCall {
                 id: c["id"].as_str().unwrap_or_default().to_string(),
                 name,
@@ -171,7 +225,10 @@ impl StreamState {
             sink(StreamEvent::TextDelta(text.to_string()));
         }
         for call in delta["tool_calls"].as_array().into_iter().flatten() {
-            let partial = self.calls.entry(call["index"].as_u64().unwrap_or(0)).or_default();
+            let partial = self
+                .calls
+                .entry(call["index"].as_u64().unwrap_or(0))
+                .or_default();
             if let Some(id) = call["id"].as_str() {
                 partial.id = id.to_string();
             }
@@ -222,12 +279,23 @@ mod tests {
             model: "gpt".into(),
             system: Some("sys".into()),
             messages: vec![
-                Message::User { content: "hi".into() },
+                Message::User {
+                    content: "hi".into(),
+                },
                 Message::Assistant {
                     content: String::new(),
-                    tool_calls: vec![ToolCall { id: "call_1".into(), name: "t".into(), arguments: json!({"a": 1}) }],
+                    tool_calls: vec![ToolCall {
+                        id: "call_1".into(),
+                        name: "t".into(),
+                        arguments: json!({"a": 1}),
+                    }],
                 },
-                Message::Tool { tool_call_id: "call_1".into(), name: "t".into(), content: "ok".into(), is_error: false },
+                Message::Tool {
+                    tool_call_id: "call_1".into(),
+                    name: "t".into(),
+                    content: "ok".into(),
+                    is_error: false,
+                },
             ],
             tools: Vec::new(),
             max_tokens: 50,
@@ -235,7 +303,10 @@ mod tests {
         let body = request_body(&request, false);
         assert_eq!(body["messages"][0]["role"], "system");
         assert_eq!(body["messages"][2]["content"], Value::Null);
-        assert_eq!(body["messages"][2]["tool_calls"][0]["function"]["arguments"], "{\"a\":1}");
+        assert_eq!(
+            body["messages"][2]["tool_calls"][0]["function"]["arguments"],
+            "{\"a\":1}"
+        );
         assert_eq!(body["messages"][3]["tool_call_id"], "call_1");
         assert!(body.get("tools").is_none() && body.get("stream").is_none());
     }
@@ -249,7 +320,15 @@ mod tests {
         });
         let r = parse_response(&endpoint(), &body).unwrap();
         assert_eq!(r.tool_calls[0].arguments, json!({"x": 2}));
-        assert_eq!(r.usage, Usage { input: 4, output: 4, cache_read: 6, cache_write: 0 });
+        assert_eq!(
+            r.usage,
+            Usage {
+                input: 4,
+                output: 4,
+                cache_read: 6,
+                cache_write: 0
+            }
+        );
         let mut bad = body.clone();
         bad["choices"][0]["message"]["tool_calls"][0]["function"]["arguments"] = json!("{not json");
         assert!(parse_response(&endpoint(), &bad).is_err());

@@ -145,10 +145,9 @@ impl Providers {
             return Err(ModelError::UnknownProvider(name.to_string()));
         }
         let configured = configured.cloned().unwrap_or_default();
-        let kind = configured
-            .kind
-            .or(builtin.map(|b| b.kind))
-            .ok_or_else(|| ModelError::UnknownProvider(format!("{name} (flue.toml gives it no kind)")))?;
+        let kind = configured.kind.or(builtin.map(|b| b.kind)).ok_or_else(|| {
+            ModelError::UnknownProvider(format!("{name} (flue.toml gives it no kind)"))
+        })?;
         let base_url_var = builtin
             .map(|b| b.base_url_var.to_string())
             .unwrap_or_else(|| format!("base_url in flue.toml [providers.{name}]"));
@@ -156,7 +155,9 @@ impl Providers {
             .and_then(|b| self.env.get(b.base_url_var).cloned())
             .or(configured.base_url)
             .or(builtin.map(|b| b.base_url.to_string()))
-            .ok_or_else(|| ModelError::UnknownProvider(format!("{name} (flue.toml gives it no base_url)")))?;
+            .ok_or_else(|| {
+                ModelError::UnknownProvider(format!("{name} (flue.toml gives it no base_url)"))
+            })?;
         let key_var = configured
             .api_key_env
             .clone()
@@ -201,7 +202,10 @@ mod tests {
     use super::*;
 
     fn providers(env: &[(&str, &str)]) -> Providers {
-        let env = env.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+        let env = env
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
         let aliases = [("fast".to_string(), "ollama/llama3.2".to_string())].into();
         Providers::new(BTreeMap::new(), aliases, env)
     }
@@ -218,7 +222,10 @@ mod tests {
 
     #[test]
     fn missing_key_names_the_variable() {
-        let err = providers(&[]).resolve("anthropic/claude-haiku-4-5").err().unwrap();
+        let err = providers(&[])
+            .resolve("anthropic/claude-haiku-4-5")
+            .err()
+            .unwrap();
         assert!(err.to_string().contains("ANTHROPIC_API_KEY"), "{err}");
     }
 

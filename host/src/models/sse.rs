@@ -82,7 +82,10 @@ pub async fn post_json(
     }
     let mut body = response.text().await.unwrap_or_default();
     if body.len() > ERROR_BODY_LIMIT {
-        let cut = (0..=ERROR_BODY_LIMIT).rev().find(|&i| body.is_char_boundary(i)).unwrap_or(0);
+        let cut = (0..=ERROR_BODY_LIMIT)
+            .rev()
+            .find(|&i| body.is_char_boundary(i))
+            .unwrap_or(0);
         body.truncate(cut);
         body.push('…');
     }
@@ -102,7 +105,8 @@ pub async fn read_events(
     let mut parser = SseParser::default();
     let mut bytes = response.bytes_stream();
     while let Some(chunk) = bytes.next().await {
-        let chunk = chunk.map_err(|e| bad_response(endpoint, format!("the stream broke: {}", root_cause(&e))))?;
+        let chunk = chunk
+            .map_err(|e| bad_response(endpoint, format!("the stream broke: {}", root_cause(&e))))?;
         for event in parser.feed(&chunk) {
             on_event(event)?;
         }
@@ -111,12 +115,16 @@ pub async fn read_events(
 }
 
 /// Reads a whole JSON response body.
-pub async fn read_json(endpoint: &Endpoint, response: reqwest::Response) -> Result<serde_json::Value, ModelError> {
+pub async fn read_json(
+    endpoint: &Endpoint,
+    response: reqwest::Response,
+) -> Result<serde_json::Value, ModelError> {
     let bytes = response
         .bytes()
         .await
         .map_err(|e| bad_response(endpoint, format!("the body broke off: {}", root_cause(&e))))?;
-    serde_json::from_slice(&bytes).map_err(|e| bad_response(endpoint, format!("the body is not JSON: {e}")))
+    serde_json::from_slice(&bytes)
+        .map_err(|e| bad_response(endpoint, format!("the body is not JSON: {e}")))
 }
 
 /// A [`ModelError::BadResponse`] from this endpoint.
@@ -129,7 +137,8 @@ pub fn bad_response(endpoint: &Endpoint, reason: impl Into<String>) -> ModelErro
 
 /// Parses an event's data as JSON.
 pub fn event_json(endpoint: &Endpoint, event: &SseEvent) -> Result<serde_json::Value, ModelError> {
-    serde_json::from_str(&event.data).map_err(|e| bad_response(endpoint, format!("a stream event is not JSON: {e}")))
+    serde_json::from_str(&event.data)
+        .map_err(|e| bad_response(endpoint, format!("a stream event is not JSON: {e}")))
 }
 
 /// The innermost cause of an error, which says what actually went wrong.
@@ -152,13 +161,23 @@ mod tests {
         assert_eq!(
             whole,
             vec![
-                SseEvent { event: Some("a".into()), data: "{\"x\":\"é\"}".into() },
-                SseEvent { event: None, data: "one\ntwo".into() },
+                SseEvent {
+                    event: Some("a".into()),
+                    data: "{\"x\":\"é\"}".into()
+                },
+                SseEvent {
+                    event: None,
+                    data: "one\ntwo".into()
+                },
             ]
         );
         for size in 1..stream.len() {
             let mut parser = SseParser::default();
-            let events: Vec<SseEvent> = stream.as_bytes().chunks(size).flat_map(|c| parser.feed(c)).collect();
+            let events: Vec<SseEvent> = stream
+                .as_bytes()
+                .chunks(size)
+                .flat_map(|c| parser.feed(c))
+                .collect();
             assert_eq!(events, whole, "chunk size {size}");
         }
     }

@@ -60,12 +60,21 @@ impl Registry {
 
     /// The current version of an agent.
     pub fn get(&self, name: &str) -> Option<Arc<AgentVersion>> {
-        self.agents.read().expect("registry lock").get(name).cloned()
+        self.agents
+            .read()
+            .expect("registry lock")
+            .get(name)
+            .cloned()
     }
 
     /// Every loaded agent, by name.
     pub fn list(&self) -> Vec<Arc<AgentVersion>> {
-        self.agents.read().expect("registry lock").values().cloned().collect()
+        self.agents
+            .read()
+            .expect("registry lock")
+            .values()
+            .cloned()
+            .collect()
     }
 
     /// Files that were skipped, with reasons.
@@ -88,11 +97,18 @@ fn wasm_files(dir: &Path) -> Vec<PathBuf> {
 
 /// Whether `name` may name an agent: letters, digits, `_` and `-`.
 pub fn valid_name(name: &str) -> bool {
-    !name.is_empty() && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-')
+    !name.is_empty()
+        && name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-')
 }
 
 fn load(runtime: &Runtime, path: &Path) -> Result<AgentVersion, String> {
-    let name = path.file_stem().and_then(|s| s.to_str()).unwrap_or_default().to_string();
+    let name = path
+        .file_stem()
+        .and_then(|s| s.to_str())
+        .unwrap_or_default()
+        .to_string();
     if !valid_name(&name) {
         return Err("agent file names may hold only letters, digits, '_' and '-'".into());
     }

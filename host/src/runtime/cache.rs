@@ -11,7 +11,11 @@ use wasmtime::component::Component;
 use super::GuestError;
 
 /// Returns the component for `wasm`, its SHA-256, and whether it came from the cache.
-pub fn load_or_compile(engine: &Engine, cache_dir: &Path, wasm: &[u8]) -> Result<(Component, String, bool), GuestError> {
+pub fn load_or_compile(
+    engine: &Engine,
+    cache_dir: &Path,
+    wasm: &[u8],
+) -> Result<(Component, String, bool), GuestError> {
     let digest = hex(&Sha256::digest(wasm));
     let path = artifact_path(engine, cache_dir, &digest);
     if path.exists() {
@@ -24,7 +28,9 @@ pub fn load_or_compile(engine: &Engine, cache_dir: &Path, wasm: &[u8]) -> Result
         tracing::warn!(path = %path.display(), "cached artifact unreadable; recompiling");
     }
     if !wasm.starts_with(b"\0asm") {
-        return Err(GuestError::Invalid("the file is not WebAssembly (no \\0asm header)".into()));
+        return Err(GuestError::Invalid(
+            "the file is not WebAssembly (no \\0asm header)".into(),
+        ));
     }
     let artifact = engine
         .precompile_component(wasm)
@@ -39,12 +45,19 @@ pub fn load_or_compile(engine: &Engine, cache_dir: &Path, wasm: &[u8]) -> Result
 fn artifact_path(engine: &Engine, cache_dir: &Path, digest: &str) -> PathBuf {
     let mut h = DefaultHasher::new();
     engine.precompile_compatibility_hash().hash(&mut h);
-    cache_dir.join(format!("{:016x}", h.finish())).join(format!("{digest}.cwasm"))
+    cache_dir
+        .join(format!("{:016x}", h.finish()))
+        .join(format!("{digest}.cwasm"))
 }
 
 /// Writes atomically (temp file, then rename) so a crash never leaves half an artifact.
 fn store_artifact(path: &Path, bytes: &[u8]) -> Result<(), GuestError> {
-    let io = |e: std::io::Error| GuestError::Host(format!("cannot write the compile cache at {}: {e}", path.display()));
+    let io = |e: std::io::Error| {
+        GuestError::Host(format!(
+            "cannot write the compile cache at {}: {e}",
+            path.display()
+        ))
+    };
     let dir = path.parent().expect("artifact paths have a parent");
     std::fs::create_dir_all(dir).map_err(io)?;
     let tmp = path.with_extension(format!("tmp{}", std::process::id()));

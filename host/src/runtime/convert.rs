@@ -13,7 +13,11 @@ pub fn agent_config(c: wit::AgentConfig) -> Result<cfg::AgentConfig, String> {
         thinking_level: c.thinking_level.map(thinking),
         tools: tools(c.tools)?,
         skills: c.skills.into_iter().map(skill).collect(),
-        subagents: c.subagents.into_iter().map(subagent).collect::<Result<_, _>>()?,
+        subagents: c
+            .subagents
+            .into_iter()
+            .map(subagent)
+            .collect::<Result<_, _>>()?,
         compaction: c.compaction.map(|c| cfg::Compaction {
             enabled: c.enabled,
             max_tokens: c.max_tokens,
@@ -37,7 +41,11 @@ fn profile(p: wit::Profile) -> Result<cfg::Profile, String> {
         thinking_level: p.thinking_level.map(thinking),
         tools: tools(p.tools)?,
         skills: p.skills.into_iter().map(skill).collect(),
-        subagents: p.subagents.into_iter().map(subagent).collect::<Result<_, _>>()?,
+        subagents: p
+            .subagents
+            .into_iter()
+            .map(subagent)
+            .collect::<Result<_, _>>()?,
     })
 }
 
@@ -60,7 +68,10 @@ fn tools(defs: Vec<wit::ToolDef>) -> Result<Vec<cfg::ToolDef>, String> {
             let parameters: serde_json::Value = serde_json::from_str(&t.parameters)
                 .map_err(|e| format!("tool '{}' has parameters that are not JSON: {e}", t.name))?;
             if !parameters.is_object() {
-                return Err(format!("tool '{}' has parameters that are not a JSON Schema object", t.name));
+                return Err(format!(
+                    "tool '{}' has parameters that are not a JSON Schema object",
+                    t.name
+                ));
             }
             Ok(cfg::ToolDef {
                 name: t.name,

@@ -64,7 +64,11 @@ impl wit::session::Host for InstanceState {
 }
 
 impl wit::tools::Host for InstanceState {
-    async fn call(&mut self, name: String, args: String) -> wasmtime::Result<Result<String, String>> {
+    async fn call(
+        &mut self,
+        name: String,
+        args: String,
+    ) -> wasmtime::Result<Result<String, String>> {
         Ok(self.host.call_tool(name, args).await)
     }
 }

@@ -105,7 +105,10 @@ impl Instance {
             payload,
         };
         let agent = &self.agent;
-        let answer = guarded(&mut self.store, &self.limits, |s| agent.call_create(s, &ctx)).await?;
+        let answer = guarded(&mut self.store, &self.limits, |s| {
+            agent.call_create(s, &ctx)
+        })
+        .await?;
         let config = answer.map_err(GuestError::Create)?;
         convert::agent_config(config).map_err(GuestError::Create)
     }
@@ -120,7 +123,10 @@ impl Instance {
     ) -> Result<Result<String, String>, GuestError> {
         self.store.data_mut().session = Some(session.to_string());
         let agent = &self.agent;
-        let answer = guarded(&mut self.store, &self.limits, |s| agent.call_call_tool(s, name, args)).await;
+        let answer = guarded(&mut self.store, &self.limits, |s| {
+            agent.call_call_tool(s, name, args)
+        })
+        .await;
         self.store.data_mut().session = None;
         answer
     }
@@ -152,11 +158,15 @@ fn describe_trap(e: &wasmtime::Error, limits: &Limits, stderr: &MemoryOutputPipe
     let root = e.root_cause().to_string();
     let reason = match e.downcast_ref::<Trap>() {
         Some(Trap::Interrupt) => format!("used more than its CPU limit of {cpu:?} in one call"),
-        _ if root.contains("growing memory") => format!("exceeded its memory limit of {} MiB", memory >> 20),
+        _ if root.contains("growing memory") => {
+            format!("exceeded its memory limit of {} MiB", memory >> 20)
+        }
         Some(trap) => format!("{trap}"),
         None => root,
     };
-    let output = String::from_utf8_lossy(&stderr.contents()).trim().to_string();
+    let output = String::from_utf8_lossy(&stderr.contents())
+        .trim()
+        .to_string();
     if output.is_empty() {
         GuestError::Trap(reason)
     } else {

@@ -86,8 +86,10 @@ pub struct Runtime {
 impl Runtime {
     /// Builds the engine and linker; compiled artifacts are cached under `cache_dir`.
     pub fn new(limits: Limits, cache_dir: PathBuf) -> Result<Self, GuestError> {
-        let engine = engine::build(&limits).map_err(|e| GuestError::Host(format!("cannot start the wasm engine: {e}")))?;
-        let linker = imports::linker(&engine).map_err(|e| GuestError::Host(format!("cannot link host imports: {e}")))?;
+        let engine = engine::build(&limits)
+            .map_err(|e| GuestError::Host(format!("cannot start the wasm engine: {e}")))?;
+        let linker = imports::linker(&engine)
+            .map_err(|e| GuestError::Host(format!("cannot link host imports: {e}")))?;
         let ticker = engine::EpochTicker::start(engine.clone());
         Ok(Self {
             engine,
@@ -106,7 +108,8 @@ impl Runtime {
     /// Compiles (or loads from cache) a component and checks it is an agent.
     /// Blocking: compiling takes a fraction of a second; call it off the async workers.
     pub fn compile(&self, wasm: &[u8]) -> Result<CompiledAgent, GuestError> {
-        let (component, digest, from_cache): (Component, String, bool) = cache::load_or_compile(&self.engine, &self.cache_dir, wasm)?;
+        let (component, digest, from_cache): (Component, String, bool) =
+            cache::load_or_compile(&self.engine, &self.cache_dir, wasm)?;
         let pre = self
             .linker
             .instantiate_pre(&component)
@@ -120,7 +123,11 @@ impl Runtime {
     }
 
     /// Starts a new instance of a compiled agent; `host` answers its imports.
-    pub async fn instantiate(&self, agent: &CompiledAgent, host: Arc<dyn GuestHost>) -> Result<Instance, GuestError> {
+    pub async fn instantiate(
+        &self,
+        agent: &CompiledAgent,
+        host: Arc<dyn GuestHost>,
+    ) -> Result<Instance, GuestError> {
         Instance::start(&self.engine, &self.limits, &agent.pre, host).await
     }
 }

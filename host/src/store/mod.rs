@@ -43,7 +43,16 @@ pub trait Store: Send + Sync {
     /// Appends messages to a session, all or none.
     async fn append(&self, key: &SessionKey, messages: &[Message]) -> Result<(), StoreError>;
     /// A value the instance stored.
-    async fn state_get(&self, instance: &InstanceKey, key: &str) -> Result<Option<String>, StoreError>;
+    async fn state_get(
+        &self,
+        instance: &InstanceKey,
+        key: &str,
+    ) -> Result<Option<String>, StoreError>;
     /// Stores (or replaces) a value for the instance.
-    async fn state_set(&self, instance: &InstanceKey, key: &str, value: &str) -> Result<(), StoreError>;
+    async fn state_set(
+        &self,
+        instance: &InstanceKey,
+        key: &str,
+        value: &str,
+    ) -> Result<(), StoreError>;
 }

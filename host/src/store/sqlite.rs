@@ -4,7 +4,9 @@ use std::path::Path;
 use std::time::Duration;
 
 use async_trait::async_trait;
-use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous};
+use sqlx::sqlite::{
+    SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous,
+};
 use sqlx::{Connection, Row};
 
 use super::{InstanceKey, SessionKey, Store, StoreError};
@@ -37,7 +39,8 @@ impl SqliteStore {
     /// Opens (creating if needed) the database at `path` and brings its schema up to date.
     pub async fn open(path: &Path) -> Result<Self, StoreError> {
         if let Some(dir) = path.parent() {
-            std::fs::create_dir_all(dir).map_err(|e| StoreError(format!("cannot create {}: {e}", dir.display())))?;
+            std::fs::create_dir_all(dir)
+                .map_err(|e| StoreError(format!("cannot create {}: {e}", dir.display())))?;
         }
         let options = SqliteConnectOptions::new()
             .filename(path)
@@ -63,11 +66,17 @@ async fn migrate(pool: &SqlitePool) -> Result<(), StoreError> {
         .await
         .map_err(StoreError::from_display)?;
     for (i, step) in MIGRATIONS.iter().enumerate().skip(done as usize) {
-        sqlx::raw_sql(*step).execute(&mut *tx).await.map_err(StoreError::from_display)?;
-        sqlx::raw_sql(sqlx::AssertSqlSafe(format!("PRAGMA user_version = {}", i + 1)))
+        sqlx::raw_sql(*step)
             .execute(&mut *tx)
             .await
             .map_err(StoreError::from_display)?;
+        sqlx::raw_sql(sqlx::AssertSqlSafe(format!(
+            "PRAGMA user_version = {}",
+            i + 1
+        )))
+        .execute(&mut *tx)
+        .await
+        .map_err(StoreError::from_display)?;
     }
     tx.commit().await.map_err(StoreError::from_display)
 }
@@ -92,7 +101,8 @@ impl Store for SqliteStore {
         rows.iter()
             .map(|row| {
                 let body: &str = row.get(0);
-                serde_json::from_str(body).map_err(|e| StoreError(format!("a stored message is unreadable: {e}")))
+                serde_json::from_str(body)
+                    .map_err(|e| StoreError(format!("a stored message is unreadable: {e}")))
             })
             .collect()
     }
@@ -125,17 +135,28 @@ impl Store for SqliteStore {
         tx.commit().await.map_err(StoreError::from_display)
     }
 
-    async fn state_get(&self, instance: &InstanceKey, key: &str) -> Result<Option<String>, StoreError> {
-        sqlx::query_scalar("SELECT value FROM instance_state WHERE agent = ? AND instance_id = ? AND key = ?")
-            .bind(&instance.agent)
-            .bind(&instance.id)
-            .bind(key)
-            .fetch_optional(&self.pool)
-            .await
-            .map_err(StoreError::from_display)
+    async fn state_get(
+        &self,
+        instance: &InstanceKey,
+        key: &str,
+    ) -> Result<Option<String>, StoreError> {
+        sqlx::query_scalar(
+            "SELECT value FROM instance_state WHERE agent = ? AND instance_id = ? AND key = ?",
+        )
+        .bind(&instance.agent)
+        .bind(&instance.id)
+        .bind(key)
+        .fetch_optional(&self.pool)
+        .await
+        .map_err(StoreError::from_display)
     }
 
-    async fn state_set(&self, instance: &InstanceKey, key: &str, value: &str) -> Result<(), StoreError> {
+    async fn state_set(
+        &self,
+        instance: &InstanceKey,
+        key: &str,
+        value: &str,
+    ) -> Result<(), StoreError> {
         sqlx::query(
             "INSERT INTO instance_state (agent, instance_id, key, value) VALUES (?, ?, ?, ?)
              ON CONFLICT (agent, instance_id, key) DO UPDATE SET value = excluded.value",
@@ -171,17 +192,40 @@ mod tests {
         let path = dir.join("t.db");
         let _ = std::fs::remove_dir_all(&dir);
         let store = SqliteStore::open(&path).await.unwrap();
-        let first = Message::User { content: "one".into() };
-        let second = Message::User { content: "two".into() };
-        store.append(&key("s"), std::slice::from_ref(&first)).await.unwrap();
-        store.append(&key("s"), std::slice::from_ref(&second)).await.unwrap();
-        store.state_set(&key("s").instance, "k", "v1").await.unwrap();
-        store.state_set(&key("s").instance, "k", "v2").await.unwrap();
+        let first = Message::User {
+            content: "one".into(),
+        };
+        let second = Message::User {
+            content: "two".into(),
+        };
+        store
+            .append(&key("s"), std::slice::from_ref(&first))
+            .await
+            .unwrap();
+        store
+            .append(&key("s"), std::slice::from_ref(&second))
+            .await
+            .unwrap();
+        store
+            .state_set(&key("s").instance, "k", "v1")
+            .await
+            .unwrap();
+        store
+            .state_set(&key("s").instance, "k", "v2")
+            .await
+            .unwrap();
         drop(store);
         let store = SqliteStore::open(&path).await.unwrap();
         assert_eq!(store.history(&key("s")).await.unwrap(), vec![first, second]);
         assert!(store.history(&key("other")).await.unwrap().is_empty());
-        assert_eq!(store.state_get(&key("s").instance, "k").await.unwrap().as_deref(), Some("v2"));
+        assert_eq!(
+            store
+                .state_get(&key("s").instance, "k")
+                .await
+                .unwrap()
+                .as_deref(),
+            Some("v2")
+        );
         let _ = std::fs::remove_dir_all(&dir);
     }
 }

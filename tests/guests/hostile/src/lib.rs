@@ -18,13 +18,15 @@ fn build(ctx: &CreateContext) -> AgentConfig {
     AgentConfig::new("anthropic/claude-haiku-4-5")
         .instructions("A test agent.")
         .tool(Tool::new("spin", "Loop forever.").handler(|_| spin()))
-        .tool(Tool::new("hog", "Allocate memory until it runs out.").handler(|_| {
-            let mut hoard: Vec<Vec<u8>> = Vec::new();
-            loop {
-                hoard.push(vec![1u8; 1 << 20]);
-                std::hint::black_box(&hoard);
-            }
-        }))
+        .tool(
+            Tool::new("hog", "Allocate memory until it runs out.").handler(|_| {
+                let mut hoard: Vec<Vec<u8>> = Vec::new();
+                loop {
+                    hoard.push(vec![1u8; 1 << 20]);
+                    std::hint::black_box(&hoard);
+                }
+            }),
+        )
         .tool(Tool::new("boom", "Panic.").handler(|_| panic!("boom from the guest")))
         .tool(Tool::new("whoami", "Return the instance id.").handler(move |_| Ok(id.clone())))
 }
