@@ -228,33 +228,31 @@ async fn unknown_agents_empty_messages_and_provider_errors_are_clear() {
 
     let mut options = project.options(&fake);
     options.env.remove("ANTHROPIC_API_KEY");
-    options.data_dir = project.path().join("other-data");
-    let keyless = flue_host::Host::open(options).await.unwrap();
-    let err = keyless
-        .init_agent("support_assistant", "t")
-        .await
-        .unwrap()
-        .session("s")
-        .prompt("hi")
-        .await
-        .err()
-        .unwrap();
-    assert!(err.to_string().contains("ANTHROPIC_API_KEY"), "{err}");
+    let err = first_prompt_error(options, project.path().join("keyless")).await;
+    assert!(err.contains("ANTHROPIC_API_KEY"), "{err}");
 
     let mut options = project.options(&fake);
-    options
-        .env
-        .insert("ANTHROPIC_BASE_URL".into(), "http://127.0.0.1:9".into());
-    options.data_dir = project.path().join("third-data");
-    let unreachable = flue_host::Host::open(options).await.unwrap();
-    let err = unreachable
+    let closed_port = "http://127.0.0.1:9".to_string();
+    options.env.insert("ANTHROPIC_BASE_URL".into(), closed_port);
+    let err = first_prompt_error(options, project.path().join("unreachable")).await;
+    assert!(err.contains("ANTHROPIC_BASE_URL"), "{err}");
+}
+
+/// Starts a host with `options` and returns the error of its first prompt.
+async fn first_prompt_error(
+    mut options: flue_host::HostOptions,
+    data_dir: std::path::PathBuf,
+) -> String {
+    options.data_dir = data_dir;
+    let host = flue_host::Host::open(options).await.unwrap();
+    let session = host
         .init_agent("support_assistant", "t")
         .await
         .unwrap()
-        .session("s")
+        .session("s");
+    session
         .prompt("hi")
         .await
-        .err()
-        .unwrap();
-    assert!(err.to_string().contains("ANTHROPIC_BASE_URL"), "{err}");
+        .expect_err("the prompt fails")
+        .to_string()
 }

@@ -3,7 +3,7 @@
 //! An agent is a function from a [`CreateContext`] to an [`AgentConfig`], exported with
 //! [`export_agent!`] and compiled with `cargo build --target wasm32-wasip2 --release`:
 //!
-//! ```ignore
+//! ```no_run
 //! use flue_sdk::prelude::*;
 //!
 //! fn build(ctx: &CreateContext) -> AgentConfig {

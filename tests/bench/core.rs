@@ -129,13 +129,13 @@ async fn main() {
     let project = Project::empty();
     project.add_agent("support_assistant", &guest("agents/support_assistant"));
     let flue = project.host(&fake).await;
-    let session = flue
+    let harness = flue
         .init_agent("support_assistant", "ticket-1")
         .await
-        .expect("instance")
-        .session("bench");
-    let turns = time(2000, |_| {
-        let session = &session;
+        .expect("instance");
+    // A new session per turn, so every turn carries the same (empty) history.
+    let turns = time(2000, |i| {
+        let session = harness.session(&format!("bench-{i}"));
         async move {
             session.prompt("hello").await.expect("prompt answers");
         }

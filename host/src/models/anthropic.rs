@@ -4,83 +4,46 @@ use std::collections::BTreeMap;
 
 use serde_json::{Value, json};
 
+use super::client::{Wire, bad_response, event_json};
 use super::resolve::Endpoint;
-use super::sse::{bad_response, event_json, post_json, read_events, read_json};
-use super::{
-    BoxFuture, EventSink, Message, ModelError, ModelRequest, ModelResponse, Provider, StreamEvent,
-    ToolCall, Usage,
-};
+use super::sse::SseEvent;
+use super::{Message, ModelError, ModelRequest, ModelResponse, StreamEvent, ToolCall, Usage};
 
 const API_VERSION: &str = "2023-06-01";
 
-/// A client for the Anthropic Messages API.
-pub struct Anthropic {
-    http: reqwest::Client,
-    endpoint: Endpoint,
-}
+/// The Anthropic Messages wire format.
+pub struct Anthropic;
 
-impl Anthropic {
-    /// A client for `endpoint`.
-    pub fn new(http: reqwest::Client, endpoint: Endpoint) -> Self {
-        Self { http, endpoint }
-    }
+impl Wire for Anthropic {
+    const PATH: &'static str = "/v1/messages";
+    type Stream = StreamState;
 
-    async fn send(
-        &self,
-        request: &ModelRequest,
-        stream: bool,
-    ) -> Result<reqwest::Response, ModelError> {
-        let headers = [
-            (
-                "x-api-key",
-                self.endpoint.api_key.clone().unwrap_or_default(),
-            ),
+    fn headers(endpoint: &Endpoint) -> Vec<(&'static str, String)> {
+        vec![
+            ("x-api-key", endpoint.api_key.clone().unwrap_or_default()),
             ("anthropic-version", API_VERSION.to_string()),
-        ];
-        post_json(
-            &self.http,
-            &self.endpoint,
-            "/v1/messages",
-            &headers,
-            &request_body(request, stream),
-        )
-        .await
+        ]
     }
 
-    async fn complete_whole(&self, request: &ModelRequest) -> Result<ModelResponse, ModelError> {
-        let response = self.send(request, false).await?;
-        parse_response(&self.endpoint, &read_json(&self.endpoint, response).await?)
+    fn request_body(request: &ModelRequest, stream: bool) -> Value {
+        request_body(request, stream)
     }
 
-    async fn complete_streamed(
-        &self,
-        request: &ModelRequest,
-        sink: EventSink<'_>,
-    ) -> Result<ModelResponse, ModelError> {
-        let response = self.send(request, true).await?;
-        let mut state = StreamState::default();
-        read_events(&self.endpoint, response, |event| {
-            state.apply(&self.endpoint, &event_json(&self.endpoint, &event)?, sink)
-        })
-        .await?;
-        state.finish(&self.endpoint)
-    }
-}
-
-impl Provider for Anthropic {
-    fn complete<'a>(
-        &'a self,
-        request: &'a ModelRequest,
-    ) -> BoxFuture<'a, Result<ModelResponse, ModelError>> {
-        Box::pin(self.complete_whole(request))
+    fn parse_response(endpoint: &Endpoint, body: &Value) -> Result<ModelResponse, ModelError> {
+        parse_response(endpoint, body)
     }
 
-    fn stream<'a>(
-        &'a self,
-        request: &'a ModelRequest,
-        sink: EventSink<'a>,
-    ) -> BoxFuture<'a, Result<ModelResponse, ModelError>> {
-        Box::pin(self.complete_streamed(request, sink))
+    fn on_event(
+        state: &mut StreamState,
+        endpoint: &Endpoint,
+        event: &SseEvent,
+        sink: &mut (dyn FnMut(StreamEvent) + Send),
+    ) -> Result<(), ModelError> {
+        state.apply(endpoint, &event_json(endpoint, event)?, sink)
+    }
+
+    fn finish(state: StreamState, endpoint: &Endpoint) -> Result<ModelResponse, ModelError> {
+        state.finish(endpoint)
     }
 }
 
@@ -200,7 +163,7 @@ fn tool_call(endpoint: &Endpoint, block: &Value, arguments: Value) -> Result<Too
 
 /// What a stream has said so far.
 #[derive(Default)]
-struct StreamState {
+pub struct StreamState {
     response: ModelResponse,
     /// Tool-use blocks being streamed, by block index: the block and its partial JSON.
     pending: BTreeMap<u64, (Value, String)>,

@@ -2,6 +2,7 @@
 //! each provider's wire format. This is the only module that knows those formats.
 
 mod anthropic;
+mod client;
 mod openai;
 mod resolve;
 mod sse;

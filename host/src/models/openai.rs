@@ -5,85 +5,48 @@ use std::collections::BTreeMap;
 
 use serde_json::{Value, json};
 
+use super::client::{Wire, bad_response, event_json};
 use super::resolve::Endpoint;
-use super::sse::{bad_response, event_json, post_json, read_events, read_json};
-use super::{
-    BoxFuture, EventSink, Message, ModelError, ModelRequest, ModelResponse, Provider, StreamEvent,
-    ToolCall, Usage,
-};
+use super::sse::SseEvent;
+use super::{Message, ModelError, ModelRequest, ModelResponse, StreamEvent, ToolCall, Usage};
 
-/// A client for OpenAI Chat Completions and compatible servers.
-pub struct OpenAi {
-    http: reqwest::Client,
-    endpoint: Endpoint,
-}
+/// The OpenAI Chat Completions wire format.
+pub struct OpenAi;
 
-impl OpenAi {
-    /// A client for `endpoint`.
-    pub fn new(http: reqwest::Client, endpoint: Endpoint) -> Self {
-        Self { http, endpoint }
+impl Wire for OpenAi {
+    const PATH: &'static str = "/chat/completions";
+    type Stream = StreamState;
+
+    fn headers(endpoint: &Endpoint) -> Vec<(&'static str, String)> {
+        let key = endpoint.api_key.iter();
+        key.map(|k| ("authorization", format!("Bearer {k}")))
+            .collect()
     }
 
-    async fn send(
-        &self,
-        request: &ModelRequest,
-        stream: bool,
-    ) -> Result<reqwest::Response, ModelError> {
-        let headers: Vec<(&str, String)> = self
-            .endpoint
-            .api_key
-            .iter()
-            .map(|key| ("authorization", format!("Bearer {key}")))
-            .collect();
-        post_json(
-            &self.http,
-            &self.endpoint,
-            "/chat/completions",
-            &headers,
-            &request_body(request, stream),
-        )
-        .await
+    fn request_body(request: &ModelRequest, stream: bool) -> Value {
+        request_body(request, stream)
     }
 
-    async fn complete_whole(&self, request: &ModelRequest) -> Result<ModelResponse, ModelError> {
-        let response = self.send(request, false).await?;
-        parse_response(&self.endpoint, &read_json(&self.endpoint, response).await?)
+    fn parse_response(endpoint: &Endpoint, body: &Value) -> Result<ModelResponse, ModelError> {
+        parse_response(endpoint, body)
     }
 
-    async fn complete_streamed(
-        &self,
-        request: &ModelRequest,
-        sink: EventSink<'_>,
-    ) -> Result<ModelResponse, ModelError> {
-        let response = self.send(request, true).await?;
-        let mut state = StreamState::default();
-        read_events(&self.endpoint, response, |event| {
-            if event.data.trim() == "[DONE]" {
-                state.done = true;
-                return Ok(());
-            }
-            state.apply(&event_json(&self.endpoint, &event)?, sink);
-            Ok(())
-        })
-        .await?;
-        state.finish(&self.endpoint)
-    }
-}
-
-impl Provider for OpenAi {
-    fn complete<'a>(
-        &'a self,
-        request: &'a ModelRequest,
-    ) -> BoxFuture<'a, Result<ModelResponse, ModelError>> {
-        Box::pin(self.complete_whole(request))
+    fn on_event(
+        state: &mut StreamState,
+        endpoint: &Endpoint,
+        event: &SseEvent,
+        sink: &mut (dyn FnMut(StreamEvent) + Send),
+    ) -> Result<(), ModelError> {
+        if event.data.trim() == "[DONE]" {
+            state.done = true;
+        } else {
+            state.apply(&event_json(endpoint, event)?, sink);
+        }
+        Ok(())
     }
 
-    fn stream<'a>(
-        &'a self,
-        request: &'a ModelRequest,
-        sink: EventSink<'a>,
-    ) -> BoxFuture<'a, Result<ModelResponse, ModelError>> {
-        Box::pin(self.complete_streamed(request, sink))
+    fn finish(state: StreamState, endpoint: &Endpoint) -> Result<ModelResponse, ModelError> {
+        state.finish(endpoint)
     }
 }
 
@@ -208,7 +171,7 @@ struct PartialCall {
 
 /// What a stream has said so far.
 #[derive(Default)]
-struct StreamState {
+pub struct StreamState {
     response: ModelResponse,
     calls: BTreeMap<u64, PartialCall>,
     done: bool,

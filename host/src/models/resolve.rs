@@ -7,6 +7,7 @@ use std::sync::Arc;
 
 use serde::Deserialize;
 
+use super::client::Client;
 use super::{ModelError, Provider, anthropic::Anthropic, openai::OpenAi};
 
 /// Which wire format a provider speaks.
@@ -181,8 +182,10 @@ impl Providers {
             api_key,
         };
         let client: Arc<dyn Provider> = match kind {
-            ProviderKind::Anthropic => Arc::new(Anthropic::new(self.http.clone(), endpoint)),
-            ProviderKind::Openai => Arc::new(OpenAi::new(self.http.clone(), endpoint)),
+            ProviderKind::Anthropic => {
+                Arc::new(Client::<Anthropic>::new(self.http.clone(), endpoint))
+            }
+            ProviderKind::Openai => Arc::new(Client::<OpenAi>::new(self.http.clone(), endpoint)),
         };
         Ok((model_ref, client))
     }

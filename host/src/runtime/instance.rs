@@ -5,7 +5,9 @@ use std::future::Future;
 use std::sync::Arc;
 
 use wasmtime::component::ResourceTable;
-use wasmtime::{Engine, Store, StoreLimits, StoreLimitsBuilder, Trap, UpdateDeadline};
+use wasmtime::{
+    Engine, PoolConcurrencyLimitError, Store, StoreLimits, StoreLimitsBuilder, Trap, UpdateDeadline,
+};
 use wasmtime_wasi::p2::pipe::MemoryOutputPipe;
 use wasmtime_wasi::{WasiCtx, WasiCtxBuilder, WasiCtxView, WasiView};
 
@@ -155,6 +157,12 @@ where
 /// Turns a wasmtime error into a short, clear reason, with the guest's panic message if any.
 fn describe_trap(e: &wasmtime::Error, limits: &Limits, stderr: &MemoryOutputPipe) -> GuestError {
     let (cpu, memory) = (limits.cpu_per_call, limits.memory_bytes);
+    if e.downcast_ref::<PoolConcurrencyLimitError>().is_some() {
+        return GuestError::Host(format!(
+            "too many live instances (limit {}; raise [limits] max_instances)",
+            limits.max_instances
+        ));
+    }
     let root = e.root_cause().to_string();
     let reason = match e.downcast_ref::<Trap>() {
         Some(Trap::Interrupt) => format!("used more than its CPU limit of {cpu:?} in one call"),

@@ -1,0 +1,201 @@
+//! The HTTP side every wire format shares: sending a request, classifying failures,
+//! and reading the answer whole or as a stream. A [`Wire`] says what differs.
+
+use std::marker::PhantomData;
+
+use futures_util::StreamExt;
+use serde_json::Value;
+
+use super::resolve::Endpoint;
+use super::sse::{SseEvent, SseParser};
+use super::{BoxFuture, EventSink, ModelError, ModelRequest, ModelResponse, Provider, StreamEvent};
+
+/// Longest error body kept in an error message.
+const ERROR_BODY_LIMIT: usize = 2000;
+
+/// One provider wire format: its path, headers, bodies and stream events.
+pub trait Wire: Send + Sync + 'static {
+    /// The path under the base URL that completions are posted to.
+    const PATH: &'static str;
+    /// What a stream has said so far.
+    type Stream: Default + Send;
+    /// Authentication and version headers.
+    fn headers(endpoint: &Endpoint) -> Vec<(&'static str, String)>;
+    /// The JSON body for a request.
+    fn request_body(request: &ModelRequest, stream: bool) -> Value;
+    /// Reads a whole response body.
+    fn parse_response(endpoint: &Endpoint, body: &Value) -> Result<ModelResponse, ModelError>;
+    /// Takes in one stream event, forwarding text deltas to `sink`.
+    fn on_event(
+        stream: &mut Self::Stream,
+        endpoint: &Endpoint,
+        event: &SseEvent,
+        sink: &mut (dyn FnMut(StreamEvent) + Send),
+    ) -> Result<(), ModelError>;
+    /// The response, once the stream has ended.
+    fn finish(stream: Self::Stream, endpoint: &Endpoint) -> Result<ModelResponse, ModelError>;
+}
+
+/// A provider client speaking wire format `W`.
+pub struct Client<W> {
+    http: reqwest::Client,
+    endpoint: Endpoint,
+    wire: PhantomData<fn() -> W>,
+}
+
+impl<W: Wire> Client<W> {
+    /// A client for `endpoint`.
+    pub fn new(http: reqwest::Client, endpoint: Endpoint) -> Self {
+        Self {
+            http,
+            endpoint,
+            wire: PhantomData,
+        }
+    }
+
+    async fn send(
+        &self,
+        request: &ModelRequest,
+        stream: bool,
+    ) -> Result<reqwest::Response, ModelError> {
+        let headers = W::headers(&self.endpoint);
+        post_json(
+            &self.http,
+            &self.endpoint,
+            W::PATH,
+            &headers,
+            &W::request_body(request, stream),
+        )
+        .await
+    }
+
+    async fn complete_whole(&self, request: &ModelRequest) -> Result<ModelResponse, ModelError> {
+        let response = self.send(request, false).await?;
+        W::parse_response(&self.endpoint, &read_json(&self.endpoint, response).await?)
+    }
+
+    async fn complete_streamed(
+        &self,
+        request: &ModelRequest,
+        sink: EventSink<'_>,
+    ) -> Result<ModelResponse, ModelError> {
+        let response = self.send(request, true).await?;
+        let mut state = W::Stream::default();
+        read_events(&self.endpoint, response, |event| {
+            W::on_event(&mut state, &self.endpoint, &event, sink)
+        })
+        .await?;
+        W::finish(state, &self.endpoint)
+    }
+}
+
+impl<W: Wire> Provider for Client<W> {
+    fn complete<'a>(
+        &'a self,
+        request: &'a ModelRequest,
+    ) -> BoxFuture<'a, Result<ModelResponse, ModelError>> {
+        Box::pin(self.complete_whole(request))
+    }
+
+    fn stream<'a>(
+        &'a self,
+        request: &'a ModelRequest,
+        sink: EventSink<'a>,
+    ) -> BoxFuture<'a, Result<ModelResponse, ModelError>> {
+        Box::pin(self.complete_streamed(request, sink))
+    }
+}
+
+/// Posts a JSON body to `endpoint.base_url + path` and returns the response if its
+/// status is a success; every failure becomes the matching [`ModelError`].
+async fn post_json(
+    http: &reqwest::Client,
+    endpoint: &Endpoint,
+    path: &str,
+    headers: &[(&str, String)],
+    body: &serde_json::Value,
+) -> Result<reqwest::Response, ModelError> {
+    let url = format!("{}{path}", endpoint.base_url);
+    let mut request = http.post(&url).json(body);
+    for (name, value) in headers {
+        request = request.header(*name, value);
+    }
+    let response = request.send().await.map_err(|e| ModelError::Unreachable {
+        provider: endpoint.provider.clone(),
+        url: url.clone(),
+        reason: root_cause(&e),
+        base_url_var: endpoint.base_url_var.clone(),
+    })?;
+    let status = response.status();
+    if status.is_success() {
+        return Ok(response);
+    }
+    let mut body = response.text().await.unwrap_or_default();
+    if body.len() > ERROR_BODY_LIMIT {
+        let cut = (0..=ERROR_BODY_LIMIT)
+            .rev()
+            .find(|&i| body.is_char_boundary(i))
+            .unwrap_or(0);
+        body.truncate(cut);
+        body.push('…');
+    }
+    Err(ModelError::Status {
+        provider: endpoint.provider.clone(),
+        status: status.as_u16(),
+        body,
+    })
+}
+
+/// Reads a streaming response, handing each event to `on_event` as it completes.
+async fn read_events(
+    endpoint: &Endpoint,
+    response: reqwest::Response,
+    mut on_event: impl FnMut(SseEvent) -> Result<(), ModelError>,
+) -> Result<(), ModelError> {
+    let mut parser = SseParser::default();
+    let mut bytes = response.bytes_stream();
+    while let Some(chunk) = bytes.next().await {
+        let chunk = chunk
+            .map_err(|e| bad_response(endpoint, format!("the stream broke: {}", root_cause(&e))))?;
+        for event in parser.feed(&chunk) {
+            on_event(event)?;
+        }
+    }
+    Ok(())
+}
+
+/// Reads a whole JSON response body.
+async fn read_json(
+    endpoint: &Endpoint,
+    response: reqwest::Response,
+) -> Result<serde_json::Value, ModelError> {
+    let bytes = response
+        .bytes()
+        .await
+        .map_err(|e| bad_response(endpoint, format!("the body broke off: {}", root_cause(&e))))?;
+    serde_json::from_slice(&bytes)
+        .map_err(|e| bad_response(endpoint, format!("the body is not JSON: {e}")))
+}
+
+/// A [`ModelError::BadResponse`] from this endpoint.
+pub fn bad_response(endpoint: &Endpoint, reason: impl Into<String>) -> ModelError {
+    ModelError::BadResponse {
+        provider: endpoint.provider.clone(),
+        reason: reason.into(),
+    }
+}
+
+/// Parses an event's data as JSON.
+pub fn event_json(endpoint: &Endpoint, event: &SseEvent) -> Result<serde_json::Value, ModelError> {
+    serde_json::from_str(&event.data)
+        .map_err(|e| bad_response(endpoint, format!("a stream event is not JSON: {e}")))
+}
+
+/// The innermost cause of an error, which says what actually went wrong.
+fn root_cause(e: &(dyn std::error::Error + 'static)) -> String {
+    let mut cause = e;
+    while let Some(next) = cause.source() {
+        cause = next;
+    }
+    cause.to_string()
+}
