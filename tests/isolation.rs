@@ -151,6 +151,7 @@ async fn files_that_are_not_agents_are_reported_and_skipped() {
     for problem in host.load_problems() {
         assert!(!problem.reason.is_empty());
     }
-    assert_eq!(host.agents(), ["hostile", "support_assistant"]);
+    let names: Vec<String> = host.agents().into_iter().map(|a| a.name).collect();
+    assert_eq!(names, ["hostile", "support_assistant"]);
     assert!(healthy_answer(&host).await.contains("ticket-1"));
 }

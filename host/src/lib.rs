@@ -21,6 +21,7 @@ pub mod models;
 pub mod project;
 pub mod registry;
 pub mod runtime;
+pub mod server;
 pub mod store;
 
 use std::sync::Arc;
@@ -61,14 +62,19 @@ impl Host {
         })
     }
 
-    /// The names of the loaded agents.
-    pub fn agents(&self) -> Vec<String> {
-        self.shared
-            .registry
-            .list()
-            .iter()
-            .map(|a| a.name.clone())
-            .collect()
+    /// The loaded agents, by name.
+    pub fn agents(&self) -> Vec<AgentInfo> {
+        let agents = self.shared.registry.list();
+        let info = |a: &Arc<registry::AgentVersion>| AgentInfo {
+            name: a.name.clone(),
+            path: a.path.clone(),
+        };
+        agents.iter().map(info).collect()
+    }
+
+    /// The project configuration (`flue.toml`) this host runs with.
+    pub fn config(&self) -> &ProjectConfig {
+        &self.shared.options.config
     }
 
     /// Files in the agents folder that were skipped, with reasons.
@@ -100,6 +106,15 @@ impl Host {
             model: None,
         })
     }
+}
+
+/// A loaded agent.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AgentInfo {
+    /// The agent's name (its file name without `.wasm`).
+    pub name: String,
+    /// The component file it was loaded from.
+    pub path: std::path::PathBuf,
 }
 
 /// One agent instance: the handle sessions are opened on.

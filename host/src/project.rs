@@ -25,6 +25,9 @@ pub struct ProjectConfig {
     /// Per-agent settings: `[agents.support_assistant] env = { REGION = "eu" }`.
     #[serde(default)]
     pub agents: BTreeMap<String, AgentSettings>,
+    /// API keys for the server: `[[keys]] name, sha256, agents, ids`.
+    #[serde(default)]
+    pub keys: Vec<crate::server::auth::ApiKey>,
 }
 
 /// `[limits]` in `flue.toml`.

@@ -1,6 +1,7 @@
 //! The `flue` command line. Every command goes through the library API.
 
 mod scaffold;
+mod serve;
 
 use std::path::PathBuf;
 
@@ -18,6 +19,9 @@ pub struct Cli {
     /// Where the database and compile cache live [default: <project>/.flue].
     #[arg(long, global = true, env = "FLUE_DATA_DIR")]
     data_dir: Option<PathBuf>,
+    /// Write logs as JSON lines (filter with RUST_LOG).
+    #[arg(long, global = true)]
+    pub log_json: bool,
     #[command(subcommand)]
     command: Command,
 }
@@ -48,6 +52,21 @@ enum Command {
         #[arg(long)]
         no_build: bool,
     },
+    /// Serve every agent over HTTP, SSE and WebSocket (production).
+    Serve {
+        #[command(flatten)]
+        listen: Listen,
+        /// Allow a non-loopback address without API keys.
+        #[arg(long)]
+        insecure: bool,
+    },
+    /// Serve on loopback for development: rebuild and hot-reload agents as they change.
+    Dev {
+        #[command(flatten)]
+        listen: Listen,
+    },
+    /// Print the SHA-256 of an API key, for `[[keys]] sha256` in flue.toml.
+    HashKey { key: String },
     /// Print the configuration an agent's `create` returns, as JSON.
     Inspect {
         agent: String,
@@ -57,6 +76,19 @@ enum Command {
         #[arg(long)]
         no_build: bool,
     },
+}
+
+/// Where to listen.
+#[derive(clap::Args)]
+struct Listen {
+    #[arg(long, default_value = "127.0.0.1")]
+    host: String,
+    /// The port (0 picks a free one; the address is printed).
+    #[arg(long, default_value_t = 2024)]
+    port: u16,
+    /// Do not build agent crates first.
+    #[arg(long)]
+    no_build: bool,
 }
 
 /// Runs the parsed command; the error is what to print before exiting with status 1.
@@ -87,6 +119,15 @@ pub async fn run(cli: Cli) -> Result<(), String> {
             }
             .await;
             report(result, json)
+        }
+        Command::Serve {
+            ref listen,
+            insecure,
+        } => serve::run(&cli, listen, insecure, false).await,
+        Command::Dev { ref listen } => serve::run(&cli, listen, false, true).await,
+        Command::HashKey { ref key } => {
+            println!("{}", crate::server::auth::hash_key(key));
+            Ok(())
         }
         Command::Inspect {
             ref agent,

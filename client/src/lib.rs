@@ -1,0 +1,322 @@
+//! A client for Flue agent servers: prompt an agent instance over HTTP, stream its
+//! events over Server-Sent Events, or hold a WebSocket open for many prompts.
+//!
+//! ```no_run
+//! # async fn demo() -> Result<(), flue_client::ClientError> {
+//! let client = flue_client::Client::new("http://127.0.0.1:2024");
+//! let reply = client.agent("support_assistant", "ticket-8472").prompt("Where is my refund?", Some("billing")).await?;
+//! println!("{}", reply.text);
+//! # Ok(()) }
+//! ```
+
+mod ws;
+
+use eventsource_stream::Eventsource;
+use futures_util::{Stream, StreamExt};
+use serde_json::{Value, json};
+
+pub use ws::Connection;
+
+/// Why a call failed.
+#[derive(Debug, thiserror::Error)]
+pub enum ClientError {
+    /// The server could not be reached, or the connection broke.
+    #[error("transport: {0}")]
+    Transport(String),
+    /// The server answered with an error envelope.
+    #[error("{status} {kind}: {message}")]
+    Api {
+        status: u16,
+        kind: String,
+        message: String,
+        /// The whole `error` object.
+        error: Value,
+    },
+    /// The server's answer is not what the protocol says.
+    #[error("unexpected answer: {0}")]
+    Decode(String),
+}
+
+impl ClientError {
+    fn from_envelope(status: u16, body: &Value) -> Self {
+        let error = body.get("error").cloned().unwrap_or(Value::Null);
+        ClientError::Api {
+            status,
+            kind: error["type"].as_str().unwrap_or("unknown").to_string(),
+            message: error["message"].as_str().unwrap_or_default().to_string(),
+            error,
+        }
+    }
+}
+
+/// Token counts of one prompt.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Usage {
+    pub input: u64,
+    pub output: u64,
+    pub cache_read: u64,
+    pub cache_write: u64,
+    pub total_tokens: u64,
+}
+
+/// The result of one prompt.
+#[derive(Debug, Clone, PartialEq)]
+pub struct PromptResult {
+    pub text: String,
+    pub usage: Usage,
+    /// The model that answered, as `provider/model`.
+    pub model: String,
+    /// The result object as sent.
+    pub raw: Value,
+}
+
+impl PromptResult {
+    fn from_wire(result: &Value) -> Result<Self, ClientError> {
+        let text = result["text"]
+            .as_str()
+            .ok_or_else(|| ClientError::Decode(format!("a result without text: {result}")))?;
+        let n = |k: &str| result["usage"][k].as_u64().unwrap_or(0);
+        Ok(Self {
+            text: text.to_string(),
+            usage: Usage {
+                input: n("input"),
+                output: n("output"),
+                cache_read: n("cache_read"),
+                cache_write: n("cache_write"),
+                total_tokens: n("total_tokens"),
+            },
+            model: result["model"]["id"]
+                .as_str()
+                .unwrap_or_default()
+                .to_string(),
+            raw: result.clone(),
+        })
+    }
+}
+
+/// One step of a streamed prompt.
+#[derive(Debug, Clone, PartialEq)]
+pub enum StreamEvent {
+    /// The prompt started on this session.
+    Start { session: String },
+    /// A chunk of answer text.
+    Delta { text: String },
+    /// A tool call is about to run.
+    ToolStart {
+        name: String,
+        call_id: String,
+        args: Value,
+    },
+    /// A tool call finished.
+    ToolEnd {
+        name: String,
+        call_id: String,
+        is_error: bool,
+        result: String,
+    },
+    /// The prompt finished with this result.
+    End(PromptResult),
+}
+
+impl StreamEvent {
+    fn from_wire(kind: &str, data: &Value) -> Result<Option<Self>, ClientError> {
+        let s = |k: &str| data[k].as_str().unwrap_or_default().to_string();
+        Ok(Some(match kind {
+            "start" => StreamEvent::Start {
+                session: s("session_id"),
+            },
+            "delta" => StreamEvent::Delta { text: s("text") },
+            "tool_start" => StreamEvent::ToolStart {
+                name: s("toolName"),
+                call_id: s("toolCallId"),
+                args: data["args"].clone(),
+            },
+            "tool_end" => StreamEvent::ToolEnd {
+                name: s("toolName"),
+                call_id: s("toolCallId"),
+                is_error: data["isError"].as_bool().unwrap_or(false),
+                result: s("result"),
+            },
+            "end" => StreamEvent::End(PromptResult::from_wire(&data["result"])?),
+            "error" => return Err(ClientError::from_envelope(500, data)),
+            _ => return Ok(None), // event types added later
+        }))
+    }
+}
+
+/// A connection to one Flue server.
+#[derive(Clone)]
+pub struct Client {
+    http: reqwest::Client,
+    base: String,
+    token: Option<String>,
+}
+
+impl Client {
+    /// A client for the server at `url` (e.g. `http://127.0.0.1:2024`).
+    pub fn new(url: impl Into<String>) -> Self {
+        Self {
+            http: reqwest::Client::new(),
+            base: url.into().trim_end_matches('/').to_string(),
+            token: None,
+        }
+    }
+
+    /// Sends `Authorization: Bearer <token>` with every request.
+    pub fn with_token(mut self, token: impl Into<String>) -> Self {
+        self.token = Some(token.into());
+        self
+    }
+
+    /// The agents of the server.
+    pub fn agents(&self) -> Agents<'_> {
+        Agents { client: self }
+    }
+
+    /// One agent instance.
+    pub fn agent(&self, name: &str, id: &str) -> Agent<'_> {
+        Agent {
+            client: self,
+            path: format!("/agents/{name}/{id}"),
+        }
+    }
+
+    /// `GET /health`.
+    pub async fn health(&self) -> Result<Value, ClientError> {
+        self.send(self.http.get(self.url("/health"))).await
+    }
+
+    fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.base)
+    }
+
+    fn authorized(&self, request: reqwest::RequestBuilder) -> reqwest::RequestBuilder {
+        match &self.token {
+            Some(token) => request.bearer_auth(token),
+            None => request,
+        }
+    }
+
+    async fn response(
+        &self,
+        request: reqwest::RequestBuilder,
+    ) -> Result<reqwest::Response, ClientError> {
+        let response = self
+            .authorized(request)
+            .send()
+            .await
+            .map_err(|e| ClientError::Transport(e.to_string()))?;
+        if response.status().is_success() {
+            return Ok(response);
+        }
+        let status = response.status().as_u16();
+        let body: Value = response.json().await.unwrap_or(Value::Null);
+        Err(ClientError::from_envelope(status, &body))
+    }
+
+    async fn send(&self, request: reqwest::RequestBuilder) -> Result<Value, ClientError> {
+        let response = self.response(request).await?;
+        response
+            .json()
+            .await
+            .map_err(|e| ClientError::Decode(e.to_string()))
+    }
+}
+
+/// The agents of a server.
+pub struct Agents<'a> {
+    client: &'a Client,
+}
+
+/// A loaded agent, as `GET /agents` lists it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AgentSummary {
+    pub name: String,
+    pub path: String,
+}
+
+impl Agents<'_> {
+    /// `GET /agents`.
+    pub async fn list(&self) -> Result<Vec<AgentSummary>, ClientError> {
+        let body = self
+            .client
+            .send(self.client.http.get(self.client.url("/agents")))
+            .await?;
+        let agents = body["agents"]
+            .as_array()
+            .ok_or_else(|| ClientError::Decode(body.to_string()))?;
+        Ok(agents
+            .iter()
+            .map(|a| AgentSummary {
+                name: a["name"].as_str().unwrap_or_default().to_string(),
+                path: a["path"].as_str().unwrap_or_default().to_string(),
+            })
+            .collect())
+    }
+
+    /// Opens a WebSocket to instance `id` of agent `name`.
+    pub async fn connect(&self, name: &str, id: &str) -> Result<Connection, ClientError> {
+        Connection::open(self.client, &format!("/agents/{name}/{id}")).await
+    }
+}
+
+/// One agent instance on a server.
+pub struct Agent<'a> {
+    client: &'a Client,
+    path: String,
+}
+
+impl Agent<'_> {
+    /// Sends a prompt (to `session`, or `"default"`) and waits for the result.
+    pub async fn prompt(
+        &self,
+        message: &str,
+        session: Option<&str>,
+    ) -> Result<PromptResult, ClientError> {
+        let request = self
+            .client
+            .http
+            .post(self.client.url(&self.path))
+            .json(&body(message, session));
+        let body = self.client.send(request).await?;
+        PromptResult::from_wire(&body["result"])
+    }
+
+    /// Sends a prompt and yields its events as they arrive, ending with
+    /// [`StreamEvent::End`] (or an error).
+    pub async fn stream(
+        &self,
+        message: &str,
+        session: Option<&str>,
+    ) -> Result<impl Stream<Item = Result<StreamEvent, ClientError>> + use<>, ClientError> {
+        let request = self
+            .client
+            .http
+            .post(self.client.url(&self.path))
+            .header("accept", "text/event-stream")
+            .json(&body(message, session));
+        let response = self.client.response(request).await?;
+        Ok(response
+            .bytes_stream()
+            .eventsource()
+            .filter_map(|event| async move {
+                match event {
+                    Err(e) => Some(Err(ClientError::Transport(e.to_string()))),
+                    Ok(event) => {
+                        let data: Value = match serde_json::from_str(&event.data) {
+                            Ok(d) => d,
+                            Err(e) => return Some(Err(ClientError::Decode(e.to_string()))),
+                        };
+                        StreamEvent::from_wire(&event.event, &data).transpose()
+                    }
+                }
+            }))
+    }
+}
+
+fn body(message: &str, session: Option<&str>) -> Value {
+    match session {
+        Some(session) => json!({"message": message, "session": session}),
+        None => json!({"message": message}),
+    }
+}

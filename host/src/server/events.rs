@@ -1,0 +1,41 @@
+//! Harness events and results in the wire's shapes (PyFlue's SSE event objects).
+
+use serde_json::{Value, json};
+
+use crate::{Event, PromptResult};
+
+/// The event's `type` and its data object, with both key spellings where PyFlue has two.
+pub fn event(e: &Event) -> (&'static str, Value) {
+    match e {
+        Event::Start { session } => (
+            "start",
+            json!({"type": "start", "session_id": session, "sessionId": session}),
+        ),
+        Event::TextDelta { text } => ("delta", json!({"type": "delta", "text": text})),
+        Event::ToolStart {
+            name,
+            call_id,
+            args,
+        } => (
+            "tool_start",
+            json!({"type": "tool_start", "toolName": name, "toolCallId": call_id, "args": args,
+                   "tool_name": name, "tool_call_id": call_id}),
+        ),
+        Event::ToolEnd {
+            name,
+            call_id,
+            is_error,
+            result,
+        } => (
+            "tool_end",
+            json!({"type": "tool_end", "toolName": name, "toolCallId": call_id, "isError": is_error,
+                   "result": result, "tool_name": name, "tool_call_id": call_id, "is_error": is_error}),
+        ),
+    }
+}
+
+/// The last event of a stream: the final text and the same result object the JSON
+/// response carries.
+pub fn end(result: &PromptResult) -> Value {
+    json!({"type": "end", "text": result.text, "result": result.to_wire()})
+}

@@ -1,0 +1,182 @@
+//! The HTTP, SSE and WebSocket surface (PyFlue's agent-server protocol). It only
+//! translates requests into library calls and results into wire shapes.
+
+pub mod auth;
+mod error;
+mod events;
+mod request;
+mod stream;
+mod ws;
+
+use std::collections::HashMap;
+use std::future::Future;
+use std::sync::Arc;
+
+use axum::Router;
+use axum::body::{Body, to_bytes};
+use axum::extract::ws::WebSocketUpgrade;
+use axum::extract::{Path, Query, State};
+use axum::http::{HeaderMap, StatusCode, Uri, header};
+use axum::response::{IntoResponse, Json, Response};
+use axum::routing::{MethodRouter, get, post};
+use serde_json::json;
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+
+use crate::Host;
+use auth::Auth;
+use error::ApiError;
+
+/// The framework name reported by `/health`.
+pub const FRAMEWORK: &str = "flue-wasm";
+
+/// Default largest request body, in bytes.
+pub const DEFAULT_BODY_LIMIT: usize = 1 << 20;
+
+/// What the router needs besides the host.
+#[derive(Clone)]
+struct App {
+    host: Host,
+    auth: Arc<Auth>,
+    body_limit: usize,
+    shutdown: watch::Receiver<bool>,
+}
+
+/// Settings of a running server.
+#[derive(Debug, Clone)]
+pub struct ServerOptions {
+    /// Who may reach which instance.
+    pub auth: Auth,
+    /// Largest request body, in bytes.
+    pub body_limit: usize,
+}
+
+impl Default for ServerOptions {
+    fn default() -> Self {
+        Self {
+            auth: Auth::default(),
+            body_limit: DEFAULT_BODY_LIMIT,
+        }
+    }
+}
+
+/// Serves `host` on `listener` until `shutdown` resolves; then stops accepting, lets
+/// prompts in flight finish and closes WebSockets cleanly.
+pub async fn serve(
+    host: Host,
+    listener: TcpListener,
+    options: ServerOptions,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    let (stop_tx, stop_rx) = watch::channel(false);
+    let app = App {
+        host,
+        auth: Arc::new(options.auth),
+        body_limit: options.body_limit,
+        shutdown: stop_rx,
+    };
+    axum::serve(listener, router(app))
+        .with_graceful_shutdown(async move {
+            shutdown.await;
+            let _ = stop_tx.send(true);
+        })
+        .await
+}
+
+fn router(app: App) -> Router {
+    Router::new()
+        .route("/health", only_get(get(health)))
+        .route("/agents", only_get(get(list_agents)))
+        .route(
+            "/agents/{name}/{id}",
+            post(prompt)
+                .get(connect)
+                .fallback(|| async { ApiError::method_not_allowed(&["GET", "POST"]) }),
+        )
+        .fallback(unknown_route)
+        .with_state(app)
+}
+
+fn only_get(route: MethodRouter<App>) -> MethodRouter<App> {
+    route.fallback(|| async { ApiError::method_not_allowed(&["GET"]) })
+}
+
+async fn health() -> Json<serde_json::Value> {
+    Json(json!({"ok": true, "framework": FRAMEWORK}))
+}
+
+async fn list_agents(
+    State(app): State<App>,
+    headers: HeaderMap,
+) -> Result<Json<serde_json::Value>, ApiError> {
+    let key = app.auth.authenticate(&headers, None)?;
+    let agents: Vec<_> = app
+        .host
+        .agents()
+        .into_iter()
+        .filter(|a| Auth::may_see(key, &a.name))
+        .map(|a| json!({"name": a.name, "path": a.path.display().to_string(), "triggers": {}}))
+        .collect();
+    Ok(Json(json!({ "agents": agents })))
+}
+
+/// `POST /agents/{name}/{id}`: a JSON result, or SSE with `Accept: text/event-stream`.
+async fn prompt(
+    State(app): State<App>,
+    Path((name, id)): Path<(String, String)>,
+    headers: HeaderMap,
+    body: Body,
+) -> Result<Response, ApiError> {
+    app.auth.authorize(&headers, None, &name, &id)?;
+    let body = to_bytes(body, app.body_limit).await.map_err(|_| {
+        ApiError::new(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "payload_too_large",
+            format!("the body is larger than {} bytes", app.body_limit),
+        )
+    })?;
+    let request = request::from_http(&headers, &body)?;
+    let session = app
+        .host
+        .init_agent(&name, &id)
+        .await?
+        .session(&request.session);
+    let wants_sse = headers
+        .get(header::ACCEPT)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.contains("text/event-stream"));
+    if wants_sse {
+        return Ok(stream::respond(session, request.message));
+    }
+    let result = session.prompt(&request.message).await?;
+    Ok(Json(json!({"result": result.to_wire()})).into_response())
+}
+
+/// `GET /agents/{name}/{id}` with a WebSocket upgrade.
+async fn connect(
+    State(app): State<App>,
+    Path((name, id)): Path<(String, String)>,
+    Query(query): Query<HashMap<String, String>>,
+    headers: HeaderMap,
+    upgrade: Result<WebSocketUpgrade, axum::extract::ws::rejection::WebSocketUpgradeRejection>,
+) -> Result<Response, ApiError> {
+    let Ok(upgrade) = upgrade else {
+        return Err(
+            ApiError::method_not_allowed(&["POST"]).dev("GET is only for WebSocket upgrades")
+        );
+    };
+    app.auth
+        .authorize(&headers, query.get("token").map(String::as_str), &name, &id)?;
+    let harness = app.host.init_agent(&name, &id).await?;
+    let shutdown = app.shutdown.clone();
+    Ok(upgrade.on_upgrade(move |socket| ws::serve(socket, harness, shutdown)))
+}
+
+/// Routes that match nothing: an empty segment under `/agents` is a bad request.
+async fn unknown_route(uri: Uri) -> ApiError {
+    let path = uri.path();
+    if path.starts_with("/agents/") && path.split('/').skip(2).any(str::is_empty) {
+        return ApiError::invalid_request("the path has an empty segment: use /agents/{name}/{id}");
+    }
+    ApiError::not_found(format!("no route {path}"))
+}

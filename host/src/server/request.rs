@@ -1,0 +1,105 @@
+//! Reading a prompt request: content type, JSON, the PyFlue field aliases and wrapping.
+
+use axum::http::{HeaderMap, StatusCode, header};
+use serde_json::Value;
+
+use super::error::ApiError;
+use crate::DEFAULT_SESSION;
+
+/// A prompt as the client asked for it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PromptRequest {
+    pub message: String,
+    pub session: String,
+}
+
+/// Reads an HTTP prompt body: it must be a JSON object.
+pub fn from_http(headers: &HeaderMap, body: &[u8]) -> Result<PromptRequest, ApiError> {
+    let content_type = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("");
+    if !content_type.is_empty() && !content_type.starts_with("application/json") {
+        return Err(ApiError::new(
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            "unsupported_media_type",
+            format!("the body must be application/json, not {content_type}"),
+        ));
+    }
+    let value: Value = serde_json::from_slice(body).map_err(|e| {
+        ApiError::new(
+            StatusCode::BAD_REQUEST,
+            "invalid_json",
+            "the body is not valid JSON",
+        )
+        .dev(e.to_string())
+    })?;
+    from_value(&value)
+}
+
+/// Reads a prompt object: `{"message" | "prompt", "session"?}`, possibly wrapped in
+/// `{"payload": {…}}`.
+pub fn from_value(value: &Value) -> Result<PromptRequest, ApiError> {
+    let object = value
+        .as_object()
+        .ok_or_else(|| ApiError::invalid_request("the body must be a JSON object"))?;
+    let fields = match object.get("payload") {
+        Some(Value::Object(inner)) if !object.contains_key("message") => inner,
+        _ => object,
+    };
+    let message = match fields.get("message").or_else(|| fields.get("prompt")) {
+        Some(Value::String(m)) if !m.trim().is_empty() => m.clone(),
+        Some(Value::String(_)) => return Err(ApiError::invalid_request("\"message\" is empty")),
+        Some(_) => return Err(ApiError::invalid_request("\"message\" must be a string")),
+        None => {
+            return Err(ApiError::invalid_request(
+                "the body needs a \"message\" string",
+            ));
+        }
+    };
+    let session = match fields.get("session") {
+        None | Some(Value::Null) => DEFAULT_SESSION.to_string(),
+        Some(Value::String(s)) if !s.is_empty() => s.clone(),
+        Some(_) => {
+            return Err(ApiError::invalid_request(
+                "\"session\" must be a non-empty string",
+            ));
+        }
+    };
+    Ok(PromptRequest { message, session })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn aliases_and_payload_wrapping() {
+        let plain = from_value(&json!({"message": "hi", "session": "b"})).unwrap();
+        assert_eq!(
+            plain,
+            PromptRequest {
+                message: "hi".into(),
+                session: "b".into()
+            }
+        );
+        let alias = from_value(&json!({"prompt": "hi"})).unwrap();
+        assert_eq!(alias.session, "default");
+        let wrapped = from_value(&json!({"payload": {"message": "hi", "session": "c"}})).unwrap();
+        assert_eq!(wrapped.session, "c");
+        for bad in [
+            json!([1]),
+            json!({}),
+            json!({"message": 3}),
+            json!({"message": " "}),
+            json!({"message": "x", "session": 1}),
+        ] {
+            assert_eq!(
+                from_value(&bad).unwrap_err().status,
+                StatusCode::BAD_REQUEST,
+                "{bad}"
+            );
+        }
+    }
+}

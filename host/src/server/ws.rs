@@ -1,0 +1,72 @@
+//! WebSocket: one connection to an instance, many prompts, each with its own session.
+//! Replies come in the order the prompts were sent.
+
+use axum::extract::ws::{Message, WebSocket};
+use serde_json::{Value, json};
+use tokio::sync::watch;
+
+use super::error::ApiError;
+use super::request;
+use crate::Harness;
+
+/// Serves one upgraded connection until the client closes it or the server shuts down;
+/// a prompt already running is answered before the socket closes.
+pub async fn serve(mut socket: WebSocket, harness: Harness, mut shutdown: watch::Receiver<bool>) {
+    loop {
+        let message = tokio::select! {
+            m = socket.recv() => m,
+            _ = shutdown.wait_for(|stop| *stop) => break,
+        };
+        let text = match message {
+            Some(Ok(Message::Text(text))) => text,
+            Some(Ok(Message::Close(_))) | None | Some(Err(_)) => return,
+            Some(Ok(_)) => continue, // pings are answered by the library; binary is ignored
+        };
+        let reply = answer(&harness, text.as_str()).await;
+        if socket
+            .send(Message::Text(reply.to_string().into()))
+            .await
+            .is_err()
+        {
+            return;
+        }
+    }
+    let _ = socket.send(Message::Close(None)).await;
+}
+
+/// Runs one client message and returns the reply object.
+async fn answer(harness: &Harness, text: &str) -> Value {
+    let parsed: Result<Value, ApiError> = serde_json::from_str(text).map_err(|e| {
+        ApiError::new(
+            axum::http::StatusCode::BAD_REQUEST,
+            "invalid_json",
+            "the message is not valid JSON",
+        )
+        .dev(e.to_string())
+    });
+    let id = parsed.as_ref().ok().and_then(|v| v.get("id").cloned());
+    let outcome = async {
+        let value = parsed?;
+        if !matches!(
+            value.get("type").and_then(Value::as_str),
+            None | Some("prompt")
+        ) {
+            return Err(ApiError::invalid_request(
+                "only {\"type\": \"prompt\"} messages are understood",
+            ));
+        }
+        let prompt = request::from_value(&value)?;
+        let result = harness
+            .session(&prompt.session)
+            .prompt(&prompt.message)
+            .await?;
+        Ok(json!({"type": "result", "result": result.to_wire()}))
+    }
+    .await;
+    let mut reply =
+        outcome.unwrap_or_else(|e: ApiError| json!({"type": "error", "error": e.body["error"]}));
+    if let Some(id) = id {
+        reply["id"] = id;
+    }
+    reply
+}
