@@ -12,7 +12,8 @@
 mod ws;
 
 use eventsource_stream::Eventsource;
-use futures_util::{Stream, StreamExt};
+use futures_util::StreamExt;
+use futures_util::stream::BoxStream;
 use serde_json::{Value, json};
 
 pub use ws::Connection;
@@ -288,7 +289,7 @@ impl Agent<'_> {
         &self,
         message: &str,
         session: Option<&str>,
-    ) -> Result<impl Stream<Item = Result<StreamEvent, ClientError>> + use<>, ClientError> {
+    ) -> Result<BoxStream<'static, Result<StreamEvent, ClientError>>, ClientError> {
         let request = self
             .client
             .http
@@ -310,7 +311,8 @@ impl Agent<'_> {
                         StreamEvent::from_wire(&event.event, &data).transpose()
                     }
                 }
-            }))
+            })
+            .boxed())
     }
 }
 

@@ -30,6 +30,21 @@ pub enum Reply {
     ToolCall { name: String, args: Value },
     /// An HTTP error from the provider.
     Error { status: u16, message: String },
+    /// Another reply, sent after a pause.
+    Delayed(std::time::Duration, Box<Reply>),
+}
+
+impl Reply {
+    /// Waits out any delay and returns the reply to send.
+    async fn settle(self) -> Reply {
+        match self {
+            Reply::Delayed(pause, inner) => {
+                tokio::time::sleep(pause).await;
+                Box::pin(inner.settle()).await
+            }
+            other => other,
+        }
+    }
 }
 
 /// A request as received.
@@ -245,7 +260,7 @@ async fn anthropic(State(shared): State<Arc<Shared>>, headers: HeaderMap, body: 
         Err(e) => return (StatusCode::BAD_REQUEST, e).into_response(),
     };
     let input = tokens(body.len());
-    let (block, output, stop) = match reply {
+    let (block, output, stop) = match reply.settle().await {
         Reply::Error { status, message } => {
             let body = json!({"type": "error", "error": {"type": "api_error", "message": message}});
             return (
@@ -259,6 +274,7 @@ async fn anthropic(State(shared): State<Arc<Shared>>, headers: HeaderMap, body: 
             tokens(text.len()),
             "end_turn",
         ),
+        Reply::Delayed(..) => unreachable!("settled above"),
         Reply::ToolCall { name, args } => {
             let id = format!("toolu_{}", shared.ids.fetch_add(1, Ordering::Relaxed));
             (
@@ -329,7 +345,7 @@ async fn openai(State(shared): State<Arc<Shared>>, headers: HeaderMap, body: Byt
         Err(e) => return (StatusCode::BAD_REQUEST, e).into_response(),
     };
     let input = tokens(body.len());
-    let (content, call, output) = match reply {
+    let (content, call, output) = match reply.settle().await {
         Reply::Error { status, message } => {
             let body = json!({"error": {"message": message, "type": "server_error"}});
             return (
@@ -342,6 +358,7 @@ async fn openai(State(shared): State<Arc<Shared>>, headers: HeaderMap, body: Byt
             let output = tokens(text.len());
             (Some(text), None, output)
         }
+        Reply::Delayed(..) => unreachable!("settled above"),
         Reply::ToolCall { name, args } => {
             let id = format!("call_{}", shared.ids.fetch_add(1, Ordering::Relaxed));
             (None, Some((id, name, args.to_string())), 5)

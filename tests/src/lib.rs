@@ -157,3 +157,60 @@ pub fn flue_binary() -> PathBuf {
     })
     .clone()
 }
+
+/// A `flue serve` (or `flue dev`) process on a loopback port; killed when dropped.
+pub struct Server {
+    child: tokio::process::Child,
+    /// `http://127.0.0.1:PORT`.
+    pub url: String,
+}
+
+impl Server {
+    /// Starts `flue <command> --port 0` on `project` with providers pointed at `fake`,
+    /// and waits until it listens.
+    pub async fn start(
+        project: &Path,
+        fake: &FakeProvider,
+        command: &str,
+        extra: &[&str],
+    ) -> Server {
+        use tokio::io::AsyncBufReadExt;
+        let mut child = tokio::process::Command::new(flue_binary())
+            .args(["--project"])
+            .arg(project)
+            .args([command, "--port", "0", "--no-build"])
+            .args(extra)
+            .envs(provider_env(fake))
+            .env_remove("FLUE_DATA_DIR")
+            .stdout(std::process::Stdio::piped())
+            .kill_on_drop(true)
+            .spawn()
+            .expect("flue starts");
+        let stdout = child.stdout.take().expect("stdout is piped");
+        let mut lines = tokio::io::BufReader::new(stdout).lines();
+        let listening = tokio::time::timeout(std::time::Duration::from_secs(60), lines.next_line())
+            .await
+            .expect("flue listens within a minute")
+            .expect("stdout is readable")
+            .expect("flue prints its address");
+        let url = listening
+            .strip_prefix("Listening on ")
+            .unwrap_or_else(|| panic!("unexpected first line: {listening}"))
+            .to_string();
+        Server { child, url }
+    }
+
+    /// Sends SIGTERM and waits for the process to exit; returns whether it exited cleanly.
+    pub async fn terminate(mut self) -> bool {
+        let pid = self.child.id().expect("the server is running");
+        std::process::Command::new("kill")
+            .args(["-TERM", &pid.to_string()])
+            .status()
+            .expect("kill runs");
+        let status = tokio::time::timeout(std::time::Duration::from_secs(30), self.child.wait())
+            .await
+            .expect("the server exits after SIGTERM")
+            .expect("wait works");
+        status.success()
+    }
+}

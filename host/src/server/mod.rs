@@ -123,10 +123,11 @@ async fn list_agents(
 /// `POST /agents/{name}/{id}`: a JSON result, or SSE with `Accept: text/event-stream`.
 async fn prompt(
     State(app): State<App>,
-    Path((name, id)): Path<(String, String)>,
+    path: Path<(String, String)>,
     headers: HeaderMap,
     body: Body,
 ) -> Result<Response, ApiError> {
+    let (name, id) = instance_path(path)?;
     app.auth.authorize(&headers, None, &name, &id)?;
     let body = to_bytes(body, app.body_limit).await.map_err(|_| {
         ApiError::new(
@@ -155,11 +156,12 @@ async fn prompt(
 /// `GET /agents/{name}/{id}` with a WebSocket upgrade.
 async fn connect(
     State(app): State<App>,
-    Path((name, id)): Path<(String, String)>,
+    path: Path<(String, String)>,
     Query(query): Query<HashMap<String, String>>,
     headers: HeaderMap,
     upgrade: Result<WebSocketUpgrade, axum::extract::ws::rejection::WebSocketUpgradeRejection>,
 ) -> Result<Response, ApiError> {
+    let (name, id) = instance_path(path)?;
     let Ok(upgrade) = upgrade else {
         return Err(
             ApiError::method_not_allowed(&["POST"]).dev("GET is only for WebSocket upgrades")
@@ -172,11 +174,23 @@ async fn connect(
     Ok(upgrade.on_upgrade(move |socket| ws::serve(socket, harness, shutdown)))
 }
 
-/// Routes that match nothing: an empty segment under `/agents` is a bad request.
+/// Routes that match nothing; `/agents/{name}/` (an empty id) is a bad request.
 async fn unknown_route(uri: Uri) -> ApiError {
     let path = uri.path();
     if path.starts_with("/agents/") && path.split('/').skip(2).any(str::is_empty) {
-        return ApiError::invalid_request("the path has an empty segment: use /agents/{name}/{id}");
+        return empty_segment();
     }
     ApiError::not_found(format!("no route {path}"))
+}
+
+fn empty_segment() -> ApiError {
+    ApiError::invalid_request("the path has an empty segment: use /agents/{name}/{id}")
+}
+
+/// An agent name and an instance id from the path; neither may be empty.
+fn instance_path(Path((name, id)): Path<(String, String)>) -> Result<(String, String), ApiError> {
+    if name.is_empty() || id.is_empty() {
+        return Err(empty_segment());
+    }
+    Ok((name, id))
 }

@@ -1,0 +1,537 @@
+//! `flue serve` as a real process on loopback, exercised through the client crate and
+//! raw HTTP: every route, every error envelope, sessions, WebSocket and API keys.
+
+use std::time::Duration;
+
+use flue_client::{Client, ClientError, StreamEvent};
+use flue_tests::{FakeProvider, Project, Reply, Server, Turn, ticket_script};
+use futures_util::StreamExt;
+use serde_json::{Value, json};
+
+/// The ticket script, except that a message naming a failure makes the model fail or
+/// call a tool that traps, and "slow" answers after a pause.
+fn script(turn: &Turn) -> Reply {
+    match turn.last_user_text.as_deref() {
+        Some("provider down") => Reply::Error {
+            status: 503,
+            message: "provider down".into(),
+        },
+        Some("slow") => Reply::Delayed(
+            Duration::from_millis(1500),
+            Box::new(Reply::Text("finally".into())),
+        ),
+        Some(text) if text.starts_with("count") => {
+            Reply::Text(format!("seen {} messages", turn.messages))
+        }
+        Some(text) if text.starts_with("call ") && turn.last_tool_result.is_none() => {
+            Reply::ToolCall {
+                name: text["call ".len()..].to_string(),
+                args: json!({}),
+            }
+        }
+        _ => ticket_script(turn),
+    }
+}
+
+async fn raw(method: &str, url: &str, content_type: Option<&str>, body: &str) -> (u16, Value) {
+    let client = reqwest::Client::new();
+    let mut request = client
+        .request(method.parse().unwrap(), url)
+        .body(body.to_string());
+    if let Some(ct) = content_type {
+        request = request.header("content-type", ct);
+    }
+    let response = request.send().await.expect("the server answers");
+    let status = response.status().as_u16();
+    (status, response.json().await.unwrap_or(Value::Null))
+}
+
+/// The HTTP status a client call ended with.
+fn status<T>(r: Result<T, ClientError>) -> u16 {
+    match r {
+        Err(ClientError::Api { status, .. }) => status,
+        Ok(_) => 200,
+        Err(e) => panic!("{e}"),
+    }
+}
+
+fn error_type(body: &Value) -> &str {
+    body["error"]["type"].as_str().unwrap_or("<none>")
+}
+
+#[tokio::test]
+async fn every_route_and_error_envelope() {
+    let fake = FakeProvider::start(script).await;
+    let project = Project::new();
+    let server = Server::start(project.path(), &fake, "serve", &[]).await;
+    let client = Client::new(&server.url);
+    let url = |path: &str| format!("{}{path}", server.url);
+
+    let health = client.health().await.unwrap();
+    assert_eq!(health["ok"], true);
+    let names: Vec<String> = client
+        .agents()
+        .list()
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|a| a.name)
+        .collect();
+    assert_eq!(names, ["hostile", "support_assistant"]);
+
+    let reply = client
+        .agent("support_assistant", "ticket-8472")
+        .prompt("Where is my refund?", Some("billing"))
+        .await
+        .unwrap();
+    assert!(
+        reply.text.contains("Ticket ticket-8472: open"),
+        "{}",
+        reply.text
+    );
+    assert_eq!(reply.model, "anthropic/claude-haiku-4-5");
+    assert!(reply.usage.total_tokens > 0);
+
+    let (status, body) = raw(
+        "POST",
+        &url("/agents/support_assistant/t"),
+        Some("application/json"),
+        r#"{"payload": {"prompt": "hi", "session": "p"}}"#,
+    )
+    .await;
+    assert_eq!(status, 200, "{body}");
+    assert!(
+        body["result"]["text"]
+            .as_str()
+            .unwrap()
+            .contains("Ticket t: open")
+    );
+
+    let cases: &[(&str, &str, Option<&str>, &str, u16, &str)] = &[
+        (
+            "POST",
+            "/agents/nope/1",
+            Some("application/json"),
+            r#"{"message":"hi"}"#,
+            404,
+            "agent_not_found",
+        ),
+        (
+            "POST",
+            "/agents//1",
+            Some("application/json"),
+            r#"{"message":"hi"}"#,
+            400,
+            "invalid_request",
+        ),
+        (
+            "POST",
+            "/agents/support_assistant/",
+            Some("application/json"),
+            r#"{"message":"hi"}"#,
+            400,
+            "invalid_request",
+        ),
+        (
+            "PUT",
+            "/agents/support_assistant/1",
+            Some("application/json"),
+            r#"{"message":"hi"}"#,
+            405,
+            "method_not_allowed",
+        ),
+        ("DELETE", "/health", None, "", 405, "method_not_allowed"),
+        (
+            "POST",
+            "/agents/support_assistant/1",
+            Some("text/plain"),
+            "hi",
+            415,
+            "unsupported_media_type",
+        ),
+        (
+            "POST",
+            "/agents/support_assistant/1",
+            Some("application/json"),
+            "{not json",
+            400,
+            "invalid_json",
+        ),
+        (
+            "POST",
+            "/agents/support_assistant/1",
+            Some("application/json"),
+            "[1,2]",
+            400,
+            "invalid_request",
+        ),
+        (
+            "POST",
+            "/agents/support_assistant/1",
+            Some("application/json"),
+            r#"{"session":"s"}"#,
+            400,
+            "invalid_request",
+        ),
+        (
+            "POST",
+            "/agents/support_assistant/1",
+            Some("application/json"),
+            r#"{"message":"provider down"}"#,
+            502,
+            "model_error",
+        ),
+        ("GET", "/nowhere", None, "", 404, "not_found"),
+    ];
+    for (method, path, content_type, body, want_status, want_type) in cases {
+        let (status, got) = raw(method, &url(path), *content_type, body).await;
+        assert_eq!(
+            (status, error_type(&got)),
+            (*want_status, *want_type),
+            "{method} {path}: {got}"
+        );
+        assert!(
+            got["error"]["message"]
+                .as_str()
+                .is_some_and(|m| !m.is_empty()),
+            "{got}"
+        );
+    }
+    let (_, not_allowed) = raw("PUT", &url("/agents/support_assistant/1"), None, "").await;
+    assert_eq!(
+        not_allowed["error"]["meta"]["allowed"],
+        json!(["GET", "POST"])
+    );
+    let (_, missing) = raw(
+        "POST",
+        &url("/agents/nope/1"),
+        Some("application/json"),
+        r#"{"message":"hi"}"#,
+    )
+    .await;
+    assert!(
+        missing["error"]["dev"]
+            .as_str()
+            .unwrap()
+            .contains("support_assistant")
+    );
+    let (_, bad_json) = raw(
+        "POST",
+        &url("/agents/support_assistant/1"),
+        Some("application/json"),
+        "{not json",
+    )
+    .await;
+    assert!(bad_json["error"]["dev"].as_str().is_some());
+
+    let huge = json!({"message": "x".repeat(2 << 20)}).to_string();
+    let (status, got) = raw(
+        "POST",
+        &url("/agents/support_assistant/1"),
+        Some("application/json"),
+        &huge,
+    )
+    .await;
+    assert_eq!((status, error_type(&got)), (413, "payload_too_large"));
+
+    // A guest trap is an error in the envelope; the server carries on.
+    let trapped = client.agent("hostile", "h").prompt("call spin", None).await;
+    assert!(
+        matches!(
+            &trapped,
+            Err(ClientError::Api {
+                status: 502 | 500,
+                ..
+            })
+        ),
+        "{trapped:?}"
+    );
+    assert_eq!(client.health().await.unwrap()["ok"], true);
+}
+
+#[tokio::test]
+async fn sse_streams_events_as_they_happen() {
+    let fake = FakeProvider::start(script).await;
+    let project = Project::new();
+    let server = Server::start(project.path(), &fake, "serve", &[]).await;
+    let client = Client::new(&server.url);
+
+    let events: Vec<StreamEvent> = client
+        .agent("support_assistant", "ticket-8472")
+        .stream("Where is my refund?", Some("billing"))
+        .await
+        .unwrap()
+        .map(|e| e.expect("no stream error"))
+        .collect()
+        .await;
+    assert!(matches!(&events[0], StreamEvent::Start { session } if session == "billing"));
+    assert!(
+        events
+            .iter()
+            .any(|e| matches!(e, StreamEvent::ToolStart { name, .. } if name == "ticket_status"))
+    );
+    assert!(events.iter().any(
+        |e| matches!(e, StreamEvent::ToolEnd { result, .. } if result.contains("ticket-8472"))
+    ));
+    let text: String = events
+        .iter()
+        .filter_map(|e| match e {
+            StreamEvent::Delta { text } => Some(text.as_str()),
+            _ => None,
+        })
+        .collect();
+    let Some(StreamEvent::End(result)) = events.last() else {
+        panic!("the stream ends with end: {events:?}")
+    };
+    assert_eq!(text, result.text);
+    assert!(result.text.contains("ticket-8472"));
+
+    // A failure mid-stream is an error event carrying the envelope.
+    let mut failing = client
+        .agent("support_assistant", "t")
+        .stream("provider down", None)
+        .await
+        .unwrap();
+    let mut saw_error = false;
+    while let Some(event) = failing.next().await {
+        if let Err(ClientError::Api { kind, .. }) = event {
+            assert_eq!(kind, "model_error");
+            saw_error = true;
+        }
+    }
+    assert!(saw_error);
+}
+
+#[tokio::test]
+async fn sessions_stay_independent_over_http_and_websocket() {
+    let fake = FakeProvider::start(script).await;
+    let project = Project::new();
+    let server = Server::start(project.path(), &fake, "serve", &[]).await;
+    let client = Client::new(&server.url);
+    let agent = client.agent("support_assistant", "ticket-1");
+
+    assert_eq!(
+        agent.prompt("count a", Some("one")).await.unwrap().text,
+        "seen 1 messages"
+    );
+    assert_eq!(
+        agent.prompt("count b", Some("two")).await.unwrap().text,
+        "seen 1 messages"
+    );
+    assert_eq!(
+        agent.prompt("count c", Some("one")).await.unwrap().text,
+        "seen 3 messages"
+    );
+
+    let mut conn = client
+        .agents()
+        .connect("support_assistant", "ticket-1")
+        .await
+        .unwrap();
+    assert_eq!(
+        conn.prompt("count d", Some("two")).await.unwrap().text,
+        "seen 3 messages"
+    );
+    assert_eq!(
+        conn.prompt("count e", Some("three")).await.unwrap().text,
+        "seen 1 messages"
+    );
+    assert_eq!(
+        conn.prompt("count f", Some("one")).await.unwrap().text,
+        "seen 5 messages"
+    );
+    let bad = conn.exchange(&json!({"type": "prompt"})).await.unwrap();
+    assert_eq!(bad["type"], "error");
+    assert_eq!(bad["error"]["type"], "invalid_request");
+    assert_eq!(
+        conn.prompt("count g", Some("three")).await.unwrap().text,
+        "seen 3 messages",
+        "the socket stays open"
+    );
+    conn.close().await.unwrap();
+
+    let missing = client
+        .agents()
+        .connect("nope", "x")
+        .await
+        .err()
+        .expect("no such agent");
+    assert!(
+        matches!(missing, ClientError::Api { status: 404, .. }),
+        "{missing:?}"
+    );
+}
+
+#[tokio::test]
+async fn api_keys_guard_agents_and_ids() {
+    let fake = FakeProvider::start(script).await;
+    let project = Project::new();
+    let hash = |key: &str| flue_host::server::auth::hash_key(key);
+    std::fs::write(
+        project.path().join("flue.toml"),
+        format!(
+            "[[keys]]\nname = \"support\"\nsha256 = \"{}\"\nagents = [\"support_assistant\"]\nids = \"ticket-*\"\n\n\
+             [[keys]]\nname = \"admin\"\nsha256 = \"{}\"\n",
+            hash("support-key"),
+            hash("admin-key")
+        ),
+    )
+    .unwrap();
+    let server = Server::start(project.path(), &fake, "serve", &[]).await;
+
+    let anonymous = Client::new(&server.url);
+    assert_eq!(
+        status(
+            anonymous
+                .agent("support_assistant", "ticket-1")
+                .prompt("hi", None)
+                .await
+        ),
+        401
+    );
+    assert_eq!(status(anonymous.agents().list().await), 401);
+    assert_eq!(
+        anonymous.health().await.unwrap()["ok"],
+        true,
+        "health stays open"
+    );
+    let wrong = Client::new(&server.url).with_token("guess");
+    assert_eq!(
+        status(
+            wrong
+                .agent("support_assistant", "ticket-1")
+                .prompt("hi", None)
+                .await
+        ),
+        401
+    );
+
+    let support = Client::new(&server.url).with_token("support-key");
+    assert_eq!(
+        status(
+            support
+                .agent("support_assistant", "ticket-1")
+                .prompt("hi", None)
+                .await
+        ),
+        200
+    );
+    assert_eq!(
+        status(
+            support
+                .agent("hostile", "ticket-1")
+                .prompt("hi", None)
+                .await
+        ),
+        403
+    );
+    assert_eq!(
+        status(
+            support
+                .agent("support_assistant", "order-1")
+                .prompt("hi", None)
+                .await
+        ),
+        403
+    );
+    let listed: Vec<String> = support
+        .agents()
+        .list()
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|a| a.name)
+        .collect();
+    assert_eq!(listed, ["support_assistant"]);
+    assert_eq!(
+        status(support.agents().connect("hostile", "ticket-1").await),
+        403
+    );
+    let mut conn = support
+        .agents()
+        .connect("support_assistant", "ticket-2")
+        .await
+        .unwrap();
+    assert!(
+        conn.prompt("hi", None)
+            .await
+            .unwrap()
+            .text
+            .contains("ticket-2")
+    );
+
+    let admin = Client::new(&server.url).with_token("admin-key");
+    assert_eq!(
+        status(
+            admin
+                .agent("hostile", "anything")
+                .prompt("count", None)
+                .await
+        ),
+        200
+    );
+
+    // WebSocket clients that cannot set headers pass the key as ?token=.
+    let ws_url = format!(
+        "{}/agents/support_assistant/ticket-3?token=support-key",
+        server.url.replacen("http", "ws", 1)
+    );
+    let (mut socket, _) = tokio_tungstenite::connect_async(ws_url)
+        .await
+        .expect("the query token is accepted");
+    use futures_util::SinkExt;
+    socket
+        .send(tokio_tungstenite::tungstenite::Message::text(
+            json!({"type": "prompt", "message": "count"}).to_string(),
+        ))
+        .await
+        .unwrap();
+    let reply = socket.next().await.unwrap().unwrap();
+    assert!(reply.to_text().unwrap().contains("seen 1 messages"));
+    let ws_anonymous = format!(
+        "{}/agents/support_assistant/ticket-3",
+        server.url.replacen("http", "ws", 1)
+    );
+    assert!(
+        tokio_tungstenite::connect_async(ws_anonymous)
+            .await
+            .is_err()
+    );
+}
+
+#[tokio::test]
+async fn serve_refuses_open_non_loopback_and_shuts_down_gracefully() {
+    let fake = FakeProvider::start(script).await;
+    let project = Project::new();
+    let refused = tokio::process::Command::new(flue_tests::flue_binary())
+        .arg("--project")
+        .arg(project.path())
+        .args(["serve", "--host", "0.0.0.0", "--port", "0", "--no-build"])
+        .output()
+        .await
+        .unwrap();
+    assert!(!refused.status.success());
+    assert!(String::from_utf8_lossy(&refused.stderr).contains("without API keys"));
+
+    let server = Server::start(project.path(), &fake, "serve", &[]).await;
+    let client = Client::new(&server.url);
+    let in_flight = tokio::spawn({
+        let client = client.clone();
+        async move {
+            client
+                .agent("support_assistant", "t")
+                .prompt("slow", None)
+                .await
+        }
+    });
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert!(server.terminate().await, "the server exits cleanly");
+    assert_eq!(
+        in_flight
+            .await
+            .unwrap()
+            .expect("the prompt in flight finishes")
+            .text,
+        "finally"
+    );
+}
