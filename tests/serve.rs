@@ -55,6 +55,16 @@ fn status<T>(r: Result<T, ClientError>) -> u16 {
     }
 }
 
+/// Method, path, content type, body, expected status and error type.
+type ErrorCase = (
+    &'static str,
+    &'static str,
+    Option<&'static str>,
+    &'static str,
+    u16,
+    &'static str,
+);
+
 fn error_type(body: &Value) -> &str {
     body["error"]["type"].as_str().unwrap_or("<none>")
 }
@@ -107,7 +117,7 @@ async fn every_route_and_error_envelope() {
             .contains("Ticket t: open")
     );
 
-    let cases: &[(&str, &str, Option<&str>, &str, u16, &str)] = &[
+    let cases: &[ErrorCase] = &[
         (
             "POST",
             "/agents/nope/1",
