@@ -91,25 +91,28 @@ pub fn build_crate(crate_dir: &Path) -> Result<PathBuf, String> {
 /// `agents_dir/<crate folder name>.wasm`. Returns the names built.
 pub fn build_agents(agents_dir: &Path) -> Result<Vec<String>, String> {
     let crates = agent_crates(agents_dir);
-    if crates.is_empty() {
-        return Ok(Vec::new());
+    if !crates.is_empty() {
+        ensure_target()?;
     }
-    ensure_target()?;
-    let mut built = Vec::new();
-    for dir in crates {
-        let name = dir
-            .file_name()
-            .and_then(|n| n.to_str())
-            .unwrap_or_default()
-            .to_string();
-        eprintln!("Building agent {name}…");
-        let wasm = build_crate(&dir)?;
-        let dest = agents_dir.join(format!("{name}.wasm"));
-        copy_if_changed(&wasm, &dest)
-            .map_err(|e| format!("cannot write {}: {e}", dest.display()))?;
-        built.push(name);
-    }
-    Ok(built)
+    crates
+        .iter()
+        .map(|dir| build_agent(agents_dir, dir))
+        .collect()
+}
+
+/// Builds one agent crate and copies its component to `agents_dir/<folder name>.wasm`
+/// (left untouched when the bytes are the same). Returns the agent's name.
+pub fn build_agent(agents_dir: &Path, crate_dir: &Path) -> Result<String, String> {
+    let name = crate_dir
+        .file_name()
+        .and_then(|n| n.to_str())
+        .unwrap_or_default()
+        .to_string();
+    eprintln!("Building agent {name}…");
+    let wasm = build_crate(crate_dir)?;
+    let dest = agents_dir.join(format!("{name}.wasm"));
+    copy_if_changed(&wasm, &dest).map_err(|e| format!("cannot write {}: {e}", dest.display()))?;
+    Ok(name)
 }
 
 /// Copies via a temporary file and a rename, so a watcher never sees half a component;

@@ -15,6 +15,7 @@
 pub mod agent_config;
 pub mod build;
 pub mod cli;
+pub mod dev;
 mod error;
 mod harness;
 pub mod models;
@@ -72,9 +73,20 @@ impl Host {
         agents.iter().map(info).collect()
     }
 
-    /// The project configuration (`flue.toml`) this host runs with.
-    pub fn config(&self) -> &ProjectConfig {
-        &self.shared.options.config
+    /// Loads (or reloads) one component file and swaps it in: prompts in flight finish
+    /// on the version they started with. On failure the previous version keeps serving.
+    pub async fn reload_agent(&self, path: &std::path::Path) -> Result<String, String> {
+        self.shared.registry.load(&self.shared.runtime, path).await
+    }
+
+    /// Unloads the agent that came from `path`; returns its name if there was one.
+    pub fn remove_agent(&self, path: &std::path::Path) -> Option<String> {
+        self.shared.registry.remove(path)
+    }
+
+    /// The options (folders and `flue.toml`) this host runs with.
+    pub fn options(&self) -> &HostOptions {
+        &self.shared.options
     }
 
     /// Files in the agents folder that were skipped, with reasons.
@@ -134,7 +146,7 @@ impl Harness {
 
     /// The configuration the agent's `create` returned.
     pub async fn config(&self) -> Result<AgentConfig, Error> {
-        Ok((*self.shared.instance_config(&self.key).await?).clone())
+        Ok((*self.shared.instance_config(&self.key).await?.0).clone())
     }
 
     /// A named session of this instance; each has its own history.

@@ -15,7 +15,7 @@ pub async fn run(cli: &Cli, listen: &Listen, insecure: bool, dev: bool) -> Resul
         other => other.parse().map_err(|e| format!("--host {other}: {e}"))?,
     };
     let host = open_host(cli, listen.no_build).await?;
-    let auth = Auth::new(host.config().keys.clone())?;
+    let auth = Auth::new(host.options().config.keys.clone())?;
     if !ip.is_loopback() && !auth.enabled() && !insecure {
         return Err(format!(
             "refusing to serve on {ip} without API keys: add [[keys]] to flue.toml, \
@@ -33,7 +33,11 @@ pub async fn run(cli: &Cli, listen: &Listen, insecure: bool, dev: bool) -> Resul
         auth,
         ..ServerOptions::default()
     };
-    let _ = dev;
+    let _watch = if dev {
+        Some(crate::dev::watch(host.clone(), &host.options().agents_dir)?)
+    } else {
+        None
+    };
     server::serve(host, listener, options, shutdown_signal())
         .await
         .map_err(|e| format!("the server failed: {e}"))

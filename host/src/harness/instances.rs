@@ -41,27 +41,32 @@ impl Instances {
 }
 
 impl Shared {
-    /// The configuration of an instance, creating the instance if it is not live.
+    /// The configuration of an instance of the agent's current version, and that
+    /// version; creates the instance if it is not live.
     pub async fn instance_config(
         self: &Arc<Self>,
         key: &InstanceKey,
-    ) -> Result<Arc<AgentConfig>, Error> {
+    ) -> Result<(Arc<AgentConfig>, Arc<AgentVersion>), Error> {
+        let version = self.agent(&key.agent)?;
         let slot = self.instances.slot(key);
         let mut live = slot.lock().await;
-        Ok(self.ensure_live(key, &mut live).await?.config.clone())
+        let live = self.ensure_live(key, &mut live, &version).await?;
+        Ok((live.config.clone(), version))
     }
 
     /// Runs one of the agent's own tools inside its instance. `Ok(Err(_))` is the tool's
-    /// own error; `Err(_)` means the instance failed and was discarded.
+    /// own error; `Err(_)` means the instance failed and was discarded. The tool runs
+    /// in `version`, the one the prompt started with, even if a newer one was loaded since.
     pub async fn call_guest_tool(
         self: &Arc<Self>,
         key: &SessionKey,
+        version: &Arc<AgentVersion>,
         name: &str,
         args: &str,
     ) -> Result<Result<String, String>, Error> {
         let slot = self.instances.slot(&key.instance);
         let mut live = slot.lock().await;
-        let agent = self.ensure_live(&key.instance, &mut live).await?;
+        let agent = self.ensure_live(&key.instance, &mut live, version).await?;
         match agent.instance.call_tool(&key.session, name, args).await {
             Ok(answer) => Ok(answer),
             Err(source) => {
@@ -74,21 +79,22 @@ impl Shared {
         }
     }
 
-    /// Makes the slot live: instantiates the agent's current version and runs `create`.
+    /// Makes the slot live on `version`: instantiates it and runs `create`, replacing
+    /// an instance of another version.
     async fn ensure_live<'a>(
         self: &Arc<Self>,
         key: &InstanceKey,
         live: &'a mut Option<Live>,
+        version: &Arc<AgentVersion>,
     ) -> Result<&'a mut Live, Error> {
-        let current = self.agent(&key.agent)?;
         if live
             .as_ref()
-            .is_some_and(|l| !Arc::ptr_eq(&l.version, &current))
+            .is_some_and(|l| !Arc::ptr_eq(&l.version, version))
         {
             *live = None;
         }
         if live.is_none() {
-            *live = Some(self.start(key, current).await?);
+            *live = Some(self.start(key, version.clone()).await?);
         }
         Ok(live.as_mut().expect("made live above"))
     }

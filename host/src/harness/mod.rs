@@ -152,7 +152,7 @@ impl Shared {
         let key = prompt.session;
         let lock = self.session_lock(key);
         let _turn = lock.lock().await;
-        let config = self.instance_config(&key.instance).await?;
+        let (config, version) = self.instance_config(&key.instance).await?;
         let model = prompt
             .model_override
             .or(config.model())
@@ -207,7 +207,9 @@ impl Shared {
                 break;
             }
             for call in &answer.tool_calls {
-                let result = self.run_tool(key, &config, call, &mut events).await?;
+                let result = self
+                    .run_tool(key, &config, &version, call, &mut events)
+                    .await?;
                 request.messages.push(result);
             }
         }
@@ -219,6 +221,7 @@ impl Shared {
         self: &Arc<Self>,
         key: &SessionKey,
         config: &AgentConfig,
+        version: &Arc<AgentVersion>,
         call: &ToolCall,
         events: &mut Option<&mut (dyn FnMut(Event) + Send)>,
     ) -> Result<Message, Error> {
@@ -231,7 +234,7 @@ impl Shared {
             },
         );
         let outcome = if config.all_tools().iter().any(|t| t.name == call.name) {
-            self.call_guest_tool(key, &call.name, &call.arguments.to_string())
+            self.call_guest_tool(key, version, &call.name, &call.arguments.to_string())
                 .await?
         } else {
             Err(format!("there is no tool named '{}'", call.name))

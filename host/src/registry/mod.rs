@@ -24,38 +24,64 @@ pub struct LoadProblem {
     pub reason: String,
 }
 
-/// The current set of agents, by name.
+/// The current set of agents, by name. Loading a new version swaps it in atomically;
+/// holders of the old version keep it until they let go.
 pub struct Registry {
     agents: RwLock<BTreeMap<String, Arc<AgentVersion>>>,
-    problems: RwLock<Vec<LoadProblem>>,
+    problems: RwLock<BTreeMap<PathBuf, String>>,
 }
 
 impl Registry {
     /// Loads every `*.wasm` in `dir` (a missing folder is an empty registry).
     pub async fn scan(runtime: Arc<Runtime>, dir: &Path) -> Self {
-        let mut agents = BTreeMap::new();
-        let mut problems = Vec::new();
+        let registry = Self {
+            agents: RwLock::new(BTreeMap::new()),
+            problems: RwLock::new(BTreeMap::new()),
+        };
         for path in wasm_files(dir) {
-            let runtime = runtime.clone();
-            let file = path.clone();
-            let loaded = tokio::task::spawn_blocking(move || load(&runtime, &file))
-                .await
-                .unwrap_or_else(|e| Err(format!("the compiler crashed: {e}")));
-            match loaded {
-                Ok(version) => {
-                    tracing::info!(agent = %version.name, cached = version.compiled.from_cache, "agent loaded");
-                    agents.insert(version.name.clone(), Arc::new(version));
-                }
-                Err(reason) => {
-                    tracing::warn!(file = %path.display(), %reason, "agent skipped");
-                    problems.push(LoadProblem { file: path, reason });
-                }
+            // A failure is recorded in `problems` and reported by the caller.
+            let _ = registry.load(&runtime, &path).await;
+        }
+        registry
+    }
+
+    /// Compiles `path` off the async workers and makes it the agent's current version.
+    /// On failure the previous version (if any) keeps serving and the reason is kept.
+    /// Returns the agent's name.
+    pub async fn load(&self, runtime: &Arc<Runtime>, path: &Path) -> Result<String, String> {
+        let path = &path.canonicalize().unwrap_or_else(|_| path.to_path_buf());
+        let (runtime, file) = (runtime.clone(), path.to_path_buf());
+        let loaded = tokio::task::spawn_blocking(move || load(&runtime, &file))
+            .await
+            .unwrap_or_else(|e| Err(format!("the compiler crashed: {e}")));
+        let mut problems = self.problems.write().expect("registry lock");
+        match loaded {
+            Ok(version) => {
+                tracing::info!(agent = %version.name, cached = version.compiled.from_cache, "agent loaded");
+                problems.remove(path);
+                let name = version.name.clone();
+                let mut agents = self.agents.write().expect("registry lock");
+                agents.insert(name.clone(), Arc::new(version));
+                Ok(name)
+            }
+            Err(reason) => {
+                tracing::warn!(file = %path.display(), %reason, "agent skipped");
+                problems.insert(path.to_path_buf(), reason.clone());
+                Err(reason)
             }
         }
-        Self {
-            agents: RwLock::new(agents),
-            problems: RwLock::new(problems),
-        }
+    }
+
+    /// Forgets the agent loaded from `path`; returns its name if there was one.
+    pub fn remove(&self, path: &Path) -> Option<String> {
+        self.problems.write().expect("registry lock").remove(path);
+        let mut agents = self.agents.write().expect("registry lock");
+        let name = agents
+            .iter()
+            .find(|(_, v)| v.path == path)
+            .map(|(n, _)| n.clone())?;
+        agents.remove(&name);
+        Some(name)
     }
 
     /// The current version of an agent.
@@ -77,9 +103,16 @@ impl Registry {
             .collect()
     }
 
-    /// Files that were skipped, with reasons.
+    /// Files that could not be loaded, with reasons.
     pub fn problems(&self) -> Vec<LoadProblem> {
-        self.problems.read().expect("registry lock").clone()
+        let problems = self.problems.read().expect("registry lock");
+        problems
+            .iter()
+            .map(|(file, reason)| LoadProblem {
+                file: file.clone(),
+                reason: reason.clone(),
+            })
+            .collect()
     }
 }
 

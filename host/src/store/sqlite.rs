@@ -108,7 +108,13 @@ impl Store for SqliteStore {
     }
 
     async fn append(&self, key: &SessionKey, messages: &[Message]) -> Result<(), StoreError> {
-        let mut tx = self.pool.begin().await.map_err(StoreError::from_display)?;
+        // IMMEDIATE takes the write lock up front: a deferred transaction that reads
+        // first cannot wait for the lock and fails with "database is locked".
+        let mut tx = self
+            .pool
+            .begin_with("BEGIN IMMEDIATE")
+            .await
+            .map_err(StoreError::from_display)?;
         let next: i64 = sqlx::query_scalar(
             "SELECT COALESCE(MAX(seq) + 1, 0) FROM messages WHERE agent = ? AND instance_id = ? AND session = ?",
         )
@@ -226,6 +232,30 @@ mod tests {
                 .as_deref(),
             Some("v2")
         );
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    #[tokio::test]
+    async fn concurrent_appends_all_commit() {
+        let dir = std::env::temp_dir().join(format!("flue-store-c-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        let store = std::sync::Arc::new(SqliteStore::open(&dir.join("t.db")).await.unwrap());
+        let writers: Vec<_> = (0..16)
+            .map(|i| {
+                let store = store.clone();
+                tokio::spawn(async move {
+                    let message = Message::User { content: format!("m{i}") };
+                    let session = format!("s{}", i % 4);
+                    store.append(&key(&session), &[message.clone(), message]).await
+                })
+            })
+            .collect();
+        for writer in writers {
+            writer.await.unwrap().expect("no 'database is locked'");
+        }
+        for s in 0..4 {
+            assert_eq!(store.history(&key(&format!("s{s}"))).await.unwrap().len(), 8);
+        }
         let _ = std::fs::remove_dir_all(&dir);
     }
 }
