@@ -257,6 +257,35 @@ async fn every_route_and_error_envelope() {
         "{trapped:?}"
     );
     assert_eq!(client.health().await.unwrap()["ok"], true);
+
+    let (status, openapi) = raw("GET", &url("/openapi.json"), None, "").await;
+    assert_eq!(status, 200);
+    assert!(openapi["paths"]["/agents/{name}/{id}"]["post"].is_object());
+    let metrics = reqwest::get(url("/metrics"))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let value = |name: &str| -> f64 {
+        let line = metrics
+            .lines()
+            .find(|l| l.starts_with(&format!("{name} ")))
+            .unwrap_or_else(|| panic!("{name} in {metrics}"));
+        line.split_whitespace().last().unwrap().parse().unwrap()
+    };
+    assert!(value("flue_prompts_total") >= 3.0);
+    assert!(value("flue_prompt_failures_total") >= 1.0);
+    assert!(value("flue_guest_traps_total") >= 1.0);
+    assert!(value("flue_input_tokens_total") > 0.0);
+    assert!(value("flue_live_instances") >= 1.0);
+    assert!(
+        metrics.contains(
+            r#"flue_http_requests_total{method="POST",route="/agents/{name}/{id}",status="404"}"#
+        ),
+        "{metrics}"
+    );
+    assert!(value("flue_http_request_duration_seconds_count") >= 10.0);
 }
 
 #[tokio::test]

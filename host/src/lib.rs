@@ -29,7 +29,7 @@ use std::sync::Arc;
 
 pub use agent_config::AgentConfig;
 pub use error::Error;
-pub use harness::{Event, PromptResult};
+pub use harness::{Event, PromptResult, Stats};
 pub use project::{HostOptions, ProjectConfig};
 
 use harness::{Prompt, Shared};
@@ -82,6 +82,16 @@ impl Host {
     /// Unloads the agent that came from `path`; returns its name if there was one.
     pub fn remove_agent(&self, path: &std::path::Path) -> Option<String> {
         self.shared.registry.remove(path)
+    }
+
+    /// Running totals: prompts, tokens, guest traps.
+    pub fn stats(&self) -> &Stats {
+        &self.shared.stats
+    }
+
+    /// How many instances are live in memory.
+    pub fn live_instances(&self) -> usize {
+        self.shared.instances.live()
     }
 
     /// The options (folders and `flue.toml`) this host runs with.

@@ -2,6 +2,7 @@
 //! `create`, discarded after a trap or timeout and created again on next use.
 
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, Weak};
 
 use async_trait::async_trait;
@@ -11,7 +12,7 @@ use crate::Error;
 use crate::agent_config::AgentConfig;
 use crate::models::{Message, ModelRequest};
 use crate::registry::AgentVersion;
-use crate::runtime::{GuestHost, GuestLogLevel, Instance};
+use crate::runtime::{GuestError, GuestHost, GuestLogLevel, Instance};
 use crate::store::{InstanceKey, SessionKey};
 
 /// An instance whose `create` has run.
@@ -27,9 +28,22 @@ type Slot = Arc<tokio::sync::Mutex<Option<Live>>>;
 #[derive(Default)]
 pub struct Instances {
     slots: Mutex<HashMap<InstanceKey, Slot>>,
+    live: AtomicUsize,
 }
 
 impl Instances {
+    /// How many instances are live.
+    pub fn live(&self) -> usize {
+        self.live.load(Ordering::Relaxed)
+    }
+
+    /// Drops a slot's instance, if it has one.
+    fn discard(&self, live: &mut Option<Live>) {
+        if live.take().is_some() {
+            self.live.fetch_sub(1, Ordering::Relaxed);
+        }
+    }
+
     fn slot(&self, key: &InstanceKey) -> Slot {
         self.slots
             .lock()
@@ -70,11 +84,8 @@ impl Shared {
         match agent.instance.call_tool(&key.session, name, args).await {
             Ok(answer) => Ok(answer),
             Err(source) => {
-                *live = None;
-                Err(Error::Guest {
-                    agent: key.instance.agent.clone(),
-                    source,
-                })
+                self.instances.discard(&mut live);
+                Err(self.guest_failure(&key.instance.agent, source))
             }
         }
     }
@@ -91,12 +102,24 @@ impl Shared {
             .as_ref()
             .is_some_and(|l| !Arc::ptr_eq(&l.version, version))
         {
-            *live = None;
+            self.instances.discard(live);
         }
         if live.is_none() {
             *live = Some(self.start(key, version.clone()).await?);
+            self.instances.live.fetch_add(1, Ordering::Relaxed);
         }
         Ok(live.as_mut().expect("made live above"))
+    }
+
+    /// The error for a failed guest call, counting traps and timeouts.
+    fn guest_failure(&self, agent: &str, source: GuestError) -> Error {
+        if matches!(source, GuestError::Trap(_) | GuestError::Timeout(_)) {
+            self.stats.guest_traps.fetch_add(1, Ordering::Relaxed);
+        }
+        Error::Guest {
+            agent: agent.to_string(),
+            source,
+        }
     }
 
     async fn start(
@@ -104,10 +127,7 @@ impl Shared {
         key: &InstanceKey,
         version: Arc<AgentVersion>,
     ) -> Result<Live, Error> {
-        let guest_error = |source| Error::Guest {
-            agent: key.agent.clone(),
-            source,
-        };
+        let guest_error = |source| self.guest_failure(&key.agent, source);
         let host = Arc::new(InstanceHost {
             shared: Arc::downgrade(self),
             key: key.clone(),

@@ -4,6 +4,7 @@
 mod instances;
 
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, Weak};
 
 use serde_json::json;
@@ -29,8 +30,36 @@ pub struct Shared {
     pub store: Arc<dyn Store>,
     pub providers: Providers,
     pub instances: Instances,
+    pub stats: Stats,
     /// One lock per session, so prompts to a session run one at a time, in order.
     session_locks: Mutex<HashMap<SessionKey, Weak<tokio::sync::Mutex<()>>>>,
+}
+
+/// Running totals since the host started.
+#[derive(Debug, Default)]
+pub struct Stats {
+    pub prompts: AtomicU64,
+    pub failed_prompts: AtomicU64,
+    pub input_tokens: AtomicU64,
+    pub output_tokens: AtomicU64,
+    pub guest_traps: AtomicU64,
+}
+
+impl Stats {
+    fn record(&self, outcome: &Result<PromptResult, Error>) {
+        self.prompts.fetch_add(1, Ordering::Relaxed);
+        match outcome {
+            Ok(r) => {
+                self.input_tokens
+                    .fetch_add(r.usage.input, Ordering::Relaxed);
+                self.output_tokens
+                    .fetch_add(r.usage.output, Ordering::Relaxed);
+            }
+            Err(_) => {
+                self.failed_prompts.fetch_add(1, Ordering::Relaxed);
+            }
+        }
+    }
 }
 
 /// What happens during a prompt, in order; the streaming surface reports these.
@@ -111,6 +140,7 @@ impl Shared {
             store,
             providers,
             instances: Instances::default(),
+            stats: Stats::default(),
             session_locks: Mutex::new(HashMap::new()),
         }
     }
@@ -142,6 +172,16 @@ impl Shared {
     /// Runs one prompt to its final answer. With `events`, the model is streamed and
     /// every step is reported; without, each model call is answered whole.
     pub async fn run_prompt(
+        self: &Arc<Self>,
+        prompt: Prompt<'_>,
+        events: Option<&mut (dyn FnMut(Event) + Send)>,
+    ) -> Result<PromptResult, Error> {
+        let outcome = self.prompt_loop(prompt, events).await;
+        self.stats.record(&outcome);
+        outcome
+    }
+
+    async fn prompt_loop(
         self: &Arc<Self>,
         prompt: Prompt<'_>,
         mut events: Option<&mut (dyn FnMut(Event) + Send)>,

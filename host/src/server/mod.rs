@@ -4,6 +4,8 @@
 pub mod auth;
 mod error;
 mod events;
+mod metrics;
+mod openapi;
 mod request;
 mod stream;
 mod ws;
@@ -40,6 +42,7 @@ struct App {
     auth: Arc<Auth>,
     body_limit: usize,
     shutdown: watch::Receiver<bool>,
+    metrics: Arc<metrics::Metrics>,
 }
 
 /// Settings of a running server.
@@ -74,6 +77,7 @@ pub async fn serve(
         auth: Arc::new(options.auth),
         body_limit: options.body_limit,
         shutdown: stop_rx,
+        metrics: Arc::default(),
     };
     axum::serve(listener, router(app))
         .with_graceful_shutdown(async move {
@@ -93,7 +97,16 @@ fn router(app: App) -> Router {
                 .get(connect)
                 .fallback(|| async { ApiError::method_not_allowed(&["GET", "POST"]) }),
         )
+        .route("/metrics", only_get(get(metrics_text)))
+        .route(
+            "/openapi.json",
+            only_get(get(|| async { Json(openapi::document()) })),
+        )
         .fallback(unknown_route)
+        .layer(axum::middleware::from_fn_with_state(
+            app.clone(),
+            metrics::track,
+        ))
         .with_state(app)
 }
 
@@ -103,6 +116,11 @@ fn only_get(route: MethodRouter<App>) -> MethodRouter<App> {
 
 async fn health() -> Json<serde_json::Value> {
     Json(json!({"ok": true, "framework": FRAMEWORK}))
+}
+
+async fn metrics_text(State(app): State<App>, headers: HeaderMap) -> Result<String, ApiError> {
+    app.auth.authenticate(&headers, None)?;
+    Ok(app.metrics.render(&app.host))
 }
 
 async fn list_agents(

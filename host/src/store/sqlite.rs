@@ -244,9 +244,13 @@ mod tests {
             .map(|i| {
                 let store = store.clone();
                 tokio::spawn(async move {
-                    let message = Message::User { content: format!("m{i}") };
+                    let message = Message::User {
+                        content: format!("m{i}"),
+                    };
                     let session = format!("s{}", i % 4);
-                    store.append(&key(&session), &[message.clone(), message]).await
+                    store
+                        .append(&key(&session), &[message.clone(), message])
+                        .await
                 })
             })
             .collect();
@@ -254,7 +258,10 @@ mod tests {
             writer.await.unwrap().expect("no 'database is locked'");
         }
         for s in 0..4 {
-            assert_eq!(store.history(&key(&format!("s{s}"))).await.unwrap().len(), 8);
+            assert_eq!(
+                store.history(&key(&format!("s{s}"))).await.unwrap().len(),
+                8
+            );
         }
         let _ = std::fs::remove_dir_all(&dir);
     }

@@ -1,0 +1,53 @@
+//! `GET /openapi.json`: the routes, described for tools and clients.
+
+use serde_json::{Value, json};
+
+/// The OpenAPI 3.1 description of the server.
+pub fn document() -> Value {
+    let error = json!({"description": "error envelope", "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}}});
+    let instance = json!([
+        {"name": "name", "in": "path", "required": true, "schema": {"type": "string"}},
+        {"name": "id", "in": "path", "required": true, "schema": {"type": "string"}}
+    ]);
+    json!({
+        "openapi": "3.1.0",
+        "info": {"title": "Flue for WebAssembly", "version": env!("CARGO_PKG_VERSION")},
+        "components": {
+            "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer"}},
+            "schemas": {
+                "Error": {"type": "object", "required": ["error"], "properties": {"error": {"type": "object",
+                    "required": ["type", "message"],
+                    "properties": {"type": {"type": "string"}, "message": {"type": "string"}, "details": {"type": "string"},
+                                   "dev": {"type": "string"}, "meta": {"type": "object"}}}}},
+                "Prompt": {"type": "object", "properties": {
+                    "message": {"type": "string"}, "prompt": {"type": "string", "description": "alias of message"},
+                    "session": {"type": "string", "default": "default"},
+                    "payload": {"type": "object", "description": "the same fields, wrapped"}}},
+                "Result": {"type": "object", "properties": {
+                    "text": {"type": "string"}, "metadata": {"type": "object"},
+                    "usage": {"type": "object"}, "model": {"type": "object", "properties": {"id": {"type": "string"}}}}}
+            }
+        },
+        "security": [{}, {"bearer": []}],
+        "paths": {
+            "/health": {"get": {"summary": "Liveness", "responses": {"200": {"description": "ok"}}}},
+            "/agents": {"get": {"summary": "The loaded agents", "responses": {"200": {"description": "agents"}, "401": error}}},
+            "/agents/{name}/{id}": {
+                "parameters": instance,
+                "post": {
+                    "summary": "Prompt an instance; JSON, or SSE with Accept: text/event-stream",
+                    "requestBody": {"required": true, "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Prompt"}}}},
+                    "responses": {
+                        "200": {"description": "the result", "content": {
+                            "application/json": {"schema": {"type": "object", "properties": {"result": {"$ref": "#/components/schemas/Result"}}}},
+                            "text/event-stream": {"schema": {"type": "string"}}}},
+                        "400": error, "401": error, "403": error, "404": error, "413": error, "415": error, "500": error, "502": error
+                    }
+                },
+                "get": {"summary": "WebSocket upgrade: many prompts on one connection", "responses": {"101": {"description": "switching protocols"}, "405": error}}
+            },
+            "/metrics": {"get": {"summary": "Prometheus metrics", "responses": {"200": {"description": "text exposition"}}}},
+            "/openapi.json": {"get": {"summary": "This document", "responses": {"200": {"description": "OpenAPI 3.1"}}}}
+        }
+    })
+}
