@@ -256,3 +256,44 @@ async fn first_prompt_error(
         .expect_err("the prompt fails")
         .to_string()
 }
+
+/// Instances unused past the idle time leave memory and come back on the next prompt;
+/// a full instance pool makes room by dropping the least recently used idle instance.
+#[tokio::test]
+async fn idle_instances_are_evicted_and_the_pool_makes_room() {
+    let fake =
+        FakeProvider::start(|turn: &Turn| Reply::Text(format!("seen {} messages", turn.messages)))
+            .await;
+    let project = Project::new();
+    let mut options = project.options(&fake);
+    options.config.limits.instance_idle_ms = Some(200);
+    options.config.limits.max_instances = Some(2);
+    let host = flue_host::Host::open(options).await.unwrap();
+
+    for id in ["a", "b", "c"] {
+        let session = host
+            .init_agent("support_assistant", id)
+            .await
+            .expect("the pool makes room")
+            .session("s");
+        assert_eq!(
+            session.prompt("hello").await.unwrap().text,
+            "seen 1 messages"
+        );
+        assert!(host.live_instances() <= 2, "{} live", host.live_instances());
+    }
+    tokio::time::sleep(std::time::Duration::from_millis(800)).await;
+    assert_eq!(host.live_instances(), 0, "idle instances were evicted");
+
+    let session = host
+        .init_agent("support_assistant", "a")
+        .await
+        .unwrap()
+        .session("s");
+    assert_eq!(
+        session.prompt("again").await.unwrap().text,
+        "seen 3 messages",
+        "history outlives the instance"
+    );
+    assert_eq!(host.live_instances(), 1);
+}

@@ -26,6 +26,7 @@ pub mod server;
 pub mod store;
 
 use std::sync::Arc;
+use std::time::Duration;
 
 pub use agent_config::AgentConfig;
 pub use error::Error;
@@ -57,10 +58,9 @@ impl Host {
         );
         let store = SqliteStore::open(&options.data_dir.join("flue.db")).await?;
         let registry = Registry::scan(runtime.clone(), &options.agents_dir).await;
-        let shared = Shared::new(options, runtime, registry, Arc::new(store));
-        Ok(Self {
-            shared: Arc::new(shared),
-        })
+        let shared = Arc::new(Shared::new(options, runtime, registry, Arc::new(store)));
+        tokio::spawn(evict_idle_instances(Arc::downgrade(&shared)));
+        Ok(Self { shared })
     }
 
     /// The loaded agents, by name.
@@ -127,6 +127,22 @@ impl Host {
             key,
             model: None,
         })
+    }
+}
+
+/// Drops instances left unused past the configured idle time, until the host is gone.
+async fn evict_idle_instances(shared: std::sync::Weak<Shared>) {
+    let Some(idle) = shared.upgrade().map(|s| s.options.config.instance_idle()) else {
+        return;
+    };
+    let mut every =
+        tokio::time::interval((idle / 2).clamp(Duration::from_millis(10), Duration::from_secs(1)));
+    loop {
+        every.tick().await;
+        let Some(shared) = shared.upgrade() else {
+            return;
+        };
+        shared.instances.evict_idle(idle, usize::MAX);
     }
 }
 

@@ -39,6 +39,8 @@ pub struct LimitSettings {
     pub wall_ms_per_call: Option<u64>,
     pub max_instances: Option<u32>,
     pub max_tool_rounds: Option<u32>,
+    /// Live instances unused this long are dropped from memory (default 300000).
+    pub instance_idle_ms: Option<u64>,
 }
 
 /// `[agents.<name>]` in `flue.toml`.
@@ -80,6 +82,11 @@ impl ProjectConfig {
                 .unwrap_or(d.wall_per_call),
             max_instances: l.max_instances.unwrap_or(d.max_instances),
         }
+    }
+
+    /// How long an unused instance stays in memory.
+    pub fn instance_idle(&self) -> Duration {
+        Duration::from_millis(self.limits.instance_idle_ms.unwrap_or(300_000))
     }
 
     /// The bound on tool rounds per prompt.

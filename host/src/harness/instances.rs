@@ -4,6 +4,7 @@
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, Weak};
+use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
 
@@ -20,6 +21,7 @@ struct Live {
     instance: Instance,
     config: Arc<AgentConfig>,
     version: Arc<AgentVersion>,
+    last_used: Instant,
 }
 
 type Slot = Arc<tokio::sync::Mutex<Option<Live>>>;
@@ -42,6 +44,31 @@ impl Instances {
         if live.take().is_some() {
             self.live.fetch_sub(1, Ordering::Relaxed);
         }
+    }
+
+    /// Drops instances unused for `idle` (all idle ones with `Duration::ZERO`), oldest
+    /// first, at most `limit` of them; instances in a call are left alone. Returns how
+    /// many were dropped.
+    pub fn evict_idle(&self, idle: Duration, limit: usize) -> usize {
+        let mut slots = self.slots.lock().expect("instances lock");
+        let mut idle_slots: Vec<(Instant, tokio::sync::OwnedMutexGuard<Option<Live>>)> = slots
+            .values()
+            .filter_map(|slot| slot.clone().try_lock_owned().ok())
+            .filter_map(|guard| {
+                let used = guard.as_ref()?.last_used;
+                (used.elapsed() >= idle).then_some((used, guard))
+            })
+            .collect();
+        idle_slots.sort_by_key(|(used, _)| *used);
+        let evicted = idle_slots.len().min(limit);
+        for (_, mut guard) in idle_slots.into_iter().take(evicted) {
+            self.discard(&mut guard);
+        }
+        // Forget empty slots nobody holds, so the table does not grow without bound.
+        slots.retain(|_, slot| {
+            Arc::strong_count(slot) > 1 || slot.try_lock().map_or(true, |g| g.is_some())
+        });
+        evicted
     }
 
     fn slot(&self, key: &InstanceKey) -> Slot {
@@ -105,10 +132,21 @@ impl Shared {
             self.instances.discard(live);
         }
         if live.is_none() {
-            *live = Some(self.start(key, version.clone()).await?);
+            let started = match self.start(key, version.clone()).await {
+                Err(Error::Guest {
+                    source: GuestError::TooManyInstances(_),
+                    ..
+                }) if self.instances.evict_idle(Duration::ZERO, 1) > 0 => {
+                    self.start(key, version.clone()).await
+                }
+                other => other,
+            };
+            *live = Some(started?);
             self.instances.live.fetch_add(1, Ordering::Relaxed);
         }
-        Ok(live.as_mut().expect("made live above"))
+        let live = live.as_mut().expect("made live above");
+        live.last_used = Instant::now();
+        Ok(live)
     }
 
     /// The error for a failed guest call, counting traps and timeouts.
@@ -148,6 +186,7 @@ impl Shared {
             instance,
             config: Arc::new(config),
             version,
+            last_used: Instant::now(),
         })
     }
 }

@@ -158,10 +158,7 @@ where
 fn describe_trap(e: &wasmtime::Error, limits: &Limits, stderr: &MemoryOutputPipe) -> GuestError {
     let (cpu, memory) = (limits.cpu_per_call, limits.memory_bytes);
     if e.downcast_ref::<PoolConcurrencyLimitError>().is_some() {
-        return GuestError::Host(format!(
-            "too many live instances (limit {}; raise [limits] max_instances)",
-            limits.max_instances
-        ));
+        return GuestError::TooManyInstances(limits.max_instances);
     }
     let root = e.root_cause().to_string();
     let reason = match e.downcast_ref::<Trap>() {

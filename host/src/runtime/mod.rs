@@ -60,7 +60,10 @@ pub enum GuestError {
     /// The guest's `create` returned an error of its own.
     #[error("the agent's create failed: {0}")]
     Create(String),
-    /// Host-side failure around the guest (compile cache I/O, instance pool exhausted).
+    /// Every instance slot of the pool is taken.
+    #[error("too many live instances (limit {0}; raise [limits] max_instances)")]
+    TooManyInstances(u32),
+    /// Host-side failure around the guest (compile cache I/O).
     #[error("{0}")]
     Host(String),
 }
