@@ -1,0 +1,118 @@
+//! Serving figures: prompts per second and latency through the HTTP server at
+//! concurrency 1 and 32 over 100 instance ids (instant fake provider, all on loopback),
+//! and resident memory per idle live instance after 10,000 distinct ids.
+//!
+//! Run with `cargo run --release -p flue-tests --bin bench-serve`.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use flue_host::server::{self, ServerOptions};
+use flue_tests::{FakeProvider, Project, Reply, Turn, guest};
+
+const PROMPTS_PER_TASK: usize = 300;
+
+/// Resident set size of this process, in bytes.
+fn resident_bytes() -> u64 {
+    let statm = std::fs::read_to_string("/proc/self/statm").expect("/proc is readable");
+    let pages: u64 = statm
+        .split_whitespace()
+        .nth(1)
+        .and_then(|p| p.parse().ok())
+        .expect("statm has a resident field");
+    pages * 4096
+}
+
+fn percentile(sorted: &[Duration], q: f64) -> Duration {
+    sorted[((sorted.len() - 1) as f64 * q) as usize]
+}
+
+async fn load(url: &str, concurrency: usize) {
+    let client = reqwest::Client::new();
+    let started = Instant::now();
+    let tasks: Vec<_> = (0..concurrency)
+        .map(|t| {
+            let (client, url) = (client.clone(), url.to_string());
+            tokio::spawn(async move {
+                let mut latencies = Vec::with_capacity(PROMPTS_PER_TASK);
+                for i in 0..PROMPTS_PER_TASK {
+                    let id = (t * PROMPTS_PER_TASK + i) % 100;
+                    let body = serde_json::json!({"message": "hello", "session": format!("s{t}")});
+                    let sent = Instant::now();
+                    let response = client
+                        .post(format!("{url}/agents/support_assistant/id-{id}"))
+                        .json(&body)
+                        .send()
+                        .await
+                        .expect("the server answers");
+                    assert!(response.status().is_success(), "{}", response.status());
+                    response.bytes().await.expect("a body");
+                    latencies.push(sent.elapsed());
+                }
+                latencies
+            })
+        })
+        .collect();
+    let mut latencies = Vec::new();
+    for task in tasks {
+        latencies.extend(task.await.expect("the load task finishes"));
+    }
+    let elapsed = started.elapsed();
+    latencies.sort();
+    println!(
+        "concurrency {concurrency:>2}: {:>7.0} prompts/s   p50 {:>8.2?}   p99 {:>8.2?}   ({} prompts)",
+        latencies.len() as f64 / elapsed.as_secs_f64(),
+        percentile(&latencies, 0.5),
+        percentile(&latencies, 0.99),
+        latencies.len()
+    );
+}
+
+#[tokio::main]
+async fn main() {
+    let fake = FakeProvider::start(|_: &Turn| Reply::Text("ok".into())).await;
+    let project = Project::empty();
+    project.add_agent("support_assistant", &guest("agents/support_assistant"));
+    let mut options = project.options(&fake);
+    options.config.limits.max_instances = Some(10_100);
+    let host = flue_host::Host::open(options)
+        .await
+        .expect("the host starts");
+
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("a port");
+    let url = format!("http://{}", listener.local_addr().expect("an address"));
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let server = tokio::spawn(server::serve(
+        host.clone(),
+        listener,
+        ServerOptions::default(),
+        async {
+            let _ = stopped.await;
+        },
+    ));
+
+    load(&url, 1).await; // warm-up: instances created, caches filled
+    for concurrency in [1, 32] {
+        load(&url, concurrency).await;
+    }
+
+    let host = Arc::new(host);
+    let before = resident_bytes();
+    let live_before = host.live_instances();
+    for i in 0..10_000 {
+        host.init_agent("support_assistant", &format!("idle-{i}"))
+            .await
+            .expect("an instance");
+    }
+    let added = host.live_instances() - live_before;
+    let grown = resident_bytes().saturating_sub(before);
+    println!(
+        "idle instances: {added} created, resident memory +{:.1} MiB, {:.1} KiB per idle instance",
+        grown as f64 / (1 << 20) as f64,
+        grown as f64 / 1024.0 / added as f64
+    );
+    let _ = stop.send(());
+    let _ = server.await;
+}
