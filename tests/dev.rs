@@ -104,3 +104,46 @@ async fn a_swapped_component_serves_new_prompts_and_no_request_fails() {
     })
     .await;
 }
+
+/// `flue dev` rebuilds an agent crate when its source changes and serves the new build.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_edited_crate_is_rebuilt_and_served() {
+    let fake = FakeProvider::start(instructions).await;
+    let project = Project::empty();
+    let flue = |args: &[&str]| {
+        std::process::Command::new(flue_tests::flue_binary())
+            .arg("--project")
+            .arg(project.path())
+            .args(args)
+            .env("CARGO_TARGET_DIR", flue_tests::workspace().join("target"))
+            .status()
+            .expect("flue runs")
+    };
+    assert!(flue(&["new", "helper"]).success());
+    assert!(flue(&["build"]).success());
+    let server = Server::start(project.path(), &fake, "dev", &[]).await;
+    let client = Client::new(&server.url);
+    let ask = async || {
+        client
+            .agent("helper", "acme")
+            .prompt("who are you?", None)
+            .await
+            .unwrap()
+            .text
+    };
+    assert!(ask().await.starts_with("You are a helpful assistant"));
+
+    let source = project.path().join("agents/helper/src/lib.rs");
+    let edited = std::fs::read_to_string(&source)
+        .unwrap()
+        .replace("You are a helpful assistant", "You are a rebuilt assistant");
+    std::fs::write(&source, edited).unwrap();
+    let deadline = Instant::now() + Duration::from_secs(120);
+    while !ask().await.starts_with("You are a rebuilt assistant") {
+        assert!(
+            Instant::now() < deadline,
+            "the edited crate was not rebuilt and reloaded"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}

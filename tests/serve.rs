@@ -325,6 +325,26 @@ async fn sse_streams_events_as_they_happen() {
     assert_eq!(text, result.text);
     assert!(result.text.contains("ticket-8472"));
 
+    // Events leave as they happen: `start` arrives long before a slow model answers.
+    let sent = std::time::Instant::now();
+    let mut slow = client
+        .agent("support_assistant", "t")
+        .stream("slow", None)
+        .await
+        .unwrap();
+    assert!(matches!(
+        slow.next().await,
+        Some(Ok(StreamEvent::Start { .. }))
+    ));
+    assert!(
+        sent.elapsed() < Duration::from_millis(1000),
+        "start took {:?}",
+        sent.elapsed()
+    );
+    let rest: Vec<_> = slow.collect().await;
+    assert!(matches!(rest.last(), Some(Ok(StreamEvent::End(r))) if r.text == "finally"));
+    assert!(sent.elapsed() >= Duration::from_millis(1500));
+
     // A failure mid-stream is an error event carrying the envelope.
     let mut failing = client
         .agent("support_assistant", "t")

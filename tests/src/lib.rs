@@ -181,6 +181,7 @@ impl Server {
             .args([command, "--port", "0", "--no-build"])
             .args(extra)
             .envs(provider_env(fake))
+            .env("CARGO_TARGET_DIR", workspace().join("target"))
             .env_remove("FLUE_DATA_DIR")
             .stdout(std::process::Stdio::piped())
             .kill_on_drop(true)
