@@ -369,36 +369,35 @@ async fn sessions_stay_independent_over_http_and_websocket() {
     let client = Client::new(&server.url);
     let agent = client.agent("support_assistant", "ticket-1");
 
-    assert_eq!(
-        agent.prompt("count a", Some("one")).await.unwrap().text,
-        "seen 1 messages"
-    );
-    assert_eq!(
-        agent.prompt("count b", Some("two")).await.unwrap().text,
-        "seen 1 messages"
-    );
-    assert_eq!(
-        agent.prompt("count c", Some("one")).await.unwrap().text,
-        "seen 3 messages"
-    );
-
+    for (message, session, seen) in [
+        ("count a", "one", 1),
+        ("count b", "two", 1),
+        ("count c", "one", 3),
+    ] {
+        let reply = agent.prompt(message, Some(session)).await.unwrap();
+        assert_eq!(
+            reply.text,
+            format!("seen {seen} messages"),
+            "HTTP {session}"
+        );
+    }
     let mut conn = client
         .agents()
         .connect("support_assistant", "ticket-1")
         .await
         .unwrap();
-    assert_eq!(
-        conn.prompt("count d", Some("two")).await.unwrap().text,
-        "seen 3 messages"
-    );
-    assert_eq!(
-        conn.prompt("count e", Some("three")).await.unwrap().text,
-        "seen 1 messages"
-    );
-    assert_eq!(
-        conn.prompt("count f", Some("one")).await.unwrap().text,
-        "seen 5 messages"
-    );
+    for (message, session, seen) in [
+        ("count d", "two", 3),
+        ("count e", "three", 1),
+        ("count f", "one", 5),
+    ] {
+        let reply = conn.prompt(message, Some(session)).await.unwrap();
+        assert_eq!(
+            reply.text,
+            format!("seen {seen} messages"),
+            "WebSocket {session}"
+        );
+    }
     let bad = conn.exchange(&json!({"type": "prompt"})).await.unwrap();
     assert_eq!(bad["type"], "error");
     assert_eq!(bad["error"]["type"], "invalid_request");
