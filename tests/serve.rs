@@ -582,8 +582,22 @@ async fn serve_refuses_open_non_loopback_and_shuts_down_gracefully() {
                 .await
         }
     });
+    // The socket's prompt ends well after the HTTP one, so only a server that waits for
+    // open sockets delivers it.
     tokio::time::sleep(Duration::from_millis(500)).await;
+    let mut conn = client
+        .agents()
+        .connect("support_assistant", "u")
+        .await
+        .unwrap();
+    let socket_in_flight = tokio::spawn(async move { conn.prompt("slow", Some("ws")).await });
+    tokio::time::sleep(Duration::from_millis(300)).await;
     assert!(server.terminate().await, "the server exits cleanly");
+    let over_socket = socket_in_flight
+        .await
+        .unwrap()
+        .expect("the socket's prompt finishes");
+    assert_eq!(over_socket.text, "finally");
     assert_eq!(
         in_flight
             .await

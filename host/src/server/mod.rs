@@ -23,7 +23,7 @@ use axum::response::{IntoResponse, Json, Response};
 use axum::routing::{MethodRouter, get, post};
 use serde_json::json;
 use tokio::net::TcpListener;
-use tokio::sync::watch;
+use tokio::sync::{mpsc, watch};
 
 use crate::Host;
 use auth::Auth;
@@ -43,6 +43,8 @@ struct App {
     body_limit: usize,
     shutdown: watch::Receiver<bool>,
     metrics: Arc<metrics::Metrics>,
+    /// Held by every open WebSocket; the server waits for all of them to close.
+    sockets: mpsc::Sender<()>,
 }
 
 /// Settings of a running server.
@@ -72,19 +74,25 @@ pub async fn serve(
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
     let (stop_tx, stop_rx) = watch::channel(false);
+    let (sockets, mut all_closed) = mpsc::channel(1);
     let app = App {
         host,
         auth: Arc::new(options.auth),
         body_limit: options.body_limit,
         shutdown: stop_rx,
         metrics: Arc::default(),
+        sockets,
     };
     axum::serve(listener, router(app))
         .with_graceful_shutdown(async move {
             shutdown.await;
             let _ = stop_tx.send(true);
         })
-        .await
+        .await?;
+    // Upgraded connections outlive the HTTP server: wait until each socket has
+    // answered its prompt in flight and closed.
+    let _ = all_closed.recv().await;
+    Ok(())
 }
 
 fn router(app: App) -> Router {
@@ -188,8 +196,11 @@ async fn connect(
     app.auth
         .authorize(&headers, query.get("token").map(String::as_str), &name, &id)?;
     let harness = app.host.init_agent(&name, &id).await?;
-    let shutdown = app.shutdown.clone();
-    Ok(upgrade.on_upgrade(move |socket| ws::serve(socket, harness, shutdown)))
+    let (shutdown, open) = (app.shutdown.clone(), app.sockets.clone());
+    Ok(upgrade.on_upgrade(move |socket| async move {
+        ws::serve(socket, harness, shutdown).await;
+        drop(open);
+    }))
 }
 
 /// Routes that match nothing; `/agents/{name}/` (an empty id) is a bad request.
