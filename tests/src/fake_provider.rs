@@ -5,12 +5,13 @@
 use std::convert::Infallible;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
 use axum::Router;
 use axum::body::{Body, Bytes};
 use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode, header};
-use axum::response::{IntoResponse, Response};
+use axum::response::{IntoResponse, Json, Response};
 use axum::routing::post;
 use serde_json::{Value, json};
 
@@ -31,18 +32,49 @@ pub enum Reply {
     /// An HTTP error from the provider.
     Error { status: u16, message: String },
     /// Another reply, sent after a pause.
-    Delayed(std::time::Duration, Box<Reply>),
+    Delayed(Duration, Box<Reply>),
+}
+
+/// A reply ready to send.
+enum Answer {
+    Text(String),
+    Call {
+        id: String,
+        name: String,
+        args: Value,
+    },
 }
 
 impl Reply {
-    /// Waits out any delay and returns the reply to send.
-    async fn settle(self) -> Reply {
-        match self {
-            Reply::Delayed(pause, inner) => {
-                tokio::time::sleep(pause).await;
-                Box::pin(inner.settle()).await
+    /// Waits out any delays; then the answer, or the error's status and message.
+    /// `id` names a tool call.
+    async fn settle(mut self, id: impl FnOnce() -> String) -> Result<Answer, (u16, String)> {
+        loop {
+            match self {
+                Reply::Delayed(pause, inner) => {
+                    tokio::time::sleep(pause).await;
+                    self = *inner;
+                }
+                Reply::Text(text) => return Ok(Answer::Text(text)),
+                Reply::ToolCall { name, args } => {
+                    return Ok(Answer::Call {
+                        id: id(),
+                        name,
+                        args,
+                    });
+                }
+                Reply::Error { status, message } => return Err((status, message)),
             }
-            other => other,
+        }
+    }
+}
+
+impl Answer {
+    /// What is streamed in pieces: the text, or the tool arguments as JSON.
+    fn streamed(&self) -> String {
+        match self {
+            Answer::Text(text) => text.clone(),
+            Answer::Call { args, .. } => args.to_string(),
         }
     }
 }
@@ -94,9 +126,10 @@ impl FakeProvider {
             seen: Mutex::new(Vec::new()),
             ids: AtomicU64::new(1),
         });
+        let route = |format| post(move |state, headers, body| answer(format, state, headers, body));
         let app = Router::new()
-            .route("/v1/messages", post(anthropic))
-            .route("/v1/chat/completions", post(openai))
+            .route("/v1/messages", route(Format::Anthropic))
+            .route("/v1/chat/completions", route(Format::OpenAi))
             .with_state(shared.clone());
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
             .await
@@ -205,29 +238,43 @@ fn turn(format: Format, body: &Value) -> Turn {
     }
 }
 
-/// Records the request and runs the script.
-fn handle(
-    shared: &Shared,
+/// Records a request, runs the script and sends its reply in the request's format.
+async fn answer(
     format: Format,
-    headers: &HeaderMap,
-    body: &Bytes,
-) -> Result<(Value, Reply), String> {
-    let body: Value = serde_json::from_slice(body).map_err(|e| e.to_string())?;
-    let header = |name: &str| {
-        headers
-            .get(name)
-            .and_then(|v| v.to_str().ok())
-            .map(str::to_string)
+    State(shared): State<Arc<Shared>>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    let request: Value = match serde_json::from_slice(&body) {
+        Ok(request) => request,
+        Err(e) => return (StatusCode::BAD_REQUEST, e.to_string()).into_response(),
     };
-    let api_key = header("x-api-key")
-        .or_else(|| header("authorization").map(|a| a.trim_start_matches("Bearer ").to_string()));
+    let header = |name| headers.get(name).and_then(|v| v.to_str().ok());
+    let bearer = header("authorization").map(|a| a.trim_start_matches("Bearer "));
     shared.seen.lock().expect("seen lock").push(Seen {
         format,
-        body: body.clone(),
-        api_key,
+        body: request.clone(),
+        api_key: header("x-api-key").or(bearer).map(str::to_string),
     });
-    let reply = (shared.script)(&turn(format, &body));
-    Ok((body, reply))
+    let prefix = match format {
+        Format::Anthropic => "toolu",
+        Format::OpenAi => "call",
+    };
+    let id = || format!("{prefix}_{}", shared.ids.fetch_add(1, Ordering::Relaxed));
+    let answer = match (shared.script)(&turn(format, &request)).settle(id).await {
+        Ok(answer) => answer,
+        Err((status, message)) => return error(format, status, message),
+    };
+    let (input, output) = (tokens(body.len()), tokens(answer.streamed().len()));
+    match format {
+        Format::Anthropic => anthropic(&request, &answer, input, output),
+        Format::OpenAi => openai(&request, &answer, input, output),
+    }
+}
+
+/// Deterministic token counts: a quarter of the length, at least one.
+fn tokens(len: usize) -> u64 {
+    (len as u64 / 4).max(1)
 }
 
 /// Splits text into three pieces (on character boundaries) to stream as deltas.
@@ -237,174 +284,126 @@ fn pieces(text: &str) -> Vec<String> {
     chars.chunks(size).map(|c| c.iter().collect()).collect()
 }
 
-fn tokens(len: usize) -> u64 {
-    (len as u64 / 4).max(1)
-}
-
-fn sse(events: Vec<String>) -> Response {
-    let stream = futures_util::stream::iter(
-        events
-            .into_iter()
-            .map(|e| Ok::<_, Infallible>(Bytes::from(e))),
-    );
-    (
-        [(header::CONTENT_TYPE, "text/event-stream")],
-        Body::from_stream(stream),
-    )
-        .into_response()
-}
-
-async fn anthropic(State(shared): State<Arc<Shared>>, headers: HeaderMap, body: Bytes) -> Response {
-    let (request, reply) = match handle(&shared, Format::Anthropic, &headers, &body) {
-        Ok(r) => r,
-        Err(e) => return (StatusCode::BAD_REQUEST, e).into_response(),
-    };
-    let input = tokens(body.len());
-    let (block, output, stop) = match reply.settle().await {
-        Reply::Error { status, message } => {
-            let body = json!({"type": "error", "error": {"type": "api_error", "message": message}});
-            return (
-                StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR),
-                axum::Json(body),
-            )
-                .into_response();
+/// An error response with the format's error body.
+fn error(format: Format, status: u16, message: String) -> Response {
+    let body = match format {
+        Format::Anthropic => {
+            json!({"type": "error", "error": {"type": "api_error", "message": message}})
         }
-        Reply::Text(text) => (
+        Format::OpenAi => json!({"error": {"message": message, "type": "server_error"}}),
+    };
+    let status = StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+    (status, Json(body)).into_response()
+}
+
+/// A `text/event-stream` response of already-framed events.
+fn sse(events: Vec<String>) -> Response {
+    let stream = futures_util::stream::iter(events.into_iter().map(Ok::<_, Infallible>));
+    let content_type = [(header::CONTENT_TYPE, "text/event-stream")];
+    (content_type, Body::from_stream(stream)).into_response()
+}
+
+/// The answer as an Anthropic message, or as its event stream.
+fn anthropic(request: &Value, answer: &Answer, input: u64, output: u64) -> Response {
+    let (block, start, delta_type, delta_field, stop) = match answer {
+        Answer::Text(text) => (
             json!({"type": "text", "text": text}),
-            tokens(text.len()),
+            json!({"type": "text", "text": ""}),
+            "text_delta",
+            "text",
             "end_turn",
         ),
-        Reply::Delayed(..) => unreachable!("settled above"),
-        Reply::ToolCall { name, args } => {
-            let id = format!("toolu_{}", shared.ids.fetch_add(1, Ordering::Relaxed));
-            (
-                json!({"type": "tool_use", "id": id, "name": name, "input": args}),
-                5,
-                "tool_use",
-            )
-        }
+        Answer::Call { id, name, args } => (
+            json!({"type": "tool_use", "id": id, "name": name, "input": args}),
+            json!({"type": "tool_use", "id": id, "name": name, "input": {}}),
+            "input_json_delta",
+            "partial_json",
+            "tool_use",
+        ),
     };
-    let usage = json!({"input_tokens": input, "output_tokens": output, "cache_read_input_tokens": 0, "cache_creation_input_tokens": 0});
+    let message = |content: Value, stop: Value, output: u64| {
+        json!({"id": "msg_fake", "type": "message", "role": "assistant", "model": request["model"],
+            "content": content, "stop_reason": stop,
+            "usage": {"input_tokens": input, "output_tokens": output,
+                "cache_read_input_tokens": 0, "cache_creation_input_tokens": 0}})
+    };
     if request["stream"] != true {
-        return axum::Json(json!({
-            "id": "msg_fake", "type": "message", "role": "assistant", "model": request["model"],
-            "content": [block], "stop_reason": stop, "usage": usage
-        }))
-        .into_response();
+        return Json(message(json!([block]), json!(stop), output)).into_response();
     }
-    let event = |name: &str, data: Value| format!("event: {name}\ndata: {data}\n\n");
+    let event = |name: &str, mut data: Value| {
+        data["type"] = json!(name);
+        format!("event: {name}\ndata: {data}\n\n")
+    };
     let mut events = vec![
         event(
             "message_start",
-            json!({"type": "message_start", "message": {
-            "id": "msg_fake", "type": "message", "role": "assistant", "model": request["model"], "content": [],
-            "usage": {"input_tokens": input, "output_tokens": 1}}}),
+            json!({"message": message(json!([]), Value::Null, 1)}),
         ),
-        event("ping", json!({"type": "ping"})),
+        event("ping", json!({})),
+        event(
+            "content_block_start",
+            json!({"index": 0, "content_block": start}),
+        ),
     ];
-    let (start, deltas): (Value, Vec<Value>) = if block["type"] == "text" {
-        let text = block["text"].as_str().unwrap_or_default();
-        let deltas = pieces(text)
-            .into_iter()
-            .map(|t| json!({"type": "text_delta", "text": t}))
-            .collect();
-        (json!({"type": "text", "text": ""}), deltas)
-    } else {
-        let args = block["input"].to_string();
-        let deltas = pieces(&args)
-            .into_iter()
-            .map(|p| json!({"type": "input_json_delta", "partial_json": p}))
-            .collect();
-        (
-            json!({"type": "tool_use", "id": block["id"], "name": block["name"], "input": {}}),
-            deltas,
-        )
-    };
-    events.push(event(
-        "content_block_start",
-        json!({"type": "content_block_start", "index": 0, "content_block": start}),
-    ));
-    for delta in deltas {
+    for piece in pieces(&answer.streamed()) {
+        let mut delta = json!({"type": delta_type});
+        delta[delta_field] = json!(piece);
         events.push(event(
             "content_block_delta",
-            json!({"type": "content_block_delta", "index": 0, "delta": delta}),
+            json!({"index": 0, "delta": delta}),
         ));
     }
-    events.push(event(
-        "content_block_stop",
-        json!({"type": "content_block_stop", "index": 0}),
-    ));
-    events.push(event("message_delta", json!({"type": "message_delta", "delta": {"stop_reason": stop}, "usage": {"output_tokens": output}})));
-    events.push(event("message_stop", json!({"type": "message_stop"})));
+    events.push(event("content_block_stop", json!({"index": 0})));
+    let delta = json!({"delta": {"stop_reason": stop}, "usage": {"output_tokens": output}});
+    events.push(event("message_delta", delta));
+    events.push(event("message_stop", json!({})));
     sse(events)
 }
 
-async fn openai(State(shared): State<Arc<Shared>>, headers: HeaderMap, body: Bytes) -> Response {
-    let (request, reply) = match handle(&shared, Format::OpenAi, &headers, &body) {
-        Ok(r) => r,
-        Err(e) => return (StatusCode::BAD_REQUEST, e).into_response(),
-    };
-    let input = tokens(body.len());
-    let (content, call, output) = match reply.settle().await {
-        Reply::Error { status, message } => {
-            let body = json!({"error": {"message": message, "type": "server_error"}});
-            return (
-                StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR),
-                axum::Json(body),
-            )
-                .into_response();
-        }
-        Reply::Text(text) => {
-            let output = tokens(text.len());
-            (Some(text), None, output)
-        }
-        Reply::Delayed(..) => unreachable!("settled above"),
-        Reply::ToolCall { name, args } => {
-            let id = format!("call_{}", shared.ids.fetch_add(1, Ordering::Relaxed));
-            (None, Some((id, name, args.to_string())), 5)
-        }
-    };
+/// The answer as an OpenAI chat completion, or as its chunk stream.
+fn openai(request: &Value, answer: &Answer, input: u64, output: u64) -> Response {
     let usage = json!({"prompt_tokens": input, "completion_tokens": output, "total_tokens": input + output});
-    let finish = if call.is_some() { "tool_calls" } else { "stop" };
+    let (content, finish) = match answer {
+        Answer::Text(text) => (json!(text), "stop"),
+        Answer::Call { .. } => (Value::Null, "tool_calls"),
+    };
+    let completion = |object: &str, choice: Value, usage: Value| {
+        json!({"id": "chatcmpl-fake", "object": object, "model": request["model"],
+            "choices": [choice], "usage": usage})
+    };
     if request["stream"] != true {
         let mut message = json!({"role": "assistant", "content": content});
-        if let Some((id, name, args)) = &call {
-            message["tool_calls"] = json!([{"id": id, "type": "function", "function": {"name": name, "arguments": args}}]);
+        if let Answer::Call { id, name, args } = answer {
+            let function = json!({"name": name, "arguments": args.to_string()});
+            message["tool_calls"] = json!([{"id": id, "type": "function", "function": function}]);
         }
-        return axum::Json(json!({
-            "id": "chatcmpl-fake", "object": "chat.completion", "model": request["model"],
-            "choices": [{"index": 0, "message": message, "finish_reason": finish}], "usage": usage
-        }))
-        .into_response();
+        let choice = json!({"index": 0, "message": message, "finish_reason": finish});
+        return Json(completion("chat.completion", choice, usage)).into_response();
     }
     let chunk = |delta: Value, finish: Value| {
-        let data = json!({"id": "chatcmpl-fake", "object": "chat.completion.chunk", "model": request["model"],
-            "choices": [{"index": 0, "delta": delta, "finish_reason": finish}]});
-        format!("data: {data}\n\n")
+        let choice = json!({"index": 0, "delta": delta, "finish_reason": finish});
+        completion("chat.completion.chunk", choice, Value::Null)
     };
-    let mut events = vec![chunk(
-        json!({"role": "assistant", "content": ""}),
-        Value::Null,
-    )];
-    if let Some(text) = &content {
-        events.extend(
-            pieces(text)
-                .into_iter()
-                .map(|t| chunk(json!({"content": t}), Value::Null)),
-        );
+    let role = json!({"role": "assistant", "content": ""});
+    let mut chunks = vec![chunk(role, Value::Null)];
+    if let Answer::Call { id, name, .. } = answer {
+        let function = json!({"name": name, "arguments": ""});
+        let call = json!({"index": 0, "id": id, "type": "function", "function": function});
+        chunks.push(chunk(json!({"tool_calls": [call]}), Value::Null));
     }
-    if let Some((id, name, args)) = &call {
-        let head = json!({"tool_calls": [{"index": 0, "id": id, "type": "function", "function": {"name": name, "arguments": ""}}]});
-        events.push(chunk(head, Value::Null));
-        for piece in pieces(args) {
-            events.push(chunk(
-                json!({"tool_calls": [{"index": 0, "function": {"arguments": piece}}]}),
-                Value::Null,
-            ));
-        }
+    for piece in pieces(&answer.streamed()) {
+        let delta = match answer {
+            Answer::Text(_) => json!({"content": piece}),
+            Answer::Call { .. } => {
+                json!({"tool_calls": [{"index": 0, "function": {"arguments": piece}}]})
+            }
+        };
+        chunks.push(chunk(delta, Value::Null));
     }
-    events.push(chunk(json!({}), json!(finish)));
-    events.push(format!("data: {}\n\n", json!({"id": "chatcmpl-fake", "object": "chat.completion.chunk", "choices": [], "usage": usage})));
-    events.push("data: [DONE]\n\n".to_string());
-    sse(events)
+    chunks.push(chunk(json!({}), json!(finish)));
+    let mut last = completion("chat.completion.chunk", Value::Null, usage);
+    last["choices"] = json!([]);
+    chunks.push(last);
+    let data = chunks.iter().map(|c| format!("data: {c}\n\n"));
+    sse(data.chain(["data: [DONE]\n\n".to_string()]).collect())
 }

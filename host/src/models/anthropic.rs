@@ -19,10 +19,9 @@ impl Wire for Anthropic {
     type Stream = StreamState;
 
     fn headers(endpoint: &Endpoint) -> Vec<(&'static str, String)> {
-        vec![
-            ("x-api-key", endpoint.api_key.clone().unwrap_or_default()),
-            ("anthropic-version", API_VERSION.to_string()),
-        ]
+        let key = endpoint.api_key.iter().map(|k| ("x-api-key", k.clone()));
+        key.chain([("anthropic-version", API_VERSION.to_string())])
+            .collect()
     }
 
     fn request_body(request: &ModelRequest, stream: bool) -> Value {
@@ -71,6 +70,7 @@ fn request_body(request: &ModelRequest, stream: bool) -> Value {
 }
 
 /// Maps messages; consecutive tool results become one user message of `tool_result` blocks.
+/// An assistant turn with neither text nor tool calls is left out: the API rejects it.
 fn messages(messages: &[Message]) -> Vec<Value> {
     let mut out: Vec<Value> = Vec::new();
     for message in messages {
@@ -84,7 +84,10 @@ fn messages(messages: &[Message]) -> Vec<Value> {
                 let calls = tool_calls
                     .iter()
                     .map(|c| json!({"type": "tool_use", "id": c.id, "name": c.name, "input": c.arguments}));
-                out.push(json!({"role": "assistant", "content": text.into_iter().chain(calls).collect::<Vec<_>>()}));
+                let blocks: Vec<Value> = text.into_iter().chain(calls).collect();
+                if !blocks.is_empty() {
+                    out.push(json!({"role": "assistant", "content": blocks}));
+                }
             }
             Message::Tool {
                 tool_call_id,
@@ -93,18 +96,9 @@ fn messages(messages: &[Message]) -> Vec<Value> {
                 ..
             } => {
                 let block = json!({"type": "tool_result", "tool_use_id": tool_call_id, "content": content, "is_error": is_error});
-                let last_is_results = out.last().is_some_and(|m| {
-                    m["role"] == "user"
-                        && m["content"]
-                            .as_array()
-                            .is_some_and(|c| c.iter().all(|b| b["type"] == "tool_result"))
-                });
-                match out.last_mut() {
-                    Some(last) if last_is_results => last["content"]
-                        .as_array_mut()
-                        .expect("checked above")
-                        .push(block),
-                    _ => out.push(json!({"role": "user", "content": [block]})),
+                match out.last_mut().and_then(tool_results) {
+                    Some(results) => results.push(block),
+                    None => out.push(json!({"role": "user", "content": [block]})),
                 }
             }
         }
@@ -112,13 +106,26 @@ fn messages(messages: &[Message]) -> Vec<Value> {
     out
 }
 
-fn usage(u: &Value) -> Usage {
-    let n = |k: &str| u[k].as_u64().unwrap_or(0);
+/// The blocks of `message` if it is a user message made only of tool results.
+fn tool_results(message: &mut Value) -> Option<&mut Vec<Value>> {
+    if message["role"] != "user" {
+        return None;
+    }
+    let blocks = message["content"].as_array_mut()?;
+    blocks
+        .iter()
+        .all(|b| b["type"] == "tool_result")
+        .then_some(blocks)
+}
+
+/// Reads a `usage` object; counts it does not give keep their value in `base`.
+fn usage(u: &Value, base: Usage) -> Usage {
+    let n = |k: &str, old: u64| u[k].as_u64().unwrap_or(old);
     Usage {
-        input: n("input_tokens"),
-        output: n("output_tokens"),
-        cache_read: n("cache_read_input_tokens"),
-        cache_write: n("cache_creation_input_tokens"),
+        input: n("input_tokens", base.input),
+        output: n("output_tokens", base.output),
+        cache_read: n("cache_read_input_tokens", base.cache_read),
+        cache_write: n("cache_creation_input_tokens", base.cache_write),
     }
 }
 
@@ -128,7 +135,7 @@ fn parse_response(endpoint: &Endpoint, body: &Value) -> Result<ModelResponse, Mo
         .as_array()
         .ok_or_else(|| bad_response(endpoint, "the response has no content array"))?;
     let mut response = ModelResponse {
-        usage: usage(&body["usage"]),
+        usage: usage(&body["usage"], Usage::default()),
         ..Default::default()
     };
     for block in blocks {
@@ -181,7 +188,9 @@ impl StreamState {
     ) -> Result<(), ModelError> {
         let index = event["index"].as_u64().unwrap_or(0);
         match event["type"].as_str().unwrap_or_default() {
-            "message_start" => self.response.usage = usage(&event["message"]["usage"]),
+            "message_start" => {
+                self.response.usage = usage(&event["message"]["usage"], Usage::default());
+            }
             "content_block_start" if event["content_block"]["type"] == "tool_use" => {
                 self.pending
                     .insert(index, (event["content_block"].clone(), String::new()));
@@ -190,9 +199,10 @@ impl StreamState {
                 let delta = &event["delta"];
                 match delta["type"].as_str() {
                     Some("text_delta") => {
-                        let text = delta["text"].as_str().unwrap_or_default();
-                        self.response.text.push_str(text);
-                        sink(StreamEvent::TextDelta(text.to_string()));
+                        if let Some(text) = delta["text"].as_str().filter(|t| !t.is_empty()) {
+                            self.response.text.push_str(text);
+                            sink(StreamEvent::TextDelta(text.to_string()));
+                        }
                     }
                     Some("input_json_delta") => {
                         if let Some((_, json)) = self.pending.get_mut(&index) {
@@ -215,18 +225,15 @@ impl StreamState {
                         .insert(index, tool_call(endpoint, &block, arguments)?);
                 }
             }
-            "message_delta" => {
-                let u = usage(&event["usage"]);
-                self.response.usage.output = u.output.max(self.response.usage.output);
-            }
+            "message_delta" => self.response.usage = usage(&event["usage"], self.response.usage),
             "message_stop" => self.stopped = true,
             "error" => {
-                let message = event["error"]["message"]
-                    .as_str()
-                    .unwrap_or("unknown error");
+                let error = &event["error"];
+                let kind = error["type"].as_str().unwrap_or("error");
+                let message = error["message"].as_str().unwrap_or("no message");
                 return Err(bad_response(
                     endpoint,
-                    format!("the stream reported an error: {message}"),
+                    format!("the stream reported {kind}: {message}"),
                 ));
             }
             _ => {} // ping, and event types added later
@@ -250,6 +257,7 @@ impl StreamState {
 mod tests {
     use super::*;
     use crate::models::ToolSpec;
+    use crate::models::sse::replay;
 
     fn endpoint() -> Endpoint {
         Endpoint {
@@ -317,6 +325,11 @@ mod tests {
         );
         assert_eq!(messages[2]["content"][1]["tool_use_id"], "b");
         assert_eq!(messages[2]["content"][1]["is_error"], true);
+        let empty_turn = Message::Assistant {
+            content: String::new(),
+            tool_calls: Vec::new(),
+        };
+        assert_eq!(super::messages(&[empty_turn]), Vec::<Value>::new());
     }
 
     #[test]
@@ -342,5 +355,121 @@ mod tests {
             }
         );
         assert!(parse_response(&endpoint(), &json!({"nope": 1})).is_err());
+    }
+
+    /// An SSE stream of `(event, data)` pairs.
+    fn sse(events: &[(&str, Value)]) -> String {
+        let event = |(name, data): &(&str, Value)| format!("event: {name}\ndata: {data}\n\n");
+        events.iter().map(event).collect()
+    }
+
+    #[test]
+    fn streams_accumulate_text_tool_json_and_usage() {
+        let delta = |index: u64, delta: Value| {
+            (
+                "content_block_delta",
+                json!({"type": "content_block_delta", "index": index, "delta": delta}),
+            )
+        };
+        let raw = sse(&[
+            (
+                "message_start",
+                json!({"type": "message_start", "message": {"usage": {"input_tokens": 9, "output_tokens": 1, "cache_read_input_tokens": 4}}}),
+            ),
+            ("ping", json!({"type": "ping"})),
+            (
+                "content_block_start",
+                json!({"type": "content_block_start", "index": 0, "content_block": {"type": "text", "text": ""}}),
+            ),
+            delta(0, json!({"type": "text_delta", "text": "Let me "})),
+            delta(0, json!({"type": "text_delta", "text": "check."})),
+            (
+                "content_block_stop",
+                json!({"type": "content_block_stop", "index": 0}),
+            ),
+            (
+                "content_block_start",
+                json!({"type": "content_block_start", "index": 1, "content_block": {"type": "tool_use", "id": "toolu_1", "name": "t", "input": {}}}),
+            ),
+            delta(
+                1,
+                json!({"type": "input_json_delta", "partial_json": "{\"detail\""}),
+            ),
+            delta(
+                1,
+                json!({"type": "input_json_delta", "partial_json": ": true}"}),
+            ),
+            (
+                "content_block_stop",
+                json!({"type": "content_block_stop", "index": 1}),
+            ),
+            (
+                "content_block_start",
+                json!({"type": "content_block_start", "index": 2, "content_block": {"type": "tool_use", "id": "toolu_2", "name": "u", "input": {}}}),
+            ),
+            (
+                "content_block_stop",
+                json!({"type": "content_block_stop", "index": 2}),
+            ),
+            (
+                "message_delta",
+                json!({"type": "message_delta", "delta": {"stop_reason": "tool_use"}, "usage": {"output_tokens": 12}}),
+            ),
+            ("message_stop", json!({"type": "message_stop"})),
+        ]);
+        let (response, sent) = replay::<Anthropic>(&endpoint(), &raw);
+        let response = response.unwrap();
+        assert_eq!(response.text, "Let me check.");
+        assert_eq!(
+            sent,
+            ["Let me ", "check."].map(|t| StreamEvent::TextDelta(t.into()))
+        );
+        let calls: Vec<_> = response
+            .tool_calls
+            .iter()
+            .map(|c| (c.id.as_str(), c.arguments.clone()))
+            .collect();
+        assert_eq!(
+            calls,
+            [("toolu_1", json!({"detail": true})), ("toolu_2", json!({}))]
+        );
+        assert_eq!(
+            response.usage,
+            Usage {
+                input: 9,
+                output: 12,
+                cache_read: 4,
+                cache_write: 0
+            }
+        );
+    }
+
+    #[test]
+    fn stream_errors_and_cut_streams_fail() {
+        let error = sse(&[
+            (
+                "message_start",
+                json!({"type": "message_start", "message": {"usage": {}}}),
+            ),
+            (
+                "error",
+                json!({"type": "error", "error": {"type": "overloaded_error", "message": "Overloaded"}}),
+            ),
+        ]);
+        let err = replay::<Anthropic>(&endpoint(), &error).0.unwrap_err();
+        assert!(
+            err.to_string().contains("overloaded_error: Overloaded"),
+            "{err}"
+        );
+        let cut = sse(&[(
+            "message_start",
+            json!({"type": "message_start", "message": {"usage": {}}}),
+        )]);
+        assert!(replay::<Anthropic>(&endpoint(), &cut).0.is_err());
+        assert!(
+            replay::<Anthropic>(&endpoint(), "data: {not json\n\n")
+                .0
+                .is_err()
+        );
     }
 }

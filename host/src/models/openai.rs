@@ -40,7 +40,9 @@ impl Wire for OpenAi {
         if event.data.trim() == "[DONE]" {
             state.done = true;
         } else {
-            state.apply(&event_json(endpoint, event)?, sink);
+            let chunk = event_json(endpoint, event)?;
+            reported_error(endpoint, &chunk)?;
+            state.apply(&chunk, sink);
         }
         Ok(())
     }
@@ -124,8 +126,24 @@ fn parse_arguments(endpoint: &Endpoint, name: &str, text: &str) -> Result<Value,
     })
 }
 
+/// Fails on an `{"error": ...}` body, which OpenAI sends mid-stream and some compatible
+/// servers send with a success status.
+fn reported_error(endpoint: &Endpoint, body: &Value) -> Result<(), ModelError> {
+    let error = &body["error"];
+    if error.is_null() {
+        return Ok(());
+    }
+    let message = error["message"].as_str().or(error.as_str());
+    let message = message.map_or_else(|| error.to_string(), str::to_string);
+    Err(bad_response(
+        endpoint,
+        format!("the server reported an error: {message}"),
+    ))
+}
+
 /// Reads a whole (non-streamed) response.
 fn parse_response(endpoint: &Endpoint, body: &Value) -> Result<ModelResponse, ModelError> {
+    reported_error(endpoint, body)?;
     let message = &body["choices"][0]["message"];
     if !message.is_object() {
         return Err(bad_response(
@@ -226,6 +244,7 @@ impl StreamState {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::models::sse::replay;
 
     fn endpoint() -> Endpoint {
         Endpoint {
@@ -295,5 +314,80 @@ mod tests {
         let mut bad = body.clone();
         bad["choices"][0]["message"]["tool_calls"][0]["function"]["arguments"] = json!("{not json");
         assert!(parse_response(&endpoint(), &bad).is_err());
+    }
+
+    /// An SSE stream of `data:` chunks, ended by `[DONE]` if `done`.
+    fn sse(chunks: &[Value], done: bool) -> String {
+        let data = chunks.iter().map(|c| format!("data: {c}\n\n"));
+        data.chain(done.then(|| "data: [DONE]\n\n".to_string()))
+            .collect()
+    }
+
+    fn delta(delta: Value) -> Value {
+        json!({"choices": [{"index": 0, "delta": delta, "finish_reason": null}]})
+    }
+
+    #[test]
+    fn streams_accumulate_text_tool_calls_and_usage() {
+        let call = |index: u64, function: Value| {
+            delta(json!({"tool_calls": [{"index": index, "function": function}]}))
+        };
+        let mut first_call = call(0, json!({"name": "t", "arguments": ""}));
+        first_call["choices"][0]["delta"]["tool_calls"][0]["id"] = json!("call_1");
+        let raw = sse(
+            &[
+                delta(json!({"role": "assistant", "content": ""})),
+                delta(json!({"content": "Let me "})),
+                delta(json!({"content": "check."})),
+                first_call,
+                call(0, json!({"arguments": "{\"x\""})),
+                call(0, json!({"arguments": ": 2}"})),
+                call(1, json!({"name": "u"})),
+                json!({"choices": [], "usage": {"prompt_tokens": 10, "completion_tokens": 7, "prompt_tokens_details": {"cached_tokens": 3}}}),
+            ],
+            true,
+        );
+        let (response, sent) = replay::<OpenAi>(&endpoint(), &raw);
+        let response = response.unwrap();
+        assert_eq!(response.text, "Let me check.");
+        assert_eq!(
+            sent,
+            ["Let me ", "check."].map(|t| StreamEvent::TextDelta(t.into()))
+        );
+        let calls: Vec<_> = response
+            .tool_calls
+            .iter()
+            .map(|c| (c.name.as_str(), c.arguments.clone()))
+            .collect();
+        assert_eq!(calls, [("t", json!({"x": 2})), ("u", json!({}))]);
+        assert_eq!(response.tool_calls[0].id, "call_1");
+        assert_eq!(
+            response.usage,
+            Usage {
+                input: 7,
+                output: 7,
+                cache_read: 3,
+                cache_write: 0
+            }
+        );
+    }
+
+    #[test]
+    fn stream_errors_and_cut_streams_fail() {
+        let error = sse(&[json!({"error": {"message": "rate limited"}})], true);
+        let err = replay::<OpenAi>(&endpoint(), &error).0.unwrap_err();
+        assert!(err.to_string().contains("rate limited"), "{err}");
+        let cut = sse(&[delta(json!({"content": "hi"}))], false);
+        assert!(replay::<OpenAi>(&endpoint(), &cut).0.is_err());
+        let bad_args = sse(
+            &[delta(
+                json!({"tool_calls": [{"index": 0, "id": "c", "function": {"name": "t", "arguments": "{"}}]}),
+            )],
+            true,
+        );
+        assert!(replay::<OpenAi>(&endpoint(), &bad_args).0.is_err());
+        let whole_error = json!({"error": "model not found"});
+        let err = parse_response(&endpoint(), &whole_error).unwrap_err();
+        assert!(err.to_string().contains("model not found"), "{err}");
     }
 }
