@@ -297,3 +297,64 @@ async fn idle_instances_are_evicted_and_the_pool_makes_room() {
     );
     assert_eq!(host.live_instances(), 1);
 }
+
+/// A profile under the config: set fields replace the profile's, tool lists merge with
+/// the config winning a name clash, and the thinking level reaches each provider in its
+/// own parameters.
+#[tokio::test]
+async fn profiles_merge_and_thinking_reaches_the_provider() {
+    let fake = FakeProvider::start(|turn: &Turn| match &turn.last_tool_result {
+        Some(result) => Reply::Text(format!("tool said {result}")),
+        None => Reply::ToolCall {
+            name: "clash".into(),
+            args: serde_json::json!({}),
+        },
+    })
+    .await;
+    let project = Project::empty();
+    project.add_agent("profiled", &flue_tests::guest("tests/guests/profiled"));
+    let host = project.host(&fake).await;
+    let harness = host.init_agent("profiled", "p").await.unwrap();
+
+    let config = harness.config().await.unwrap();
+    assert_eq!(
+        config.model.as_deref(),
+        Some("openai/gpt-4o-mini"),
+        "from the profile"
+    );
+    assert_eq!(
+        config.instructions.as_deref(),
+        Some("config instructions"),
+        "the config's wins"
+    );
+    let tools: Vec<(&str, &str)> = config
+        .tools
+        .iter()
+        .map(|t| (t.name.as_str(), t.description.as_str()))
+        .collect();
+    assert_eq!(
+        tools,
+        [
+            ("shared", "From the profile."),
+            ("clash", "Config version."),
+            ("own", "Config only.")
+        ]
+    );
+    assert_eq!(config.skills.len(), 1);
+
+    let reply = harness.session("s").prompt("go").await.unwrap();
+    assert_eq!(
+        reply.text, "tool said config clash",
+        "the config's handler runs"
+    );
+    let openai = &fake.requests()[0].body;
+    assert_eq!(openai["reasoning_effort"], "high");
+    assert_eq!(openai["messages"][0]["content"], "config instructions");
+
+    let before = fake.requests().len();
+    let on_anthropic = harness.clone().with_model("anthropic/claude-haiku-4-5");
+    on_anthropic.session("t").prompt("go").await.unwrap();
+    let anthropic = &fake.requests()[before].body;
+    assert_eq!(anthropic["thinking"]["type"], "enabled");
+    assert_eq!(anthropic["thinking"]["budget_tokens"], 16384);
+}

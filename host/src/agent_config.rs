@@ -91,33 +91,26 @@ pub struct AgentConfig {
 }
 
 impl AgentConfig {
-    /// The model to call: the config's own, else its profile's.
-    pub fn model(&self) -> Option<&str> {
-        self.model
-            .as_deref()
-            .or_else(|| self.profile.as_ref()?.model.as_deref())
-    }
-
-    /// The system instructions: the config's own, else its profile's.
-    pub fn instructions(&self) -> Option<&str> {
-        self.instructions
-            .as_deref()
-            .or_else(|| self.profile.as_ref()?.instructions.as_deref())
-    }
-
-    /// Every tool the model is offered: the profile's, then the config's (which win on a name clash).
-    pub fn all_tools(&self) -> Vec<&ToolDef> {
-        let mut tools: Vec<&ToolDef> = Vec::new();
-        let profile_tools = self.profile.iter().flat_map(|p| p.tools.iter());
-        for tool in profile_tools.chain(self.tools.iter()) {
-            tools.retain(|t| t.name != tool.name);
-            tools.push(tool);
+    /// Folds the profile in: fields set on the config replace the profile's; tools,
+    /// skills and subagents are merged, a config entry replacing a profile entry of the
+    /// same name. The profile itself stays, for reference.
+    pub fn resolved(mut self) -> Self {
+        if let Some(p) = &self.profile {
+            self.model = self.model.or_else(|| p.model.clone());
+            self.instructions = self.instructions.or_else(|| p.instructions.clone());
+            self.thinking_level = self.thinking_level.or(p.thinking_level);
+            self.tools = merge_by_name(&p.tools, self.tools, |t| &t.name);
+            self.skills = merge_by_name(&p.skills, self.skills, |s| &s.name);
+            self.subagents = merge_by_name(&p.subagents, self.subagents, |s| &s.name);
         }
-        tools
+        self
     }
+}
 
-    /// Whether sessions are stored (the default) or kept in memory only.
-    pub fn persists(&self) -> bool {
-        self.persist.unwrap_or(true)
-    }
+/// `base` entries not named in `over`, then all of `over`.
+fn merge_by_name<T: Clone>(base: &[T], over: Vec<T>, name: impl Fn(&T) -> &str) -> Vec<T> {
+    let overridden = |b: &&T| over.iter().any(|o| name(o) == name(b));
+    let mut merged: Vec<T> = base.iter().filter(|b| !overridden(b)).cloned().collect();
+    merged.extend(over);
+    merged
 }

@@ -180,8 +180,9 @@ impl Shared {
         let config = instance
             .create(&key.agent, &key.id, env, None)
             .await
-            .map_err(guest_error)?;
-        *host.model.lock().expect("model lock") = config.model().map(str::to_string);
+            .map_err(guest_error)?
+            .resolved();
+        *host.model.lock().expect("model lock") = config.model.clone();
         Ok(Live {
             instance,
             config: Arc::new(config),
@@ -233,6 +234,7 @@ impl GuestHost for InstanceHost {
             .complete(&ModelRequest {
                 model: model_ref.model.clone(),
                 system: request["system"].as_str().map(str::to_string),
+                thinking: None,
                 messages: vec![Message::User {
                     content: prompt.to_string(),
                 }],

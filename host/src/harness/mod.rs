@@ -195,7 +195,7 @@ impl Shared {
         let (config, version) = self.instance_config(&key.instance).await?;
         let model = prompt
             .model_override
-            .or(config.model())
+            .or(config.model.as_deref())
             .ok_or_else(|| Error::Config {
                 agent: key.instance.agent.clone(),
                 reason: "sets no model (give one in create, or pass a model override)".into(),
@@ -203,7 +203,8 @@ impl Shared {
         let (model_ref, provider) = self.providers.resolve(model)?;
         let mut request = ModelRequest {
             model: model_ref.model.clone(),
-            system: config.instructions().map(str::to_string),
+            system: config.instructions.clone(),
+            thinking: config.thinking_level,
             messages: self.store.history(key).await?,
             tools: tool_specs(&config),
             max_tokens: MAX_OUTPUT_TOKENS,
@@ -273,7 +274,7 @@ impl Shared {
                 args: call.arguments.clone(),
             },
         );
-        let outcome = if config.all_tools().iter().any(|t| t.name == call.name) {
+        let outcome = if config.tools.iter().any(|t| t.name == call.name) {
             self.call_guest_tool(key, version, &call.name, &call.arguments.to_string())
                 .await?
         } else {
@@ -309,8 +310,8 @@ fn emit(events: &mut Option<&mut (dyn FnMut(Event) + Send)>, event: Event) {
 
 fn tool_specs(config: &AgentConfig) -> Vec<ToolSpec> {
     config
-        .all_tools()
-        .into_iter()
+        .tools
+        .iter()
         .map(|t| ToolSpec {
             name: t.name.clone(),
             description: t.description.clone(),

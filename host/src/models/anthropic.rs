@@ -7,7 +7,9 @@ use serde_json::{Value, json};
 use super::client::{Wire, bad_response, event_json};
 use super::resolve::Endpoint;
 use super::sse::SseEvent;
-use super::{Message, ModelError, ModelRequest, ModelResponse, StreamEvent, ToolCall, Usage};
+use super::{
+    Message, ModelError, ModelRequest, ModelResponse, StreamEvent, ThinkingLevel, ToolCall, Usage,
+};
 
 const API_VERSION: &str = "2023-06-01";
 
@@ -46,6 +48,17 @@ impl Wire for Anthropic {
     }
 }
 
+/// Extended-thinking token budget for a thinking level (`None` for off).
+fn thinking_budget(level: ThinkingLevel) -> Option<u32> {
+    match level {
+        ThinkingLevel::Off => None,
+        ThinkingLevel::Minimal => Some(1024),
+        ThinkingLevel::Low => Some(2048),
+        ThinkingLevel::Medium => Some(8192),
+        ThinkingLevel::High => Some(16384),
+    }
+}
+
 /// The request body for a [`ModelRequest`].
 fn request_body(request: &ModelRequest, stream: bool) -> Value {
     let mut body = json!({
@@ -53,6 +66,11 @@ fn request_body(request: &ModelRequest, stream: bool) -> Value {
         "max_tokens": request.max_tokens,
         "messages": messages(&request.messages),
     });
+    if let Some(budget) = request.thinking.and_then(thinking_budget) {
+        // The answer's own budget comes on top of the thinking budget.
+        body["max_tokens"] = json!(request.max_tokens + budget);
+        body["thinking"] = json!({"type": "enabled", "budget_tokens": budget});
+    }
     if let Some(system) = &request.system {
         body["system"] = json!(system);
     }
@@ -311,9 +329,19 @@ mod tests {
                 parameters: json!({"type": "object"}),
             }],
             max_tokens: 100,
+            thinking: Some(ThinkingLevel::High),
         };
         let body = request_body(&request, true);
         assert_eq!(body["system"], "sys");
+        assert_eq!(
+            body["thinking"],
+            json!({"type": "enabled", "budget_tokens": 16384})
+        );
+        assert_eq!(
+            body["max_tokens"],
+            100 + 16384,
+            "the answer keeps its own budget"
+        );
         assert_eq!(body["stream"], true);
         assert_eq!(body["tools"][0]["input_schema"]["type"], "object");
         let messages = body["messages"].as_array().unwrap();

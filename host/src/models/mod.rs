@@ -12,6 +12,8 @@ use std::pin::Pin;
 
 use serde::{Deserialize, Serialize};
 
+pub use crate::agent_config::ThinkingLevel;
+
 pub use resolve::{ModelRef, ProviderKind, ProviderSettings, Providers, process_env};
 
 /// One message of a conversation, as the harness stores it.
@@ -65,6 +67,8 @@ pub struct ModelRequest {
     pub messages: Vec<Message>,
     pub tools: Vec<ToolSpec>,
     pub max_tokens: u32,
+    /// How much the model may think first; thinking is counted in usage, never in text.
+    pub thinking: Option<ThinkingLevel>,
 }
 
 /// Token counts of one or more model calls.

@@ -8,7 +8,9 @@ use serde_json::{Value, json};
 use super::client::{Wire, bad_response, event_json};
 use super::resolve::Endpoint;
 use super::sse::SseEvent;
-use super::{Message, ModelError, ModelRequest, ModelResponse, StreamEvent, ToolCall, Usage};
+use super::{
+    Message, ModelError, ModelRequest, ModelResponse, StreamEvent, ThinkingLevel, ToolCall, Usage,
+};
 
 /// The OpenAI Chat Completions wire format.
 pub struct OpenAi;
@@ -52,6 +54,17 @@ impl Wire for OpenAi {
     }
 }
 
+/// The `reasoning_effort` for a thinking level (`None` for off).
+fn reasoning_effort(level: ThinkingLevel) -> Option<&'static str> {
+    match level {
+        ThinkingLevel::Off => None,
+        ThinkingLevel::Minimal => Some("minimal"),
+        ThinkingLevel::Low => Some("low"),
+        ThinkingLevel::Medium => Some("medium"),
+        ThinkingLevel::High => Some("high"),
+    }
+}
+
 /// The request body for a [`ModelRequest`].
 fn request_body(request: &ModelRequest, stream: bool) -> Value {
     let system = request
@@ -67,6 +80,9 @@ fn request_body(request: &ModelRequest, stream: bool) -> Value {
             .iter()
             .map(|t| json!({"type": "function", "function": {"name": t.name, "description": t.description, "parameters": t.parameters}}))
             .collect();
+    }
+    if let Some(effort) = request.thinking.and_then(reasoning_effort) {
+        body["reasoning_effort"] = json!(effort);
     }
     if stream {
         body["stream"] = json!(true);
@@ -281,9 +297,11 @@ mod tests {
             ],
             tools: Vec::new(),
             max_tokens: 50,
+            thinking: Some(ThinkingLevel::Low),
         };
         let body = request_body(&request, false);
         assert_eq!(body["messages"][0]["role"], "system");
+        assert_eq!(body["reasoning_effort"], "low");
         assert_eq!(body["messages"][2]["content"], Value::Null);
         assert_eq!(
             body["messages"][2]["tool_calls"][0]["function"]["arguments"],
