@@ -358,3 +358,62 @@ async fn profiles_merge_and_thinking_reaches_the_provider() {
     assert_eq!(anthropic["thinking"]["type"], "enabled");
     assert_eq!(anthropic["thinking"]["budget_tokens"], 16384);
 }
+
+/// Guest tools call back into the host: durable per-instance state (kept across a
+/// restart), session history, and model completions of their own.
+#[tokio::test]
+async fn guest_tools_use_state_history_and_the_model() {
+    let fake = FakeProvider::start(|turn: &Turn| {
+        if let Some(result) = &turn.last_tool_result {
+            return Reply::Text(format!("tool said {result}"));
+        }
+        let text = turn.last_user_text.clone().unwrap_or_default();
+        match text.split_once(' ') {
+            Some((tool, args)) if tool.starts_with("call:") => Reply::ToolCall {
+                name: tool["call:".len()..].to_string(),
+                args: serde_json::from_str(args).unwrap(),
+            },
+            _ if turn.system.as_deref() == Some("Answer briefly.") => {
+                Reply::Text(format!("guest asked: {text}"))
+            }
+            _ => Reply::Text("plain".into()),
+        }
+    })
+    .await;
+    let project = Project::empty();
+    project.add_agent("host_calls", &flue_tests::guest("tests/guests/host_calls"));
+    let ask = async |host: &flue_host::Host, message: &str| {
+        let session = host
+            .init_agent("host_calls", "i")
+            .await
+            .unwrap()
+            .session("main");
+        session.prompt(message).await.unwrap().text
+    };
+    {
+        let host = project.host(&fake).await;
+        assert_eq!(
+            ask(&host, r#"call:recall {"key": "colour"}"#).await,
+            "tool said nothing"
+        );
+        assert_eq!(
+            ask(&host, r#"call:remember {"key": "colour", "value": "teal"}"#).await,
+            "tool said stored"
+        );
+        assert_eq!(
+            ask(&host, r#"call:ask {"question": "what is 2+2?"}"#).await,
+            "tool said guest asked: what is 2+2?"
+        );
+        // Three finished prompts of four messages each, before this one is stored.
+        assert_eq!(
+            ask(&host, r#"call:history {"session": "main"}"#).await,
+            "tool said 12"
+        );
+    }
+    let host = project.host(&fake).await;
+    assert_eq!(
+        ask(&host, r#"call:recall {"key": "colour"}"#).await,
+        "tool said teal",
+        "state outlives a restart"
+    );
+}

@@ -1,0 +1,32 @@
+//! A test agent whose tools use the host imports: durable state, session history,
+//! guest-side model calls and logging.
+
+use flue_sdk::prelude::*;
+
+fn text(args: &Value, key: &str) -> String {
+    args[key].as_str().unwrap_or_default().to_string()
+}
+
+fn build(_ctx: &CreateContext) -> AgentConfig {
+    AgentConfig::new("anthropic/claude-haiku-4-5")
+        .instructions("A test agent.")
+        .tool(Tool::new("remember", "Store a value.").handler(|args| {
+            host::state_set(&text(&args, "key"), &text(&args, "value"));
+            host::info("stored a value");
+            Ok("stored".into())
+        }))
+        .tool(Tool::new("recall", "Read a stored value.").handler(|args| {
+            Ok(host::state_get(&text(&args, "key")).unwrap_or_else(|| "nothing".into()))
+        }))
+        .tool(Tool::new("ask", "Ask the model.").handler(|args| {
+            host::complete(&text(&args, "question"), Some("Answer briefly."), None)
+        }))
+        .tool(
+            Tool::new("history", "Count a session's messages.").handler(|args| {
+                let history = host::history(&text(&args, "session"));
+                Ok(history.as_array().map_or(0, Vec::len).to_string())
+            }),
+        )
+}
+
+flue_sdk::export_agent!(build);
