@@ -382,14 +382,15 @@ async fn guest_tools_use_state_history_and_the_model() {
     .await;
     let project = Project::empty();
     project.add_agent("host_calls", &flue_tests::guest("tests/guests/host_calls"));
-    let ask = async |host: &flue_host::Host, message: &str| {
+    let ask_as = async |host: &flue_host::Host, id: &str, message: &str| {
         let session = host
-            .init_agent("host_calls", "i")
+            .init_agent("host_calls", id)
             .await
             .unwrap()
             .session("main");
         session.prompt(message).await.unwrap().text
     };
+    let ask = async |host: &flue_host::Host, message: &str| ask_as(host, "i", message).await;
     {
         let host = project.host(&fake).await;
         assert_eq!(
@@ -410,10 +411,39 @@ async fn guest_tools_use_state_history_and_the_model() {
             "tool said 12"
         );
     }
+    {
+        // persist = false: the same tools work, but only in memory.
+        let host = project.host(&fake).await;
+        let remember = r#"call:remember {"key": "colour", "value": "red"}"#;
+        assert_eq!(
+            ask_as(&host, "ephemeral-1", remember).await,
+            "tool said stored"
+        );
+        let recall = r#"call:recall {"key": "colour"}"#;
+        assert_eq!(ask_as(&host, "ephemeral-1", recall).await, "tool said red");
+        let history = r#"call:history {"session": "main"}"#;
+        assert_eq!(ask_as(&host, "ephemeral-1", history).await, "tool said 8");
+    }
     let host = project.host(&fake).await;
+    let recall = r#"call:recall {"key": "colour"}"#;
     assert_eq!(
-        ask(&host, r#"call:recall {"key": "colour"}"#).await,
+        ask(&host, recall).await,
         "tool said teal",
         "state outlives a restart"
+    );
+    assert_eq!(
+        ask_as(&host, "ephemeral-1", recall).await,
+        "tool said nothing",
+        "nothing was stored"
+    );
+    let session = host
+        .init_agent("host_calls", "ephemeral-1")
+        .await
+        .unwrap()
+        .session("main");
+    assert_eq!(
+        session.history().await.unwrap().len(),
+        4,
+        "only this host's one prompt"
     );
 }

@@ -216,7 +216,9 @@ impl Session {
 
     /// The session's stored messages, oldest first.
     pub async fn history(&self) -> Result<Vec<models::Message>, Error> {
-        Ok(self.harness.shared.store.history(&self.key).await?)
+        let shared = &self.harness.shared;
+        let (config, _) = shared.instance_config(&self.key.instance).await?;
+        Ok(shared.store_for(&config).history(&self.key).await?)
     }
 
     fn prompt_of<'a>(&'a self, message: &'a str) -> Prompt<'a> {

@@ -3,7 +3,7 @@
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex, Weak};
+use std::sync::{Arc, Mutex, OnceLock, Weak};
 use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
@@ -169,7 +169,7 @@ impl Shared {
         let host = Arc::new(InstanceHost {
             shared: Arc::downgrade(self),
             key: key.clone(),
-            model: Mutex::new(None),
+            config: OnceLock::new(),
         });
         let mut instance = self
             .runtime
@@ -182,10 +182,11 @@ impl Shared {
             .await
             .map_err(guest_error)?
             .resolved();
-        *host.model.lock().expect("model lock") = config.model.clone();
+        let config = Arc::new(config);
+        let _ = host.config.set(config.clone());
         Ok(Live {
             instance,
-            config: Arc::new(config),
+            config,
             version,
             last_used: Instant::now(),
         })
@@ -196,11 +197,20 @@ impl Shared {
 struct InstanceHost {
     shared: Weak<Shared>,
     key: InstanceKey,
-    /// The agent's own model, the default for `model.complete`.
-    model: Mutex<Option<String>>,
+    /// What `create` returned, once it has: the default model for `model.complete`,
+    /// and whether sessions and state persist.
+    config: OnceLock<Arc<AgentConfig>>,
 }
 
 impl InstanceHost {
+    /// The instance's store; durable until `create` has said otherwise.
+    fn store<'a>(&self, shared: &'a Shared) -> &'a dyn crate::store::Store {
+        match self.config.get() {
+            Some(config) => shared.store_for(config),
+            None => shared.store.as_ref(),
+        }
+    }
+
     fn shared(&self) -> anyhow::Result<Arc<Shared>> {
         self.shared
             .upgrade()
@@ -220,10 +230,9 @@ impl GuestHost for InstanceHost {
         let model = match request["model"].as_str() {
             Some(m) => m.to_string(),
             None => self
-                .model
-                .lock()
-                .expect("model lock")
-                .clone()
+                .config
+                .get()
+                .and_then(|c| c.model.clone())
                 .ok_or("the agent sets no model; pass \"model\"")?,
         };
         let (model_ref, provider) = shared
@@ -251,18 +260,20 @@ impl GuestHost for InstanceHost {
             instance: self.key.clone(),
             session,
         };
-        let messages = self.shared()?.store.history(&key).await?;
+        let shared = self.shared()?;
+        let messages = self.store(&shared).history(&key).await?;
         Ok(serde_json::to_string(&messages)?)
     }
 
     async fn state_get(&self, key: String) -> anyhow::Result<Option<String>> {
-        Ok(self.shared()?.store.state_get(&self.key, &key).await?)
+        let shared = self.shared()?;
+        Ok(self.store(&shared).state_get(&self.key, &key).await?)
     }
 
     async fn state_set(&self, key: String, value: String) -> anyhow::Result<()> {
+        let shared = self.shared()?;
         Ok(self
-            .shared()?
-            .store
+            .store(&shared)
             .state_set(&self.key, &key, &value)
             .await?)
     }

@@ -15,7 +15,7 @@ use crate::models::{Message, ModelRequest, Providers, StreamEvent, ToolCall, Too
 use crate::project::HostOptions;
 use crate::registry::{AgentVersion, Registry};
 use crate::runtime::Runtime;
-use crate::store::{SessionKey, Store};
+use crate::store::{MemoryStore, SessionKey, Store};
 
 pub use instances::Instances;
 
@@ -28,6 +28,8 @@ pub struct Shared {
     pub runtime: Arc<Runtime>,
     pub registry: Registry,
     pub store: Arc<dyn Store>,
+    /// Where agents with `persist = false` keep their sessions.
+    pub memory: MemoryStore,
     pub providers: Providers,
     pub instances: Instances,
     pub stats: Stats,
@@ -138,6 +140,7 @@ impl Shared {
             runtime,
             registry,
             store,
+            memory: MemoryStore::default(),
             providers,
             instances: Instances::default(),
             stats: Stats::default(),
@@ -156,6 +159,14 @@ impl Shared {
                 .map(|a| a.name.clone())
                 .collect(),
         })
+    }
+
+    /// The store for an agent's sessions and state: durable unless it says `persist = false`.
+    pub fn store_for(&self, config: &AgentConfig) -> &dyn Store {
+        match config.persist {
+            Some(false) => &self.memory,
+            _ => self.store.as_ref(),
+        }
     }
 
     fn session_lock(&self, key: &SessionKey) -> Arc<tokio::sync::Mutex<()>> {
@@ -205,7 +216,7 @@ impl Shared {
             model: model_ref.model.clone(),
             system: config.instructions.clone(),
             thinking: config.thinking_level,
-            messages: self.store.history(key).await?,
+            messages: self.store_for(&config).history(key).await?,
             tools: tool_specs(&config),
             max_tokens: MAX_OUTPUT_TOKENS,
         };
@@ -237,7 +248,8 @@ impl Shared {
                 tool_calls: answer.tool_calls.clone(),
             });
             if answer.tool_calls.is_empty() {
-                self.store.append(key, &request.messages[before..]).await?;
+                let store = self.store_for(&config);
+                store.append(key, &request.messages[before..]).await?;
                 return Ok(PromptResult {
                     text: answer.text,
                     usage,

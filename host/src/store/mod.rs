@@ -2,12 +2,14 @@
 //! SQLite default and a PostgreSQL backend serve the same host. The only module that
 //! writes SQL.
 
+mod memory;
 mod sqlite;
 
 use async_trait::async_trait;
 
 use crate::models::Message;
 
+pub use memory::MemoryStore;
 pub use sqlite::SqliteStore;
 
 /// One agent instance: an agent name and a caller-chosen id.

@@ -1,5 +1,6 @@
 //! A test agent whose tools use the host imports: durable state, session history,
-//! guest-side model calls and logging.
+//! guest-side model calls and logging. Instances whose id starts with `ephemeral` say
+//! `persist = false`.
 
 use flue_sdk::prelude::*;
 
@@ -7,9 +8,10 @@ fn text(args: &Value, key: &str) -> String {
     args[key].as_str().unwrap_or_default().to_string()
 }
 
-fn build(_ctx: &CreateContext) -> AgentConfig {
+fn build(ctx: &CreateContext) -> AgentConfig {
     AgentConfig::new("anthropic/claude-haiku-4-5")
         .instructions("A test agent.")
+        .persist(!ctx.id.starts_with("ephemeral"))
         .tool(Tool::new("remember", "Store a value.").handler(|args| {
             host::state_set(&text(&args, "key"), &text(&args, "value"));
             host::info("stored a value");
