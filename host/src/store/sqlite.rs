@@ -1,19 +1,25 @@
-//! The embedded store: one SQLite file in WAL mode.
+//! The embedded store: one SQLite file in WAL mode. Reads share a small pool; every
+//! write goes through one writer task that commits whatever is queued in one
+//! transaction (group commit), so concurrent prompts share a commit instead of queueing
+//! for SQLite's single write lock.
 
 use std::path::Path;
 use std::time::Duration;
 
 use async_trait::async_trait;
 use sqlx::sqlite::{
-    SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous,
+    SqliteConnectOptions, SqliteConnection, SqliteJournalMode, SqlitePool, SqlitePoolOptions,
+    SqliteSynchronous,
 };
-use sqlx::{Connection, Row};
+use sqlx::{Connection, QueryBuilder, Row, Sqlite};
+use tokio::sync::{mpsc, oneshot};
 
 use super::{InstanceKey, SessionKey, Store, StoreError};
 use crate::models::Message;
 
 /// Schema steps, applied in order; `PRAGMA user_version` records how many ran.
-const MIGRATIONS: &[&str] = &["CREATE TABLE messages (
+const MIGRATIONS: &[&str] = &[
+    "CREATE TABLE messages (
         agent TEXT NOT NULL,
         instance_id TEXT NOT NULL,
         session TEXT NOT NULL,
@@ -28,14 +34,53 @@ const MIGRATIONS: &[&str] = &["CREATE TABLE messages (
         key TEXT NOT NULL,
         value TEXT NOT NULL,
         PRIMARY KEY (agent, instance_id, key)
-    ) WITHOUT ROWID;"];
+    ) WITHOUT ROWID;",
+    // Messages ordered by an increasing row id, so an append is a plain insert.
+    "CREATE TABLE messages_v2 (
+        id INTEGER PRIMARY KEY,
+        agent TEXT NOT NULL,
+        instance_id TEXT NOT NULL,
+        session TEXT NOT NULL,
+        body TEXT NOT NULL,
+        created_at INTEGER NOT NULL
+    );
+    INSERT INTO messages_v2 (agent, instance_id, session, body, created_at)
+        SELECT agent, instance_id, session, body, created_at FROM messages
+        ORDER BY agent, instance_id, session, seq;
+    DROP TABLE messages;
+    ALTER TABLE messages_v2 RENAME TO messages;
+    CREATE INDEX messages_by_session ON messages (agent, instance_id, session, id);",
+];
+
+/// The most writes one group commit takes.
+const MAX_BATCH: usize = 512;
+/// Rows per `INSERT` statement, well under SQLite's bound on bound parameters.
+const ROWS_PER_INSERT: usize = 1000;
 
 /// Sessions and state in a SQLite database file.
 pub struct SqliteStore {
-    pool: SqlitePool,
-    /// SQLite has one writer at a time; queueing writers here instead of in SQLite's
-    /// busy handler (which sleeps in steps of milliseconds) keeps write latency low.
-    writer: tokio::sync::Mutex<()>,
+    reads: SqlitePool,
+    writes: mpsc::UnboundedSender<Pending>,
+}
+
+/// One write the writer task has not committed yet.
+enum Write {
+    Append {
+        key: SessionKey,
+        bodies: Vec<String>,
+        at: i64,
+    },
+    State {
+        instance: InstanceKey,
+        key: String,
+        value: String,
+    },
+}
+
+/// A queued write and where to report its outcome.
+struct Pending {
+    write: Write,
+    done: oneshot::Sender<Result<(), StoreError>>,
 }
 
 impl SqliteStore {
@@ -51,21 +96,34 @@ impl SqliteStore {
             .journal_mode(SqliteJournalMode::Wal)
             .synchronous(SqliteSynchronous::Normal)
             .busy_timeout(Duration::from_secs(10));
-        let pool = SqlitePoolOptions::new()
-            .max_connections(4)
-            .connect_with(options)
+        let cannot_open =
+            |e: sqlx::Error| StoreError(format!("cannot open {}: {e}", path.display()));
+        let mut writer = SqliteConnection::connect_with(&options)
             .await
-            .map_err(|e| StoreError(format!("cannot open {}: {e}", path.display())))?;
-        migrate(&pool).await?;
-        Ok(Self {
-            pool,
-            writer: tokio::sync::Mutex::new(()),
-        })
+            .map_err(cannot_open)?;
+        migrate(&mut writer).await?;
+        let reads = SqlitePoolOptions::new()
+            .max_connections(4)
+            .connect_with(options.read_only(true))
+            .await
+            .map_err(cannot_open)?;
+        let (writes, queue) = mpsc::unbounded_channel();
+        tokio::spawn(write_loop(writer, queue));
+        Ok(Self { reads, writes })
+    }
+
+    /// Queues a write for the next group commit and waits until it is committed.
+    async fn write(&self, write: Write) -> Result<(), StoreError> {
+        let (done, committed) = oneshot::channel();
+        let stopped = || StoreError("the database writer has stopped".into());
+        self.writes
+            .send(Pending { write, done })
+            .map_err(|_| stopped())?;
+        committed.await.map_err(|_| stopped())?
     }
 }
 
-async fn migrate(pool: &SqlitePool) -> Result<(), StoreError> {
-    let mut conn = pool.acquire().await.map_err(StoreError::from_display)?;
+async fn migrate(conn: &mut SqliteConnection) -> Result<(), StoreError> {
     let mut tx = conn.begin().await.map_err(StoreError::from_display)?;
     let done: i64 = sqlx::query_scalar("PRAGMA user_version")
         .fetch_one(&mut *tx)
@@ -87,6 +145,75 @@ async fn migrate(pool: &SqlitePool) -> Result<(), StoreError> {
     tx.commit().await.map_err(StoreError::from_display)
 }
 
+/// The writer task: takes every queued write, commits them together, reports each.
+/// If a batch fails, its writes are retried one by one so each gets its own outcome.
+async fn write_loop(mut conn: SqliteConnection, mut queue: mpsc::UnboundedReceiver<Pending>) {
+    let mut batch = Vec::with_capacity(MAX_BATCH);
+    while queue.recv_many(&mut batch, MAX_BATCH).await > 0 {
+        let writes: Vec<&Write> = batch.iter().map(|p| &p.write).collect();
+        if commit(&mut conn, &writes).await.is_ok() {
+            for pending in batch.drain(..) {
+                let _ = pending.done.send(Ok(()));
+            }
+            continue;
+        }
+        for pending in batch.drain(..) {
+            let outcome = commit(&mut conn, &[&pending.write]).await;
+            let _ = pending.done.send(outcome);
+        }
+    }
+}
+
+/// Applies writes in one transaction, all or none.
+async fn commit(conn: &mut SqliteConnection, writes: &[&Write]) -> Result<(), StoreError> {
+    let mut tx = conn.begin().await.map_err(StoreError::from_display)?;
+    let messages: Vec<(&SessionKey, &String, i64)> = writes
+        .iter()
+        .filter_map(|w| match w {
+            Write::Append { key, bodies, at } => Some(bodies.iter().map(move |b| (key, b, *at))),
+            Write::State { .. } => None,
+        })
+        .flatten()
+        .collect();
+    for rows in messages.chunks(ROWS_PER_INSERT) {
+        QueryBuilder::<Sqlite>::new(
+            "INSERT INTO messages (agent, instance_id, session, body, created_at) ",
+        )
+        .push_values(rows, |mut row, (key, body, at)| {
+            row.push_bind(&key.instance.agent)
+                .push_bind(&key.instance.id)
+                .push_bind(&key.session)
+                .push_bind(*body)
+                .push_bind(*at);
+        })
+        .build()
+        .execute(&mut *tx)
+        .await
+        .map_err(StoreError::from_display)?;
+    }
+    for write in writes {
+        if let Write::State {
+            instance,
+            key,
+            value,
+        } = write
+        {
+            sqlx::query(
+                "INSERT INTO instance_state (agent, instance_id, key, value) VALUES (?, ?, ?, ?)
+                 ON CONFLICT (agent, instance_id, key) DO UPDATE SET value = excluded.value",
+            )
+            .bind(&instance.agent)
+            .bind(&instance.id)
+            .bind(key)
+            .bind(value)
+            .execute(&mut *tx)
+            .await
+            .map_err(StoreError::from_display)?;
+        }
+    }
+    tx.commit().await.map_err(StoreError::from_display)
+}
+
 fn now_millis() -> i64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
@@ -97,11 +224,11 @@ fn now_millis() -> i64 {
 #[async_trait]
 impl Store for SqliteStore {
     async fn history(&self, key: &SessionKey) -> Result<Vec<Message>, StoreError> {
-        let rows = sqlx::query("SELECT body FROM messages WHERE agent = ? AND instance_id = ? AND session = ? ORDER BY seq")
+        let rows = sqlx::query("SELECT body FROM messages WHERE agent = ? AND instance_id = ? AND session = ? ORDER BY id")
             .bind(&key.instance.agent)
             .bind(&key.instance.id)
             .bind(&key.session)
-            .fetch_all(&self.pool)
+            .fetch_all(&self.reads)
             .await
             .map_err(StoreError::from_display)?;
         rows.iter()
@@ -114,38 +241,17 @@ impl Store for SqliteStore {
     }
 
     async fn append(&self, key: &SessionKey, messages: &[Message]) -> Result<(), StoreError> {
-        let _writer = self.writer.lock().await;
-        // IMMEDIATE takes the write lock up front: a deferred transaction that reads
-        // first cannot wait for the lock and fails with "database is locked".
-        let mut tx = self
-            .pool
-            .begin_with("BEGIN IMMEDIATE")
-            .await
+        let bodies = messages
+            .iter()
+            .map(serde_json::to_string)
+            .collect::<Result<_, _>>()
             .map_err(StoreError::from_display)?;
-        let next: i64 = sqlx::query_scalar(
-            "SELECT COALESCE(MAX(seq) + 1, 0) FROM messages WHERE agent = ? AND instance_id = ? AND session = ?",
-        )
-        .bind(&key.instance.agent)
-        .bind(&key.instance.id)
-        .bind(&key.session)
-        .fetch_one(&mut *tx)
+        self.write(Write::Append {
+            key: key.clone(),
+            bodies,
+            at: now_millis(),
+        })
         .await
-        .map_err(StoreError::from_display)?;
-        let now = now_millis();
-        for (offset, message) in messages.iter().enumerate() {
-            let body = serde_json::to_string(message).map_err(StoreError::from_display)?;
-            sqlx::query("INSERT INTO messages (agent, instance_id, session, seq, body, created_at) VALUES (?, ?, ?, ?, ?, ?)")
-                .bind(&key.instance.agent)
-                .bind(&key.instance.id)
-                .bind(&key.session)
-                .bind(next + offset as i64)
-                .bind(body)
-                .bind(now)
-                .execute(&mut *tx)
-                .await
-                .map_err(StoreError::from_display)?;
-        }
-        tx.commit().await.map_err(StoreError::from_display)
     }
 
     async fn state_get(
@@ -159,7 +265,7 @@ impl Store for SqliteStore {
         .bind(&instance.agent)
         .bind(&instance.id)
         .bind(key)
-        .fetch_optional(&self.pool)
+        .fetch_optional(&self.reads)
         .await
         .map_err(StoreError::from_display)
     }
@@ -170,19 +276,12 @@ impl Store for SqliteStore {
         key: &str,
         value: &str,
     ) -> Result<(), StoreError> {
-        let _writer = self.writer.lock().await;
-        sqlx::query(
-            "INSERT INTO instance_state (agent, instance_id, key, value) VALUES (?, ?, ?, ?)
-             ON CONFLICT (agent, instance_id, key) DO UPDATE SET value = excluded.value",
-        )
-        .bind(&instance.agent)
-        .bind(&instance.id)
-        .bind(key)
-        .bind(value)
-        .execute(&self.pool)
+        self.write(Write::State {
+            instance: instance.clone(),
+            key: key.to_string(),
+            value: value.to_string(),
+        })
         .await
-        .map_err(StoreError::from_display)?;
-        Ok(())
     }
 }
 
@@ -240,6 +339,59 @@ mod tests {
                 .as_deref(),
             Some("v2")
         );
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    #[tokio::test]
+    async fn a_first_version_database_keeps_its_order() {
+        let dir = std::env::temp_dir().join(format!("flue-store-m-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("t.db");
+        let options = SqliteConnectOptions::new()
+            .filename(&path)
+            .create_if_missing(true);
+        let mut old = SqliteConnection::connect_with(&options).await.unwrap();
+        sqlx::raw_sql(MIGRATIONS[0])
+            .execute(&mut old)
+            .await
+            .unwrap();
+        sqlx::raw_sql("PRAGMA user_version = 1")
+            .execute(&mut old)
+            .await
+            .unwrap();
+        for (seq, text) in [(1, "second"), (0, "first")] {
+            let body = serde_json::to_string(&Message::User {
+                content: text.into(),
+            })
+            .unwrap();
+            sqlx::query("INSERT INTO messages VALUES ('a', 'i', 's', ?, ?, 0)")
+                .bind(seq)
+                .bind(body)
+                .execute(&mut old)
+                .await
+                .unwrap();
+        }
+        old.close().await.unwrap();
+        let store = SqliteStore::open(&path).await.unwrap();
+        let third = Message::User {
+            content: "third".into(),
+        };
+        store
+            .append(&key("s"), std::slice::from_ref(&third))
+            .await
+            .unwrap();
+        let texts: Vec<_> = store
+            .history(&key("s"))
+            .await
+            .unwrap()
+            .into_iter()
+            .map(|m| match m {
+                Message::User { content } => content,
+                other => panic!("unexpected {other:?}"),
+            })
+            .collect();
+        assert_eq!(texts, ["first", "second", "third"]);
         let _ = std::fs::remove_dir_all(&dir);
     }
 
