@@ -9,13 +9,45 @@ pub use wit::ThinkingLevel;
 /// A skill: a Markdown document the model can load by name when it needs it.
 pub type Skill = wit::Skill;
 
-/// When and how a long session is summarized.
-#[derive(Debug, Clone, Copy, Default)]
+/// When and how a long session is summarized. Compaction is on by default, with a
+/// threshold of three quarters of the model's context window and two turns kept.
+#[derive(Debug, Clone, Copy)]
 pub struct Compaction {
+    /// Whether older turns are summarized at all.
+    pub enabled: bool,
     /// History size in tokens past which older turns are summarized.
     pub max_tokens: Option<u32>,
     /// How many recent turns stay verbatim.
     pub keep_recent: Option<u32>,
+}
+
+impl Default for Compaction {
+    fn default() -> Self {
+        Self {
+            enabled: true,
+            max_tokens: None,
+            keep_recent: None,
+        }
+    }
+}
+
+impl Compaction {
+    /// Summarize once the request passes `max_tokens`, keeping `keep_recent` turns.
+    pub fn at(max_tokens: u32, keep_recent: u32) -> Self {
+        Self {
+            enabled: true,
+            max_tokens: Some(max_tokens),
+            keep_recent: Some(keep_recent),
+        }
+    }
+
+    /// Never summarize: the model sees the whole history.
+    pub fn off() -> Self {
+        Self {
+            enabled: false,
+            ..Self::default()
+        }
+    }
 }
 
 /// The fields an agent config and a profile share.
@@ -241,7 +273,7 @@ impl AgentConfig {
             skills: p.skills,
             subagents: p.subagents.into_iter().map(Subagent::into_wit).collect(),
             compaction: self.compaction.map(|c| wit::Compaction {
-                enabled: true,
+                enabled: c.enabled,
                 max_tokens: c.max_tokens,
                 keep_recent: c.keep_recent,
             }),

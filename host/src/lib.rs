@@ -24,6 +24,7 @@ pub mod registry;
 pub mod runtime;
 pub mod server;
 pub mod store;
+pub mod tools;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -212,6 +213,24 @@ impl Session {
             .shared
             .run_prompt(self.prompt_of(message), Some(&mut on_event))
             .await
+    }
+
+    /// Runs one of the agent's skills as a prompt: the skill's body, then `args`.
+    pub async fn skill(&self, name: &str, args: serde_json::Value) -> Result<PromptResult, Error> {
+        let config = self.harness.config().await?;
+        let skill = config
+            .skills
+            .iter()
+            .find(|s| s.name == name)
+            .ok_or_else(|| {
+                let names: Vec<&str> = config.skills.iter().map(|s| s.name.as_str()).collect();
+                Error::InvalidRequest(format!(
+                    "agent '{}' has no skill '{name}' (skills: {})",
+                    self.key.instance.agent,
+                    names.join(", ")
+                ))
+            })?;
+        self.prompt(&harness::skills::prompt(skill, &args)).await
     }
 
     /// The session's stored messages, oldest first.

@@ -50,6 +50,15 @@ pub struct AgentSettings {
     /// Values handed to the agent's `create` as `ctx.env`.
     #[serde(default)]
     pub env: BTreeMap<String, String>,
+    /// Host folders a `local` sandbox of this agent may be bound to (its `cwd` must lie
+    /// inside one); relative paths are taken from the project folder. Empty: none.
+    #[serde(default)]
+    pub local_dirs: Vec<PathBuf>,
+    /// Programs the model may run with `bash` in a `local` sandbox. Empty: no `bash`.
+    #[serde(default)]
+    pub commands: Vec<String>,
+    /// How long one `bash` command may run (default 10000).
+    pub command_timeout_ms: Option<u64>,
 }
 
 /// Default bound on model ↔ tool rounds in one prompt.
@@ -59,11 +68,17 @@ impl ProjectConfig {
     /// Reads `flue.toml` in `dir`; a missing file is the default config.
     pub fn load(dir: &Path) -> Result<Self, String> {
         let path = dir.join("flue.toml");
-        match std::fs::read_to_string(&path) {
-            Ok(text) => toml::from_str(&text).map_err(|e| format!("{}: {e}", path.display())),
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(Self::default()),
-            Err(e) => Err(format!("cannot read {}: {e}", path.display())),
+        let mut config: Self = match std::fs::read_to_string(&path) {
+            Ok(text) => toml::from_str(&text).map_err(|e| format!("{}: {e}", path.display()))?,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Self::default(),
+            Err(e) => return Err(format!("cannot read {}: {e}", path.display())),
+        };
+        for settings in config.agents.values_mut() {
+            for local in &mut settings.local_dirs {
+                *local = dir.join(&*local);
+            }
         }
+        Ok(config)
     }
 
     /// The guest limits, defaults filled in.
@@ -96,12 +111,14 @@ impl ProjectConfig {
             .unwrap_or(DEFAULT_MAX_TOOL_ROUNDS)
     }
 
+    /// The settings of one agent (defaults if `flue.toml` names none).
+    pub fn agent(&self, agent: &str) -> AgentSettings {
+        self.agents.get(agent).cloned().unwrap_or_default()
+    }
+
     /// The `env` handed to an agent's `create`.
     pub fn agent_env(&self, agent: &str) -> Vec<(String, String)> {
-        self.agents
-            .get(agent)
-            .map(|a| a.env.clone().into_iter().collect())
-            .unwrap_or_default()
+        self.agent(agent).env.into_iter().collect()
     }
 }
 
@@ -112,6 +129,8 @@ pub struct HostOptions {
     pub agents_dir: PathBuf,
     /// Where the database and the compile cache live (default `.flue`).
     pub data_dir: PathBuf,
+    /// The folder of `<name>/SKILL.md` skills agents may name.
+    pub skills_dir: PathBuf,
     /// The parsed `flue.toml`.
     pub config: ProjectConfig,
     /// Environment the model providers read (API keys, base URLs).
@@ -128,6 +147,7 @@ impl HostOptions {
         Ok(Self {
             agents_dir: dir.join("agents"),
             data_dir,
+            skills_dir: dir.join("skills"),
             config: ProjectConfig::load(dir)?,
             env: crate::models::process_env(),
         })

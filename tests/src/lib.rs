@@ -84,6 +84,7 @@ impl Project {
         HostOptions {
             agents_dir: self.path().join("agents"),
             data_dir: self.path().join(".flue"),
+            skills_dir: self.path().join("skills"),
             config: ProjectConfig::default(),
             env: provider_env(fake),
         }

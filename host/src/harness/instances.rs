@@ -8,10 +8,10 @@ use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
 
-use super::Shared;
+use super::{Shared, skills};
 use crate::Error;
 use crate::agent_config::AgentConfig;
-use crate::models::{Message, ModelRequest};
+use crate::models::{Message, ModelRequest, Usage};
 use crate::registry::AgentVersion;
 use crate::runtime::{GuestError, GuestHost, GuestLogLevel, Instance};
 use crate::store::{InstanceKey, SessionKey};
@@ -19,6 +19,7 @@ use crate::store::{InstanceKey, SessionKey};
 /// An instance whose `create` has run.
 struct Live {
     instance: Instance,
+    host: Arc<InstanceHost>,
     config: Arc<AgentConfig>,
     version: Arc<AgentVersion>,
     last_used: Instant,
@@ -95,21 +96,24 @@ impl Shared {
         Ok((live.config.clone(), version))
     }
 
-    /// Runs one of the agent's own tools inside its instance. `Ok(Err(_))` is the tool's
-    /// own error; `Err(_)` means the instance failed and was discarded. The tool runs
-    /// in `version`, the one the prompt started with, even if a newer one was loaded since.
+    /// Runs one of the agent's own tools inside its instance, with the tokens its own
+    /// model calls used. `Ok((Err(_), _))` is the tool's own error; `Err(_)` means the
+    /// instance failed and was discarded. The tool runs in `version`, the one the prompt
+    /// started with, even if a newer one was loaded since.
     pub async fn call_guest_tool(
         self: &Arc<Self>,
         key: &SessionKey,
         version: &Arc<AgentVersion>,
         name: &str,
         args: &str,
-    ) -> Result<Result<String, String>, Error> {
+    ) -> Result<(Result<String, String>, Usage), Error> {
         let slot = self.instances.slot(&key.instance);
         let mut live = slot.lock().await;
         let agent = self.ensure_live(&key.instance, &mut live, version).await?;
-        match agent.instance.call_tool(&key.session, name, args).await {
-            Ok(answer) => Ok(answer),
+        let answer = agent.instance.call_tool(&key.session, name, args).await;
+        let spent = std::mem::take(&mut *agent.host.spent.lock().expect("usage lock"));
+        match answer {
+            Ok(answer) => Ok((answer, spent)),
             Err(source) => {
                 self.instances.discard(&mut live);
                 Err(self.guest_failure(&key.instance.agent, source))
@@ -170,6 +174,7 @@ impl Shared {
             shared: Arc::downgrade(self),
             key: key.clone(),
             config: OnceLock::new(),
+            spent: Mutex::default(),
         });
         let mut instance = self
             .runtime
@@ -177,15 +182,20 @@ impl Shared {
             .await
             .map_err(guest_error)?;
         let env = self.options.config.agent_env(&key.agent);
-        let config = instance
+        let mut config = instance
             .create(&key.agent, &key.id, env, None)
             .await
             .map_err(guest_error)?
             .resolved();
+        skills::load(&mut config, &self.options.skills_dir).map_err(|reason| Error::Config {
+            agent: key.agent.clone(),
+            reason,
+        })?;
         let config = Arc::new(config);
         let _ = host.config.set(config.clone());
         Ok(Live {
             instance,
+            host,
             config,
             version,
             last_used: Instant::now(),
@@ -200,6 +210,8 @@ struct InstanceHost {
     /// What `create` returned, once it has: the default model for `model.complete`,
     /// and whether sessions and state persist.
     config: OnceLock<Arc<AgentConfig>>,
+    /// Tokens the guest's own model calls used since the harness last looked.
+    spent: Mutex<Usage>,
 }
 
 impl InstanceHost {
@@ -252,6 +264,7 @@ impl GuestHost for InstanceHost {
             })
             .await
             .map_err(|e| e.to_string())?;
+        self.spent.lock().expect("usage lock").add(answer.usage);
         Ok(serde_json::json!({"text": answer.text, "usage": answer.usage, "model": model_ref.to_string()}).to_string())
     }
 

@@ -1,7 +1,12 @@
 //! The agent loop: instructions + session history + prompt → model → tool calls → … →
 //! final text, with a bound on tool rounds, events for streaming, and the usage summed.
 
+mod compaction;
+mod conversation;
 mod instances;
+mod sandbox;
+pub mod skills;
+mod tasks;
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -11,12 +16,13 @@ use serde_json::json;
 
 use crate::Error;
 use crate::agent_config::AgentConfig;
-use crate::models::{Message, ModelRequest, Providers, StreamEvent, ToolCall, ToolSpec, Usage};
+use crate::models::{Providers, Usage};
 use crate::project::HostOptions;
 use crate::registry::{AgentVersion, Registry};
 use crate::runtime::Runtime;
 use crate::store::{MemoryStore, SessionKey, Store};
 
+use conversation::{Conversation, Persona};
 pub use instances::Instances;
 
 /// The most output tokens one model call may produce.
@@ -83,6 +89,25 @@ pub enum Event {
         call_id: String,
         is_error: bool,
         result: String,
+    },
+    /// The model delegated a task to a helper, which works in its own child session.
+    TaskStart {
+        task_id: String,
+        subagent: String,
+        session: String,
+        prompt: String,
+    },
+    /// A helper finished its task; its answer (or error) goes back to the model.
+    TaskEnd {
+        task_id: String,
+        subagent: String,
+        is_error: bool,
+        result: String,
+    },
+    /// Older turns were summarized to keep the request under the session's threshold.
+    Compacted {
+        tokens_before: usize,
+        tokens_after: usize,
     },
 }
 
@@ -204,130 +229,27 @@ impl Shared {
         let lock = self.session_lock(key);
         let _turn = lock.lock().await;
         let (config, version) = self.instance_config(&key.instance).await?;
-        let model = prompt
-            .model_override
-            .or(config.model.as_deref())
-            .ok_or_else(|| Error::Config {
-                agent: key.instance.agent.clone(),
-                reason: "sets no model (give one in create, or pass a model override)".into(),
-            })?;
-        let (model_ref, provider) = self.providers.resolve(model)?;
-        let mut request = ModelRequest {
-            model: model_ref.model.clone(),
-            system: config.instructions.clone(),
-            thinking: config.thinking_level,
-            messages: self.store_for(&config).history(key).await?,
-            tools: tool_specs(&config),
-            max_tokens: MAX_OUTPUT_TOKENS,
-        };
-        let before = request.messages.len();
-        request.messages.push(Message::User {
-            content: prompt.message.to_string(),
-        });
-        emit(
-            &mut events,
-            Event::Start {
+        let persona = Persona::of_agent(&config, &key.instance.agent, prompt.model_override)?;
+        let mut sandbox = self.open_sandbox(key, &config).await?;
+        if let Some(sink) = events.as_deref_mut() {
+            sink(Event::Start {
                 session: key.session.clone(),
-            },
-        );
-        let mut usage = Usage::default();
-        let max_rounds = self.options.config.max_tool_rounds();
-        for round in 0..=max_rounds {
-            let answer = match events.as_deref_mut() {
-                Some(sink) => {
-                    let mut forward = |e: StreamEvent| match e {
-                        StreamEvent::TextDelta(text) => sink(Event::TextDelta { text }),
-                    };
-                    provider.stream(&request, &mut forward).await?
-                }
-                None => provider.complete(&request).await?,
-            };
-            usage.add(answer.usage);
-            request.messages.push(Message::Assistant {
-                content: answer.text.clone(),
-                tool_calls: answer.tool_calls.clone(),
             });
-            if answer.tool_calls.is_empty() {
-                let store = self.store_for(&config);
-                store.append(key, &request.messages[before..]).await?;
-                return Ok(PromptResult {
-                    text: answer.text,
-                    usage,
-                    model: model_ref.to_string(),
-                });
-            }
-            if round == max_rounds {
-                break;
-            }
-            for call in &answer.tool_calls {
-                let result = self
-                    .run_tool(key, &config, &version, call, &mut events)
-                    .await?;
-                request.messages.push(result);
-            }
         }
-        Err(Error::ToolRounds(max_rounds))
-    }
-
-    /// Runs one tool call and returns the message that carries its result to the model.
-    async fn run_tool(
-        self: &Arc<Self>,
-        key: &SessionKey,
-        config: &AgentConfig,
-        version: &Arc<AgentVersion>,
-        call: &ToolCall,
-        events: &mut Option<&mut (dyn FnMut(Event) + Send)>,
-    ) -> Result<Message, Error> {
-        emit(
+        let mut conversation = Conversation {
+            shared: self,
+            key: key.clone(),
+            version,
+            config: config.clone(),
+            persona,
+            sandbox: sandbox.as_mut(),
+            depth: 0,
             events,
-            Event::ToolStart {
-                name: call.name.clone(),
-                call_id: call.id.clone(),
-                args: call.arguments.clone(),
-            },
-        );
-        let outcome = if config.tools.iter().any(|t| t.name == call.name) {
-            self.call_guest_tool(key, version, &call.name, &call.arguments.to_string())
-                .await?
-        } else {
-            Err(format!("there is no tool named '{}'", call.name))
         };
-        let (content, is_error) = match outcome {
-            Ok(text) => (text, false),
-            Err(text) => (text, true),
-        };
-        emit(
-            events,
-            Event::ToolEnd {
-                name: call.name.clone(),
-                call_id: call.id.clone(),
-                is_error,
-                result: content.clone(),
-            },
-        );
-        Ok(Message::Tool {
-            tool_call_id: call.id.clone(),
-            name: call.name.clone(),
-            content,
-            is_error,
-        })
+        let outcome = conversation.run(prompt.message.to_string()).await;
+        if let Some(sandbox) = &sandbox {
+            self.save_sandbox(key, &config, sandbox).await?;
+        }
+        outcome
     }
-}
-
-fn emit(events: &mut Option<&mut (dyn FnMut(Event) + Send)>, event: Event) {
-    if let Some(sink) = events.as_deref_mut() {
-        sink(event);
-    }
-}
-
-fn tool_specs(config: &AgentConfig) -> Vec<ToolSpec> {
-    config
-        .tools
-        .iter()
-        .map(|t| ToolSpec {
-            name: t.name.clone(),
-            description: t.description.clone(),
-            parameters: t.parameters.clone(),
-        })
-        .collect()
 }

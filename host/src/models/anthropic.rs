@@ -93,7 +93,9 @@ fn messages(messages: &[Message]) -> Vec<Value> {
     let mut out: Vec<Value> = Vec::new();
     for message in messages {
         match message {
-            Message::User { content } => out.push(json!({"role": "user", "content": content})),
+            Message::User { .. } | Message::Summary { .. } => {
+                out.push(json!({"role": "user", "content": message.user_text()}))
+            }
             Message::Assistant {
                 content,
                 tool_calls,

@@ -37,6 +37,23 @@ pub enum Message {
         #[serde(default)]
         is_error: bool,
     },
+    /// A summary of the turns before it, written when the session was compacted; the
+    /// `kept` messages stored just before it stay verbatim. The model sees it as a user
+    /// message.
+    Summary { content: String, kept: u32 },
+}
+
+impl Message {
+    /// The text the model sees for a user-side message (a user turn or a summary).
+    pub fn user_text(&self) -> Option<std::borrow::Cow<'_, str>> {
+        match self {
+            Message::User { content } => Some(content.into()),
+            Message::Summary { content, .. } => {
+                Some(format!("[Summary of the earlier conversation]\n{content}").into())
+            }
+            _ => None,
+        }
+    }
 }
 
 /// A tool call requested by the model.

@@ -93,7 +93,9 @@ fn request_body(request: &ModelRequest, stream: bool) -> Value {
 
 fn message(m: &Message) -> Value {
     match m {
-        Message::User { content } => json!({"role": "user", "content": content}),
+        Message::User { .. } | Message::Summary { .. } => {
+            json!({"role": "user", "content": m.user_text()})
+        }
         Message::Assistant {
             content,
             tool_calls,

@@ -53,6 +53,24 @@ pub struct ModelRef {
 }
 
 impl ModelRef {
+    /// How many tokens the model reads at most, from its family's published figure;
+    /// a conservative 32k for models this host does not know.
+    pub fn context_window(&self) -> usize {
+        const WINDOWS: &[(&str, usize)] = &[
+            ("claude", 200_000),
+            ("gpt-4.1", 1_000_000),
+            ("gpt-5", 400_000),
+            ("gpt-4o", 128_000),
+            ("o1", 200_000),
+            ("o3", 200_000),
+            ("o4", 200_000),
+        ];
+        WINDOWS
+            .iter()
+            .find(|(family, _)| self.model.starts_with(family))
+            .map_or(32_000, |(_, window)| *window)
+    }
+
     /// Splits `provider/model`; the model part may itself contain `/`.
     pub fn parse(s: &str) -> Result<Self, ModelError> {
         match s.split_once('/') {

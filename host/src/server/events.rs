@@ -31,6 +31,34 @@ pub fn event(e: &Event) -> (&'static str, Value) {
             json!({"type": "tool_end", "toolName": name, "toolCallId": call_id, "isError": is_error,
                    "result": result, "tool_name": name, "tool_call_id": call_id, "is_error": is_error}),
         ),
+        Event::TaskStart {
+            task_id,
+            subagent,
+            session,
+            prompt,
+        } => (
+            "task_start",
+            json!({"type": "task_start", "taskId": task_id, "task_id": task_id, "subagent": subagent,
+                   "sessionId": session, "session_id": session, "prompt": prompt}),
+        ),
+        Event::TaskEnd {
+            task_id,
+            subagent,
+            is_error,
+            result,
+        } => (
+            "task_end",
+            json!({"type": "task_end", "taskId": task_id, "task_id": task_id, "subagent": subagent,
+                   "isError": is_error, "is_error": is_error, "result": result}),
+        ),
+        Event::Compacted {
+            tokens_before,
+            tokens_after,
+        } => (
+            "compaction",
+            json!({"type": "compaction", "tokensBefore": tokens_before, "tokens_before": tokens_before,
+                   "tokensAfter": tokens_after, "tokens_after": tokens_after}),
+        ),
     }
 }
 

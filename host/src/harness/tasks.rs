@@ -1,0 +1,162 @@
+//! Subagents: the model delegates with the `task` tool; the helper answers in a child
+//! session of its own, reported by `task_start`/`task_end`, and its answer is the
+//! tool's result. A helper is defined inline or is another registered agent.
+
+use serde_json::json;
+
+use super::Event;
+use super::conversation::{Conversation, Persona};
+use crate::Error;
+use crate::agent_config::Subagent;
+use crate::models::{ToolCall, ToolSpec, Usage};
+use crate::store::{InstanceKey, SessionKey};
+
+/// The tool the model delegates with.
+pub const TASK_TOOL: &str = "task";
+/// How deep tasks may nest: a helper at this depth cannot delegate further.
+pub const MAX_DEPTH: u32 = 3;
+
+/// The `task` tool, offering the given helpers by name.
+pub fn tool(helpers: &[Subagent]) -> ToolSpec {
+    let names: Vec<&str> = helpers.iter().map(|h| h.name.as_str()).collect();
+    let list: Vec<String> = helpers
+        .iter()
+        .map(|h| format!("- {}: {}", h.name, h.description))
+        .collect();
+    ToolSpec {
+        name: TASK_TOOL.into(),
+        description: format!(
+            "Delegate a task to a helper, who works on it alone and returns its answer. Helpers:\n{}",
+            list.join("\n")
+        ),
+        parameters: json!({
+            "type": "object",
+            "properties": {
+                "subagent": {"type": "string", "enum": names},
+                "prompt": {"type": "string", "description": "The task, with everything the helper needs to know."}
+            },
+            "required": ["subagent", "prompt"]
+        }),
+    }
+}
+
+impl Conversation<'_, '_> {
+    /// Runs a `task` call in a child conversation. A helper that fails gives the model
+    /// an error result; the parent conversation carries on.
+    pub(super) async fn run_task(
+        &mut self,
+        call: &ToolCall,
+    ) -> Result<(Result<String, String>, Usage), Error> {
+        let args = &call.arguments;
+        let (Some(name), Some(prompt)) = (args["subagent"].as_str(), args["prompt"].as_str())
+        else {
+            return Ok((
+                Err("task needs string arguments 'subagent' and 'prompt'".into()),
+                Usage::default(),
+            ));
+        };
+        let Some(helper) = self
+            .persona
+            .subagents
+            .iter()
+            .find(|h| h.name == name)
+            .cloned()
+        else {
+            let names: Vec<&str> = self
+                .persona
+                .subagents
+                .iter()
+                .map(|h| h.name.as_str())
+                .collect();
+            return Ok((
+                Err(format!(
+                    "there is no helper '{name}' (helpers: {})",
+                    names.join(", ")
+                )),
+                Usage::default(),
+            ));
+        };
+        let session = format!("{}/task/{}/{}", self.key.session, helper.name, call.id);
+        self.emit(Event::TaskStart {
+            task_id: call.id.clone(),
+            subagent: helper.name.clone(),
+            session: session.clone(),
+            prompt: prompt.to_string(),
+        });
+        let outcome = match &helper.agent {
+            Some(agent) => self.run_agent_helper(&helper, agent, session, prompt).await,
+            None => {
+                let mut child = Conversation {
+                    shared: self.shared,
+                    key: SessionKey {
+                        instance: self.key.instance.clone(),
+                        session,
+                    },
+                    version: self.version.clone(),
+                    config: self.config.clone(),
+                    persona: Persona::of_helper(&helper, &self.persona),
+                    sandbox: self.sandbox.as_deref_mut(),
+                    depth: self.depth + 1,
+                    events: None,
+                };
+                child.run(prompt.to_string()).await
+            }
+        };
+        let (result, usage) = match outcome {
+            Ok(done) => (Ok(done.text), done.usage),
+            Err(e) => (
+                Err(format!("the helper '{name}' failed: {e}")),
+                Usage::default(),
+            ),
+        };
+        let (text, is_error) = match &result {
+            Ok(text) => (text.clone(), false),
+            Err(text) => (text.clone(), true),
+        };
+        self.emit(Event::TaskEnd {
+            task_id: call.id.clone(),
+            subagent: helper.name.clone(),
+            is_error,
+            result: text,
+        });
+        Ok((result, usage))
+    }
+
+    /// A helper played by another registered agent: its instance of the same id,
+    /// a child session there, and that agent's own sandbox.
+    async fn run_agent_helper(
+        &mut self,
+        helper: &Subagent,
+        agent: &str,
+        session: String,
+        prompt: &str,
+    ) -> Result<super::PromptResult, Error> {
+        let shared = self.shared;
+        let key = SessionKey {
+            instance: InstanceKey {
+                agent: agent.to_string(),
+                id: self.key.instance.id.clone(),
+            },
+            session,
+        };
+        let (config, version) = shared.instance_config(&key.instance).await?;
+        let mut persona = Persona::of_agent(&config, agent, helper.model.as_deref())?;
+        persona.thinking = helper.thinking_level.or(persona.thinking);
+        let mut sandbox = shared.open_sandbox(&key, &config).await?;
+        let mut child = Conversation {
+            shared,
+            key: key.clone(),
+            version,
+            config: config.clone(),
+            persona,
+            sandbox: sandbox.as_mut(),
+            depth: self.depth + 1,
+            events: None,
+        };
+        let outcome = child.run(prompt.to_string()).await;
+        if let Some(sandbox) = &sandbox {
+            shared.save_sandbox(&key, &config, sandbox).await?;
+        }
+        outcome
+    }
+}
