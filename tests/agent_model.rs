@@ -538,3 +538,94 @@ async fn a_guest_model_call_counts_in_the_prompt_usage() {
         "the guest's 400-character answer is counted: {asked:?} vs {plain:?}"
     );
 }
+
+#[tokio::test]
+async fn the_example_agents_review_and_delegate() {
+    let (fake, turns) = recorded(|turn| {
+        let system = turn.system.clone().unwrap_or_default();
+        let last = turn.last_tool_result.clone().unwrap_or_default();
+        let step = results_so_far(turn);
+        if system.starts_with("You coordinate") {
+            match step {
+                0 => call(
+                    "task",
+                    json!({"subagent": "reviewer", "prompt": "review the repository"}),
+                ),
+                1 => call("task", json!({"subagent": "summarizer", "prompt": last})),
+                _ => Reply::Text(format!("report: {last}")),
+            }
+        } else if system.starts_with("You review code changes") {
+            match step {
+                0 => call("skill", json!({"name": "code-review"})),
+                1 => call("read", json!({"path": "src/lib.rs"})),
+                _ => Reply::Text(format!("finding:{last}")),
+            }
+        } else {
+            Reply::Text(format!(
+                "notes: {}",
+                turn.last_user_text.clone().unwrap_or_default()
+            ))
+        }
+    })
+    .await;
+    let project = Project::empty();
+    project.add_agent("reviewer", &guest("agents/reviewer"));
+    project.add_agent("coordinator", &guest("agents/coordinator"));
+    let skill = flue_tests::workspace().join("skills/code-review/SKILL.md");
+    std::fs::create_dir_all(project.path().join("skills/code-review")).unwrap();
+    std::fs::copy(skill, project.path().join("skills/code-review/SKILL.md")).unwrap();
+    std::fs::create_dir_all(project.path().join("repo/src")).unwrap();
+    std::fs::write(
+        project.path().join("repo/src/lib.rs"),
+        "fn divide(a: u32, b: u32) -> u32 { a / b }\n",
+    )
+    .unwrap();
+    std::fs::write(
+        project.path().join("flue.toml"),
+        "[agents.reviewer]\nlocal_dirs = [\"repo\"]\nenv = { REPO = \"repo\" }\n",
+    )
+    .unwrap();
+    let host = local_host(&project, &fake).await;
+
+    let config = host
+        .init_agent("reviewer", "r")
+        .await
+        .unwrap()
+        .config()
+        .await
+        .unwrap();
+    assert_eq!(
+        config.model.as_deref(),
+        Some("anthropic/claude-sonnet-4-5"),
+        "from the profile"
+    );
+    assert!(config.skills[0].body.contains("Reviewing a change"));
+    assert_eq!(
+        config.subagents[0].model.as_deref(),
+        Some("anthropic/claude-haiku-4-5")
+    );
+
+    let answer = host
+        .init_agent("coordinator", "release-1")
+        .await
+        .unwrap()
+        .session("main")
+        .prompt("prepare the release")
+        .await
+        .unwrap();
+    assert_eq!(
+        answer.text,
+        "report: notes: finding:     1\tfn divide(a: u32, b: u32) -> u32 { a / b }"
+    );
+    let reviewer_turns = turns
+        .lock()
+        .unwrap()
+        .iter()
+        .filter(|t| {
+            t.system
+                .as_deref()
+                .is_some_and(|s| s.starts_with("You review"))
+        })
+        .count();
+    assert_eq!(reviewer_turns, 3, "skill, read, answer");
+}

@@ -349,7 +349,15 @@ async fn profiles_merge_and_thinking_reaches_the_provider() {
     );
     let openai = &fake.requests()[0].body;
     assert_eq!(openai["reasoning_effort"], "high");
-    assert_eq!(openai["messages"][0]["content"], "config instructions");
+    let system = openai["messages"][0]["content"].as_str().unwrap();
+    assert!(
+        system.starts_with("config instructions\n\n## Skills\n"),
+        "{system}"
+    );
+    assert!(
+        system.contains("- style: How to write answers."),
+        "the profile's skill is listed: {system}"
+    );
 
     let before = fake.requests().len();
     let on_anthropic = harness.clone().with_model("anthropic/claude-haiku-4-5");
