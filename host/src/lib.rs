@@ -37,6 +37,8 @@ pub use project::{HostOptions, ProjectConfig};
 use harness::{Prompt, Shared};
 use registry::{LoadProblem, Registry};
 use runtime::Runtime;
+use store::queue::NewDispatch;
+pub use store::queue::{DispatchRecord, DispatchStatus, Receipt};
 use store::{InstanceKey, SessionKey, SqliteStore};
 
 /// The session a prompt uses when none is named.
@@ -57,11 +59,59 @@ impl Host {
             Runtime::new(limits, options.data_dir.join("cache"))
                 .map_err(|e| Error::Startup(e.to_string()))?,
         );
-        let store = SqliteStore::open(&options.data_dir.join("flue.db")).await?;
+        let store = Arc::new(SqliteStore::open(&options.data_dir.join("flue.db")).await?);
         let registry = Registry::scan(runtime.clone(), &options.agents_dir).await;
-        let shared = Arc::new(Shared::new(options, runtime, registry, Arc::new(store)));
+        let shared = Arc::new(Shared::new(
+            options,
+            runtime,
+            registry,
+            store.clone(),
+            store,
+        ));
         tokio::spawn(evict_idle_instances(Arc::downgrade(&shared)));
+        tokio::spawn(harness::dispatcher::run(
+            Arc::downgrade(&shared),
+            shared.dispatch_ready.clone(),
+        ));
         Ok(Self { shared })
+    }
+
+    /// Stores an event for a session of an instance and returns its receipt once it is
+    /// durably committed; a worker then runs it as a turn of that session. With an
+    /// idempotency key, repeating the call returns the first receipt.
+    pub async fn dispatch(
+        &self,
+        agent: &str,
+        id: &str,
+        session: &str,
+        input: &serde_json::Value,
+        idempotency_key: Option<&str>,
+    ) -> Result<Receipt, Error> {
+        self.shared.agent(agent)?;
+        if id.is_empty() || session.is_empty() {
+            return Err(Error::InvalidRequest(
+                "the instance id and the session may not be empty".into(),
+            ));
+        }
+        let event = NewDispatch {
+            session: SessionKey {
+                instance: InstanceKey {
+                    agent: agent.to_string(),
+                    id: id.to_string(),
+                },
+                session: session.to_string(),
+            },
+            input: input.to_string(),
+            idempotency_key: idempotency_key.map(str::to_string),
+        };
+        let receipt = self.shared.queue.enqueue(event).await?;
+        self.shared.dispatch_ready.notify_one();
+        Ok(receipt)
+    }
+
+    /// A dispatched event and how its delivery went, if it exists.
+    pub async fn dispatch_status(&self, id: &str) -> Result<Option<DispatchRecord>, Error> {
+        Ok(self.shared.queue.dispatch(id).await?)
     }
 
     /// The loaded agents, by name.

@@ -28,6 +28,45 @@ pub struct ProjectConfig {
     /// API keys for the server: `[[keys]] name, sha256, agents, ids`.
     #[serde(default)]
     pub keys: Vec<crate::server::auth::ApiKey>,
+    /// Delivery of dispatched events.
+    #[serde(default)]
+    pub dispatch: DispatchSettings,
+}
+
+/// `[dispatch]` in `flue.toml`: how dispatched events are delivered.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DispatchSettings {
+    /// Events processed at once (default 16).
+    pub workers: Option<usize>,
+    /// Attempts before an event is declared dead (default 5).
+    pub max_attempts: Option<u32>,
+    /// Delay before the first retry, doubled for each further one (default 1000).
+    pub backoff_ms: Option<u64>,
+    /// How long a claimed event stays claimed without a renewal (default 30000).
+    pub lease_ms: Option<u64>,
+}
+
+impl DispatchSettings {
+    /// Events processed at once.
+    pub fn workers(&self) -> usize {
+        self.workers.unwrap_or(16).max(1)
+    }
+
+    /// Attempts before an event is dead.
+    pub fn max_attempts(&self) -> u32 {
+        self.max_attempts.unwrap_or(5).max(1)
+    }
+
+    /// Delay before the first retry.
+    pub fn backoff(&self) -> Duration {
+        Duration::from_millis(self.backoff_ms.unwrap_or(1000))
+    }
+
+    /// How long a claim lasts without renewal.
+    pub fn lease(&self) -> Duration {
+        Duration::from_millis(self.lease_ms.unwrap_or(30_000).max(100))
+    }
 }
 
 /// `[limits]` in `flue.toml`.

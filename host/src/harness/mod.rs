@@ -3,6 +3,7 @@
 
 mod compaction;
 mod conversation;
+pub mod dispatcher;
 mod instances;
 mod sandbox;
 pub mod skills;
@@ -20,7 +21,7 @@ use crate::models::{Providers, Usage};
 use crate::project::HostOptions;
 use crate::registry::{AgentVersion, Registry};
 use crate::runtime::Runtime;
-use crate::store::{MemoryStore, SessionKey, Store};
+use crate::store::{MemoryStore, Queue, SessionKey, Store};
 
 use conversation::{Conversation, Persona};
 pub use instances::Instances;
@@ -34,6 +35,10 @@ pub struct Shared {
     pub runtime: Arc<Runtime>,
     pub registry: Registry,
     pub store: Arc<dyn Store>,
+    /// Dispatched events waiting for delivery.
+    pub queue: Arc<dyn Queue>,
+    /// Wakes the dispatcher when an event is enqueued.
+    pub dispatch_ready: Arc<tokio::sync::Notify>,
     /// Where agents with `persist = false` keep their sessions.
     pub memory: MemoryStore,
     pub providers: Providers,
@@ -154,6 +159,7 @@ impl Shared {
         runtime: Arc<Runtime>,
         registry: Registry,
         store: Arc<dyn Store>,
+        queue: Arc<dyn Queue>,
     ) -> Self {
         let providers = Providers::new(
             options.config.providers.clone(),
@@ -165,6 +171,8 @@ impl Shared {
             runtime,
             registry,
             store,
+            queue,
+            dispatch_ready: Arc::default(),
             memory: MemoryStore::default(),
             providers,
             instances: Instances::default(),

@@ -2,6 +2,7 @@
 //! translates requests into library calls and results into wire shapes.
 
 pub mod auth;
+mod dispatch;
 mod error;
 mod events;
 mod metrics;
@@ -105,6 +106,11 @@ fn router(app: App) -> Router {
                 .get(connect)
                 .fallback(|| async { ApiError::method_not_allowed(&["GET", "POST"]) }),
         )
+        .route(
+            "/agents/{name}/{id}/dispatch",
+            post(dispatch::accept).fallback(|| async { ApiError::method_not_allowed(&["POST"]) }),
+        )
+        .route("/dispatches/{id}", only_get(get(dispatch::status)))
         .route("/metrics", only_get(get(metrics_text)))
         .route(
             "/openapi.json",
@@ -155,13 +161,7 @@ async fn prompt(
 ) -> Result<Response, ApiError> {
     let (name, id) = instance_path(path)?;
     app.auth.authorize(&headers, None, &name, &id)?;
-    let body = to_bytes(body, app.body_limit).await.map_err(|_| {
-        ApiError::new(
-            StatusCode::PAYLOAD_TOO_LARGE,
-            "payload_too_large",
-            format!("the body is larger than {} bytes", app.body_limit),
-        )
-    })?;
+    let body = read_body(&app, body).await?;
     let request = request::from_http(&headers, &body)?;
     let session = app
         .host
@@ -177,6 +177,17 @@ async fn prompt(
     }
     let result = session.prompt(&request.message).await?;
     Ok(Json(json!({"result": result.to_wire()})).into_response())
+}
+
+/// The request body, up to the configured limit.
+async fn read_body(app: &App, body: Body) -> Result<axum::body::Bytes, ApiError> {
+    to_bytes(body, app.body_limit).await.map_err(|_| {
+        ApiError::new(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "payload_too_large",
+            format!("the body is larger than {} bytes", app.body_limit),
+        )
+    })
 }
 
 /// `GET /agents/{name}/{id}` with a WebSocket upgrade.

@@ -15,6 +15,11 @@ pub struct PromptRequest {
 
 /// Reads an HTTP prompt body: it must be a JSON object.
 pub fn from_http(headers: &HeaderMap, body: &[u8]) -> Result<PromptRequest, ApiError> {
+    from_value(&json_body(headers, body)?)
+}
+
+/// Reads a JSON request body (any JSON value), checking its content type.
+pub fn json_body(headers: &HeaderMap, body: &[u8]) -> Result<Value, ApiError> {
     let content_type = headers
         .get(header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
@@ -26,15 +31,14 @@ pub fn from_http(headers: &HeaderMap, body: &[u8]) -> Result<PromptRequest, ApiE
             format!("the body must be application/json, not {content_type}"),
         ));
     }
-    let value: Value = serde_json::from_slice(body).map_err(|e| {
+    serde_json::from_slice(body).map_err(|e| {
         ApiError::new(
             StatusCode::BAD_REQUEST,
             "invalid_json",
             "the body is not valid JSON",
         )
         .dev(e.to_string())
-    })?;
-    from_value(&value)
+    })
 }
 
 /// Reads a prompt object: `{"message" | "prompt", "session"?}`, possibly wrapped in

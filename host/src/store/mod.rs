@@ -3,6 +3,7 @@
 //! writes SQL.
 
 mod memory;
+pub mod queue;
 mod sqlite;
 
 use async_trait::async_trait;
@@ -10,6 +11,7 @@ use async_trait::async_trait;
 use crate::models::Message;
 
 pub use memory::MemoryStore;
+pub use queue::Queue;
 pub use sqlite::SqliteStore;
 
 /// One agent instance: an agent name and a caller-chosen id.

@@ -1,7 +1,9 @@
 //! The embedded store: one SQLite file in WAL mode. Reads share a small pool; every
-//! write goes through one writer task that commits whatever is queued in one
-//! transaction (group commit), so concurrent prompts share a commit instead of queueing
-//! for SQLite's single write lock.
+//! write goes through one writer task (`writer.rs`) that commits whatever is queued in
+//! one transaction (group commit). The dispatch queue is in `queue.rs`.
+
+mod queue;
+mod writer;
 
 use std::path::Path;
 use std::time::Duration;
@@ -11,11 +13,12 @@ use sqlx::sqlite::{
     SqliteConnectOptions, SqliteConnection, SqliteJournalMode, SqlitePool, SqlitePoolOptions,
     SqliteSynchronous,
 };
-use sqlx::{Connection, QueryBuilder, Row, Sqlite};
+use sqlx::{Connection, Row};
 use tokio::sync::{mpsc, oneshot};
 
 use super::{InstanceKey, SessionKey, Store, StoreError};
 use crate::models::Message;
+use writer::{Done, Pending, Write};
 
 /// Schema steps, applied in order; `PRAGMA user_version` records how many ran.
 const MIGRATIONS: &[&str] = &[
@@ -50,37 +53,33 @@ const MIGRATIONS: &[&str] = &[
     DROP TABLE messages;
     ALTER TABLE messages_v2 RENAME TO messages;
     CREATE INDEX messages_by_session ON messages (agent, instance_id, session, id);",
+    // The dispatch queue, in order of acceptance.
+    "CREATE TABLE dispatches (
+        seq INTEGER PRIMARY KEY,
+        id TEXT NOT NULL UNIQUE,
+        agent TEXT NOT NULL,
+        instance_id TEXT NOT NULL,
+        session TEXT NOT NULL,
+        input TEXT NOT NULL,
+        idempotency_key TEXT,
+        status TEXT NOT NULL,
+        attempts INTEGER NOT NULL DEFAULT 0,
+        last_error TEXT,
+        accepted_at INTEGER NOT NULL,
+        due_at INTEGER NOT NULL,
+        lease_until INTEGER,
+        finished_at INTEGER
+    );
+    CREATE UNIQUE INDEX dispatches_by_key ON dispatches (agent, instance_id, idempotency_key)
+        WHERE idempotency_key IS NOT NULL;
+    CREATE INDEX dispatches_open ON dispatches (agent, instance_id, session, seq)
+        WHERE status IN ('queued', 'running');",
 ];
 
-/// The most writes one group commit takes.
-const MAX_BATCH: usize = 512;
-/// Rows per `INSERT` statement, well under SQLite's bound on bound parameters.
-const ROWS_PER_INSERT: usize = 1000;
-
-/// Sessions and state in a SQLite database file.
+/// Sessions, state and the dispatch queue in a SQLite database file.
 pub struct SqliteStore {
     reads: SqlitePool,
     writes: mpsc::UnboundedSender<Pending>,
-}
-
-/// One write the writer task has not committed yet.
-enum Write {
-    Append {
-        key: SessionKey,
-        bodies: Vec<String>,
-        at: i64,
-    },
-    State {
-        instance: InstanceKey,
-        key: String,
-        value: String,
-    },
-}
-
-/// A queued write and where to report its outcome.
-struct Pending {
-    write: Write,
-    done: oneshot::Sender<Result<(), StoreError>>,
 }
 
 impl SqliteStore {
@@ -108,12 +107,12 @@ impl SqliteStore {
             .await
             .map_err(cannot_open)?;
         let (writes, queue) = mpsc::unbounded_channel();
-        tokio::spawn(write_loop(writer, queue));
+        tokio::spawn(writer::run(writer, queue));
         Ok(Self { reads, writes })
     }
 
     /// Queues a write for the next group commit and waits until it is committed.
-    async fn write(&self, write: Write) -> Result<(), StoreError> {
+    async fn write(&self, write: Write) -> Result<Done, StoreError> {
         let (done, committed) = oneshot::channel();
         let stopped = || StoreError("the database writer has stopped".into());
         self.writes
@@ -145,75 +144,7 @@ async fn migrate(conn: &mut SqliteConnection) -> Result<(), StoreError> {
     tx.commit().await.map_err(StoreError::from_display)
 }
 
-/// The writer task: takes every queued write, commits them together, reports each.
-/// If a batch fails, its writes are retried one by one so each gets its own outcome.
-async fn write_loop(mut conn: SqliteConnection, mut queue: mpsc::UnboundedReceiver<Pending>) {
-    let mut batch = Vec::with_capacity(MAX_BATCH);
-    while queue.recv_many(&mut batch, MAX_BATCH).await > 0 {
-        let writes: Vec<&Write> = batch.iter().map(|p| &p.write).collect();
-        if commit(&mut conn, &writes).await.is_ok() {
-            for pending in batch.drain(..) {
-                let _ = pending.done.send(Ok(()));
-            }
-            continue;
-        }
-        for pending in batch.drain(..) {
-            let outcome = commit(&mut conn, &[&pending.write]).await;
-            let _ = pending.done.send(outcome);
-        }
-    }
-}
-
-/// Applies writes in one transaction, all or none.
-async fn commit(conn: &mut SqliteConnection, writes: &[&Write]) -> Result<(), StoreError> {
-    let mut tx = conn.begin().await.map_err(StoreError::from_display)?;
-    let messages: Vec<(&SessionKey, &String, i64)> = writes
-        .iter()
-        .filter_map(|w| match w {
-            Write::Append { key, bodies, at } => Some(bodies.iter().map(move |b| (key, b, *at))),
-            Write::State { .. } => None,
-        })
-        .flatten()
-        .collect();
-    for rows in messages.chunks(ROWS_PER_INSERT) {
-        QueryBuilder::<Sqlite>::new(
-            "INSERT INTO messages (agent, instance_id, session, body, created_at) ",
-        )
-        .push_values(rows, |mut row, (key, body, at)| {
-            row.push_bind(&key.instance.agent)
-                .push_bind(&key.instance.id)
-                .push_bind(&key.session)
-                .push_bind(*body)
-                .push_bind(*at);
-        })
-        .build()
-        .execute(&mut *tx)
-        .await
-        .map_err(StoreError::from_display)?;
-    }
-    for write in writes {
-        if let Write::State {
-            instance,
-            key,
-            value,
-        } = write
-        {
-            sqlx::query(
-                "INSERT INTO instance_state (agent, instance_id, key, value) VALUES (?, ?, ?, ?)
-                 ON CONFLICT (agent, instance_id, key) DO UPDATE SET value = excluded.value",
-            )
-            .bind(&instance.agent)
-            .bind(&instance.id)
-            .bind(key)
-            .bind(value)
-            .execute(&mut *tx)
-            .await
-            .map_err(StoreError::from_display)?;
-        }
-    }
-    tx.commit().await.map_err(StoreError::from_display)
-}
-
+/// Milliseconds since the Unix epoch.
 fn now_millis() -> i64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
@@ -252,6 +183,7 @@ impl Store for SqliteStore {
             at: now_millis(),
         })
         .await
+        .map(drop)
     }
 
     async fn state_get(
@@ -282,6 +214,7 @@ impl Store for SqliteStore {
             value: value.to_string(),
         })
         .await
+        .map(drop)
     }
 }
 

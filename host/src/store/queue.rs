@@ -1,0 +1,107 @@
+//! The durable queue of dispatched events: what is stored, claimed with a lease,
+//! and settled. Events of one session are claimed in order, one at a time.
+
+use std::time::Duration;
+
+use async_trait::async_trait;
+
+use super::{SessionKey, StoreError};
+
+/// An event to enqueue for an instance's session.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NewDispatch {
+    pub session: SessionKey,
+    /// The event as JSON text.
+    pub input: String,
+    /// A caller's key: enqueueing the same key for the same instance again returns the
+    /// first receipt instead of a second event.
+    pub idempotency_key: Option<String>,
+}
+
+/// Proof that an event is stored and will be processed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Receipt {
+    pub id: String,
+    /// When it was first accepted, in milliseconds since the Unix epoch.
+    pub accepted_at_ms: i64,
+}
+
+/// Where an event is in its life.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DispatchStatus {
+    Queued,
+    Running,
+    Done,
+    Dead,
+}
+
+impl DispatchStatus {
+    /// The status as stored and shown: `queued`, `running`, `done`, `dead`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            DispatchStatus::Queued => "queued",
+            DispatchStatus::Running => "running",
+            DispatchStatus::Done => "done",
+            DispatchStatus::Dead => "dead",
+        }
+    }
+
+    /// The status named by [`Self::as_str`].
+    pub fn parse(text: &str) -> Option<Self> {
+        [Self::Queued, Self::Running, Self::Done, Self::Dead]
+            .into_iter()
+            .find(|s| s.as_str() == text)
+    }
+}
+
+/// A stored event and how its delivery went.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DispatchRecord {
+    pub id: String,
+    pub session: SessionKey,
+    pub input: String,
+    pub status: DispatchStatus,
+    /// Delivery attempts started so far.
+    pub attempts: u32,
+    pub last_error: Option<String>,
+    pub accepted_at_ms: i64,
+    /// When it was done or declared dead.
+    pub finished_at_ms: Option<i64>,
+}
+
+/// An event a worker claimed and now holds a lease on.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Claimed {
+    pub id: String,
+    pub session: SessionKey,
+    pub input: String,
+    /// This attempt's number, from 1.
+    pub attempt: u32,
+}
+
+/// How an attempt ended.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Settle {
+    /// Processed.
+    Done,
+    /// Failed; try again no sooner than `after`.
+    Retry { error: String, after: Duration },
+    /// Failed for the last time.
+    Dead { error: String },
+}
+
+/// The durable dispatch queue.
+#[async_trait]
+pub trait Queue: Send + Sync {
+    /// Stores an event (durably, before returning) and returns its receipt.
+    async fn enqueue(&self, event: NewDispatch) -> Result<Receipt, StoreError>;
+    /// Claims up to `limit` events whose turn it is: the oldest unfinished event of its
+    /// session, queued and due, or running with an expired lease.
+    async fn claim(&self, limit: usize, lease: Duration) -> Result<Vec<Claimed>, StoreError>;
+    /// Extends the leases on events still being processed.
+    async fn renew(&self, ids: &[String], lease: Duration) -> Result<(), StoreError>;
+    /// Records how an attempt ended.
+    async fn settle(&self, id: &str, outcome: Settle) -> Result<(), StoreError>;
+    /// One event, if it exists.
+    async fn dispatch(&self, id: &str) -> Result<Option<DispatchRecord>, StoreError>;
+}

@@ -1,0 +1,192 @@
+//! The writer task: the only connection that writes. It takes every write queued
+//! since its last commit and applies them in one transaction (group commit), so
+//! concurrent callers share a commit instead of queueing for SQLite's write lock.
+//! A batch that enqueues dispatched events commits with full synchronous durability.
+
+use sqlx::sqlite::SqliteConnection;
+use sqlx::{Connection, QueryBuilder, Sqlite};
+use tokio::sync::{mpsc, oneshot};
+
+use super::queue;
+use crate::store::queue::{Claimed, NewDispatch, Receipt, Settle};
+use crate::store::{InstanceKey, SessionKey, StoreError};
+
+/// The most writes one group commit takes.
+const MAX_BATCH: usize = 512;
+/// Rows per `INSERT` statement, well under SQLite's bound on bound parameters.
+const ROWS_PER_INSERT: usize = 1000;
+
+/// One write the writer task has not committed yet.
+pub enum Write {
+    Append {
+        key: SessionKey,
+        bodies: Vec<String>,
+        at: i64,
+    },
+    State {
+        instance: InstanceKey,
+        key: String,
+        value: String,
+    },
+    Enqueue {
+        event: NewDispatch,
+        id: String,
+        at: i64,
+    },
+    Claim {
+        limit: usize,
+        now: i64,
+        lease_until: i64,
+    },
+    Renew {
+        ids: Vec<String>,
+        until: i64,
+    },
+    Settle {
+        id: String,
+        outcome: Settle,
+        now: i64,
+    },
+}
+
+/// What a committed write gives back.
+pub enum Done {
+    Nothing,
+    Receipt(Receipt),
+    Claimed(Vec<Claimed>),
+}
+
+/// A queued write and where to report its outcome.
+pub struct Pending {
+    pub write: Write,
+    pub done: oneshot::Sender<Result<Done, StoreError>>,
+}
+
+/// Commits queued writes in batches until every sender is gone. If a batch fails, its
+/// writes are retried one by one so each gets its own outcome.
+pub async fn run(mut conn: SqliteConnection, mut queue: mpsc::UnboundedReceiver<Pending>) {
+    let mut batch = Vec::with_capacity(MAX_BATCH);
+    while queue.recv_many(&mut batch, MAX_BATCH).await > 0 {
+        let writes: Vec<&Write> = batch.iter().map(|p| &p.write).collect();
+        if let Ok(outcomes) = commit(&mut conn, &writes).await {
+            for (pending, outcome) in batch.drain(..).zip(outcomes) {
+                let _ = pending.done.send(Ok(outcome));
+            }
+            continue;
+        }
+        for pending in batch.drain(..) {
+            let outcome = commit(&mut conn, &[&pending.write])
+                .await
+                .map(|mut done| done.pop().unwrap_or(Done::Nothing));
+            let _ = pending.done.send(outcome);
+        }
+    }
+}
+
+/// Applies writes in one transaction, all or none; fsyncs the commit when it stores
+/// accepted events.
+async fn commit(conn: &mut SqliteConnection, writes: &[&Write]) -> Result<Vec<Done>, StoreError> {
+    let durable = writes.iter().any(|w| matches!(w, Write::Enqueue { .. }));
+    if durable {
+        pragma(conn, "PRAGMA synchronous = FULL").await?;
+    }
+    let outcome = apply(conn, writes).await;
+    if durable {
+        pragma(conn, "PRAGMA synchronous = NORMAL").await?;
+    }
+    outcome
+}
+
+async fn pragma(conn: &mut SqliteConnection, sql: &'static str) -> Result<(), StoreError> {
+    sqlx::raw_sql(sql)
+        .execute(conn)
+        .await
+        .map(drop)
+        .map_err(StoreError::from_display)
+}
+
+async fn apply(conn: &mut SqliteConnection, writes: &[&Write]) -> Result<Vec<Done>, StoreError> {
+    let mut tx = conn.begin().await.map_err(StoreError::from_display)?;
+    insert_messages(&mut tx, writes).await?;
+    let mut done = Vec::with_capacity(writes.len());
+    for write in writes {
+        done.push(match write {
+            Write::Append { .. } => Done::Nothing,
+            Write::State {
+                instance,
+                key,
+                value,
+            } => {
+                set_state(&mut tx, instance, key, value).await?;
+                Done::Nothing
+            }
+            Write::Enqueue { event, id, at } => {
+                Done::Receipt(queue::enqueue(&mut tx, event, id, *at).await?)
+            }
+            Write::Claim {
+                limit,
+                now,
+                lease_until,
+            } => Done::Claimed(queue::claim(&mut tx, *limit, *now, *lease_until).await?),
+            Write::Renew { ids, until } => {
+                queue::renew(&mut tx, ids, *until).await?;
+                Done::Nothing
+            }
+            Write::Settle { id, outcome, now } => {
+                queue::settle(&mut tx, id, outcome, *now).await?;
+                Done::Nothing
+            }
+        });
+    }
+    tx.commit().await.map_err(StoreError::from_display)?;
+    Ok(done)
+}
+
+/// Every appended message of the batch, in a few multi-row inserts.
+async fn insert_messages(conn: &mut SqliteConnection, writes: &[&Write]) -> Result<(), StoreError> {
+    let messages: Vec<(&SessionKey, &String, i64)> = writes
+        .iter()
+        .filter_map(|w| match w {
+            Write::Append { key, bodies, at } => Some(bodies.iter().map(move |b| (key, b, *at))),
+            _ => None,
+        })
+        .flatten()
+        .collect();
+    for rows in messages.chunks(ROWS_PER_INSERT) {
+        QueryBuilder::<Sqlite>::new(
+            "INSERT INTO messages (agent, instance_id, session, body, created_at) ",
+        )
+        .push_values(rows, |mut row, (key, body, at)| {
+            row.push_bind(&key.instance.agent)
+                .push_bind(&key.instance.id)
+                .push_bind(&key.session)
+                .push_bind(*body)
+                .push_bind(*at);
+        })
+        .build()
+        .execute(&mut *conn)
+        .await
+        .map_err(StoreError::from_display)?;
+    }
+    Ok(())
+}
+
+async fn set_state(
+    conn: &mut SqliteConnection,
+    instance: &InstanceKey,
+    key: &str,
+    value: &str,
+) -> Result<(), StoreError> {
+    sqlx::query(
+        "INSERT INTO instance_state (agent, instance_id, key, value) VALUES (?, ?, ?, ?)
+         ON CONFLICT (agent, instance_id, key) DO UPDATE SET value = excluded.value",
+    )
+    .bind(&instance.agent)
+    .bind(&instance.id)
+    .bind(key)
+    .bind(value)
+    .execute(conn)
+    .await
+    .map(drop)
+    .map_err(StoreError::from_display)
+}
