@@ -202,6 +202,11 @@ impl Server {
         Server { child, url }
     }
 
+    /// Kills the process with SIGKILL, as a crash would, and waits until it is gone.
+    pub async fn kill(mut self) {
+        self.child.kill().await.expect("the server can be killed");
+    }
+
     /// Sends SIGTERM and waits for the process to exit; returns whether it exited cleanly.
     pub async fn terminate(mut self) -> bool {
         let pid = self.child.id().expect("the server is running");
