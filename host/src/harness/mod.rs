@@ -99,7 +99,10 @@ pub enum Event {
     TaskStart {
         task_id: String,
         subagent: String,
+        /// The child session the helper works in.
         session: String,
+        /// The session that delegated.
+        parent_session: String,
         prompt: String,
     },
     /// A helper finished its task; its answer (or error) goes back to the model.

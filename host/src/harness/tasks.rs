@@ -81,6 +81,7 @@ impl Conversation<'_, '_> {
             task_id: call.id.clone(),
             subagent: helper.name.clone(),
             session: session.clone(),
+            parent_session: self.key.session.clone(),
             prompt: prompt.to_string(),
         });
         let outcome = match &helper.agent {

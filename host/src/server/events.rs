@@ -35,11 +35,13 @@ pub fn event(e: &Event) -> (&'static str, Value) {
             task_id,
             subagent,
             session,
+            parent_session,
             prompt,
         } => (
             "task_start",
-            json!({"type": "task_start", "taskId": task_id, "task_id": task_id, "subagent": subagent,
-                   "sessionId": session, "session_id": session, "prompt": prompt}),
+            json!({"type": "task_start", "taskId": task_id, "task_id": task_id, "prompt": prompt,
+                   "role": subagent, "subagent": subagent, "sessionId": session, "session_id": session,
+                   "parentSessionId": parent_session, "parent_session_id": parent_session}),
         ),
         Event::TaskEnd {
             task_id,

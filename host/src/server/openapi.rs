@@ -46,6 +46,23 @@ pub fn document() -> Value {
                 },
                 "get": {"summary": "WebSocket upgrade: many prompts on one connection", "responses": {"101": {"description": "switching protocols"}, "405": error}}
             },
+            "/agents/{name}/{id}/dispatch": {
+                "parameters": instance,
+                "post": {
+                    "summary": "Store an event for a session; answered once it is durably committed",
+                    "parameters": [{"name": "Idempotency-Key", "in": "header", "schema": {"type": "string"}}],
+                    "requestBody": {"required": true, "content": {"application/json": {"schema": {"type": "object", "required": ["input"], "properties": {
+                        "input": {"description": "any JSON value"}, "session": {"type": "string", "default": "default"},
+                        "idempotency_key": {"type": "string"}}}}}},
+                    "responses": {"202": {"description": "accepted: status, dispatch_id, accepted_at"},
+                                  "400": error, "401": error, "403": error, "404": error, "413": error, "415": error}
+                }
+            },
+            "/dispatches/{id}": {
+                "parameters": [{"name": "id", "in": "path", "required": true, "schema": {"type": "string"}}],
+                "get": {"summary": "A dispatched event: status (queued, running, done, dead), attempts, last error",
+                        "responses": {"200": {"description": "the dispatch record"}, "401": error, "404": error}}
+            },
             "/metrics": {"get": {"summary": "Prometheus metrics", "responses": {"200": {"description": "text exposition"}}}},
             "/openapi.json": {"get": {"summary": "This document", "responses": {"200": {"description": "OpenAPI 3.1"}}}}
         }

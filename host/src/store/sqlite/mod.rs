@@ -73,7 +73,8 @@ const MIGRATIONS: &[&str] = &[
     CREATE UNIQUE INDEX dispatches_by_key ON dispatches (agent, instance_id, idempotency_key)
         WHERE idempotency_key IS NOT NULL;
     CREATE INDEX dispatches_open ON dispatches (agent, instance_id, session, seq)
-        WHERE status IN ('queued', 'running');",
+        WHERE status IN ('queued', 'running');
+    CREATE INDEX dispatches_pending ON dispatches (seq) WHERE status IN ('queued', 'running');",
 ];
 
 /// Sessions, state and the dispatch queue in a SQLite database file.

@@ -72,7 +72,8 @@ pub async fn claim(
     lease_until: i64,
 ) -> Result<Vec<Claimed>, StoreError> {
     let rows = sqlx::query(
-        "SELECT d.id, d.agent, d.instance_id, d.session, d.input, d.attempts FROM dispatches d
+        "SELECT d.id, d.agent, d.instance_id, d.session, d.input, d.attempts
+         FROM dispatches d INDEXED BY dispatches_pending
          WHERE d.status IN ('queued', 'running')
            AND ((d.status = 'queued' AND d.due_at <= ?1) OR (d.status = 'running' AND d.lease_until <= ?1))
            AND NOT EXISTS (
