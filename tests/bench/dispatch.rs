@@ -100,11 +100,13 @@ async fn main() {
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
     let drained = started.elapsed();
-    let seen = processed.lock().unwrap();
-    let mut latencies: Vec<Duration> = accepted
-        .iter()
-        .map(|(token, at)| seen[token].saturating_duration_since(*at))
-        .collect();
+    let mut latencies: Vec<Duration> = {
+        let seen = processed.lock().unwrap();
+        accepted
+            .iter()
+            .map(|(token, at)| seen[token].saturating_duration_since(*at))
+            .collect()
+    };
     latencies.sort();
     println!(
         "processed all in {:.2?}: {:.0} events/s; accept → model call p50 {:.2?}, p99 {:.2?}",
@@ -113,7 +115,6 @@ async fn main() {
         percentile(&latencies, 0.5),
         percentile(&latencies, 0.99),
     );
-    drop(seen);
 
     // Unloaded: one event at a time, each waited for, so no queue forms.
     let mut unloaded = Vec::new();
