@@ -69,6 +69,60 @@ impl CreateContext {
     }
 }
 
+/// Bindings of the workflow world, sharing the agent world's interfaces; used by
+/// [`export_workflow!`].
+#[doc(hidden)]
+pub mod workflow_bindings {
+    wit_bindgen::generate!({
+        path: "../wit",
+        world: "flue:agent/workflow",
+        pub_export_macro: true,
+        export_macro_name: "export_workflow_bindings",
+        default_bindings_module: "flue_sdk::workflow_bindings",
+        with: {
+            "flue:agent/types@0.1.0": crate::bindings::flue::agent::types,
+            "flue:agent/model@0.1.0": crate::bindings::flue::agent::model,
+            "flue:agent/session@0.1.0": crate::bindings::flue::agent::session,
+            "flue:agent/tools@0.1.0": crate::bindings::flue::agent::tools,
+            "flue:agent/log@0.1.0": crate::bindings::flue::agent::log,
+        },
+    });
+}
+
+/// Sends a message to a session of an agent instance and returns its answer. Only
+/// workflows may call it.
+pub fn prompt_agent(agent: &str, id: &str, session: &str, message: &str) -> Result<String, String> {
+    workflow_bindings::flue::agent::agents::prompt(agent, id, session, message)
+}
+
+/// Runs a workflow for the host's `run` call: the payload as JSON in, the result as
+/// JSON out. Used by [`export_workflow!`].
+#[doc(hidden)]
+pub fn __run(payload: String, run: fn(Value) -> Result<Value, String>) -> Result<String, String> {
+    let payload =
+        serde_json::from_str(&payload).map_err(|e| format!("the payload is not JSON: {e}"))?;
+    run(payload).map(|result| result.to_string())
+}
+
+/// Exports a workflow: `run(payload: Value) -> Result<Value, String>`, which may prompt
+/// agents with [`prompt_agent`].
+#[macro_export]
+macro_rules! export_workflow {
+    ($run:path) => {
+        struct FlueWorkflow;
+
+        impl $crate::workflow_bindings::Guest for FlueWorkflow {
+            fn run(
+                payload: ::std::string::String,
+            ) -> ::core::result::Result<::std::string::String, ::std::string::String> {
+                $crate::__run(payload, $run)
+            }
+        }
+
+        $crate::workflow_bindings::export_workflow_bindings!(FlueWorkflow with_types_in $crate::workflow_bindings);
+    };
+}
+
 /// Runs the agent's builder for the host's `create` call. Used by [`export_agent!`].
 #[doc(hidden)]
 pub fn __create(

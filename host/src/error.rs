@@ -13,6 +13,9 @@ pub enum Error {
         name: String,
         available: Vec<String>,
     },
+    /// No workflow or run of that name or id.
+    #[error("{0}")]
+    NotFound(String),
     /// The request itself is wrong (an empty message, a bad id).
     #[error("{0}")]
     InvalidRequest(String),
@@ -47,6 +50,7 @@ impl Error {
         let (status, kind) = match self {
             Error::AgentNotFound { .. } => (404, "agent_not_found"),
             Error::InvalidRequest(_) => (400, "invalid_request"),
+            Error::NotFound(_) => (404, "not_found"),
             Error::Guest { .. } | Error::Config { .. } | Error::ToolRounds(_) => {
                 (500, "agent_error")
             }

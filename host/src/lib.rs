@@ -34,11 +34,14 @@ pub use error::Error;
 pub use harness::{Event, PromptResult, Stats};
 pub use project::{HostOptions, ProjectConfig};
 
+pub use harness::workflows::RunHandle;
+use harness::workflows::Workflows;
 use harness::{Prompt, Shared};
 use registry::{LoadProblem, Registry};
 use runtime::Runtime;
 use store::queue::NewDispatch;
 pub use store::queue::{DispatchRecord, DispatchStatus, Receipt};
+pub use store::runs::{RunEvent, RunRecord, RunStatus};
 use store::{InstanceKey, SessionKey, SqliteStore};
 
 /// The session a prompt uses when none is named.
@@ -61,12 +64,15 @@ impl Host {
         );
         let store = Arc::new(SqliteStore::open(&options.data_dir.join("flue.db")).await?);
         let registry = Registry::scan(runtime.clone(), &options.agents_dir).await;
+        let workflows = Workflows::scan(&runtime, &options.workflows_dir).await;
         let shared = Arc::new(Shared::new(
             options,
             runtime,
             registry,
             store.clone(),
+            store.clone(),
             store,
+            workflows,
         ));
         tokio::spawn(evict_idle_instances(Arc::downgrade(&shared)));
         tokio::spawn(harness::dispatcher::run(
@@ -112,6 +118,35 @@ impl Host {
     /// A dispatched event and how its delivery went, if it exists.
     pub async fn dispatch_status(&self, id: &str) -> Result<Option<DispatchRecord>, Error> {
         Ok(self.shared.queue.dispatch(id).await?)
+    }
+
+    /// Starts a run of a workflow from `workflows/` with a JSON payload.
+    pub async fn run_workflow(
+        &self,
+        name: &str,
+        payload: &serde_json::Value,
+    ) -> Result<RunHandle, Error> {
+        self.shared.start_run(name, payload).await
+    }
+
+    /// A workflow run's record, if it exists.
+    pub async fn run(&self, id: &str) -> Result<Option<RunRecord>, Error> {
+        Ok(self.shared.runs.run(id).await?)
+    }
+
+    /// Up to `limit` events of a run after event `after` (from the first with `None`).
+    pub async fn run_events(
+        &self,
+        id: &str,
+        after: Option<u64>,
+        limit: u64,
+    ) -> Result<Vec<RunEvent>, Error> {
+        Ok(self.shared.runs.run_events(id, after, limit).await?)
+    }
+
+    /// The loaded workflows, by name.
+    pub fn workflows(&self) -> Vec<String> {
+        self.shared.workflows.names()
     }
 
     /// The loaded agents, by name.

@@ -80,6 +80,8 @@ pub struct LimitSettings {
     pub max_tool_rounds: Option<u32>,
     /// Live instances unused this long are dropped from memory (default 300000).
     pub instance_idle_ms: Option<u64>,
+    /// Wall time of one workflow run, prompts included (default 600000).
+    pub run_ms: Option<u64>,
 }
 
 /// `[agents.<name>]` in `flue.toml`.
@@ -143,6 +145,11 @@ impl ProjectConfig {
         Duration::from_millis(self.limits.instance_idle_ms.unwrap_or(300_000))
     }
 
+    /// How long one workflow run may take.
+    pub fn run_limit(&self) -> Duration {
+        Duration::from_millis(self.limits.run_ms.unwrap_or(600_000))
+    }
+
     /// The bound on tool rounds per prompt.
     pub fn max_tool_rounds(&self) -> u32 {
         self.limits
@@ -168,6 +175,8 @@ pub struct HostOptions {
     pub agents_dir: PathBuf,
     /// Where the database and the compile cache live (default `.flue`).
     pub data_dir: PathBuf,
+    /// The folder of `<name>.wasm` workflows.
+    pub workflows_dir: PathBuf,
     /// The folder of `<name>/SKILL.md` skills agents may name.
     pub skills_dir: PathBuf,
     /// The parsed `flue.toml`.
@@ -187,6 +196,7 @@ impl HostOptions {
             agents_dir: dir.join("agents"),
             data_dir,
             skills_dir: dir.join("skills"),
+            workflows_dir: dir.join("workflows"),
             config: ProjectConfig::load(dir)?,
             env: crate::models::process_env(),
         })

@@ -31,6 +31,15 @@ impl GuestHost for NoHost {
         Err("none".into())
     }
     fn log(&self, _: Option<&str>, _: GuestLogLevel, _: &str) {}
+    async fn prompt_agent(
+        &self,
+        _: String,
+        _: String,
+        _: String,
+        _: String,
+    ) -> Result<String, String> {
+        Err("none".into())
+    }
 }
 
 /// Prints the median and p99 of `samples` under `label`.

@@ -85,6 +85,7 @@ impl Project {
             agents_dir: self.path().join("agents"),
             data_dir: self.path().join(".flue"),
             skills_dir: self.path().join("skills"),
+            workflows_dir: self.path().join("workflows"),
             config: ProjectConfig::default(),
             env: provider_env(fake),
         }

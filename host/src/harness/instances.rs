@@ -3,23 +3,22 @@
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex, OnceLock, Weak};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use async_trait::async_trait;
-
+use super::guest_imports::GuestImports;
 use super::{Shared, skills};
 use crate::Error;
 use crate::agent_config::AgentConfig;
-use crate::models::{Message, ModelRequest, Usage};
+use crate::models::Usage;
 use crate::registry::AgentVersion;
-use crate::runtime::{GuestError, GuestHost, GuestLogLevel, Instance};
+use crate::runtime::{GuestError, Instance};
 use crate::store::{InstanceKey, SessionKey};
 
 /// An instance whose `create` has run.
 struct Live {
     instance: Instance,
-    host: Arc<InstanceHost>,
+    host: Arc<GuestImports>,
     config: Arc<AgentConfig>,
     version: Arc<AgentVersion>,
     last_used: Instant,
@@ -170,12 +169,7 @@ impl Shared {
         version: Arc<AgentVersion>,
     ) -> Result<Live, Error> {
         let guest_error = |source| self.guest_failure(&key.agent, source);
-        let host = Arc::new(InstanceHost {
-            shared: Arc::downgrade(self),
-            key: key.clone(),
-            config: OnceLock::new(),
-            spent: Mutex::default(),
-        });
+        let host = Arc::new(GuestImports::new(self, key.clone(), None));
         let mut instance = self
             .runtime
             .instantiate(&version.compiled, host.clone())
@@ -200,121 +194,5 @@ impl Shared {
             version,
             last_used: Instant::now(),
         })
-    }
-}
-
-/// Answers one instance's imports.
-struct InstanceHost {
-    shared: Weak<Shared>,
-    key: InstanceKey,
-    /// What `create` returned, once it has: the default model for `model.complete`,
-    /// and whether sessions and state persist.
-    config: OnceLock<Arc<AgentConfig>>,
-    /// Tokens the guest's own model calls used since the harness last looked.
-    spent: Mutex<Usage>,
-}
-
-impl InstanceHost {
-    /// The instance's store; durable until `create` has said otherwise.
-    fn store<'a>(&self, shared: &'a Shared) -> &'a dyn crate::store::Store {
-        match self.config.get() {
-            Some(config) => shared.store_for(config),
-            None => shared.store.as_ref(),
-        }
-    }
-
-    fn shared(&self) -> anyhow::Result<Arc<Shared>> {
-        self.shared
-            .upgrade()
-            .ok_or_else(|| anyhow::anyhow!("the host is shutting down"))
-    }
-}
-
-#[async_trait]
-impl GuestHost for InstanceHost {
-    async fn complete(&self, request: String) -> Result<String, String> {
-        let shared = self.shared().map_err(|e| e.to_string())?;
-        let request: serde_json::Value =
-            serde_json::from_str(&request).map_err(|e| format!("request is not JSON: {e}"))?;
-        let prompt = request["prompt"]
-            .as_str()
-            .ok_or("request needs a \"prompt\" string")?;
-        let model = match request["model"].as_str() {
-            Some(m) => m.to_string(),
-            None => self
-                .config
-                .get()
-                .and_then(|c| c.model.clone())
-                .ok_or("the agent sets no model; pass \"model\"")?,
-        };
-        let (model_ref, provider) = shared
-            .providers
-            .resolve(&model)
-            .map_err(|e| e.to_string())?;
-        let answer = provider
-            .complete(&ModelRequest {
-                model: model_ref.model.clone(),
-                system: request["system"].as_str().map(str::to_string),
-                thinking: None,
-                messages: vec![Message::User {
-                    content: prompt.to_string(),
-                }],
-                tools: Vec::new(),
-                max_tokens: super::MAX_OUTPUT_TOKENS,
-            })
-            .await
-            .map_err(|e| e.to_string())?;
-        self.spent.lock().expect("usage lock").add(answer.usage);
-        Ok(serde_json::json!({"text": answer.text, "usage": answer.usage, "model": model_ref.to_string()}).to_string())
-    }
-
-    async fn history(&self, session: String) -> anyhow::Result<String> {
-        let key = SessionKey {
-            instance: self.key.clone(),
-            session,
-        };
-        let shared = self.shared()?;
-        let messages = self.store(&shared).history(&key).await?;
-        Ok(serde_json::to_string(&messages)?)
-    }
-
-    async fn state_get(&self, key: String) -> anyhow::Result<Option<String>> {
-        let shared = self.shared()?;
-        Ok(self.store(&shared).state_get(&self.key, &key).await?)
-    }
-
-    async fn state_set(&self, key: String, value: String) -> anyhow::Result<()> {
-        let shared = self.shared()?;
-        Ok(self
-            .store(&shared)
-            .state_set(&self.key, &key, &value)
-            .await?)
-    }
-
-    async fn call_tool(&self, name: String, _args: String) -> Result<String, String> {
-        Err(format!(
-            "the host offers no tool named '{name}' to this agent"
-        ))
-    }
-
-    fn log(&self, session: Option<&str>, level: GuestLogLevel, message: &str) {
-        let (agent, id, session) = (&self.key.agent, &self.key.id, session.unwrap_or("-"));
-        match level {
-            GuestLogLevel::Trace => {
-                tracing::trace!(target: "flue::guest", agent, id, session, "{message}")
-            }
-            GuestLogLevel::Debug => {
-                tracing::debug!(target: "flue::guest", agent, id, session, "{message}")
-            }
-            GuestLogLevel::Info => {
-                tracing::info!(target: "flue::guest", agent, id, session, "{message}")
-            }
-            GuestLogLevel::Warn => {
-                tracing::warn!(target: "flue::guest", agent, id, session, "{message}")
-            }
-            GuestLogLevel::Error => {
-                tracing::error!(target: "flue::guest", agent, id, session, "{message}")
-            }
-        }
     }
 }

@@ -4,10 +4,12 @@
 mod compaction;
 mod conversation;
 pub mod dispatcher;
+mod guest_imports;
 mod instances;
 mod sandbox;
 pub mod skills;
 mod tasks;
+pub mod workflows;
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -21,10 +23,11 @@ use crate::models::{Providers, Usage};
 use crate::project::HostOptions;
 use crate::registry::{AgentVersion, Registry};
 use crate::runtime::Runtime;
-use crate::store::{MemoryStore, Queue, SessionKey, Store};
+use crate::store::{MemoryStore, Queue, Runs, SessionKey, Store};
 
 use conversation::{Conversation, Persona};
 pub use instances::Instances;
+use workflows::Workflows;
 
 /// The most output tokens one model call may produce.
 pub const MAX_OUTPUT_TOKENS: u32 = 4096;
@@ -37,6 +40,10 @@ pub struct Shared {
     pub store: Arc<dyn Store>,
     /// Dispatched events waiting for delivery.
     pub queue: Arc<dyn Queue>,
+    /// Workflow runs and their events.
+    pub runs: Arc<dyn Runs>,
+    /// The compiled workflows.
+    pub workflows: Workflows,
     /// Wakes the dispatcher when an event is enqueued.
     pub dispatch_ready: Arc<tokio::sync::Notify>,
     /// Where agents with `persist = false` keep their sessions.
@@ -163,6 +170,8 @@ impl Shared {
         registry: Registry,
         store: Arc<dyn Store>,
         queue: Arc<dyn Queue>,
+        runs: Arc<dyn Runs>,
+        workflows: Workflows,
     ) -> Self {
         let providers = Providers::new(
             options.config.providers.clone(),
@@ -175,6 +184,8 @@ impl Shared {
             registry,
             store,
             queue,
+            runs,
+            workflows,
             dispatch_ready: Arc::default(),
             memory: MemoryStore::default(),
             providers,

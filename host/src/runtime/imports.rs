@@ -5,6 +5,7 @@ use async_trait::async_trait;
 use wasmtime::Engine;
 use wasmtime::component::{HasSelf, Linker};
 
+use super::bindings::workflow::{Workflow, flue::agent::agents};
 use super::bindings::{Agent, flue::agent as wit};
 use super::instance::InstanceState;
 
@@ -27,6 +28,15 @@ pub trait GuestHost: Send + Sync {
     async fn call_tool(&self, name: String, args: String) -> Result<String, String>;
     /// A log line from the guest.
     fn log(&self, session: Option<&str>, level: GuestLogLevel, message: &str);
+    /// A prompt to an agent instance on a workflow's behalf (`agents.prompt`); only
+    /// workflows import it.
+    async fn prompt_agent(
+        &self,
+        agent: String,
+        id: String,
+        session: String,
+        message: String,
+    ) -> Result<String, String>;
 }
 
 /// The linker for agent components: WASI p2 (denying everything) and `flue:agent`.
@@ -34,6 +44,14 @@ pub fn linker(engine: &Engine) -> wasmtime::Result<Linker<InstanceState>> {
     let mut linker = Linker::new(engine);
     wasmtime_wasi::p2::add_to_linker_async(&mut linker)?;
     Agent::add_to_linker::<_, HasSelf<_>>(&mut linker, |s| s)?;
+    Ok(linker)
+}
+
+/// The linker for workflow components: the agent imports plus `agents`.
+pub fn workflow_linker(engine: &Engine) -> wasmtime::Result<Linker<InstanceState>> {
+    let mut linker = Linker::new(engine);
+    wasmtime_wasi::p2::add_to_linker_async(&mut linker)?;
+    Workflow::add_to_linker::<_, HasSelf<_>>(&mut linker, |s| s)?;
     Ok(linker)
 }
 
@@ -70,6 +88,18 @@ impl wit::tools::Host for InstanceState {
         args: String,
     ) -> wasmtime::Result<Result<String, String>> {
         Ok(self.host.call_tool(name, args).await)
+    }
+}
+
+impl agents::Host for InstanceState {
+    async fn prompt(
+        &mut self,
+        agent: String,
+        id: String,
+        session: String,
+        message: String,
+    ) -> wasmtime::Result<Result<String, String>> {
+        Ok(self.host.prompt_agent(agent, id, session, message).await)
     }
 }
 

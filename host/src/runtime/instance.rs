@@ -11,6 +11,7 @@ use wasmtime::{
 use wasmtime_wasi::p2::pipe::MemoryOutputPipe;
 use wasmtime_wasi::{WasiCtx, WasiCtxBuilder, WasiCtxView, WasiView};
 
+use super::bindings::workflow::WorkflowPre;
 use super::bindings::{Agent, AgentPre, flue::agent::types::CreateContext};
 use super::{GuestError, GuestHost, Limits, convert, engine::TICK};
 use crate::agent_config::AgentConfig;
@@ -57,33 +58,7 @@ impl Instance {
         pre: &AgentPre<InstanceState>,
         host: Arc<dyn GuestHost>,
     ) -> Result<Self, GuestError> {
-        let stderr = MemoryOutputPipe::new(STDERR_CAPACITY);
-        let wasi = WasiCtxBuilder::new().stderr(stderr.clone()).build();
-        let state = InstanceState {
-            wasi,
-            table: ResourceTable::new(),
-            limits: StoreLimitsBuilder::new()
-                .memory_size(limits.memory_bytes)
-                .trap_on_grow_failure(true)
-                .build(),
-            stderr,
-            host,
-            session: None,
-            ticks: 0,
-            tick_budget: ticks_in(limits.cpu_per_call),
-        };
-        let mut store = Store::new(engine, state);
-        store.limiter(|s| &mut s.limits);
-        store.set_epoch_deadline(1);
-        store.epoch_deadline_callback(|mut ctx| {
-            let state = ctx.data_mut();
-            state.ticks += 1;
-            Ok(if state.ticks > state.tick_budget {
-                UpdateDeadline::Interrupt
-            } else {
-                UpdateDeadline::Yield(1)
-            })
-        });
+        let mut store = new_store(engine, limits, host);
         let agent = guarded(&mut store, limits, |s| pre.instantiate_async(s)).await?;
         Ok(Self {
             store,
@@ -91,7 +66,55 @@ impl Instance {
             limits: limits.clone(),
         })
     }
+}
 
+/// A fresh store with the memory cap, the stderr capture and the per-call CPU budget.
+fn new_store(engine: &Engine, limits: &Limits, host: Arc<dyn GuestHost>) -> Store<InstanceState> {
+    let stderr = MemoryOutputPipe::new(STDERR_CAPACITY);
+    let wasi = WasiCtxBuilder::new().stderr(stderr.clone()).build();
+    let state = InstanceState {
+        wasi,
+        table: ResourceTable::new(),
+        limits: StoreLimitsBuilder::new()
+            .memory_size(limits.memory_bytes)
+            .trap_on_grow_failure(true)
+            .build(),
+        stderr,
+        host,
+        session: None,
+        ticks: 0,
+        tick_budget: ticks_in(limits.cpu_per_call),
+    };
+    let mut store = Store::new(engine, state);
+    store.limiter(|s| &mut s.limits);
+    store.set_epoch_deadline(1);
+    store.epoch_deadline_callback(|mut ctx| {
+        let state = ctx.data_mut();
+        state.ticks += 1;
+        Ok(if state.ticks > state.tick_budget {
+            UpdateDeadline::Interrupt
+        } else {
+            UpdateDeadline::Yield(1)
+        })
+    });
+    store
+}
+
+/// Runs a workflow's `run` once, in a store of its own; `limits.wall_per_call` bounds
+/// the whole run.
+pub(super) async fn run_workflow(
+    engine: &Engine,
+    limits: &Limits,
+    pre: &WorkflowPre<InstanceState>,
+    host: Arc<dyn GuestHost>,
+    payload: &str,
+) -> Result<Result<String, String>, GuestError> {
+    let mut store = new_store(engine, limits, host);
+    let workflow = guarded(&mut store, limits, |s| pre.instantiate_async(s)).await?;
+    guarded(&mut store, limits, |s| workflow.call_run(s, payload)).await
+}
+
+impl Instance {
     /// Calls the guest's `create` and returns its configuration.
     pub async fn create(
         &mut self,

@@ -19,6 +19,7 @@ pub use imports::{GuestHost, GuestLogLevel};
 pub use instance::Instance;
 
 use bindings::AgentPre;
+use bindings::workflow::WorkflowPre;
 use instance::InstanceState;
 
 /// Resource limits applied to every guest instance.
@@ -77,10 +78,16 @@ pub struct CompiledAgent {
     pub from_cache: bool,
 }
 
-/// The engine, the linker and the limits: everything shared by all instances.
+/// A compiled workflow, ready to run many times.
+pub struct CompiledWorkflow {
+    pre: WorkflowPre<InstanceState>,
+}
+
+/// The engine, the linkers and the limits: everything shared by all instances.
 pub struct Runtime {
     engine: Engine,
     linker: Linker<InstanceState>,
+    workflow_linker: Linker<InstanceState>,
     limits: Limits,
     cache_dir: PathBuf,
     _ticker: engine::EpochTicker,
@@ -91,12 +98,15 @@ impl Runtime {
     pub fn new(limits: Limits, cache_dir: PathBuf) -> Result<Self, GuestError> {
         let engine = engine::build(&limits)
             .map_err(|e| GuestError::Host(format!("cannot start the wasm engine: {e}")))?;
-        let linker = imports::linker(&engine)
-            .map_err(|e| GuestError::Host(format!("cannot link host imports: {e}")))?;
+        let link_error =
+            |e: wasmtime::Error| GuestError::Host(format!("cannot link host imports: {e}"));
+        let linker = imports::linker(&engine).map_err(link_error)?;
+        let workflow_linker = imports::workflow_linker(&engine).map_err(link_error)?;
         let ticker = engine::EpochTicker::start(engine.clone());
         Ok(Self {
             engine,
             linker,
+            workflow_linker,
             limits,
             cache_dir,
             _ticker: ticker,
@@ -123,6 +133,34 @@ impl Runtime {
             digest,
             from_cache,
         })
+    }
+
+    /// Compiles (or loads from cache) a component and checks it is a workflow.
+    /// Blocking, like [`Self::compile`].
+    pub fn compile_workflow(&self, wasm: &[u8]) -> Result<CompiledWorkflow, GuestError> {
+        let (component, _, _) = cache::load_or_compile(&self.engine, &self.cache_dir, wasm)?;
+        let pre = self
+            .workflow_linker
+            .instantiate_pre(&component)
+            .and_then(WorkflowPre::new)
+            .map_err(|e| GuestError::Invalid(format!("{e}")))?;
+        Ok(CompiledWorkflow { pre })
+    }
+
+    /// Runs a compiled workflow once with `payload`, bounded by `wall` in all; `host`
+    /// answers its imports. The inner `Err` is the workflow's own error.
+    pub async fn run_workflow(
+        &self,
+        workflow: &CompiledWorkflow,
+        host: Arc<dyn GuestHost>,
+        payload: &str,
+        wall: Duration,
+    ) -> Result<Result<String, String>, GuestError> {
+        let limits = Limits {
+            wall_per_call: wall,
+            ..self.limits.clone()
+        };
+        instance::run_workflow(&self.engine, &limits, &workflow.pre, host, payload).await
     }
 
     /// Starts a new instance of a compiled agent; `host` answers its imports.

@@ -8,6 +8,7 @@ mod events;
 mod metrics;
 mod openapi;
 mod request;
+mod runs;
 mod stream;
 mod ws;
 
@@ -111,6 +112,12 @@ fn router(app: App) -> Router {
             post(dispatch::accept).fallback(|| async { ApiError::method_not_allowed(&["POST"]) }),
         )
         .route("/dispatches/{id}", only_get(get(dispatch::status)))
+        .route(
+            "/workflows/{name}",
+            post(runs::start).fallback(|| async { ApiError::method_not_allowed(&["POST"]) }),
+        )
+        .route("/runs/{id}", only_get(get(runs::record)))
+        .route("/runs/{id}/events", only_get(get(runs::events)))
         .route("/metrics", only_get(get(metrics_text)))
         .route(
             "/openapi.json",

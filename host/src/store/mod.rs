@@ -4,6 +4,7 @@
 
 mod memory;
 pub mod queue;
+pub mod runs;
 mod sqlite;
 
 use async_trait::async_trait;
@@ -12,6 +13,7 @@ use crate::models::Message;
 
 pub use memory::MemoryStore;
 pub use queue::Queue;
+pub use runs::Runs;
 pub use sqlite::SqliteStore;
 
 /// One agent instance: an agent name and a caller-chosen id.
@@ -26,6 +28,14 @@ pub struct InstanceKey {
 pub struct SessionKey {
     pub instance: InstanceKey,
     pub session: String,
+}
+
+/// Milliseconds since the Unix epoch, the time unit the store records.
+pub fn now_millis() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as i64)
+        .unwrap_or_default()
 }
 
 /// A storage failure.

@@ -3,6 +3,7 @@
 //! one transaction (group commit). The dispatch queue is in `queue.rs`.
 
 mod queue;
+mod runs;
 mod writer;
 
 use std::path::Path;
@@ -16,7 +17,7 @@ use sqlx::sqlite::{
 use sqlx::{Connection, Row};
 use tokio::sync::{mpsc, oneshot};
 
-use super::{InstanceKey, SessionKey, Store, StoreError};
+use super::{InstanceKey, SessionKey, Store, StoreError, now_millis};
 use crate::models::Message;
 use writer::{Done, Pending, Write};
 
@@ -75,6 +76,24 @@ const MIGRATIONS: &[&str] = &[
     CREATE INDEX dispatches_open ON dispatches (agent, instance_id, session, seq)
         WHERE status IN ('queued', 'running');
     CREATE INDEX dispatches_pending ON dispatches (seq) WHERE status IN ('queued', 'running');",
+    // Workflow runs and their numbered events.
+    "CREATE TABLE runs (
+        id TEXT PRIMARY KEY,
+        workflow TEXT NOT NULL,
+        status TEXT NOT NULL,
+        result TEXT,
+        error TEXT,
+        started_at INTEGER NOT NULL,
+        ended_at INTEGER
+    ) WITHOUT ROWID;
+    CREATE TABLE run_events (
+        run_id TEXT NOT NULL,
+        idx INTEGER NOT NULL,
+        kind TEXT NOT NULL,
+        data TEXT NOT NULL,
+        at INTEGER NOT NULL,
+        PRIMARY KEY (run_id, idx)
+    ) WITHOUT ROWID;",
 ];
 
 /// Sessions, state and the dispatch queue in a SQLite database file.
@@ -143,14 +162,6 @@ async fn migrate(conn: &mut SqliteConnection) -> Result<(), StoreError> {
         .map_err(StoreError::from_display)?;
     }
     tx.commit().await.map_err(StoreError::from_display)
-}
-
-/// Milliseconds since the Unix epoch.
-fn now_millis() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_millis() as i64)
-        .unwrap_or_default()
 }
 
 #[async_trait]

@@ -7,12 +7,12 @@ use async_trait::async_trait;
 use sqlx::Row;
 use sqlx::sqlite::{SqliteConnection, SqliteRow};
 
+use super::SqliteStore;
 use super::writer::{Done, Write};
-use super::{SqliteStore, now_millis};
 use crate::store::queue::{
     Claimed, DispatchRecord, DispatchStatus, NewDispatch, Queue, Receipt, Settle,
 };
-use crate::store::{InstanceKey, SessionKey, StoreError};
+use crate::store::{InstanceKey, SessionKey, StoreError, now_millis};
 
 fn db_error(e: sqlx::Error) -> StoreError {
     StoreError::from_display(e)

@@ -7,8 +7,9 @@ use sqlx::sqlite::SqliteConnection;
 use sqlx::{Connection, QueryBuilder, Sqlite};
 use tokio::sync::{mpsc, oneshot};
 
-use super::queue;
+use super::{queue, runs};
 use crate::store::queue::{Claimed, NewDispatch, Receipt, Settle};
+use crate::store::runs::RunEvent;
 use crate::store::{InstanceKey, SessionKey, StoreError};
 
 /// The most writes one group commit takes.
@@ -46,6 +47,20 @@ pub enum Write {
         id: String,
         outcome: Settle,
         now: i64,
+    },
+    RunStarted {
+        id: String,
+        workflow: String,
+        at: i64,
+    },
+    RunEvent {
+        id: String,
+        event: RunEvent,
+    },
+    RunEnded {
+        id: String,
+        outcome: Result<String, String>,
+        at: i64,
     },
 }
 
@@ -134,6 +149,18 @@ async fn apply(conn: &mut SqliteConnection, writes: &[&Write]) -> Result<Vec<Don
             }
             Write::Settle { id, outcome, now } => {
                 queue::settle(&mut tx, id, outcome, *now).await?;
+                Done::Nothing
+            }
+            Write::RunStarted { id, workflow, at } => {
+                runs::started(&mut tx, id, workflow, *at).await?;
+                Done::Nothing
+            }
+            Write::RunEvent { id, event } => {
+                runs::event(&mut tx, id, event).await?;
+                Done::Nothing
+            }
+            Write::RunEnded { id, outcome, at } => {
+                runs::ended(&mut tx, id, outcome, *at).await?;
                 Done::Nothing
             }
         });

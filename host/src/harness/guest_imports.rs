@@ -1,0 +1,222 @@
+//! The host side of a guest's imports — model calls, history, durable state, logs —
+//! for agent instances and workflow runs alike; workflows may also prompt agents.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, OnceLock, Weak};
+
+use async_trait::async_trait;
+use serde_json::{Value, json};
+
+use super::{Prompt, Shared};
+use crate::agent_config::AgentConfig;
+use crate::models::{Message, ModelRequest, Usage};
+use crate::runtime::{GuestHost, GuestLogLevel};
+use crate::store::runs::RunEvent;
+use crate::store::{InstanceKey, SessionKey};
+
+/// A workflow run's event log: numbers events in order and stores them.
+pub struct RunLog {
+    pub id: String,
+    next: AtomicU64,
+}
+
+impl RunLog {
+    /// The log of run `id`, starting at event 0.
+    pub fn new(id: String) -> Self {
+        Self {
+            id,
+            next: AtomicU64::new(0),
+        }
+    }
+
+    /// Stores the next event; a storage failure is logged, not fatal to the run.
+    pub async fn record(&self, shared: &Shared, kind: &str, data: Value) {
+        let event = RunEvent {
+            index: self.next.fetch_add(1, Ordering::Relaxed),
+            kind: kind.to_string(),
+            data: data.to_string(),
+            at_ms: crate::store::now_millis(),
+        };
+        if let Err(e) = shared.runs.run_event(&self.id, event).await {
+            tracing::warn!(run = %self.id, "cannot store a run event: {e}");
+        }
+    }
+}
+
+/// Answers one guest's imports: an agent instance's, or a workflow run's.
+pub struct GuestImports {
+    shared: Weak<Shared>,
+    key: InstanceKey,
+    /// What `create` returned, once it has: the default model for `model.complete`,
+    /// and whether sessions and state persist.
+    pub config: OnceLock<Arc<AgentConfig>>,
+    /// Tokens the guest's own model calls used since the harness last looked.
+    pub spent: Mutex<Usage>,
+    /// For a workflow: its run, which may prompt agents and records each prompt.
+    run: Option<RunLog>,
+}
+
+impl GuestImports {
+    /// Records an event of this guest's run, if it is a workflow run.
+    pub async fn record_run_event(&self, shared: &Shared, kind: &str, data: Value) {
+        if let Some(run) = &self.run {
+            run.record(shared, kind, data).await;
+        }
+    }
+
+    /// The imports of the guest `key` names; `run` only for a workflow run.
+    pub fn new(shared: &Arc<Shared>, key: InstanceKey, run: Option<RunLog>) -> Self {
+        Self {
+            shared: Arc::downgrade(shared),
+            key,
+            config: OnceLock::new(),
+            spent: Mutex::default(),
+            run,
+        }
+    }
+
+    /// The instance's store; durable until `create` has said otherwise.
+    fn store<'a>(&self, shared: &'a Shared) -> &'a dyn crate::store::Store {
+        match self.config.get() {
+            Some(config) => shared.store_for(config),
+            None => shared.store.as_ref(),
+        }
+    }
+
+    fn shared(&self) -> anyhow::Result<Arc<Shared>> {
+        self.shared
+            .upgrade()
+            .ok_or_else(|| anyhow::anyhow!("the host is shutting down"))
+    }
+}
+
+#[async_trait]
+impl GuestHost for GuestImports {
+    async fn complete(&self, request: String) -> Result<String, String> {
+        let shared = self.shared().map_err(|e| e.to_string())?;
+        let request: serde_json::Value =
+            serde_json::from_str(&request).map_err(|e| format!("request is not JSON: {e}"))?;
+        let prompt = request["prompt"]
+            .as_str()
+            .ok_or("request needs a \"prompt\" string")?;
+        let model = match request["model"].as_str() {
+            Some(m) => m.to_string(),
+            None => self
+                .config
+                .get()
+                .and_then(|c| c.model.clone())
+                .ok_or("the agent sets no model; pass \"model\"")?,
+        };
+        let (model_ref, provider) = shared
+            .providers
+            .resolve(&model)
+            .map_err(|e| e.to_string())?;
+        let answer = provider
+            .complete(&ModelRequest {
+                model: model_ref.model.clone(),
+                system: request["system"].as_str().map(str::to_string),
+                thinking: None,
+                messages: vec![Message::User {
+                    content: prompt.to_string(),
+                }],
+                tools: Vec::new(),
+                max_tokens: super::MAX_OUTPUT_TOKENS,
+            })
+            .await
+            .map_err(|e| e.to_string())?;
+        self.spent.lock().expect("usage lock").add(answer.usage);
+        Ok(serde_json::json!({"text": answer.text, "usage": answer.usage, "model": model_ref.to_string()}).to_string())
+    }
+
+    async fn history(&self, session: String) -> anyhow::Result<String> {
+        let key = SessionKey {
+            instance: self.key.clone(),
+            session,
+        };
+        let shared = self.shared()?;
+        let messages = self.store(&shared).history(&key).await?;
+        Ok(serde_json::to_string(&messages)?)
+    }
+
+    async fn state_get(&self, key: String) -> anyhow::Result<Option<String>> {
+        let shared = self.shared()?;
+        Ok(self.store(&shared).state_get(&self.key, &key).await?)
+    }
+
+    async fn state_set(&self, key: String, value: String) -> anyhow::Result<()> {
+        let shared = self.shared()?;
+        Ok(self
+            .store(&shared)
+            .state_set(&self.key, &key, &value)
+            .await?)
+    }
+
+    async fn call_tool(&self, name: String, _args: String) -> Result<String, String> {
+        Err(format!(
+            "the host offers no tool named '{name}' to this agent"
+        ))
+    }
+
+    async fn prompt_agent(
+        &self,
+        agent: String,
+        id: String,
+        session: String,
+        message: String,
+    ) -> Result<String, String> {
+        let run = self
+            .run
+            .as_ref()
+            .ok_or("only workflows may prompt agents")?;
+        let shared = self.shared().map_err(|e| e.to_string())?;
+        let key = SessionKey {
+            instance: InstanceKey { agent, id },
+            session,
+        };
+        let target =
+            json!({"agent": key.instance.agent, "id": key.instance.id, "session": key.session});
+        run.record(
+            &shared,
+            "prompt_start",
+            json!({"target": target, "message": message}),
+        )
+        .await;
+        let prompt = Prompt {
+            session: &key,
+            message: &message,
+            model_override: None,
+        };
+        let outcome = shared
+            .run_prompt(prompt, None)
+            .await
+            .map(|r| r.text)
+            .map_err(|e| e.to_string());
+        let data = match &outcome {
+            Ok(text) => json!({"target": target, "text": text, "is_error": false}),
+            Err(error) => json!({"target": target, "error": error, "is_error": true}),
+        };
+        run.record(&shared, "prompt_end", data).await;
+        outcome
+    }
+
+    fn log(&self, session: Option<&str>, level: GuestLogLevel, message: &str) {
+        let (agent, id, session) = (&self.key.agent, &self.key.id, session.unwrap_or("-"));
+        match level {
+            GuestLogLevel::Trace => {
+                tracing::trace!(target: "flue::guest", agent, id, session, "{message}")
+            }
+            GuestLogLevel::Debug => {
+                tracing::debug!(target: "flue::guest", agent, id, session, "{message}")
+            }
+            GuestLogLevel::Info => {
+                tracing::info!(target: "flue::guest", agent, id, session, "{message}")
+            }
+            GuestLogLevel::Warn => {
+                tracing::warn!(target: "flue::guest", agent, id, session, "{message}")
+            }
+            GuestLogLevel::Error => {
+                tracing::error!(target: "flue::guest", agent, id, session, "{message}")
+            }
+        }
+    }
+}

@@ -1,0 +1,81 @@
+//! Workflow runs and their events, as stored.
+
+use async_trait::async_trait;
+
+use super::StoreError;
+
+/// Where a run is in its life.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RunStatus {
+    Running,
+    Completed,
+    Failed,
+}
+
+impl RunStatus {
+    /// The status as stored and shown: `running`, `completed`, `failed`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RunStatus::Running => "running",
+            RunStatus::Completed => "completed",
+            RunStatus::Failed => "failed",
+        }
+    }
+
+    /// The status named by [`Self::as_str`].
+    pub fn parse(text: &str) -> Option<Self> {
+        [Self::Running, Self::Completed, Self::Failed]
+            .into_iter()
+            .find(|s| s.as_str() == text)
+    }
+}
+
+/// One run of a workflow.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RunRecord {
+    pub id: String,
+    pub workflow: String,
+    pub status: RunStatus,
+    /// The result (JSON text) of a completed run.
+    pub result: Option<String>,
+    /// Why a failed run failed.
+    pub error: Option<String>,
+    pub started_at_ms: i64,
+    pub ended_at_ms: Option<i64>,
+    pub event_count: u64,
+}
+
+/// One event of a run, numbered from 0 in order.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RunEvent {
+    pub index: u64,
+    pub kind: String,
+    /// The event's data, JSON text.
+    pub data: String,
+    pub at_ms: i64,
+}
+
+/// Stored runs.
+#[async_trait]
+pub trait Runs: Send + Sync {
+    /// Records a run as started.
+    async fn run_started(&self, id: &str, workflow: &str, at_ms: i64) -> Result<(), StoreError>;
+    /// Appends an event to a run; events are numbered in the order they are recorded.
+    async fn run_event(&self, id: &str, event: RunEvent) -> Result<(), StoreError>;
+    /// Records how a run ended.
+    async fn run_ended(
+        &self,
+        id: &str,
+        outcome: &Result<String, String>,
+        at_ms: i64,
+    ) -> Result<(), StoreError>;
+    /// A run, if it exists.
+    async fn run(&self, id: &str) -> Result<Option<RunRecord>, StoreError>;
+    /// Up to `limit` events of a run with an index above `after` (all with `None`).
+    async fn run_events(
+        &self,
+        id: &str,
+        after: Option<u64>,
+        limit: u64,
+    ) -> Result<Vec<RunEvent>, StoreError>;
+}

@@ -1,0 +1,24 @@
+//! A test workflow: asks `support_assistant` about the ticket in the payload, then a
+//! second session about the first answer, and returns both. `{"fail": true}` fails.
+
+use flue_sdk::prelude::*;
+use flue_sdk::prompt_agent;
+
+fn run(payload: Value) -> Result<Value, String> {
+    if payload["fail"] == true {
+        return Err("asked to fail".into());
+    }
+    let ticket = payload["ticket"]
+        .as_str()
+        .ok_or("the payload needs a ticket")?;
+    let first = prompt_agent("support_assistant", ticket, "triage", "What is the status?")?;
+    let second = prompt_agent(
+        "support_assistant",
+        ticket,
+        "notes",
+        &format!("Summarize: {first}"),
+    )?;
+    Ok(json!({"status": first, "summary": second}))
+}
+
+flue_sdk::export_workflow!(run);
