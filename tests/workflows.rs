@@ -1,18 +1,24 @@
 //! Workflow runs through a real `flue serve`: a run that prompts an agent twice, its
-//! record and numbered events, waiting for the result, and a failing run.
+//! record and numbered events, waiting for the result, SSE with resume, WebSocket,
+//! cancelling, and a failing run.
 
 use std::time::{Duration, Instant};
 
 use flue_tests::{FakeProvider, Project, Reply, Server, Turn, guest};
+use futures_util::{SinkExt, StreamExt};
 use serde_json::{Value, json};
+use tokio_tungstenite::tungstenite::Message;
 
 #[tokio::test]
 async fn a_workflow_run_prompts_agents_and_records_its_events() {
     let fake = FakeProvider::start(|turn: &Turn| {
-        Reply::Text(format!(
-            "re: {}",
-            turn.last_user_text.clone().unwrap_or_default()
-        ))
+        let text = turn.last_user_text.clone().unwrap_or_default();
+        let answer = Reply::Text(format!("re: {text}"));
+        if text == "slow question" {
+            Reply::Delayed(Duration::from_secs(20), Box::new(answer))
+        } else {
+            answer
+        }
     })
     .await;
     let project = Project::new();
@@ -147,6 +153,128 @@ async fn a_workflow_run_prompts_agents_and_records_its_events() {
     assert_eq!(record["status"], "failed");
     assert_eq!(record["error"], "asked to fail");
 
+    // SSE: every event with its index, ending with run_end; then a resumed stream.
+    let streamed = client
+        .post(url("/workflows/release_flow"))
+        .header("accept", "text/event-stream")
+        .json(&json!({"ticket": "t-sse"}))
+        .send()
+        .await
+        .unwrap();
+    let sse_run = streamed.headers()["x-flue-run-id"]
+        .to_str()
+        .unwrap()
+        .to_string();
+    let (ids, kinds) = sse_fields(&streamed.text().await.unwrap());
+    assert_eq!(ids, ["0", "1", "2", "3", "4", "5"]);
+    assert_eq!(
+        kinds,
+        [
+            "run_start",
+            "prompt_start",
+            "prompt_end",
+            "prompt_start",
+            "prompt_end",
+            "run_end"
+        ]
+    );
+    let resumed = client
+        .get(url(&format!("/runs/{sse_run}/stream")))
+        .header("last-event-id", "3")
+        .send()
+        .await
+        .unwrap();
+    let (ids, kinds) = sse_fields(&resumed.text().await.unwrap());
+    assert_eq!(ids, ["4", "5"]);
+    assert_eq!(kinds, ["prompt_end", "run_end"]);
+
+    // WebSocket: the payload in, the events and the result out, then a close.
+    let ws_url = format!(
+        "{}/workflows/release_flow",
+        server.url.replace("http://", "ws://")
+    );
+    let (mut socket, _) = tokio_tungstenite::connect_async(ws_url).await.unwrap();
+    socket
+        .send(Message::text(
+            json!({"payload": {"ticket": "t-ws"}}).to_string(),
+        ))
+        .await
+        .unwrap();
+    let mut received = Vec::new();
+    while let Some(Ok(Message::Text(text))) = socket.next().await {
+        received.push(serde_json::from_str::<Value>(text.as_str()).unwrap());
+    }
+    let kinds: Vec<&str> = received
+        .iter()
+        .map(|m| m["type"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        kinds,
+        [
+            "run_start",
+            "prompt_start",
+            "prompt_end",
+            "prompt_start",
+            "prompt_end",
+            "run_end",
+            "result"
+        ]
+    );
+    assert_eq!(received[6]["result"]["status"], "re: What is the status?");
+
+    // Cancel: a run waiting on a slow model is stopped and recorded as cancelled.
+    let slow: Value = client
+        .post(url("/workflows/release_flow"))
+        .json(&json!({"ticket": "t-slow", "slow": true}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let slow_id = slow["run_id"].as_str().unwrap();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let record: Value = client
+            .get(url(&format!("/runs/{slow_id}")))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        if record["event_count"] == 2 {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the slow run starts its prompt: {record}"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let cancelled = client
+        .post(url(&format!("/runs/{slow_id}/cancel")))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(cancelled.status(), 200);
+    let record: Value = client
+        .get(url(&format!("/runs/{slow_id}")))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(record["status"], "cancelled");
+    assert_eq!(record["event_count"], 3);
+    let again = client
+        .post(url(&format!("/runs/{slow_id}/cancel")))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(again.status(), 409);
+
     let unknown = client
         .post(url("/workflows/nope"))
         .json(&json!({}))
@@ -157,4 +285,15 @@ async fn a_workflow_run_prompts_agents_and_records_its_events() {
     let missing = client.get(url("/runs/run_nope")).send().await.unwrap();
     assert_eq!(missing.status(), 404);
     server.terminate().await;
+}
+
+/// The `id:` and `event:` fields of an SSE body, in order.
+fn sse_fields(body: &str) -> (Vec<String>, Vec<String>) {
+    let field = |name: &str| -> Vec<String> {
+        body.lines()
+            .filter_map(|l| l.strip_prefix(name))
+            .map(|v| v.trim().to_string())
+            .collect()
+    };
+    (field("id:"), field("event:"))
 }

@@ -144,6 +144,21 @@ impl Host {
         Ok(self.shared.runs.run_events(id, after, limit).await?)
     }
 
+    /// Stops a run in progress and records it as cancelled; `false` if it is not running.
+    pub async fn cancel_run(&self, id: &str) -> bool {
+        self.shared.cancel_run(id).await
+    }
+
+    /// A run's events after event `after` (from the first with `None`), as they are
+    /// recorded, ending with its `run_end`.
+    pub fn follow_run(
+        &self,
+        id: &str,
+        after: Option<u64>,
+    ) -> impl futures_util::Stream<Item = Result<RunEvent, Error>> + Send + 'static {
+        self.shared.follow_run(id.to_string(), after)
+    }
+
     /// The loaded workflows, by name.
     pub fn workflows(&self) -> Vec<String> {
         self.shared.workflows.names()

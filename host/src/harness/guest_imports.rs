@@ -53,19 +53,12 @@ pub struct GuestImports {
     /// Tokens the guest's own model calls used since the harness last looked.
     pub spent: Mutex<Usage>,
     /// For a workflow: its run, which may prompt agents and records each prompt.
-    run: Option<RunLog>,
+    run: Option<Arc<RunLog>>,
 }
 
 impl GuestImports {
-    /// Records an event of this guest's run, if it is a workflow run.
-    pub async fn record_run_event(&self, shared: &Shared, kind: &str, data: Value) {
-        if let Some(run) = &self.run {
-            run.record(shared, kind, data).await;
-        }
-    }
-
     /// The imports of the guest `key` names; `run` only for a workflow run.
-    pub fn new(shared: &Arc<Shared>, key: InstanceKey, run: Option<RunLog>) -> Self {
+    pub fn new(shared: &Arc<Shared>, key: InstanceKey, run: Option<Arc<RunLog>>) -> Self {
         Self {
             shared: Arc::downgrade(shared),
             key,

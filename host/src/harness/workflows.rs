@@ -1,23 +1,39 @@
 //! Workflows: components of the `workflow` world found in `workflows/*.wasm`, each run
 //! once per request with a JSON payload. A run and its events (`run_start`,
-//! `prompt_start`/`prompt_end` for each agent it prompts, `run_end`) are stored.
+//! `prompt_start`/`prompt_end` for each agent it prompts, `run_end`) are stored, so
+//! followers can read them as they come and resume from any event.
 
 use std::collections::HashMap;
 use std::path::Path;
-use std::sync::{Arc, RwLock};
+use std::sync::{Arc, Mutex, RwLock};
+use std::time::Duration;
 
 use serde_json::{Value, json};
 use tokio::sync::oneshot;
+use tokio::task::AbortHandle;
 
 use super::Shared;
 use super::guest_imports::{GuestImports, RunLog};
 use crate::Error;
 use crate::runtime::{CompiledWorkflow, Runtime};
+use crate::store::runs::{RunEnd, RunEvent};
 use crate::store::{InstanceKey, now_millis};
 
-/// The compiled workflows, by name.
+/// How often a follower of a run looks for new events.
+const FOLLOW_POLL: Duration = Duration::from_millis(25);
+
+/// The compiled workflows, by name, and the runs in progress.
 #[derive(Default)]
-pub struct Workflows(RwLock<HashMap<String, Arc<CompiledWorkflow>>>);
+pub struct Workflows {
+    compiled: RwLock<HashMap<String, Arc<CompiledWorkflow>>>,
+    live: Mutex<HashMap<String, LiveRun>>,
+}
+
+/// A run in progress: how to stop it, and its event log.
+struct LiveRun {
+    task: AbortHandle,
+    log: Arc<RunLog>,
+}
 
 impl Workflows {
     /// Compiles every `*.wasm` in `dir` (a missing folder has none); a file that is not
@@ -48,7 +64,7 @@ impl Workflows {
             .and_then(|c| c);
             match compiled {
                 Ok(compiled) => {
-                    let mut map = workflows.0.write().expect("workflows lock");
+                    let mut map = workflows.compiled.write().expect("workflows lock");
                     map.insert(name, Arc::new(compiled));
                 }
                 Err(e) => tracing::warn!("workflows/{name}.wasm is skipped: {e}"),
@@ -59,19 +75,23 @@ impl Workflows {
 
     /// The names of the workflows, sorted.
     pub fn names(&self) -> Vec<String> {
-        let mut names: Vec<String> = self
-            .0
-            .read()
-            .expect("workflows lock")
-            .keys()
-            .cloned()
-            .collect();
+        let compiled = self.compiled.read().expect("workflows lock");
+        let mut names: Vec<String> = compiled.keys().cloned().collect();
         names.sort();
         names
     }
 
     fn get(&self, name: &str) -> Option<Arc<CompiledWorkflow>> {
-        self.0.read().expect("workflows lock").get(name).cloned()
+        self.compiled
+            .read()
+            .expect("workflows lock")
+            .get(name)
+            .cloned()
+    }
+
+    /// Takes a run out of the live table; whoever does so records how it ended.
+    fn finish(&self, id: &str) -> Option<LiveRun> {
+        self.live.lock().expect("live runs lock").remove(id)
     }
 }
 
@@ -86,7 +106,7 @@ impl RunHandle {
     pub async fn result(self) -> Result<String, String> {
         self.ended
             .await
-            .unwrap_or_else(|_| Err("the run was dropped".into()))
+            .unwrap_or_else(|_| Err("the run was cancelled".into()))
     }
 }
 
@@ -106,7 +126,7 @@ impl Shared {
         })?;
         let id = format!("run_{:011x}{:012x}", now_millis(), fastrand::u64(..) >> 16);
         self.runs.run_started(&id, name, now_millis()).await?;
-        let log = RunLog::new(id.clone());
+        let log = Arc::new(RunLog::new(id.clone()));
         log.record(
             self,
             "run_start",
@@ -114,35 +134,106 @@ impl Shared {
         )
         .await;
         let (done, ended) = oneshot::channel();
-        let (shared, name, payload) = (self.clone(), name.to_string(), payload.to_string());
-        tokio::spawn(async move {
+        let (shared, name, payload, run_log) = (
+            self.clone(),
+            name.to_string(),
+            payload.to_string(),
+            log.clone(),
+        );
+        // Held until the run is in the live table, so it cannot end before it is there.
+        let mut live = self.workflows.live.lock().expect("live runs lock");
+        let task = tokio::spawn(async move {
             let key = InstanceKey {
                 agent: format!("workflow:{name}"),
-                id: log.id.clone(),
+                id: run_log.id.clone(),
             };
-            let run_id = log.id.clone();
-            let imports = Arc::new(GuestImports::new(&shared, key, Some(log)));
+            let imports = Arc::new(GuestImports::new(&shared, key, Some(run_log.clone())));
             let wall = shared.options.config.run_limit();
             let outcome = match shared
                 .runtime
-                .run_workflow(&workflow, imports.clone(), &payload, wall)
+                .run_workflow(&workflow, imports, &payload, wall)
                 .await
             {
                 Ok(answer) => answer,
                 Err(e) => Err(format!("workflow '{name}': {e}")),
             };
-            let end = match &outcome {
-                Ok(result) => {
-                    json!({"result": serde_json::from_str::<Value>(result).unwrap_or(Value::String(result.clone())), "is_error": false})
-                }
-                Err(error) => json!({"error": error, "is_error": true}),
-            };
-            imports.record_run_event(&shared, "run_end", end).await;
-            if let Err(e) = shared.runs.run_ended(&run_id, &outcome, now_millis()).await {
-                tracing::error!(run = %run_id, "cannot store the end of a run: {e}");
+            if shared.workflows.finish(&run_log.id).is_none() {
+                return; // cancelled meanwhile: the canceller recorded the end
             }
+            let end = match &outcome {
+                Ok(result) => RunEnd::Completed(result.clone()),
+                Err(error) => RunEnd::Failed(error.clone()),
+            };
+            shared.end_run(&run_log, &end).await;
             let _ = done.send(outcome);
         });
+        live.insert(
+            id.clone(),
+            LiveRun {
+                task: task.abort_handle(),
+                log,
+            },
+        );
         Ok(RunHandle { id, ended })
     }
+
+    /// Stops a run in progress and records it as cancelled; `false` if it is not running.
+    pub async fn cancel_run(&self, id: &str) -> bool {
+        let Some(run) = self.workflows.finish(id) else {
+            return false;
+        };
+        run.task.abort();
+        self.end_run(&run.log, &RunEnd::Cancelled).await;
+        true
+    }
+
+    /// Records the `run_end` event, then how the run ended.
+    async fn end_run(&self, log: &RunLog, end: &RunEnd) {
+        let data = match end {
+            RunEnd::Completed(result) => json!({"result": parse_json(result), "is_error": false}),
+            RunEnd::Failed(error) => json!({"error": error, "is_error": true}),
+            RunEnd::Cancelled => json!({"error": "cancelled", "is_error": true, "cancelled": true}),
+        };
+        log.record(self, "run_end", data).await;
+        if let Err(e) = self.runs.run_ended(&log.id, end, now_millis()).await {
+            tracing::error!(run = %log.id, "cannot store the end of a run: {e}");
+        }
+    }
+
+    /// The run's events after `after` as they are recorded, up to its `run_end`.
+    pub fn follow_run(
+        self: &Arc<Self>,
+        id: String,
+        after: Option<u64>,
+    ) -> impl futures_util::Stream<Item = Result<RunEvent, Error>> + Send + 'static {
+        let start = (self.clone(), id, after, Vec::<RunEvent>::new(), false);
+        futures_util::stream::unfold(
+            start,
+            |(shared, id, mut after, mut ready, ended)| async move {
+                loop {
+                    if let Some(event) = ready.pop() {
+                        let last = event.kind == "run_end";
+                        after = Some(event.index);
+                        return Some((Ok(event), (shared, id, after, ready, last)));
+                    }
+                    if ended {
+                        return None;
+                    }
+                    match shared.runs.run_events(&id, after, 100).await {
+                        Ok(mut page) if !page.is_empty() => {
+                            page.reverse();
+                            ready = page;
+                        }
+                        Ok(_) => tokio::time::sleep(FOLLOW_POLL).await,
+                        Err(e) => return Some((Err(e.into()), (shared, id, after, ready, true))),
+                    }
+                }
+            },
+        )
+    }
+}
+
+/// A result's JSON, or the text as a JSON string when it is not JSON.
+pub fn parse_json(text: &str) -> Value {
+    serde_json::from_str(text).unwrap_or_else(|_| Value::String(text.to_string()))
 }

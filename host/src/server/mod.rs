@@ -20,7 +20,7 @@ use axum::Router;
 use axum::body::{Body, to_bytes};
 use axum::extract::ws::WebSocketUpgrade;
 use axum::extract::{Path, Query, State};
-use axum::http::{HeaderMap, StatusCode, Uri, header};
+use axum::http::{HeaderMap, StatusCode, Uri};
 use axum::response::{IntoResponse, Json, Response};
 use axum::routing::{MethodRouter, get, post};
 use serde_json::json;
@@ -114,10 +114,17 @@ fn router(app: App) -> Router {
         .route("/dispatches/{id}", only_get(get(dispatch::status)))
         .route(
             "/workflows/{name}",
-            post(runs::start).fallback(|| async { ApiError::method_not_allowed(&["POST"]) }),
+            post(runs::start)
+                .get(runs::connect)
+                .fallback(|| async { ApiError::method_not_allowed(&["GET", "POST"]) }),
         )
         .route("/runs/{id}", only_get(get(runs::record)))
         .route("/runs/{id}/events", only_get(get(runs::events)))
+        .route("/runs/{id}/stream", only_get(get(runs::stream)))
+        .route(
+            "/runs/{id}/cancel",
+            post(runs::cancel).fallback(|| async { ApiError::method_not_allowed(&["POST"]) }),
+        )
         .route("/metrics", only_get(get(metrics_text)))
         .route(
             "/openapi.json",
@@ -175,11 +182,7 @@ async fn prompt(
         .init_agent(&name, &id)
         .await?
         .session(&request.session);
-    let wants_sse = headers
-        .get(header::ACCEPT)
-        .and_then(|v| v.to_str().ok())
-        .is_some_and(|v| v.contains("text/event-stream"));
-    if wants_sse {
+    if request::wants_sse(&headers) {
         return Ok(stream::respond(session, request.message));
     }
     let result = session.prompt(&request.message).await?;

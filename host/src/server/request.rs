@@ -18,6 +18,14 @@ pub fn from_http(headers: &HeaderMap, body: &[u8]) -> Result<PromptRequest, ApiE
     from_value(&json_body(headers, body)?)
 }
 
+/// Whether the client asked for Server-Sent Events.
+pub fn wants_sse(headers: &HeaderMap) -> bool {
+    headers
+        .get(header::ACCEPT)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.contains("text/event-stream"))
+}
+
 /// Reads a JSON request body (any JSON value), checking its content type.
 pub fn json_body(headers: &HeaderMap, body: &[u8]) -> Result<Value, ApiError> {
     let content_type = headers

@@ -1,17 +1,24 @@
-//! Workflows and runs: `POST /workflows/{name}` (202 with the run id, or the result with
-//! `?wait=result`), `GET /runs/{id}` and `GET /runs/{id}/events`.
+//! Workflows and runs: `POST /workflows/{name}` (202 with the run id, the result with
+//! `?wait=result`, or the run's events over SSE), the same route as a WebSocket, and
+//! `GET /runs/{id}`, `/runs/{id}/events`, `/runs/{id}/stream` (SSE, resumable with
+//! `Last-Event-ID`), `POST /runs/{id}/cancel`.
 
 use std::collections::HashMap;
+use std::convert::Infallible;
 
 use axum::body::Body;
+use axum::extract::ws::{Message, WebSocket, WebSocketUpgrade};
 use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode};
+use axum::response::sse::{Event as SseEvent, KeepAlive, Sse};
 use axum::response::{IntoResponse, Json, Response};
+use futures_util::StreamExt;
 use serde_json::{Value, json};
 
 use super::dispatch::iso8601;
 use super::error::ApiError;
 use super::{App, read_body, request};
+use crate::harness::workflows::parse_json;
 use crate::{RunEvent, RunRecord, RunStatus};
 
 /// The most events one page of `/runs/{id}/events` holds.
@@ -27,17 +34,14 @@ pub async fn start(
 ) -> Result<Response, ApiError> {
     app.auth.authenticate(&headers, None)?;
     let body = read_body(&app, body).await?;
-    let payload = match request::json_body(&headers, &body)? {
-        Value::Object(mut fields) if fields.contains_key("payload") => {
-            fields.remove("payload").unwrap_or_default()
-        }
-        other => other,
-    };
+    let payload = payload_of(request::json_body(&headers, &body)?);
     let run = app.host.run_workflow(&name, &payload).await?;
     let run_id = run.id.clone();
-    let mut response = if query.get("wait").map(String::as_str) == Some("result") {
+    let mut response = if request::wants_sse(&headers) {
+        sse(&app, &run_id, None)
+    } else if query.get("wait").map(String::as_str) == Some("result") {
         match run.result().await {
-            Ok(result) => Json(json!({"status": "completed", "run_id": run_id, "runId": run_id, "result": parse(&result)}))
+            Ok(result) => Json(json!({"status": "completed", "run_id": run_id, "runId": run_id, "result": parse_json(&result)}))
                 .into_response(),
             Err(error) => ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "workflow_error", error)
                 .meta(json!({"run_id": run_id, "runId": run_id}))
@@ -56,6 +60,163 @@ pub async fn start(
     Ok(response)
 }
 
+/// `{"payload": …}` is unwrapped; any other body is the payload itself.
+fn payload_of(body: Value) -> Value {
+    match body {
+        Value::Object(mut fields) if fields.contains_key("payload") => {
+            fields.remove("payload").unwrap_or_default()
+        }
+        other => other,
+    }
+}
+
+/// The run's events after `after` as SSE (`id: <index>`, `event: <type>`), ending with
+/// `run_end`.
+fn sse(app: &App, run_id: &str, after: Option<u64>) -> Response {
+    let id = run_id.to_string();
+    let events = app.host.follow_run(run_id, after).map(move |event| {
+        Ok::<_, Infallible>(match event {
+            Ok(e) => SseEvent::default()
+                .id(e.index.to_string())
+                .event(e.kind.clone())
+                .data(event_json(&id, &e).to_string()),
+            Err(e) => SseEvent::default()
+                .event("error")
+                .data(ApiError::from(e).body.to_string()),
+        })
+    });
+    Sse::new(events)
+        .keep_alive(KeepAlive::default())
+        .into_response()
+}
+
+/// `GET /runs/{id}/stream`: the run's events as SSE, after `Last-Event-ID` if given.
+pub async fn stream(
+    State(app): State<App>,
+    Path(id): Path<String>,
+    headers: HeaderMap,
+) -> Result<Response, ApiError> {
+    app.auth.authenticate(&headers, None)?;
+    existing(&app, &id).await?;
+    let after = match headers.get("last-event-id") {
+        None => None,
+        Some(v) => Some(
+            v.to_str()
+                .ok()
+                .and_then(|v| v.trim().parse().ok())
+                .ok_or_else(|| ApiError::invalid_request("Last-Event-ID must be an event index"))?,
+        ),
+    };
+    Ok(sse(&app, &id, after))
+}
+
+/// `POST /runs/{id}/cancel`: stops a run in progress.
+pub async fn cancel(
+    State(app): State<App>,
+    Path(id): Path<String>,
+    headers: HeaderMap,
+) -> Result<Json<Value>, ApiError> {
+    app.auth.authenticate(&headers, None)?;
+    let run = existing(&app, &id).await?;
+    if !app.host.cancel_run(&id).await {
+        return Err(ApiError::new(
+            StatusCode::CONFLICT,
+            "conflict",
+            format!("run '{id}' already ended ({})", run.status.as_str()),
+        ));
+    }
+    Ok(Json(
+        json!({"status": "cancelled", "run_id": id, "runId": id}),
+    ))
+}
+
+/// `GET /workflows/{name}` upgraded to a WebSocket: the client sends `{"payload": …}`,
+/// the server sends the run's events, then `{"type": "result", …}`, and closes.
+pub async fn connect(
+    State(app): State<App>,
+    Path(name): Path<String>,
+    Query(query): Query<HashMap<String, String>>,
+    headers: HeaderMap,
+    upgrade: Result<WebSocketUpgrade, axum::extract::ws::rejection::WebSocketUpgradeRejection>,
+) -> Result<Response, ApiError> {
+    let Ok(upgrade) = upgrade else {
+        return Err(
+            ApiError::method_not_allowed(&["POST"]).dev("GET is only for WebSocket upgrades")
+        );
+    };
+    app.auth
+        .authenticate(&headers, query.get("token").map(String::as_str))?;
+    let open = app.sockets.clone();
+    Ok(upgrade.on_upgrade(move |mut socket| async move {
+        run_over_socket(&app, &name, &mut socket).await;
+        let _ = socket.send(Message::Close(None)).await;
+        drop(open);
+    }))
+}
+
+async fn run_over_socket(app: &App, name: &str, socket: &mut WebSocket) {
+    let Some(Ok(Message::Text(text))) = socket.recv().await else {
+        return;
+    };
+    let send = async |socket: &mut WebSocket, value: Value| {
+        socket
+            .send(Message::Text(value.to_string().into()))
+            .await
+            .is_ok()
+    };
+    let payload = match serde_json::from_str::<Value>(text.as_str()) {
+        Ok(body) => payload_of(body),
+        Err(e) => {
+            let error = ApiError::new(
+                StatusCode::BAD_REQUEST,
+                "invalid_json",
+                "the message is not valid JSON",
+            )
+            .dev(e.to_string());
+            send(
+                socket,
+                json!({"type": "error", "error": error.body["error"]}),
+            )
+            .await;
+            return;
+        }
+    };
+    let run = match app.host.run_workflow(name, &payload).await {
+        Ok(run) => run,
+        Err(e) => {
+            send(
+                socket,
+                json!({"type": "error", "error": ApiError::from(e).body["error"]}),
+            )
+            .await;
+            return;
+        }
+    };
+    let run_id = run.id.clone();
+    let mut events = std::pin::pin!(app.host.follow_run(&run_id, None));
+    while let Some(Ok(event)) = events.next().await {
+        if !send(socket, event_json(&run_id, &event)).await {
+            return;
+        }
+    }
+    let last = match run.result().await {
+        Ok(result) => {
+            json!({"type": "result", "run_id": run_id, "runId": run_id, "result": parse_json(&result)})
+        }
+        Err(error) => json!({"type": "error", "run_id": run_id, "runId": run_id,
+                              "error": {"type": "workflow_error", "message": error, "details": ""}}),
+    };
+    send(socket, last).await;
+}
+
+/// The run, or a 404.
+async fn existing(app: &App, id: &str) -> Result<RunRecord, ApiError> {
+    app.host
+        .run(id)
+        .await?
+        .ok_or_else(|| ApiError::not_found(format!("no run '{id}'")))
+}
+
 /// `GET /runs/{id}`: the run record.
 pub async fn record(
     State(app): State<App>,
@@ -63,12 +224,7 @@ pub async fn record(
     headers: HeaderMap,
 ) -> Result<Json<Value>, ApiError> {
     app.auth.authenticate(&headers, None)?;
-    let run = app
-        .host
-        .run(&id)
-        .await?
-        .ok_or_else(|| ApiError::not_found(format!("no run '{id}'")))?;
-    Ok(Json(record_json(&run)))
+    Ok(Json(record_json(&existing(&app, &id).await?)))
 }
 
 /// `GET /runs/{id}/events?after=N&limit=M`: a page of the run's events.
@@ -93,19 +249,13 @@ pub async fn events(
         number("after")?,
         number("limit")?.unwrap_or(100).clamp(1, MAX_PAGE),
     );
-    if app.host.run(&id).await?.is_none() {
-        return Err(ApiError::not_found(format!("no run '{id}'")));
-    }
+    existing(&app, &id).await?;
     let page = app.host.run_events(&id, after, limit).await?;
     let next = page.last().map(|e| e.index).or(after);
     let events: Vec<Value> = page.iter().map(|e| event_json(&id, e)).collect();
     Ok(Json(
         json!({"run_id": id, "runId": id, "events": events, "next_after": next, "nextAfter": next}),
     ))
-}
-
-fn parse(text: &str) -> Value {
-    serde_json::from_str(text).unwrap_or_else(|_| Value::String(text.to_string()))
 }
 
 fn record_json(r: &RunRecord) -> Value {
@@ -120,7 +270,7 @@ fn record_json(r: &RunRecord) -> Value {
         "status": r.status.as_str(),
         "is_error": failed, "isError": failed,
         "error": r.error,
-        "result": r.result.as_deref().map(parse),
+        "result": r.result.as_deref().map(parse_json),
         "event_count": r.event_count,
     })
 }
@@ -131,6 +281,6 @@ fn event_json(run: &str, e: &RunEvent) -> Value {
         "event_index": e.index, "eventIndex": e.index,
         "type": e.kind,
         "timestamp": iso8601(e.at_ms),
-        "data": parse(&e.data),
+        "data": parse_json(&e.data),
     })
 }

@@ -10,6 +10,7 @@ pub enum RunStatus {
     Running,
     Completed,
     Failed,
+    Cancelled,
 }
 
 impl RunStatus {
@@ -19,15 +20,32 @@ impl RunStatus {
             RunStatus::Running => "running",
             RunStatus::Completed => "completed",
             RunStatus::Failed => "failed",
+            RunStatus::Cancelled => "cancelled",
         }
     }
 
     /// The status named by [`Self::as_str`].
     pub fn parse(text: &str) -> Option<Self> {
-        [Self::Running, Self::Completed, Self::Failed]
-            .into_iter()
-            .find(|s| s.as_str() == text)
+        [
+            Self::Running,
+            Self::Completed,
+            Self::Failed,
+            Self::Cancelled,
+        ]
+        .into_iter()
+        .find(|s| s.as_str() == text)
     }
+}
+
+/// How a run ended.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RunEnd {
+    /// With a result (JSON text).
+    Completed(String),
+    /// With an error.
+    Failed(String),
+    /// Stopped on request.
+    Cancelled,
 }
 
 /// One run of a workflow.
@@ -63,12 +81,7 @@ pub trait Runs: Send + Sync {
     /// Appends an event to a run; events are numbered in the order they are recorded.
     async fn run_event(&self, id: &str, event: RunEvent) -> Result<(), StoreError>;
     /// Records how a run ended.
-    async fn run_ended(
-        &self,
-        id: &str,
-        outcome: &Result<String, String>,
-        at_ms: i64,
-    ) -> Result<(), StoreError>;
+    async fn run_ended(&self, id: &str, end: &RunEnd, at_ms: i64) -> Result<(), StoreError>;
     /// A run, if it exists.
     async fn run(&self, id: &str) -> Result<Option<RunRecord>, StoreError>;
     /// Up to `limit` events of a run with an index above `after` (all with `None`).

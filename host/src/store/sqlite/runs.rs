@@ -8,7 +8,7 @@ use sqlx::sqlite::SqliteConnection;
 use super::SqliteStore;
 use super::writer::Write;
 use crate::store::StoreError;
-use crate::store::runs::{RunEvent, RunRecord, RunStatus, Runs};
+use crate::store::runs::{RunEnd, RunEvent, RunRecord, RunStatus, Runs};
 
 fn db_error(e: sqlx::Error) -> StoreError {
     StoreError::from_display(e)
@@ -49,12 +49,13 @@ pub async fn event(conn: &mut SqliteConnection, id: &str, e: &RunEvent) -> Resul
 pub async fn ended(
     conn: &mut SqliteConnection,
     id: &str,
-    outcome: &Result<String, String>,
+    end: &RunEnd,
     at: i64,
 ) -> Result<(), StoreError> {
-    let (status, result, error) = match outcome {
-        Ok(result) => (RunStatus::Completed, Some(result), None),
-        Err(error) => (RunStatus::Failed, None, Some(error)),
+    let (status, result, error) = match end {
+        RunEnd::Completed(result) => (RunStatus::Completed, Some(result.as_str()), None),
+        RunEnd::Failed(error) => (RunStatus::Failed, None, Some(error.as_str())),
+        RunEnd::Cancelled => (RunStatus::Cancelled, None, Some("cancelled")),
     };
     sqlx::query("UPDATE runs SET status = ?, result = ?, error = ?, ended_at = ? WHERE id = ?")
         .bind(status.as_str())
@@ -87,15 +88,10 @@ impl Runs for SqliteStore {
         self.write(write).await.map(drop)
     }
 
-    async fn run_ended(
-        &self,
-        id: &str,
-        outcome: &Result<String, String>,
-        at_ms: i64,
-    ) -> Result<(), StoreError> {
+    async fn run_ended(&self, id: &str, end: &RunEnd, at_ms: i64) -> Result<(), StoreError> {
         let write = Write::RunEnded {
             id: id.to_string(),
-            outcome: outcome.clone(),
+            end: end.clone(),
             at: at_ms,
         };
         self.write(write).await.map(drop)

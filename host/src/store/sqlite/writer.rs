@@ -9,7 +9,7 @@ use tokio::sync::{mpsc, oneshot};
 
 use super::{queue, runs};
 use crate::store::queue::{Claimed, NewDispatch, Receipt, Settle};
-use crate::store::runs::RunEvent;
+use crate::store::runs::{RunEnd, RunEvent};
 use crate::store::{InstanceKey, SessionKey, StoreError};
 
 /// The most writes one group commit takes.
@@ -59,7 +59,7 @@ pub enum Write {
     },
     RunEnded {
         id: String,
-        outcome: Result<String, String>,
+        end: RunEnd,
         at: i64,
     },
 }
@@ -159,8 +159,8 @@ async fn apply(conn: &mut SqliteConnection, writes: &[&Write]) -> Result<Vec<Don
                 runs::event(&mut tx, id, event).await?;
                 Done::Nothing
             }
-            Write::RunEnded { id, outcome, at } => {
-                runs::ended(&mut tx, id, outcome, *at).await?;
+            Write::RunEnded { id, end, at } => {
+                runs::ended(&mut tx, id, end, *at).await?;
                 Done::Nothing
             }
         });

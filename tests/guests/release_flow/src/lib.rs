@@ -1,5 +1,6 @@
 //! A test workflow: asks `support_assistant` about the ticket in the payload, then a
-//! second session about the first answer, and returns both. `{"fail": true}` fails.
+//! second session about the first answer, and returns both. `{"fail": true}` fails;
+//! `{"slow": true}` asks a question the test's model takes long to answer.
 
 use flue_sdk::prelude::*;
 use flue_sdk::prompt_agent;
@@ -11,6 +12,10 @@ fn run(payload: Value) -> Result<Value, String> {
     let ticket = payload["ticket"]
         .as_str()
         .ok_or("the payload needs a ticket")?;
+    if payload["slow"] == true {
+        return prompt_agent("support_assistant", ticket, "triage", "slow question")
+            .map(Value::String);
+    }
     let first = prompt_agent("support_assistant", ticket, "triage", "What is the status?")?;
     let second = prompt_agent(
         "support_assistant",
