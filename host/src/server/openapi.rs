@@ -63,6 +63,22 @@ pub fn document() -> Value {
                 "get": {"summary": "A dispatched event: status (queued, running, done, dead), attempts, last error",
                         "responses": {"200": {"description": "the dispatch record"}, "401": error, "404": error}}
             },
+            "/workflows/{name}": {
+                "parameters": [{"name": "name", "in": "path", "required": true, "schema": {"type": "string"}},
+                               {"name": "wait", "in": "query", "schema": {"type": "string", "enum": ["result"]}}],
+                "post": {
+                    "summary": "Start a run; 202 with the run id, 200 with the result (?wait=result), or the run's events as SSE",
+                    "requestBody": {"content": {"application/json": {"schema": {"description": "the payload, or {\"payload\": …}"}}}},
+                    "responses": {"202": {"description": "accepted: run_id (also in X-Flue-Run-Id)"},
+                                  "200": {"description": "completed: run_id, result"},
+                                  "404": error, "500": error}
+                },
+                "get": {"summary": "WebSocket: send {\"payload\"}, receive the run's events then a result", "responses": {"101": {"description": "switching protocols"}}}
+            },
+            "/runs/{id}": {"get": {"summary": "A run record", "responses": {"200": {"description": "the run"}, "404": error}}},
+            "/runs/{id}/events": {"get": {"summary": "A page of a run's events (?after=N&limit=M)", "responses": {"200": {"description": "events, next_after"}, "404": error}}},
+            "/runs/{id}/stream": {"get": {"summary": "A run's events as SSE; resumes after Last-Event-ID", "responses": {"200": {"description": "text/event-stream"}, "404": error}}},
+            "/runs/{id}/cancel": {"post": {"summary": "Stop a run in progress", "responses": {"200": {"description": "cancelled"}, "404": error, "409": error}}},
             "/metrics": {"get": {"summary": "Prometheus metrics", "responses": {"200": {"description": "text exposition"}}}},
             "/openapi.json": {"get": {"summary": "This document", "responses": {"200": {"description": "OpenAPI 3.1"}}}}
         }
