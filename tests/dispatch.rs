@@ -6,7 +6,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use flue_host::DispatchStatus;
-use flue_tests::{FakeProvider, Project, Reply, Server, Turn, guest};
+use flue_tests::{FakeProvider, Project, Reply, Server, Turn, get_json, guest};
 use serde_json::{Value, json};
 
 /// The token an event carries, as the model sees it (`{"token": "…"}` in the input).
@@ -148,14 +148,7 @@ async fn an_idempotency_key_yields_one_event() {
     let status_url = format!("{}/dispatches/{}", server.url, ids[0]);
     wait_for("the event to be done", || !seen.lock().unwrap().is_empty()).await;
     let record: Value = loop {
-        let record: Value = client
-            .get(&status_url)
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
+        let record: Value = get_json(&client, &status_url).await;
         if record["status"] == "done" {
             break record;
         }

@@ -4,7 +4,7 @@
 
 use std::time::{Duration, Instant};
 
-use flue_tests::{FakeProvider, Project, Reply, Server, Turn, guest};
+use flue_tests::{FakeProvider, Project, Reply, Server, Turn, get_json, guest};
 use futures_util::{SinkExt, StreamExt};
 use serde_json::{Value, json};
 use tokio_tungstenite::tungstenite::Message;
@@ -63,14 +63,7 @@ async fn a_workflow_run_prompts_agents_and_records_its_events() {
     let run_id = accepted["runId"].as_str().unwrap().to_string();
     let deadline = Instant::now() + Duration::from_secs(30);
     let record: Value = loop {
-        let record: Value = client
-            .get(url(&format!("/runs/{run_id}")))
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
+        let record: Value = get_json(&client, url(&format!("/runs/{run_id}"))).await;
         if record["status"] != "running" {
             break record;
         }
@@ -88,14 +81,11 @@ async fn a_workflow_run_prompts_agents_and_records_its_events() {
             .is_some_and(|t| t.ends_with('Z'))
     );
 
-    let page: Value = client
-        .get(url(&format!("/runs/{run_id}/events?after=0&limit=2")))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let page: Value = get_json(
+        &client,
+        url(&format!("/runs/{run_id}/events?after=0&limit=2")),
+    )
+    .await;
     let kinds: Vec<&str> = page["events"]
         .as_array()
         .unwrap()
@@ -106,14 +96,7 @@ async fn a_workflow_run_prompts_agents_and_records_its_events() {
     assert_eq!(page["events"][0]["eventIndex"], 1);
     assert_eq!(page["events"][0]["data"]["target"]["id"], "ticket-9");
     assert_eq!(page["next_after"], 2);
-    let all: Value = client
-        .get(url(&format!("/runs/{run_id}/events")))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let all: Value = get_json(&client, url(&format!("/runs/{run_id}/events"))).await;
     let kinds: Vec<&str> = all["events"]
         .as_array()
         .unwrap()
@@ -142,14 +125,7 @@ async fn a_workflow_run_prompts_agents_and_records_its_events() {
     let failed: Value = failed.json().await.unwrap();
     assert_eq!(failed["error"]["type"], "workflow_error");
     let failed_id = failed["error"]["meta"]["run_id"].as_str().unwrap();
-    let record: Value = client
-        .get(url(&format!("/runs/{failed_id}")))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let record: Value = get_json(&client, url(&format!("/runs/{failed_id}"))).await;
     assert_eq!(record["status"], "failed");
     assert_eq!(record["error"], "asked to fail");
 
@@ -235,14 +211,7 @@ async fn a_workflow_run_prompts_agents_and_records_its_events() {
     let slow_id = slow["run_id"].as_str().unwrap();
     let deadline = Instant::now() + Duration::from_secs(30);
     loop {
-        let record: Value = client
-            .get(url(&format!("/runs/{slow_id}")))
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
+        let record: Value = get_json(&client, url(&format!("/runs/{slow_id}"))).await;
         if record["event_count"] == 2 {
             break;
         }
@@ -258,14 +227,7 @@ async fn a_workflow_run_prompts_agents_and_records_its_events() {
         .await
         .unwrap();
     assert_eq!(cancelled.status(), 200);
-    let record: Value = client
-        .get(url(&format!("/runs/{slow_id}")))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let record: Value = get_json(&client, url(&format!("/runs/{slow_id}"))).await;
     assert_eq!(record["status"], "cancelled");
     assert_eq!(record["event_count"], 3);
     let again = client

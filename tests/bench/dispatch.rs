@@ -8,8 +8,7 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use flue_host::server::{self, ServerOptions};
-use flue_tests::{FakeProvider, Project, Reply, Turn, guest};
+use flue_tests::{FakeProvider, InProcessServer, Project, Reply, Turn, guest};
 
 const CLIENTS: usize = 64;
 const PER_CLIENT: usize = 300;
@@ -41,19 +40,8 @@ async fn main() {
     let host = flue_host::Host::open(options)
         .await
         .expect("the host starts");
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-        .await
-        .expect("a port");
-    let url = format!("http://{}", listener.local_addr().expect("an address"));
-    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    let server = tokio::spawn(server::serve(
-        host,
-        listener,
-        ServerOptions::default(),
-        async {
-            let _ = stopped.await;
-        },
-    ));
+    let server = InProcessServer::start(host).await;
+    let url = server.url.clone();
 
     let client = reqwest::Client::new();
     let started = Instant::now();
@@ -144,6 +132,5 @@ async fn main() {
         percentile(&unloaded, 0.5),
         percentile(&unloaded, 0.99)
     );
-    let _ = stop.send(());
-    let _ = server.await;
+    server.stop().await;
 }

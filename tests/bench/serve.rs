@@ -7,8 +7,7 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use flue_host::server::{self, ServerOptions};
-use flue_tests::{FakeProvider, Project, Reply, Turn, guest};
+use flue_tests::{FakeProvider, InProcessServer, Project, Reply, Turn, guest};
 
 const PROMPTS_PER_TASK: usize = 300;
 
@@ -79,19 +78,8 @@ async fn main() {
         .await
         .expect("the host starts");
 
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-        .await
-        .expect("a port");
-    let url = format!("http://{}", listener.local_addr().expect("an address"));
-    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    let server = tokio::spawn(server::serve(
-        host.clone(),
-        listener,
-        ServerOptions::default(),
-        async {
-            let _ = stopped.await;
-        },
-    ));
+    let server = InProcessServer::start(host.clone()).await;
+    let url = server.url.clone();
 
     load(&url, 1).await; // warm-up: instances created, caches filled
     for concurrency in [1, 32] {
@@ -113,6 +101,5 @@ async fn main() {
         grown as f64 / (1 << 20) as f64,
         grown as f64 / 1024.0 / added as f64
     );
-    let _ = stop.send(());
-    let _ = server.await;
+    server.stop().await;
 }

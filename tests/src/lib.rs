@@ -160,6 +160,48 @@ pub fn flue_binary() -> PathBuf {
     .clone()
 }
 
+/// A server on a loopback port inside this process (for benchmarks).
+pub struct InProcessServer {
+    /// `http://127.0.0.1:PORT`.
+    pub url: String,
+    stop: tokio::sync::oneshot::Sender<()>,
+    task: tokio::task::JoinHandle<std::io::Result<()>>,
+}
+
+impl InProcessServer {
+    /// Serves `host` with default server options on a free loopback port.
+    pub async fn start(host: Host) -> Self {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("a port");
+        let url = format!("http://{}", listener.local_addr().expect("an address"));
+        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        let options = flue_host::server::ServerOptions::default();
+        let task = tokio::spawn(flue_host::server::serve(host, listener, options, async {
+            let _ = stopped.await;
+        }));
+        Self { url, stop, task }
+    }
+
+    /// Shuts the server down gracefully and waits for it.
+    pub async fn stop(self) {
+        let _ = self.stop.send(());
+        let _ = self.task.await;
+    }
+}
+
+/// GETs `url` and returns its JSON body.
+pub async fn get_json(client: &reqwest::Client, url: impl reqwest::IntoUrl) -> serde_json::Value {
+    client
+        .get(url)
+        .send()
+        .await
+        .expect("the server answers")
+        .json()
+        .await
+        .expect("a JSON body")
+}
+
 /// A `flue serve` (or `flue dev`) process on a loopback port; killed when dropped.
 pub struct Server {
     child: tokio::process::Child,
