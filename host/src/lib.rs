@@ -31,7 +31,7 @@ use std::time::Duration;
 
 pub use agent_config::AgentConfig;
 pub use error::Error;
-pub use harness::{Event, PromptResult, Stats};
+pub use harness::{Event, MAX_MESSAGE_BYTES, MAX_NAME_BYTES, PromptResult, Stats};
 pub use project::{HostOptions, ProjectConfig};
 
 pub use harness::workflows::RunHandle;
@@ -94,11 +94,8 @@ impl Host {
         idempotency_key: Option<&str>,
     ) -> Result<Receipt, Error> {
         self.shared.agent(agent)?;
-        if id.is_empty() || session.is_empty() {
-            return Err(Error::InvalidRequest(
-                "the instance id and the session may not be empty".into(),
-            ));
-        }
+        harness::check_name("instance id", id)?;
+        harness::check_name("session name", session)?;
         let event = NewDispatch {
             session: SessionKey {
                 instance: InstanceKey {
@@ -215,9 +212,7 @@ impl Host {
 
     /// The instance `id` of `agent`, created (its `create` run) if it is not live.
     pub async fn init_agent(&self, agent: &str, id: &str) -> Result<Harness, Error> {
-        if id.is_empty() {
-            return Err(Error::InvalidRequest("the instance id is empty".into()));
-        }
+        harness::check_name("instance id", id)?;
         let key = InstanceKey {
             agent: agent.to_string(),
             id: id.to_string(),

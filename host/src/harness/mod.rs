@@ -29,6 +29,25 @@ use conversation::{Conversation, Persona};
 pub use instances::Instances;
 use workflows::Workflows;
 
+/// The longest instance id or session name, in bytes.
+pub const MAX_NAME_BYTES: usize = 256;
+/// The longest prompt message, in bytes.
+pub const MAX_MESSAGE_BYTES: usize = 256 << 10;
+
+/// Refuses an empty or over-long instance id or session name.
+pub fn check_name(what: &str, name: &str) -> Result<(), Error> {
+    if name.is_empty() {
+        return Err(Error::InvalidRequest(format!("the {what} is empty")));
+    }
+    if name.len() > MAX_NAME_BYTES {
+        return Err(Error::InvalidRequest(format!(
+            "the {what} is {} bytes long; at most {MAX_NAME_BYTES} are allowed",
+            name.len()
+        )));
+    }
+    Ok(())
+}
+
 /// The most output tokens one model call may produce.
 pub const MAX_OUTPUT_TOKENS: u32 = 4096;
 
@@ -247,7 +266,14 @@ impl Shared {
         if prompt.message.trim().is_empty() {
             return Err(Error::InvalidRequest("the message is empty".into()));
         }
+        if prompt.message.len() > MAX_MESSAGE_BYTES {
+            return Err(Error::InvalidRequest(format!(
+                "the message is {} bytes long; at most {MAX_MESSAGE_BYTES} are allowed",
+                prompt.message.len()
+            )));
+        }
         let key = prompt.session;
+        check_name("session name", &key.session)?;
         let lock = self.session_lock(key);
         let _turn = lock.lock().await;
         let (config, version) = self.instance_config(&key.instance).await?;
