@@ -200,6 +200,7 @@ async fn a_failing_event_is_retried_then_dead_while_others_proceed() {
     options.config.dispatch.max_attempts = Some(3);
     options.config.dispatch.backoff_ms = Some(20);
     let host = flue_host::Host::open(options).await.unwrap();
+    host.start_dispatcher();
     let poison = host
         .dispatch(
             "support_assistant",

@@ -75,16 +75,13 @@ impl Host {
             workflows,
         ));
         tokio::spawn(evict_idle_instances(Arc::downgrade(&shared)));
-        tokio::spawn(harness::dispatcher::run(
-            Arc::downgrade(&shared),
-            shared.dispatch_ready.clone(),
-        ));
         Ok(Self { shared })
     }
 
     /// Stores an event for a session of an instance and returns its receipt once it is
-    /// durably committed; a worker then runs it as a turn of that session. With an
-    /// idempotency key, repeating the call returns the first receipt.
+    /// durably committed; the dispatcher ([`Host::start_dispatcher`]) then runs it as a
+    /// turn of that session. With an idempotency key, repeating the call returns the
+    /// first receipt.
     pub async fn dispatch(
         &self,
         agent: &str,
@@ -110,6 +107,21 @@ impl Host {
         let receipt = self.shared.queue.enqueue(event).await?;
         self.shared.dispatch_ready.notify_one();
         Ok(receipt)
+    }
+
+    /// Starts delivering dispatched events (once; later calls do nothing). `flue serve`
+    /// and `flue dev` do this; a host that only answers prompts need not.
+    pub fn start_dispatcher(&self) {
+        if !self
+            .shared
+            .dispatching
+            .swap(true, std::sync::atomic::Ordering::SeqCst)
+        {
+            tokio::spawn(harness::dispatcher::run(
+                Arc::downgrade(&self.shared),
+                self.shared.dispatch_ready.clone(),
+            ));
+        }
     }
 
     /// A dispatched event and how its delivery went, if it exists.

@@ -65,6 +65,8 @@ pub struct Shared {
     pub workflows: Workflows,
     /// Wakes the dispatcher when an event is enqueued.
     pub dispatch_ready: Arc<tokio::sync::Notify>,
+    /// Whether the dispatcher was started.
+    pub dispatching: std::sync::atomic::AtomicBool,
     /// Where agents with `persist = false` keep their sessions.
     pub memory: MemoryStore,
     pub providers: Providers,
@@ -206,6 +208,7 @@ impl Shared {
             runs,
             workflows,
             dispatch_ready: Arc::default(),
+            dispatching: Default::default(),
             memory: MemoryStore::default(),
             providers,
             instances: Instances::default(),

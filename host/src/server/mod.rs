@@ -75,6 +75,7 @@ pub async fn serve(
     options: ServerOptions,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
+    host.start_dispatcher();
     let (stop_tx, stop_rx) = watch::channel(false);
     let (sockets, mut all_closed) = mpsc::channel(1);
     let app = App {
