@@ -62,7 +62,13 @@ impl Host {
             Runtime::new(limits, options.data_dir.join("cache"))
                 .map_err(|e| Error::Startup(e.to_string()))?,
         );
-        let store = Arc::new(SqliteStore::open(&options.data_dir.join("flue.db")).await?);
+        let store = Arc::new(
+            SqliteStore::open(
+                &options.data_dir.join("flue.db"),
+                options.config.history_cache_bytes(),
+            )
+            .await?,
+        );
         let registry = Registry::scan(runtime.clone(), &options.agents_dir).await;
         let workflows = Workflows::scan(&runtime, &options.workflows_dir).await;
         let shared = Arc::new(Shared::new(

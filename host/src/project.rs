@@ -82,6 +82,8 @@ pub struct LimitSettings {
     pub instance_idle_ms: Option<u64>,
     /// Wall time of one workflow run, prompts included (default 600000).
     pub run_ms: Option<u64>,
+    /// Session histories kept in memory, by stored size in MiB (default 64).
+    pub history_cache_mb: Option<usize>,
 }
 
 /// `[agents.<name>]` in `flue.toml`.
@@ -138,6 +140,13 @@ impl ProjectConfig {
                 .unwrap_or(d.wall_per_call),
             max_instances: l.max_instances.unwrap_or(d.max_instances),
         }
+    }
+
+    /// How many bytes of session histories the store keeps in memory.
+    pub fn history_cache_bytes(&self) -> usize {
+        self.limits
+            .history_cache_mb
+            .map_or(crate::store::DEFAULT_HISTORY_CACHE_BYTES, |mb| mb << 20)
     }
 
     /// How long an unused instance stays in memory.

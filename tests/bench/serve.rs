@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 
 use flue_tests::{FakeProvider, InProcessServer, Project, Reply, Turn, guest};
 
-const PROMPTS_PER_TASK: usize = 300;
+const PROMPTS_PER_TASK: usize = 1000;
 
 /// Resident set size of this process, in bytes.
 fn resident_bytes() -> u64 {
@@ -35,7 +35,8 @@ async fn load(url: &str, concurrency: usize) {
             tokio::spawn(async move {
                 let mut latencies = Vec::with_capacity(PROMPTS_PER_TASK);
                 for i in 0..PROMPTS_PER_TASK {
-                    let id = (t * PROMPTS_PER_TASK + i) % 100;
+                    // At any moment the tasks address distinct ids; each task visits all 100.
+                    let id = (i * concurrency + t) % 100;
                     let body = serde_json::json!({"message": "hello", "session": format!("s{t}")});
                     let sent = Instant::now();
                     let response = client
@@ -59,10 +60,12 @@ async fn load(url: &str, concurrency: usize) {
     let elapsed = started.elapsed();
     latencies.sort();
     println!(
-        "concurrency {concurrency:>2}: {:>7.0} prompts/s   p50 {:>8.2?}   p99 {:>8.2?}   ({} prompts)",
+        "concurrency {concurrency:>2}: {:>7.0} prompts/s   p50 {:>8.2?}   p90 {:>8.2?}   p99 {:>8.2?}   max {:>8.2?}   ({} prompts)",
         latencies.len() as f64 / elapsed.as_secs_f64(),
         percentile(&latencies, 0.5),
+        percentile(&latencies, 0.9),
         percentile(&latencies, 0.99),
+        percentile(&latencies, 1.0),
         latencies.len()
     );
 }

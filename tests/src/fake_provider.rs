@@ -83,7 +83,7 @@ impl Answer {
 #[derive(Debug, Clone)]
 pub struct Seen {
     pub format: Format,
-    pub body: Value,
+    pub body: Arc<Value>,
     pub api_key: Option<String>,
 }
 
@@ -100,7 +100,7 @@ pub struct Turn {
     pub tool_names: Vec<String>,
     /// Conversation messages (system prompt excluded).
     pub messages: usize,
-    pub raw: Value,
+    pub raw: Arc<Value>,
 }
 
 type Script = dyn Fn(&Turn) -> Reply + Send + Sync;
@@ -181,15 +181,18 @@ fn text_of(content: &Value) -> String {
     }
 }
 
-fn turn(format: Format, body: &Value) -> Turn {
-    let all = body["messages"].as_array().cloned().unwrap_or_default();
-    let (system, messages): (Option<String>, Vec<Value>) = match format {
-        Format::Anthropic => (body["system"].as_str().map(str::to_string), all),
+fn turn(format: Format, body: &Arc<Value>) -> Turn {
+    let all = body["messages"].as_array().map_or(&[][..], Vec::as_slice);
+    let (system, messages): (Option<String>, Vec<&Value>) = match format {
+        Format::Anthropic => (
+            body["system"].as_str().map(str::to_string),
+            all.iter().collect(),
+        ),
         Format::OpenAi => (
             all.iter()
                 .find(|m| m["role"] == "system")
                 .map(|m| text_of(&m["content"])),
-            all.into_iter().filter(|m| m["role"] != "system").collect(),
+            all.iter().filter(|m| m["role"] != "system").collect(),
         ),
     };
     let is_tool_result = |m: &Value| match format {
@@ -245,8 +248,8 @@ async fn answer(
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
-    let request: Value = match serde_json::from_slice(&body) {
-        Ok(request) => request,
+    let request: Arc<Value> = match serde_json::from_slice(&body) {
+        Ok(request) => Arc::new(request),
         Err(e) => return (StatusCode::BAD_REQUEST, e.to_string()).into_response(),
     };
     let header = |name| headers.get(name).and_then(|v| v.to_str().ok());

@@ -11,6 +11,11 @@ use flue_host::{Host, HostOptions, ProjectConfig};
 
 pub use fake_provider::{FakeProvider, Format, Reply, Turn};
 
+/// The allocator the `flue` binary uses, so that tests and benchmarks run the host as
+/// it ships.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 /// The workspace root.
 pub fn workspace() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))

@@ -14,7 +14,7 @@ use crate::models::Message;
 pub use memory::MemoryStore;
 pub use queue::Queue;
 pub use runs::Runs;
-pub use sqlite::SqliteStore;
+pub use sqlite::{DEFAULT_HISTORY_CACHE_BYTES, SqliteStore};
 
 /// One agent instance: an agent name and a caller-chosen id.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]

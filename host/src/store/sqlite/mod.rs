@@ -1,24 +1,31 @@
-//! The embedded store: one SQLite file in WAL mode. Reads share a small pool; every
-//! write goes through one writer task (`writer.rs`) that commits whatever is queued in
-//! one transaction (group commit). The dispatch queue is in `queue.rs`.
+//! The embedded store: one SQLite file in WAL mode, owned by one process at a time (a
+//! lock file beside it). Reads share a small pool; every write goes through one writer
+//! task (`writer.rs`) that commits whatever is queued in one transaction (group commit).
+//! Session histories are served from a cache (`cache.rs`) the writer keeps. The
+//! dispatch queue is in `queue.rs`.
 
+mod cache;
 mod queue;
 mod runs;
 mod writer;
 
+use std::fs::File;
 use std::path::Path;
+use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
+use sqlx::Connection;
 use sqlx::sqlite::{
     SqliteConnectOptions, SqliteConnection, SqliteJournalMode, SqlitePool, SqlitePoolOptions,
     SqliteSynchronous,
 };
-use sqlx::{Connection, Row};
 use tokio::sync::{mpsc, oneshot};
 
 use super::{InstanceKey, SessionKey, Store, StoreError, now_millis};
 use crate::models::Message;
+pub use cache::DEFAULT_BUDGET_BYTES as DEFAULT_HISTORY_CACHE_BYTES;
+use cache::HistoryCache;
 use writer::{Done, Pending, Write};
 
 /// Schema steps, applied in order; `PRAGMA user_version` records how many ran.
@@ -100,15 +107,21 @@ const MIGRATIONS: &[&str] = &[
 pub struct SqliteStore {
     reads: SqlitePool,
     writes: mpsc::UnboundedSender<Pending>,
+    histories: Arc<HistoryCache>,
+    /// Held open while the store is: the lock that keeps other processes out.
+    _owner: File,
 }
 
 impl SqliteStore {
-    /// Opens (creating if needed) the database at `path` and brings its schema up to date.
-    pub async fn open(path: &Path) -> Result<Self, StoreError> {
+    /// Opens (creating if needed) the database at `path`, takes it for this process and
+    /// brings its schema up to date. Up to `cache_bytes` of session histories are kept
+    /// in memory.
+    pub async fn open(path: &Path, cache_bytes: usize) -> Result<Self, StoreError> {
         if let Some(dir) = path.parent() {
             std::fs::create_dir_all(dir)
                 .map_err(|e| StoreError(format!("cannot create {}: {e}", dir.display())))?;
         }
+        let owner = take_ownership(path)?;
         let options = SqliteConnectOptions::new()
             .filename(path)
             .create_if_missing(true)
@@ -121,14 +134,26 @@ impl SqliteStore {
             .await
             .map_err(cannot_open)?;
         migrate(&mut writer).await?;
+        writer::pragma(&mut writer, "PRAGMA wal_autocheckpoint = 0").await?;
+        let checkpointer = SqliteConnection::connect_with(&options)
+            .await
+            .map_err(cannot_open)?;
         let reads = SqlitePoolOptions::new()
             .max_connections(4)
             .connect_with(options.read_only(true))
             .await
             .map_err(cannot_open)?;
         let (writes, queue) = mpsc::unbounded_channel();
-        tokio::spawn(writer::run(writer, queue));
-        Ok(Self { reads, writes })
+        let histories = Arc::new(HistoryCache::new(cache_bytes));
+        let (checkpoints, asks) = mpsc::channel(1);
+        tokio::spawn(writer::checkpoint(checkpointer, asks));
+        tokio::spawn(writer::run(writer, queue, histories.clone(), checkpoints));
+        Ok(Self {
+            reads,
+            writes,
+            histories,
+            _owner: owner,
+        })
     }
 
     /// Queues a write for the next group commit and waits until it is committed.
@@ -139,6 +164,26 @@ impl SqliteStore {
             .send(Pending { write, done })
             .map_err(|_| stopped())?;
         committed.await.map_err(|_| stopped())?
+    }
+}
+
+/// Locks `<database>.lock` for as long as the returned file is open, so that no other
+/// process writes the database behind this one's history cache.
+fn take_ownership(path: &Path) -> Result<File, StoreError> {
+    let lock_path = path.with_extension("db.lock");
+    let file = File::create(&lock_path)
+        .map_err(|e| StoreError(format!("cannot create {}: {e}", lock_path.display())))?;
+    match file.try_lock() {
+        Ok(()) => Ok(file),
+        Err(std::fs::TryLockError::WouldBlock) => Err(StoreError(format!(
+            "{} is in use by another flue process; stop it first, or give this one its own \
+             data directory (--data-dir or FLUE_DATA_DIR)",
+            path.display()
+        ))),
+        Err(std::fs::TryLockError::Error(e)) => Err(StoreError(format!(
+            "cannot lock {}: {e}",
+            lock_path.display()
+        ))),
     }
 }
 
@@ -167,20 +212,15 @@ async fn migrate(conn: &mut SqliteConnection) -> Result<(), StoreError> {
 #[async_trait]
 impl Store for SqliteStore {
     async fn history(&self, key: &SessionKey) -> Result<Vec<Message>, StoreError> {
-        let rows = sqlx::query("SELECT body FROM messages WHERE agent = ? AND instance_id = ? AND session = ? ORDER BY id")
-            .bind(&key.instance.agent)
-            .bind(&key.instance.id)
-            .bind(&key.session)
-            .fetch_all(&self.reads)
-            .await
-            .map_err(StoreError::from_display)?;
-        rows.iter()
-            .map(|row| {
-                let body: &str = row.get(0);
-                serde_json::from_str(body)
-                    .map_err(|e| StoreError(format!("a stored message is unreadable: {e}")))
-            })
-            .collect()
+        if let Some(messages) = self.histories.get(key) {
+            return Ok(messages);
+        }
+        match self.write(Write::Load { key: key.clone() }).await? {
+            Done::History(messages, _) => Ok(messages),
+            _ => Err(StoreError(
+                "the writer answered a load with no history".into(),
+            )),
+        }
     }
 
     async fn append(&self, key: &SessionKey, messages: &[Message]) -> Result<(), StoreError> {
@@ -191,6 +231,7 @@ impl Store for SqliteStore {
             .map_err(StoreError::from_display)?;
         self.write(Write::Append {
             key: key.clone(),
+            messages: messages.to_vec(),
             bodies,
             at: now_millis(),
         })
@@ -249,13 +290,17 @@ mod tests {
         let dir = std::env::temp_dir().join(format!("flue-store-{}", std::process::id()));
         let path = dir.join("t.db");
         let _ = std::fs::remove_dir_all(&dir);
-        let store = SqliteStore::open(&path).await.unwrap();
+        let store = SqliteStore::open(&path, DEFAULT_HISTORY_CACHE_BYTES)
+            .await
+            .unwrap();
         let first = Message::User {
             content: "one".into(),
         };
         let second = Message::User {
             content: "two".into(),
         };
+        // Read once first, so the session is cached and the appends extend the cache.
+        assert!(store.history(&key("s")).await.unwrap().is_empty());
         store
             .append(&key("s"), std::slice::from_ref(&first))
             .await
@@ -264,6 +309,8 @@ mod tests {
             .append(&key("s"), std::slice::from_ref(&second))
             .await
             .unwrap();
+        let cached = store.history(&key("s")).await.unwrap();
+        assert_eq!(cached, vec![first.clone(), second.clone()]);
         store
             .state_set(&key("s").instance, "k", "v1")
             .await
@@ -273,8 +320,11 @@ mod tests {
             .await
             .unwrap();
         drop(store);
-        let store = SqliteStore::open(&path).await.unwrap();
-        assert_eq!(store.history(&key("s")).await.unwrap(), vec![first, second]);
+        let store = SqliteStore::open(&path, DEFAULT_HISTORY_CACHE_BYTES)
+            .await
+            .unwrap();
+        // Read back from the file: the same as the cache served.
+        assert_eq!(store.history(&key("s")).await.unwrap(), cached);
         assert!(store.history(&key("other")).await.unwrap().is_empty());
         assert_eq!(
             store
@@ -284,6 +334,33 @@ mod tests {
                 .as_deref(),
             Some("v2")
         );
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    #[tokio::test]
+    async fn one_process_at_a_time_owns_the_database() {
+        let dir = std::env::temp_dir().join(format!("flue-store-o-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        let path = dir.join("t.db");
+        let first = SqliteStore::open(&path, DEFAULT_HISTORY_CACHE_BYTES)
+            .await
+            .unwrap();
+        // The lock is per open file description, so a second open in this process is
+        // refused just as another process would be.
+        let refused = SqliteStore::open(&path, DEFAULT_HISTORY_CACHE_BYTES)
+            .await
+            .err()
+            .expect("a second owner is refused");
+        assert!(
+            refused
+                .to_string()
+                .contains("in use by another flue process"),
+            "{refused}"
+        );
+        drop(first);
+        SqliteStore::open(&path, DEFAULT_HISTORY_CACHE_BYTES)
+            .await
+            .expect("free again once the first is closed");
         let _ = std::fs::remove_dir_all(&dir);
     }
 
@@ -318,7 +395,9 @@ mod tests {
                 .unwrap();
         }
         old.close().await.unwrap();
-        let store = SqliteStore::open(&path).await.unwrap();
+        let store = SqliteStore::open(&path, DEFAULT_HISTORY_CACHE_BYTES)
+            .await
+            .unwrap();
         let third = Message::User {
             content: "third".into(),
         };
@@ -344,7 +423,11 @@ mod tests {
     async fn concurrent_appends_all_commit() {
         let dir = std::env::temp_dir().join(format!("flue-store-c-{}", std::process::id()));
         let _ = std::fs::remove_dir_all(&dir);
-        let store = std::sync::Arc::new(SqliteStore::open(&dir.join("t.db")).await.unwrap());
+        let store = std::sync::Arc::new(
+            SqliteStore::open(&dir.join("t.db"), DEFAULT_HISTORY_CACHE_BYTES)
+                .await
+                .unwrap(),
+        );
         let writers: Vec<_> = (0..16)
             .map(|i| {
                 let store = store.clone();

@@ -2,12 +2,18 @@
 //! since its last commit and applies them in one transaction (group commit), so
 //! concurrent callers share a commit instead of queueing for SQLite's write lock.
 //! A batch that enqueues dispatched events commits with full synchronous durability.
+//! After each commit it brings the history cache up to date, so the cache follows the
+//! commit order exactly.
+
+use std::sync::Arc;
 
 use sqlx::sqlite::SqliteConnection;
-use sqlx::{Connection, QueryBuilder, Sqlite};
+use sqlx::{Connection, QueryBuilder, Row, Sqlite};
 use tokio::sync::{mpsc, oneshot};
 
+use super::cache::HistoryCache;
 use super::{queue, runs};
+use crate::models::Message;
 use crate::store::queue::{Claimed, NewDispatch, Receipt, Settle};
 use crate::store::runs::{RunEnd, RunEvent};
 use crate::store::{InstanceKey, SessionKey, StoreError};
@@ -16,13 +22,20 @@ use crate::store::{InstanceKey, SessionKey, StoreError};
 const MAX_BATCH: usize = 512;
 /// Rows per `INSERT` statement, well under SQLite's bound on bound parameters.
 const ROWS_PER_INSERT: usize = 1000;
+/// Commits between two nudges to the checkpointer.
+const COMMITS_PER_CHECKPOINT: u32 = 100;
 
 /// One write the writer task has not committed yet.
 pub enum Write {
     Append {
         key: SessionKey,
+        messages: Vec<Message>,
         bodies: Vec<String>,
         at: i64,
+    },
+    /// Reads a session's history (and caches it), in order with the writes around it.
+    Load {
+        key: SessionKey,
     },
     State {
         instance: InstanceKey,
@@ -69,6 +82,8 @@ pub enum Done {
     Nothing,
     Receipt(Receipt),
     Claimed(Vec<Claimed>),
+    /// A history and its stored size in bytes.
+    History(Vec<Message>, usize),
 }
 
 /// A queued write and where to report its outcome.
@@ -79,21 +94,58 @@ pub struct Pending {
 
 /// Commits queued writes in batches until every sender is gone. If a batch fails, its
 /// writes are retried one by one so each gets its own outcome.
-pub async fn run(mut conn: SqliteConnection, mut queue: mpsc::UnboundedReceiver<Pending>) {
+/// Every [`COMMITS_PER_CHECKPOINT`] commits it nudges `checkpoints`, so that the write-
+/// ahead log is copied back into the database off this task.
+pub async fn run(
+    mut conn: SqliteConnection,
+    mut queue: mpsc::UnboundedReceiver<Pending>,
+    cache: Arc<HistoryCache>,
+    checkpoints: mpsc::Sender<()>,
+) {
     let mut batch = Vec::with_capacity(MAX_BATCH);
+    let mut commits = 0;
     while queue.recv_many(&mut batch, MAX_BATCH).await > 0 {
+        commits += 1;
+        if commits % COMMITS_PER_CHECKPOINT == 0 {
+            let _ = checkpoints.try_send(());
+        }
         let writes: Vec<&Write> = batch.iter().map(|p| &p.write).collect();
         if let Ok(outcomes) = commit(&mut conn, &writes).await {
+            update_cache(&cache, &writes, &outcomes);
             for (pending, outcome) in batch.drain(..).zip(outcomes) {
                 let _ = pending.done.send(Ok(outcome));
             }
             continue;
         }
         for pending in batch.drain(..) {
-            let outcome = commit(&mut conn, &[&pending.write])
-                .await
-                .map(|mut done| done.pop().unwrap_or(Done::Nothing));
-            let _ = pending.done.send(outcome);
+            let outcome = commit(&mut conn, &[&pending.write]).await;
+            if let Ok(done) = &outcome {
+                update_cache(&cache, &[&pending.write], done);
+            }
+            let _ = pending
+                .done
+                .send(outcome.map(|mut done| done.pop().unwrap_or(Done::Nothing)));
+        }
+    }
+}
+
+/// Brings the cache up to a committed batch: appended messages extend cached histories,
+/// then histories loaded in the batch (which already hold its appends) replace theirs.
+fn update_cache(cache: &HistoryCache, writes: &[&Write], outcomes: &[Done]) {
+    for write in writes {
+        if let Write::Append {
+            key,
+            messages,
+            bodies,
+            ..
+        } = write
+        {
+            cache.extend(key, messages, bodies.iter().map(String::len).sum());
+        }
+    }
+    for (write, outcome) in writes.iter().zip(outcomes) {
+        if let (Write::Load { key }, Done::History(messages, bytes)) = (write, outcome) {
+            cache.insert(key, messages.clone(), *bytes);
         }
     }
 }
@@ -112,7 +164,18 @@ async fn commit(conn: &mut SqliteConnection, writes: &[&Write]) -> Result<Vec<Do
     outcome
 }
 
-async fn pragma(conn: &mut SqliteConnection, sql: &'static str) -> Result<(), StoreError> {
+/// Copies the write-ahead log back into the database each time the writer asks, on a
+/// connection of its own, without blocking writers (a passive checkpoint). The writer
+/// itself never checkpoints, so no commit waits for one. Ends with the writer.
+pub async fn checkpoint(mut conn: SqliteConnection, mut asks: mpsc::Receiver<()>) {
+    while asks.recv().await.is_some() {
+        if let Err(e) = pragma(&mut conn, "PRAGMA wal_checkpoint(PASSIVE)").await {
+            tracing::warn!("checkpoint failed: {e}");
+        }
+    }
+}
+
+pub async fn pragma(conn: &mut SqliteConnection, sql: &'static str) -> Result<(), StoreError> {
     sqlx::raw_sql(sql)
         .execute(conn)
         .await
@@ -127,6 +190,10 @@ async fn apply(conn: &mut SqliteConnection, writes: &[&Write]) -> Result<Vec<Don
     for write in writes {
         done.push(match write {
             Write::Append { .. } => Done::Nothing,
+            Write::Load { key } => {
+                let (messages, bytes) = load_history(&mut tx, key).await?;
+                Done::History(messages, bytes)
+            }
             Write::State {
                 instance,
                 key,
@@ -174,7 +241,9 @@ async fn insert_messages(conn: &mut SqliteConnection, writes: &[&Write]) -> Resu
     let messages: Vec<(&SessionKey, &String, i64)> = writes
         .iter()
         .filter_map(|w| match w {
-            Write::Append { key, bodies, at } => Some(bodies.iter().map(move |b| (key, b, *at))),
+            Write::Append {
+                key, bodies, at, ..
+            } => Some(bodies.iter().map(move |b| (key, b, *at))),
             _ => None,
         })
         .flatten()
@@ -196,6 +265,33 @@ async fn insert_messages(conn: &mut SqliteConnection, writes: &[&Write]) -> Resu
         .map_err(StoreError::from_display)?;
     }
     Ok(())
+}
+
+/// A session's messages, oldest first, and their stored size in bytes.
+async fn load_history(
+    conn: &mut SqliteConnection,
+    key: &SessionKey,
+) -> Result<(Vec<Message>, usize), StoreError> {
+    let rows = sqlx::query(
+        "SELECT body FROM messages WHERE agent = ? AND instance_id = ? AND session = ? ORDER BY id",
+    )
+    .bind(&key.instance.agent)
+    .bind(&key.instance.id)
+    .bind(&key.session)
+    .fetch_all(conn)
+    .await
+    .map_err(StoreError::from_display)?;
+    let mut bytes = 0;
+    let messages = rows
+        .iter()
+        .map(|row| {
+            let body: &str = row.get(0);
+            bytes += body.len();
+            serde_json::from_str(body)
+                .map_err(|e| StoreError(format!("a stored message is unreadable: {e}")))
+        })
+        .collect::<Result<_, _>>()?;
+    Ok((messages, bytes))
 }
 
 async fn set_state(
