@@ -123,7 +123,7 @@ async fn main() {
     }
     report("guest tool call (ticket_status)", calls);
 
-    let fake = FakeProvider::start(|_: &Turn| Reply::Text("ok".into())).await;
+    let fake = FakeProvider::unrecorded(|_: &Turn| Reply::Text("ok".into())).await;
     let http = time(2000, |_| {
         let url = format!("{}/v1/messages", fake.anthropic_url());
         async move {

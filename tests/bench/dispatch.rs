@@ -21,7 +21,7 @@ fn percentile(sorted: &[Duration], q: f64) -> Duration {
 async fn main() {
     let processed: Arc<Mutex<HashMap<String, Instant>>> = Arc::default();
     let record = processed.clone();
-    let fake = FakeProvider::start(move |turn: &Turn| {
+    let fake = FakeProvider::unrecorded(move |turn: &Turn| {
         let text = turn.last_user_text.clone().unwrap_or_default();
         if let Some(token) = text.split('"').nth(3) {
             record

@@ -1,6 +1,8 @@
 //! Serving figures: prompts per second and latency through the HTTP server at
 //! concurrency 1 and 32 over 100 instance ids (instant fake provider, all on loopback),
-//! and resident memory per idle live instance after 10,000 distinct ids.
+//! and resident memory per idle live instance after 10,000 distinct ids. Each task starts
+//! a new session every [`PROMPTS_PER_SESSION`] prompts, so histories stay short (a real
+//! model's time would dwarf the cost of a long one) and one prompt in ten opens a session.
 //!
 //! Run with `cargo run --release -p flue-tests --bin bench-serve`.
 
@@ -10,6 +12,7 @@ use std::time::{Duration, Instant};
 use flue_tests::{FakeProvider, InProcessServer, Project, Reply, Turn, guest};
 
 const PROMPTS_PER_TASK: usize = 1000;
+const PROMPTS_PER_SESSION: usize = 10;
 
 /// Resident set size of this process, in bytes.
 fn resident_bytes() -> u64 {
@@ -35,9 +38,10 @@ async fn load(url: &str, concurrency: usize) {
             tokio::spawn(async move {
                 let mut latencies = Vec::with_capacity(PROMPTS_PER_TASK);
                 for i in 0..PROMPTS_PER_TASK {
-                    // At any moment the tasks address distinct ids; each task visits all 100.
+                    // At any moment the tasks address distinct ids.
                     let id = (i * concurrency + t) % 100;
-                    let body = serde_json::json!({"message": "hello", "session": format!("s{t}")});
+                    let session = format!("s{t}-{}", i / PROMPTS_PER_SESSION);
+                    let body = serde_json::json!({"message": "hello", "session": session});
                     let sent = Instant::now();
                     let response = client
                         .post(format!("{url}/agents/support_assistant/id-{id}"))
@@ -72,7 +76,7 @@ async fn load(url: &str, concurrency: usize) {
 
 #[tokio::main]
 async fn main() {
-    let fake = FakeProvider::start(|_: &Turn| Reply::Text("ok".into())).await;
+    let fake = FakeProvider::unrecorded(|_: &Turn| Reply::Text("ok".into())).await;
     let project = Project::empty();
     project.add_agent("support_assistant", &guest("agents/support_assistant"));
     let mut options = project.options(&fake);

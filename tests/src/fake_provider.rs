@@ -107,7 +107,8 @@ type Script = dyn Fn(&Turn) -> Reply + Send + Sync;
 
 struct Shared {
     script: Box<Script>,
-    seen: Mutex<Vec<Seen>>,
+    /// `None` when requests are not recorded.
+    seen: Option<Mutex<Vec<Seen>>>,
     ids: AtomicU64,
 }
 
@@ -119,11 +120,24 @@ pub struct FakeProvider {
 }
 
 impl FakeProvider {
-    /// Starts a server whose replies are computed from each request by `script`.
+    /// Starts a server whose replies are computed from each request by `script`; every
+    /// request is recorded for [`Self::requests`].
     pub async fn start(script: impl Fn(&Turn) -> Reply + Send + Sync + 'static) -> FakeProvider {
+        Self::serve(Box::new(script), Some(Mutex::default())).await
+    }
+
+    /// Like [`Self::start`], but keeps no record of requests, so that a benchmark's
+    /// memory does not grow with every request.
+    pub async fn unrecorded(
+        script: impl Fn(&Turn) -> Reply + Send + Sync + 'static,
+    ) -> FakeProvider {
+        Self::serve(Box::new(script), None).await
+    }
+
+    async fn serve(script: Box<Script>, seen: Option<Mutex<Vec<Seen>>>) -> FakeProvider {
         let shared = Arc::new(Shared {
-            script: Box::new(script),
-            seen: Mutex::new(Vec::new()),
+            script,
+            seen,
             ids: AtomicU64::new(1),
         });
         let route = |format| post(move |state, headers, body| answer(format, state, headers, body));
@@ -157,9 +171,13 @@ impl FakeProvider {
         format!("http://{}/v1", self.addr)
     }
 
-    /// Every request received, in order.
+    /// Every request received, in order (none for an unrecorded fake).
     pub fn requests(&self) -> Vec<Seen> {
-        self.shared.seen.lock().expect("seen lock").clone()
+        self.shared
+            .seen
+            .as_ref()
+            .map(|seen| seen.lock().expect("seen lock").clone())
+            .unwrap_or_default()
     }
 }
 
@@ -254,11 +272,13 @@ async fn answer(
     };
     let header = |name| headers.get(name).and_then(|v| v.to_str().ok());
     let bearer = header("authorization").map(|a| a.trim_start_matches("Bearer "));
-    shared.seen.lock().expect("seen lock").push(Seen {
-        format,
-        body: request.clone(),
-        api_key: header("x-api-key").or(bearer).map(str::to_string),
-    });
+    if let Some(seen) = &shared.seen {
+        seen.lock().expect("seen lock").push(Seen {
+            format,
+            body: request.clone(),
+            api_key: header("x-api-key").or(bearer).map(str::to_string),
+        });
+    }
     let prefix = match format {
         Format::Anthropic => "toolu",
         Format::OpenAi => "call",
