@@ -6,7 +6,8 @@ use std::time::{Duration, Instant};
 use flue_host::{Error, Host};
 use flue_tests::{FakeProvider, Project, Reply, Turn, ticket_script};
 
-/// The model calls the tool named by the prompt ("call spin"), then repeats its result.
+/// The model calls the tool named by the prompt ("call spin", or "call escape {json
+/// args}"), then repeats its result.
 fn tool_by_prompt(turn: &Turn) -> Reply {
     if let Some(result) = &turn.last_tool_result {
         return Reply::Text(format!("tool said: {result}"));
@@ -16,10 +17,13 @@ fn tool_by_prompt(turn: &Turn) -> Reply {
         .as_deref()
         .and_then(|t| t.strip_prefix("call "))
     {
-        Some(tool) => Reply::ToolCall {
-            name: tool.to_string(),
-            args: serde_json::json!({}),
-        },
+        Some(call) => {
+            let (name, args) = call.split_once(' ').unwrap_or((call, "{}"));
+            Reply::ToolCall {
+                name: name.to_string(),
+                args: serde_json::from_str(args).expect("JSON tool arguments"),
+            }
+        }
         None => ticket_script(turn),
     }
 }
@@ -153,5 +157,115 @@ async fn files_that_are_not_agents_are_reported_and_skipped() {
     }
     let names: Vec<String> = host.agents().into_iter().map(|a| a.name).collect();
     assert_eq!(names, ["hostile", "support_assistant"]);
+    assert!(healthy_answer(&host).await.contains("ticket-1"));
+}
+
+#[tokio::test]
+async fn a_stack_overflow_traps_that_call_only() {
+    let fake = FakeProvider::start(tool_by_prompt).await;
+    let project = Project::new();
+    let host = project.host(&fake).await;
+    let error = guest_error(call(&host, "e", "recurse").await);
+    // Rust keeps its frames in linear memory, so the overflow shows as an access out of
+    // bounds; a guest whose frames are on the wasm stack sees "call stack exhausted".
+    assert!(
+        error.contains("out of bounds memory access") || error.contains("call stack exhausted"),
+        "{error}"
+    );
+    assert_eq!(call(&host, "e", "whoami").await.unwrap(), "tool said: e");
+    assert!(healthy_answer(&host).await.contains("ticket-1"));
+}
+
+#[tokio::test]
+async fn answers_too_large_or_not_text_are_refused() {
+    let fake = FakeProvider::start(tool_by_prompt).await;
+    let project = Project::new();
+    let host = project.host(&fake).await;
+    let error = guest_error(call(&host, "f", "flood").await);
+    assert!(
+        error.contains("tool 'flood' returned 8.0 MiB; at most 1.0 MiB is allowed"),
+        "{error}"
+    );
+    let error = guest_error(call(&host, "f", "garbage").await);
+    assert!(error.contains("utf-8"), "{error}");
+    let error = guest_error(call(&host, "huge-config", "whoami").await);
+    assert!(
+        error.contains("configuration is 4.0 MiB as JSON; at most 1.0 MiB is allowed"),
+        "{error}"
+    );
+    let error = guest_error(call(&host, "bad-schema", "whoami").await);
+    assert!(
+        error.contains("tool 'broken' has parameters that are not a JSON Schema object"),
+        "{error}"
+    );
+    // The model never saw the refused answers: no request carries them.
+    assert!(
+        fake.requests()
+            .iter()
+            .all(|r| !r.body.to_string().contains("yyyyyyyy"))
+    );
+    assert_eq!(call(&host, "f", "whoami").await.unwrap(), "tool said: f");
+    assert!(healthy_answer(&host).await.contains("ticket-1"));
+}
+
+#[tokio::test]
+async fn sleeping_past_every_bound_is_cut_off_by_the_wall_clock() {
+    let fake = FakeProvider::start(tool_by_prompt).await;
+    let project = Project::new();
+    let host = project.host(&fake).await;
+    let started = Instant::now();
+    // Sleeping uses no CPU, so only the wall-clock bound (3 s in these tests) can stop it.
+    let error = guest_error(call(&host, "g", "nap").await);
+    assert!(error.contains("did not answer within 3s"), "{error}");
+    assert!(started.elapsed() < Duration::from_secs(5));
+    assert_eq!(call(&host, "g", "whoami").await.unwrap(), "tool said: g");
+}
+
+#[tokio::test]
+async fn a_guest_reaches_no_files_environment_or_sockets() {
+    let fake = FakeProvider::start(tool_by_prompt).await;
+    let project = Project::new();
+    let host = project.host(&fake).await;
+    // A listener the guest is told about: nothing may connect to it.
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    listener.set_nonblocking(true).unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let text = call(&host, "h", &format!("escape {{\"port\": {port}}}"))
+        .await
+        .expect("the probe itself runs");
+    let report: serde_json::Value =
+        serde_json::from_str(text.strip_prefix("tool said: ").unwrap()).unwrap();
+    let host_dir = std::env::current_dir().unwrap().display().to_string();
+    assert_ne!(report["cwd"]["ok"], host_dir.as_str(), "{report}");
+    for reached in ["file", "listing", "socket", "lookup"] {
+        assert!(
+            report[reached]["error"].is_string(),
+            "{reached} was reachable: {report}"
+        );
+    }
+    assert_eq!(report["env"], serde_json::json!([]), "{report}");
+    assert!(
+        listener.accept().is_err(),
+        "the guest connected to a socket"
+    );
+}
+
+#[tokio::test]
+async fn a_component_of_another_world_is_not_an_agent() {
+    let fake = FakeProvider::start(ticket_script).await;
+    let project = Project::new();
+    project.add_agent(
+        "a_workflow",
+        &flue_tests::guest("tests/guests/release_flow"),
+    );
+    let host = project.host(&fake).await;
+    let problems = host.load_problems();
+    assert_eq!(problems.len(), 1, "{problems:?}");
+    assert!(
+        problems[0].reason.contains("not a valid agent component")
+            && problems[0].reason.contains("flue:agent/agents"),
+        "{}",
+        problems[0].reason
+    );
     assert!(healthy_answer(&host).await.contains("ticket-1"));
 }

@@ -18,6 +18,10 @@ use crate::agent_config::AgentConfig;
 
 /// How much of a guest's stderr (panic messages) is kept for error reports.
 const STDERR_CAPACITY: usize = 16 << 10;
+/// The largest configuration `create` may return, measured as JSON.
+pub const MAX_CONFIG_BYTES: usize = 1 << 20;
+/// The largest result (or error text) one guest tool call may return.
+pub const MAX_TOOL_RESULT_BYTES: usize = 1 << 20;
 
 /// The data of one instance's store.
 pub struct InstanceState {
@@ -135,7 +139,16 @@ impl Instance {
         })
         .await?;
         let config = answer.map_err(GuestError::Create)?;
-        convert::agent_config(config).map_err(GuestError::Create)
+        let config = convert::agent_config(config).map_err(GuestError::Create)?;
+        let size = serde_json::to_vec(&config).map_or(usize::MAX, |json| json.len());
+        if size > MAX_CONFIG_BYTES {
+            return Err(GuestError::Oversized(format!(
+                "its configuration is {} as JSON; at most {} is allowed",
+                mib(size),
+                mib(MAX_CONFIG_BYTES)
+            )));
+        }
+        Ok(config)
     }
 
     /// Calls the guest's `call-tool` during a prompt of `session`. The inner `Err` is the
@@ -153,7 +166,18 @@ impl Instance {
         })
         .await;
         self.store.data_mut().session = None;
-        answer
+        let answer = answer?;
+        let size = match &answer {
+            Ok(text) | Err(text) => text.len(),
+        };
+        if size > MAX_TOOL_RESULT_BYTES {
+            return Err(GuestError::Oversized(format!(
+                "tool '{name}' returned {}; at most {} is allowed",
+                mib(size),
+                mib(MAX_TOOL_RESULT_BYTES)
+            )));
+        }
+        Ok(answer)
     }
 }
 
@@ -200,6 +224,11 @@ fn describe_trap(e: &wasmtime::Error, limits: &Limits, stderr: &MemoryOutputPipe
     } else {
         GuestError::Trap(format!("{reason}; guest stderr: {output}"))
     }
+}
+
+/// A byte count in MiB, for messages.
+fn mib(bytes: usize) -> String {
+    format!("{:.1} MiB", bytes as f64 / (1 << 20) as f64)
 }
 
 fn ticks_in(d: std::time::Duration) -> u64 {

@@ -16,7 +16,7 @@ use wasmtime::Engine;
 use wasmtime::component::{Component, Linker};
 
 pub use imports::{GuestHost, GuestLogLevel};
-pub use instance::Instance;
+pub use instance::{Instance, MAX_CONFIG_BYTES, MAX_TOOL_RESULT_BYTES};
 
 use bindings::AgentPre;
 use bindings::workflow::WorkflowPre;
@@ -61,6 +61,9 @@ pub enum GuestError {
     /// The guest's `create` returned an error of its own.
     #[error("the agent's create failed: {0}")]
     Create(String),
+    /// The guest answered with more than the host accepts.
+    #[error("the agent's answer was refused: {0}")]
+    Oversized(String),
     /// Every instance slot of the pool is taken.
     #[error("too many live instances (limit {0}; raise [limits] max_instances)")]
     TooManyInstances(u32),
