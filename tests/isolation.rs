@@ -3,52 +3,9 @@
 
 use std::time::{Duration, Instant};
 
-use flue_host::{Error, Host};
-use flue_tests::{FakeProvider, Project, Reply, Turn, ticket_script};
-
-/// The model calls the tool named by the prompt ("call spin", or "call escape {json
-/// args}"), then repeats its result.
-fn tool_by_prompt(turn: &Turn) -> Reply {
-    if let Some(result) = &turn.last_tool_result {
-        return Reply::Text(format!("tool said: {result}"));
-    }
-    match turn
-        .last_user_text
-        .as_deref()
-        .and_then(|t| t.strip_prefix("call "))
-    {
-        Some(call) => {
-            let (name, args) = call.split_once(' ').unwrap_or((call, "{}"));
-            Reply::ToolCall {
-                name: name.to_string(),
-                args: serde_json::from_str(args).expect("JSON tool arguments"),
-            }
-        }
-        None => ticket_script(turn),
-    }
-}
-
-async fn call(host: &Host, id: &str, tool: &str) -> Result<String, Error> {
-    let harness = host.init_agent("hostile", id).await?;
-    Ok(harness
-        .session("s")
-        .prompt(&format!("call {tool}"))
-        .await?
-        .text)
-}
-
-async fn healthy_answer(host: &Host) -> String {
-    let session = host
-        .init_agent("support_assistant", "ticket-1")
-        .await
-        .unwrap()
-        .session("s");
-    session
-        .prompt("status?")
-        .await
-        .expect("the healthy agent answers")
-        .text
-}
+use flue_host::Error;
+use flue_tests::hostile::{ATTACKS, Attack, call, healthy_answer, tool_by_prompt};
+use flue_tests::{FakeProvider, Project, ticket_script};
 
 fn guest_error(result: Result<String, Error>) -> String {
     match result {
@@ -268,4 +225,26 @@ async fn a_component_of_another_world_is_not_an_agent() {
         problems[0].reason
     );
     assert!(healthy_answer(&host).await.contains("ticket-1"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_healthy_agent_answers_while_every_kind_of_guest_misbehaves() {
+    let fake = FakeProvider::start(tool_by_prompt).await;
+    let project = Project::new();
+    let host = project.host(&fake).await;
+    let attack = Attack::start(&host, &ATTACKS);
+    // `nap` sleeps for 3 s before the wall bound stops it: answer until then.
+    let started = Instant::now();
+    let mut answered = 0;
+    while started.elapsed() < Duration::from_secs(4) {
+        assert!(healthy_answer(&host).await.contains("ticket-1"));
+        answered += 1;
+    }
+    for (tool, (calls, failures)) in ATTACKS.iter().zip(attack.stop().await) {
+        assert!(
+            calls > 0 && failures == calls,
+            "{tool}: {failures} of {calls} calls failed"
+        );
+    }
+    assert!(answered > 100, "only {answered} healthy answers");
 }

@@ -2,6 +2,7 @@
 //! their crates, throwaway projects, and a scripted fake model provider on loopback.
 
 pub mod fake_provider;
+pub mod hostile;
 
 use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};

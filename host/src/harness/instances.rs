@@ -83,16 +83,44 @@ impl Instances {
 
 impl Shared {
     /// The configuration of an instance of the agent's current version, and that
-    /// version; creates the instance if it is not live.
+    /// version; creates the instance (on the guest threads) if it is not live.
     pub async fn instance_config(
         self: &Arc<Self>,
         key: &InstanceKey,
     ) -> Result<(Arc<AgentConfig>, Arc<AgentVersion>), Error> {
         let version = self.agent(&key.agent)?;
-        let slot = self.instances.slot(key);
-        let mut live = slot.lock().await;
-        let live = self.ensure_live(key, &mut live, &version).await?;
-        Ok((live.config.clone(), version))
+        let mut held = self.instances.slot(key).lock_owned().await;
+        if let Some(live) = held
+            .as_mut()
+            .filter(|live| Arc::ptr_eq(&live.version, &version))
+        {
+            live.last_used = Instant::now();
+            return Ok((live.config.clone(), version));
+        }
+        let (shared, owned, pinned) = (self.clone(), key.clone(), version.clone());
+        let config = self
+            .on_guest_threads(&key.agent, async move {
+                let live = shared.ensure_live(&owned, &mut held, &pinned).await?;
+                Ok(live.config.clone())
+            })
+            .await?;
+        Ok((config, version))
+    }
+
+    /// Runs a task that calls into one of `agent`'s instances on the guest threads; the
+    /// slot it holds moves there with it.
+    async fn on_guest_threads<T: Send + 'static>(
+        &self,
+        agent: &str,
+        task: impl std::future::Future<Output = Result<T, Error>> + Send + 'static,
+    ) -> Result<T, Error> {
+        self.runtime
+            .on_guest_threads(task)
+            .await
+            .map_err(|source| Error::Guest {
+                agent: agent.to_string(),
+                source,
+            })?
     }
 
     /// Runs one of the agent's own tools inside its instance, with the tokens its own
@@ -106,18 +134,25 @@ impl Shared {
         name: &str,
         args: &str,
     ) -> Result<(Result<String, String>, Usage), Error> {
-        let slot = self.instances.slot(&key.instance);
-        let mut live = slot.lock().await;
-        let agent = self.ensure_live(&key.instance, &mut live, version).await?;
-        let answer = agent.instance.call_tool(&key.session, name, args).await;
-        let spent = std::mem::take(&mut *agent.host.spent.lock().expect("usage lock"));
-        match answer {
-            Ok(answer) => Ok((answer, spent)),
-            Err(source) => {
-                self.instances.discard(&mut live);
-                Err(self.guest_failure(&key.instance.agent, source))
+        let mut held = self.instances.slot(&key.instance).lock_owned().await;
+        let agent = key.instance.agent.clone();
+        let (shared, key, version) = (self.clone(), key.clone(), version.clone());
+        let (name, args) = (name.to_string(), args.to_string());
+        self.on_guest_threads(&agent, async move {
+            let agent = shared
+                .ensure_live(&key.instance, &mut held, &version)
+                .await?;
+            let answer = agent.instance.call_tool(&key.session, &name, &args).await;
+            let spent = std::mem::take(&mut *agent.host.spent.lock().expect("usage lock"));
+            match answer {
+                Ok(answer) => Ok((answer, spent)),
+                Err(source) => {
+                    shared.instances.discard(&mut held);
+                    Err(shared.guest_failure(&key.instance.agent, source))
+                }
             }
-        }
+        })
+        .await
     }
 
     /// Makes the slot live on `version`: instantiates it and runs `create`, replacing

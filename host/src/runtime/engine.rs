@@ -10,7 +10,7 @@ use wasmtime::{Config, Engine, InstanceAllocationStrategy, PoolingAllocationConf
 use super::Limits;
 
 /// How often the engine's epoch advances; the unit of guest CPU accounting.
-pub const TICK: Duration = Duration::from_millis(10);
+pub const TICK: Duration = Duration::from_millis(1);
 
 /// Core wasm instances per component instance: the main module plus the adapter shims.
 const CORE_INSTANCES_PER_COMPONENT: u32 = 8;

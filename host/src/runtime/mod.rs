@@ -5,9 +5,11 @@ mod bindings;
 mod cache;
 mod convert;
 mod engine;
+mod guest_threads;
 mod imports;
 mod instance;
 
+use std::future::Future;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
@@ -93,6 +95,7 @@ pub struct Runtime {
     workflow_linker: Linker<InstanceState>,
     limits: Limits,
     cache_dir: PathBuf,
+    guests: guest_threads::GuestThreads,
     _ticker: engine::EpochTicker,
 }
 
@@ -105,6 +108,8 @@ impl Runtime {
             |e: wasmtime::Error| GuestError::Host(format!("cannot link host imports: {e}"));
         let linker = imports::linker(&engine).map_err(link_error)?;
         let workflow_linker = imports::workflow_linker(&engine).map_err(link_error)?;
+        let guests = guest_threads::GuestThreads::start()
+            .map_err(|e| GuestError::Host(format!("cannot start the guest threads: {e}")))?;
         let ticker = engine::EpochTicker::start(engine.clone());
         Ok(Self {
             engine,
@@ -112,8 +117,21 @@ impl Runtime {
             workflow_linker,
             limits,
             cache_dir,
+            guests,
             _ticker: ticker,
         })
+    }
+
+    /// Runs `task`, which calls into guests, on the low-priority guest threads and
+    /// waits for it there.
+    pub async fn on_guest_threads<T: Send + 'static>(
+        &self,
+        task: impl Future<Output = T> + Send + 'static,
+    ) -> Result<T, GuestError> {
+        self.guests
+            .spawn(task)
+            .await
+            .map_err(|e| GuestError::Host(format!("a guest call was lost: {e}")))
     }
 
     /// The limits every instance gets.

@@ -1,0 +1,41 @@
+//! A healthy agent's latency while other guests misbehave: p50 and p99 of prompts to
+//! `support_assistant` (one tool call each) alone, then while each kind of hostile guest
+//! runs, then while all of them do. Limits as in the tests (300 ms CPU, 3 s wall and
+//! 32 MiB per call).
+//!
+//! Run with `cargo run --release -p flue-tests --bin bench-hostile`.
+
+use std::time::Duration;
+
+use flue_tests::hostile::{ATTACKS, Attack, healthy_latencies, p99, tool_by_prompt};
+use flue_tests::{FakeProvider, Project};
+
+/// Prompts measured in each phase.
+const SAMPLES: usize = 1000;
+
+fn report(label: &str, latencies: &[Duration], baseline: Duration) {
+    println!(
+        "{label:<14} p50 {:>9.2?}   p99 {:>9.2?}   p99 ×{:.2} of alone",
+        latencies[latencies.len() / 2],
+        p99(latencies),
+        p99(latencies).as_secs_f64() / baseline.as_secs_f64()
+    );
+}
+
+#[tokio::main]
+async fn main() {
+    let fake = FakeProvider::unrecorded(tool_by_prompt).await;
+    let project = Project::new();
+    let host = project.host(&fake).await;
+    healthy_latencies(&host, 100).await; // warm-up
+    let alone = healthy_latencies(&host, SAMPLES).await;
+    let baseline = p99(&alone);
+    report("alone", &alone, baseline);
+    let phases = ATTACKS.iter().map(|tool| (*tool, vec![*tool]));
+    for (label, tools) in phases.chain([("all at once", ATTACKS.to_vec())]) {
+        let attack = Attack::start(&host, &tools);
+        let latencies = healthy_latencies(&host, SAMPLES).await;
+        attack.stop().await;
+        report(label, &latencies, baseline);
+    }
+}

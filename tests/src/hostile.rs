@@ -1,0 +1,122 @@
+//! Driving the `hostile` test agent: a model script that calls the tool a prompt names,
+//! attackers that keep its misbehaving tools running, and the healthy agent's prompts
+//! whose latency is compared with and without them.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use flue_host::{Error, Host};
+
+use crate::{Reply, Turn, ticket_script};
+
+/// The hostile agent's tools that fail on purpose (a CPU loop, a memory bomb, a stack
+/// overflow, a panic, 8 MiB of text, bytes that are not UTF-8, a sleep past the wall bound).
+pub const ATTACKS: [&str; 7] = ["spin", "hog", "recurse", "boom", "flood", "garbage", "nap"];
+
+/// The model calls the tool named by the prompt ("call spin", or "call escape {json
+/// args}"), then repeats its result; other prompts get [`ticket_script`].
+pub fn tool_by_prompt(turn: &Turn) -> Reply {
+    if let Some(result) = &turn.last_tool_result {
+        return Reply::Text(format!("tool said: {result}"));
+    }
+    match turn
+        .last_user_text
+        .as_deref()
+        .and_then(|t| t.strip_prefix("call "))
+    {
+        Some(call) => {
+            let (name, args) = call.split_once(' ').unwrap_or((call, "{}"));
+            Reply::ToolCall {
+                name: name.to_string(),
+                args: serde_json::from_str(args).expect("JSON tool arguments"),
+            }
+        }
+        None => ticket_script(turn),
+    }
+}
+
+/// Has the hostile agent's instance `id` call `tool` (with optional JSON arguments
+/// after a space) and returns the final text.
+pub async fn call(host: &Host, id: &str, tool: &str) -> Result<String, Error> {
+    let harness = host.init_agent("hostile", id).await?;
+    Ok(harness
+        .session("s")
+        .prompt(&format!("call {tool}"))
+        .await?
+        .text)
+}
+
+/// One prompt to the healthy agent (`support_assistant`, which calls its own tool), each
+/// in a new session so that every one does the same work.
+pub async fn healthy_answer(host: &Host) -> String {
+    static SESSIONS: AtomicU64 = AtomicU64::new(0);
+    let n = SESSIONS.fetch_add(1, Ordering::Relaxed);
+    host.init_agent("support_assistant", "ticket-1")
+        .await
+        .expect("the healthy agent starts")
+        .session(&format!("s{n}"))
+        .prompt("status?")
+        .await
+        .expect("the healthy agent answers")
+        .text
+}
+
+/// Latencies of `n` healthy prompts, one after another, sorted.
+pub async fn healthy_latencies(host: &Host, n: usize) -> Vec<Duration> {
+    let mut latencies = Vec::with_capacity(n);
+    for _ in 0..n {
+        let started = Instant::now();
+        assert!(healthy_answer(host).await.contains("ticket-1"));
+        latencies.push(started.elapsed());
+    }
+    latencies.sort();
+    latencies
+}
+
+/// Attackers, one per tool, each calling its tool again 20 ms after the last call
+/// ended: the guests misbehave, their callers are no flood of requests.
+pub struct Attack {
+    stop: Arc<AtomicBool>,
+    attackers: Vec<tokio::task::JoinHandle<(u32, u32)>>,
+}
+
+impl Attack {
+    /// Starts one attacker per tool, each on its own instance.
+    pub fn start(host: &Host, tools: &[&'static str]) -> Self {
+        let stop = Arc::new(AtomicBool::new(false));
+        let attackers = tools
+            .iter()
+            .map(|&tool| {
+                let (host, stop) = (host.clone(), stop.clone());
+                tokio::spawn(async move {
+                    let (mut calls, mut failures) = (0, 0);
+                    while !stop.load(Ordering::Relaxed) {
+                        calls += 1;
+                        failures +=
+                            call(&host, &format!("attack-{tool}"), tool).await.is_err() as u32;
+                        tokio::time::sleep(Duration::from_millis(20)).await;
+                    }
+                    (calls, failures)
+                })
+            })
+            .collect();
+        Self { stop, attackers }
+    }
+
+    /// Stops the attackers and returns, for each, how many calls it made and how many
+    /// of them failed.
+    pub async fn stop(self) -> Vec<(u32, u32)> {
+        self.stop.store(true, Ordering::Relaxed);
+        let mut outcomes = Vec::new();
+        for attacker in self.attackers {
+            outcomes.push(attacker.await.expect("the attacker finishes"));
+        }
+        outcomes
+    }
+}
+
+/// The 99th percentile of sorted latencies.
+pub fn p99(sorted: &[Duration]) -> Duration {
+    sorted[(sorted.len() - 1) * 99 / 100]
+}
