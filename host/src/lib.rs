@@ -69,7 +69,8 @@ impl Host {
             )
             .await?,
         );
-        let registry = Registry::scan(runtime.clone(), &options.agents_dir).await;
+        let tenants = options.config.tenant_names();
+        let registry = Registry::scan(runtime.clone(), &options.agents_dir, &tenants).await;
         let workflows = Workflows::scan(&runtime, &options.workflows_dir).await;
         let shared = Arc::new(Shared::new(
             options,

@@ -25,7 +25,11 @@ pub struct ProjectConfig {
     /// Per-agent settings: `[agents.support_assistant] env = { REGION = "eu" }`.
     #[serde(default)]
     pub agents: BTreeMap<String, AgentSettings>,
-    /// API keys for the server: `[[keys]] name, sha256, agents, ids`.
+    /// Tenants, each with its agents in `agents/<tenant>/` and its own namespace of
+    /// instances; its keys name it (`[[keys]] tenant = "<name>"`).
+    #[serde(default)]
+    pub tenants: BTreeMap<String, TenantSettings>,
+    /// API keys for the server: `[[keys]] name, sha256, agents, ids, tenant`.
     #[serde(default)]
     pub keys: Vec<crate::server::auth::ApiKey>,
     /// Delivery of dispatched events.
@@ -86,6 +90,11 @@ pub struct LimitSettings {
     pub history_cache_mb: Option<usize>,
 }
 
+/// `[tenants.<name>]` in `flue.toml`.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TenantSettings {}
+
 /// `[agents.<name>]` in `flue.toml`.
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -116,6 +125,16 @@ impl ProjectConfig {
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => Self::default(),
             Err(e) => return Err(format!("cannot read {}: {e}", path.display())),
         };
+        if let Some(bad) = config
+            .tenants
+            .keys()
+            .find(|t| !crate::registry::valid_name(t))
+        {
+            return Err(format!(
+                "{}: tenant '{bad}' may hold only letters, digits, '_' and '-'",
+                path.display()
+            ));
+        }
         for settings in config.agents.values_mut() {
             for local in &mut settings.local_dirs {
                 *local = dir.join(&*local);
@@ -140,6 +159,11 @@ impl ProjectConfig {
                 .unwrap_or(d.wall_per_call),
             max_instances: l.max_instances.unwrap_or(d.max_instances),
         }
+    }
+
+    /// The declared tenants' names.
+    pub fn tenant_names(&self) -> Vec<String> {
+        self.tenants.keys().cloned().collect()
     }
 
     /// How many bytes of session histories the store keeps in memory.

@@ -15,7 +15,8 @@ pub async fn run(cli: &Cli, listen: &Listen, insecure: bool, dev: bool) -> Resul
         other => other.parse().map_err(|e| format!("--host {other}: {e}"))?,
     };
     let host = open_host(cli, listen.no_build).await?;
-    let auth = Auth::new(host.options().config.keys.clone())?;
+    let config = &host.options().config;
+    let auth = Auth::new(config.keys.clone(), &config.tenant_names())?;
     if !ip.is_loopback() && !auth.enabled() && !insecure {
         return Err(format!(
             "refusing to serve on {ip} without API keys: add [[keys]] to flue.toml, \

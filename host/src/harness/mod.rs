@@ -21,7 +21,7 @@ use crate::Error;
 use crate::agent_config::AgentConfig;
 use crate::models::{Providers, Usage};
 use crate::project::HostOptions;
-use crate::registry::{AgentVersion, Registry};
+use crate::registry::{AgentVersion, Registry, local_name};
 use crate::runtime::Runtime;
 use crate::store::{MemoryStore, Queue, Runs, SessionKey, Store};
 
@@ -218,15 +218,20 @@ impl Shared {
     }
 
     /// The current version of an agent, or a not-found error listing the others.
+    /// Names and lists only agents of the same namespace (a tenant's, or the operator's),
+    /// as that namespace knows them.
     pub fn agent(&self, name: &str) -> Result<Arc<AgentVersion>, Error> {
-        self.registry.get(name).ok_or_else(|| Error::AgentNotFound {
-            name: name.to_string(),
-            available: self
-                .registry
-                .list()
-                .iter()
-                .map(|a| a.name.clone())
-                .collect(),
+        self.registry.get(name).ok_or_else(|| {
+            let tenant = name.split_once('/').map(|(tenant, _)| tenant);
+            Error::AgentNotFound {
+                name: local_name(tenant, name).unwrap_or(name).to_string(),
+                available: self
+                    .registry
+                    .list()
+                    .iter()
+                    .filter_map(|a| local_name(tenant, &a.name).map(str::to_string))
+                    .collect(),
+            }
         })
     }
 

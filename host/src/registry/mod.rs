@@ -1,4 +1,5 @@
-//! The agents on offer: every `agents/*.wasm`, compiled (or loaded from the compile cache)
+//! The agents on offer: every `agents/*.wasm` and every `agents/<tenant>/*.wasm` of a
+//! declared tenant (named `<tenant>/<name>`), compiled (or loaded from the compile cache)
 //! and checked against the `agent` world. A file that fails is reported and skipped.
 
 use std::collections::BTreeMap;
@@ -9,7 +10,7 @@ use crate::runtime::{CompiledAgent, Runtime};
 
 /// One loaded version of an agent.
 pub struct AgentVersion {
-    /// The agent's name: the file name without `.wasm`.
+    /// The agent's name: the file name without `.wasm`, after `<tenant>/` for a tenant's.
     pub name: String,
     /// Where it was loaded from.
     pub path: PathBuf,
@@ -27,18 +28,23 @@ pub struct LoadProblem {
 /// The current set of agents, by name. Loading a new version swaps it in atomically;
 /// holders of the old version keep it until they let go.
 pub struct Registry {
+    /// The agents folder, as loaded paths are named relative to it.
+    root: PathBuf,
     agents: RwLock<BTreeMap<String, Arc<AgentVersion>>>,
     problems: RwLock<BTreeMap<PathBuf, String>>,
 }
 
 impl Registry {
-    /// Loads every `*.wasm` in `dir` (a missing folder is an empty registry).
-    pub async fn scan(runtime: Arc<Runtime>, dir: &Path) -> Self {
+    /// Loads every `*.wasm` in `dir` and in `dir/<tenant>` for each tenant (a missing
+    /// folder holds no agents).
+    pub async fn scan(runtime: Arc<Runtime>, dir: &Path, tenants: &[String]) -> Self {
         let registry = Self {
+            root: dir.canonicalize().unwrap_or_else(|_| dir.to_path_buf()),
             agents: RwLock::new(BTreeMap::new()),
             problems: RwLock::new(BTreeMap::new()),
         };
-        for path in wasm_files(dir) {
+        let folders = std::iter::once(dir.to_path_buf()).chain(tenants.iter().map(|t| dir.join(t)));
+        for path in folders.flat_map(|folder| wasm_files(&folder)) {
             // A failure is recorded in `problems` and reported by the caller.
             let _ = registry.load(&runtime, &path).await;
         }
@@ -50,8 +56,9 @@ impl Registry {
     /// Returns the agent's name.
     pub async fn load(&self, runtime: &Arc<Runtime>, path: &Path) -> Result<String, String> {
         let path = &path.canonicalize().unwrap_or_else(|_| path.to_path_buf());
+        let name = self.name_of(path);
         let (runtime, file) = (runtime.clone(), path.to_path_buf());
-        let loaded = tokio::task::spawn_blocking(move || load(&runtime, &file))
+        let loaded = tokio::task::spawn_blocking(move || load(&runtime, name?, &file))
             .await
             .unwrap_or_else(|e| Err(format!("the compiler crashed: {e}")));
         let mut problems = self.problems.write().expect("registry lock");
@@ -103,6 +110,33 @@ impl Registry {
             .collect()
     }
 
+    /// The agent a file holds: `<name>` directly in the agents folder, `<tenant>/<name>`
+    /// one folder down.
+    fn name_of(&self, path: &Path) -> Result<String, String> {
+        let stem = |p: &Path| p.file_stem().and_then(|s| s.to_str()).map(str::to_string);
+        let parts: Vec<String> = path
+            .strip_prefix(&self.root)
+            .map(|relative| {
+                relative
+                    .iter()
+                    .map(|c| c.to_string_lossy().into_owned())
+                    .collect()
+            })
+            .unwrap_or_else(|_| stem(path).into_iter().collect());
+        let name = match parts.as_slice() {
+            [_] => stem(path),
+            [tenant, _] => stem(path).map(|name| format!("{tenant}/{name}")),
+            _ => None,
+        }
+        .unwrap_or_default();
+        if !name.split('/').all(valid_name) {
+            return Err(
+                "agent (and tenant folder) names may hold only letters, digits, '_' and '-'".into(),
+            );
+        }
+        Ok(name)
+    }
+
     /// Files that could not be loaded, with reasons.
     pub fn problems(&self) -> Vec<LoadProblem> {
         let problems = self.problems.read().expect("registry lock");
@@ -128,6 +162,16 @@ fn wasm_files(dir: &Path) -> Vec<PathBuf> {
     files
 }
 
+/// The name a namespace (a tenant's, or the operator's with `None`) knows a host agent
+/// by, if the agent is in it: `acme/support` is `support` to tenant `acme`.
+pub fn local_name<'n>(tenant: Option<&str>, agent: &'n str) -> Option<&'n str> {
+    match (tenant, agent.split_once('/')) {
+        (None, None) => Some(agent),
+        (Some(tenant), Some((owner, name))) if owner == tenant => Some(name),
+        _ => None,
+    }
+}
+
 /// Whether `name` may name an agent: letters, digits, `_` and `-`.
 pub fn valid_name(name: &str) -> bool {
     !name.is_empty()
@@ -136,15 +180,7 @@ pub fn valid_name(name: &str) -> bool {
             .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-')
 }
 
-fn load(runtime: &Runtime, path: &Path) -> Result<AgentVersion, String> {
-    let name = path
-        .file_stem()
-        .and_then(|s| s.to_str())
-        .unwrap_or_default()
-        .to_string();
-    if !valid_name(&name) {
-        return Err("agent file names may hold only letters, digits, '_' and '-'".into());
-    }
+fn load(runtime: &Runtime, name: String, path: &Path) -> Result<AgentVersion, String> {
     let bytes = std::fs::read(path).map_err(|e| format!("cannot read: {e}"))?;
     let compiled = runtime.compile(&bytes).map_err(|e| e.to_string())?;
     Ok(AgentVersion {

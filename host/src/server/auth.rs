@@ -1,5 +1,7 @@
 //! Who may reach which instance: bearer API keys from `flue.toml`, stored as SHA-256
-//! hashes, each limited to a set of agents and an instance-id pattern.
+//! hashes, each limited to a set of agents and an instance-id pattern. A tenant's key
+//! names agents within its tenant only: `support` means `<tenant>/support` on the host,
+//! so its instances, sessions and dispatches live in a namespace no other key can name.
 
 use axum::http::{HeaderMap, StatusCode, header};
 use serde::Deserialize;
@@ -21,6 +23,9 @@ pub struct ApiKey {
     /// Instance ids this key may reach, with `*` wildcards (default `"*"`).
     #[serde(default = "any_id")]
     pub ids: String,
+    /// The tenant the key belongs to (a `[tenants.<name>]` of `flue.toml`); without
+    /// one it is the operator's key, for the agents directly in `agents/`.
+    pub tenant: Option<String>,
 }
 
 fn everything() -> Vec<String> {
@@ -46,9 +51,15 @@ pub struct Auth {
 }
 
 impl Auth {
-    /// Checks the keys' shape.
-    pub fn new(keys: Vec<ApiKey>) -> Result<Self, String> {
+    /// Checks the keys' shape and that each key's tenant is one of `tenants`.
+    pub fn new(keys: Vec<ApiKey>, tenants: &[String]) -> Result<Self, String> {
         for key in &keys {
+            if let Some(tenant) = key.tenant.as_ref().filter(|t| !tenants.contains(t)) {
+                return Err(format!(
+                    "key '{}': there is no [tenants.{tenant}] in flue.toml",
+                    key.name
+                ));
+            }
             if key.sha256.len() != 64 || !key.sha256.chars().all(|c| c.is_ascii_hexdigit()) {
                 return Err(format!(
                     "key '{}': sha256 must be 64 hex digits (see `flue hash-key`)",
@@ -98,29 +109,94 @@ impl Auth {
             })
     }
 
-    /// Checks that the caller may reach instance `id` of `agent`.
+    /// Checks that the caller may reach instance `id` of `agent` (as named in the URL)
+    /// and returns the agent's name on the host (`<tenant>/<agent>` for a tenant's key).
     pub fn authorize(
         &self,
         headers: &HeaderMap,
         query_token: Option<&str>,
         agent: &str,
         id: &str,
-    ) -> Result<(), ApiError> {
-        let Some(key) = self.authenticate(headers, query_token)? else {
+    ) -> Result<String, ApiError> {
+        let caller = self.caller(headers, query_token)?;
+        let qualified = caller.qualify(agent)?;
+        caller.check(&qualified, id)?;
+        Ok(qualified)
+    }
+
+    /// Who is calling: [`Self::authenticate`], kept for the checks that follow.
+    pub fn caller(
+        &self,
+        headers: &HeaderMap,
+        query_token: Option<&str>,
+    ) -> Result<Caller<'_>, ApiError> {
+        self.authenticate(headers, query_token).map(Caller)
+    }
+}
+
+/// An authenticated caller: a key, or nobody when no keys are configured.
+#[derive(Debug, Clone, Copy)]
+pub struct Caller<'a>(Option<&'a ApiKey>);
+
+impl Caller<'_> {
+    fn tenant(&self) -> Option<&str> {
+        self.0.and_then(|k| k.tenant.as_deref())
+    }
+
+    /// The host's name for an agent the caller names: its tenant's agent for a tenant's
+    /// key. A name that already holds a tenant part is not any caller's to give.
+    pub fn qualify(&self, agent: &str) -> Result<String, ApiError> {
+        if agent.contains('/') {
+            return Err(ApiError::new(
+                StatusCode::NOT_FOUND,
+                "agent_not_found",
+                "no such agent: agent names hold no '/', and a key reaches only its own tenant's",
+            ));
+        }
+        Ok(match self.tenant() {
+            Some(tenant) => format!("{tenant}/{agent}"),
+            None => agent.to_string(),
+        })
+    }
+
+    /// The name the caller knows a host agent by, if it is in the caller's namespace.
+    pub fn local<'n>(&self, qualified: &'n str) -> Option<&'n str> {
+        crate::registry::local_name(self.tenant(), qualified)
+    }
+
+    /// Checks that the caller may reach instance `id` of a host agent.
+    pub fn check(&self, qualified: &str, id: &str) -> Result<(), ApiError> {
+        let Some(key) = self.0 else {
             return Ok(());
         };
-        if !may_use_agent(key, agent) {
-            return Err(forbidden(format!("this key may not use agent '{agent}'")));
-        }
+        let agent = self
+            .local(qualified)
+            .filter(|agent| may_use_agent(key, agent))
+            .ok_or_else(|| forbidden(format!("this key may not use agent '{qualified}'")))?;
         if !glob(&key.ids, id) {
-            return Err(forbidden(format!("this key may not reach instance '{id}'")));
+            return Err(forbidden(format!(
+                "this key may not reach instance '{id}' of '{agent}'"
+            )));
         }
         Ok(())
     }
 
-    /// Whether the caller's key may see `agent` (for listings).
-    pub fn may_see(key: Option<&ApiKey>, agent: &str) -> bool {
-        key.is_none_or(|k| may_use_agent(k, agent))
+    /// The caller's name for a host agent it may use (for listings), if any.
+    pub fn sees(&self, qualified: &str) -> Option<String> {
+        let agent = self.local(qualified)?;
+        self.0
+            .is_none_or(|key| may_use_agent(key, agent))
+            .then(|| agent.to_string())
+    }
+
+    /// Refuses tenants' keys: for the operator's routes (workflows, runs, metrics).
+    pub fn operator(&self) -> Result<(), ApiError> {
+        match self.tenant() {
+            None => Ok(()),
+            Some(tenant) => Err(forbidden(format!(
+                "a key of tenant '{tenant}' may only reach its own agents"
+            ))),
+        }
     }
 }
 
@@ -174,8 +250,9 @@ mod tests {
             sha256: hash_key("secret"),
             agents: vec!["a".into()],
             ids: "t-*".into(),
+            tenant: None,
         };
-        let auth = Auth::new(vec![key]).unwrap();
+        let auth = Auth::new(vec![key], &[]).unwrap();
         let mut headers = HeaderMap::new();
         assert_eq!(
             auth.authorize(&headers, None, "a", "t-1")
@@ -208,5 +285,34 @@ mod tests {
             auth.authorize(&HeaderMap::new(), Some("secret"), "a", "t-9")
                 .is_ok()
         );
+    }
+
+    #[test]
+    fn a_tenants_key_names_its_own_agents_only() {
+        let key = ApiKey {
+            name: "acme".into(),
+            sha256: hash_key("acme-secret"),
+            agents: vec!["*".into()],
+            ids: "*".into(),
+            tenant: Some("acme".into()),
+        };
+        assert!(
+            Auth::new(vec![key.clone()], &[]).is_err(),
+            "an undeclared tenant"
+        );
+        let auth = Auth::new(vec![key], &["acme".into()]).unwrap();
+        let mut headers = HeaderMap::new();
+        headers.insert(header::AUTHORIZATION, "Bearer acme-secret".parse().unwrap());
+        assert_eq!(
+            auth.authorize(&headers, None, "support", "t-1").unwrap(),
+            "acme/support"
+        );
+        let caller = auth.caller(&headers, None).unwrap();
+        assert_eq!(caller.local("acme/support"), Some("support"));
+        assert_eq!(caller.local("globex/support"), None);
+        assert_eq!(caller.local("support"), None);
+        assert!(caller.check("globex/support", "t-1").is_err());
+        assert!(caller.qualify("globex/support").is_err());
+        assert!(caller.operator().is_err());
     }
 }

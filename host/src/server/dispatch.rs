@@ -22,7 +22,7 @@ pub async fn accept(
     body: Body,
 ) -> Result<Response, ApiError> {
     let (name, id) = instance_path(path)?;
-    app.auth.authorize(&headers, None, &name, &id)?;
+    let agent = app.auth.authorize(&headers, None, &name, &id)?;
     let body = read_body(&app, body).await?;
     let value = request::json_body(&headers, &body)?;
     let fields = value
@@ -56,7 +56,7 @@ pub async fn accept(
                 ));
             }
         };
-    let receipt = app.host.dispatch(&name, &id, session, input, key).await?;
+    let receipt = app.host.dispatch(&agent, &id, session, input, key).await?;
     let accepted_at = iso8601(receipt.accepted_at_ms);
     let body = json!({
         "status": "accepted",
@@ -80,25 +80,22 @@ pub async fn status(
         .await?
         .ok_or_else(not_found)?;
     let instance = &record.session.instance;
-    app.auth
-        .authorize(&headers, None, &instance.agent, &instance.id)
-        .map_err(|e| {
-            if e.status == StatusCode::FORBIDDEN {
-                not_found()
-            } else {
-                e
-            }
-        })?;
-    Ok(Json(record_json(&record)))
+    let caller = app.auth.caller(&headers, None)?;
+    caller
+        .check(&instance.agent, &instance.id)
+        .map_err(|_| not_found())?;
+    let agent = caller.local(&instance.agent).ok_or_else(not_found)?;
+    Ok(Json(record_json(&record, agent)))
 }
 
-fn record_json(r: &DispatchRecord) -> Value {
+/// The wire record of a dispatch; `agent` is the agent's name as the caller knows it.
+fn record_json(r: &DispatchRecord, agent: &str) -> Value {
     let instance = &r.session.instance;
     let accepted = iso8601(r.accepted_at_ms);
     let finished = r.finished_at_ms.map(iso8601);
     json!({
         "dispatch_id": r.id, "dispatchId": r.id,
-        "agent": instance.agent, "agentName": instance.agent,
+        "agent": agent, "agentName": agent,
         "agent_id": instance.id, "instanceId": instance.id,
         "session": r.session.session,
         "status": r.status.as_str(),

@@ -148,7 +148,7 @@ async fn health() -> Json<serde_json::Value> {
 }
 
 async fn metrics_text(State(app): State<App>, headers: HeaderMap) -> Result<String, ApiError> {
-    app.auth.authenticate(&headers, None)?;
+    app.auth.caller(&headers, None)?.operator()?;
     Ok(app.metrics.render(&app.host))
 }
 
@@ -156,13 +156,15 @@ async fn list_agents(
     State(app): State<App>,
     headers: HeaderMap,
 ) -> Result<Json<serde_json::Value>, ApiError> {
-    let key = app.auth.authenticate(&headers, None)?;
+    let caller = app.auth.caller(&headers, None)?;
     let agents: Vec<_> = app
         .host
         .agents()
         .into_iter()
-        .filter(|a| Auth::may_see(key, &a.name))
-        .map(|a| json!({"name": a.name, "path": a.path.display().to_string(), "triggers": {}}))
+        .filter_map(|a| {
+            let name = caller.sees(&a.name)?;
+            Some(json!({"name": name, "path": a.path.display().to_string(), "triggers": {}}))
+        })
         .collect();
     Ok(Json(json!({ "agents": agents })))
 }
@@ -175,12 +177,12 @@ async fn prompt(
     body: Body,
 ) -> Result<Response, ApiError> {
     let (name, id) = instance_path(path)?;
-    app.auth.authorize(&headers, None, &name, &id)?;
+    let agent = app.auth.authorize(&headers, None, &name, &id)?;
     let body = read_body(&app, body).await?;
     let request = request::from_http(&headers, &body)?;
     let session = app
         .host
-        .init_agent(&name, &id)
+        .init_agent(&agent, &id)
         .await?
         .session(&request.session);
     if request::wants_sse(&headers) {
@@ -215,9 +217,10 @@ async fn connect(
             ApiError::method_not_allowed(&["POST"]).dev("GET is only for WebSocket upgrades")
         );
     };
-    app.auth
+    let agent = app
+        .auth
         .authorize(&headers, query.get("token").map(String::as_str), &name, &id)?;
-    let harness = app.host.init_agent(&name, &id).await?;
+    let harness = app.host.init_agent(&agent, &id).await?;
     let (shutdown, open) = (app.shutdown.clone(), app.sockets.clone());
     Ok(upgrade.on_upgrade(move |socket| async move {
         ws::serve(socket, harness, shutdown).await;

@@ -32,7 +32,7 @@ pub async fn start(
     headers: HeaderMap,
     body: Body,
 ) -> Result<Response, ApiError> {
-    app.auth.authenticate(&headers, None)?;
+    app.auth.caller(&headers, None)?.operator()?;
     let body = read_body(&app, body).await?;
     let payload = payload_of(request::json_body(&headers, &body)?);
     let run = app.host.run_workflow(&name, &payload).await?;
@@ -96,7 +96,7 @@ pub async fn stream(
     Path(id): Path<String>,
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
-    app.auth.authenticate(&headers, None)?;
+    app.auth.caller(&headers, None)?.operator()?;
     existing(&app, &id).await?;
     let after = match headers.get("last-event-id") {
         None => None,
@@ -116,7 +116,7 @@ pub async fn cancel(
     Path(id): Path<String>,
     headers: HeaderMap,
 ) -> Result<Json<Value>, ApiError> {
-    app.auth.authenticate(&headers, None)?;
+    app.auth.caller(&headers, None)?.operator()?;
     let run = existing(&app, &id).await?;
     if !app.host.cancel_run(&id).await {
         return Err(ApiError::new(
@@ -223,7 +223,7 @@ pub async fn record(
     Path(id): Path<String>,
     headers: HeaderMap,
 ) -> Result<Json<Value>, ApiError> {
-    app.auth.authenticate(&headers, None)?;
+    app.auth.caller(&headers, None)?.operator()?;
     Ok(Json(record_json(&existing(&app, &id).await?)))
 }
 
@@ -234,7 +234,7 @@ pub async fn events(
     Query(query): Query<HashMap<String, String>>,
     headers: HeaderMap,
 ) -> Result<Json<Value>, ApiError> {
-    app.auth.authenticate(&headers, None)?;
+    app.auth.caller(&headers, None)?.operator()?;
     let number = |key: &str| -> Result<Option<u64>, ApiError> {
         query
             .get(key)

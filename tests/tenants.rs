@@ -1,0 +1,231 @@
+//! Tenants: each has its own agents (`agents/<tenant>/`) and its own namespace of
+//! instances, sessions and dispatches. Every route, called with one tenant's key about
+//! another tenant's resources, finds nothing to read, prompt or dispatch.
+
+use flue_tests::{FakeProvider, Project, Server, guest, ticket_script};
+use reqwest::{Client, Method, StatusCode};
+use serde_json::{Value, json};
+
+const ACME: &str = "acme-key";
+const GLOBEX: &str = "globex-key";
+const OPERATOR: &str = "operator-key";
+
+/// A project with the same agent as `support` for tenants acme and globex, and as
+/// `support_assistant` for the operator; a key for each.
+fn project() -> Project {
+    let project = Project::empty();
+    let agent = guest("agents/support_assistant");
+    for tenant in ["acme", "globex"] {
+        std::fs::create_dir_all(project.path().join("agents").join(tenant)).unwrap();
+        project.add_agent(&format!("{tenant}/support"), &agent);
+    }
+    project.add_agent("support_assistant", &agent);
+    let hash = flue_host::server::auth::hash_key;
+    std::fs::write(
+        project.path().join("flue.toml"),
+        format!(
+            "[tenants.acme]\n[tenants.globex]\n\n\
+             [[keys]]\nname = \"acme\"\nsha256 = \"{}\"\ntenant = \"acme\"\n\n\
+             [[keys]]\nname = \"globex\"\nsha256 = \"{}\"\ntenant = \"globex\"\n\n\
+             [[keys]]\nname = \"operator\"\nsha256 = \"{}\"\n",
+            hash(ACME),
+            hash(GLOBEX),
+            hash(OPERATOR)
+        ),
+    )
+    .unwrap();
+    project
+}
+
+async fn send(
+    client: &Client,
+    method: Method,
+    url: String,
+    key: &str,
+    body: Option<Value>,
+) -> (StatusCode, String) {
+    let mut request = client.request(method, url).bearer_auth(key);
+    if let Some(body) = body {
+        request = request.json(&body);
+    }
+    let response = request.send().await.expect("the server answers");
+    let status = response.status();
+    (status, response.text().await.expect("a body"))
+}
+
+#[tokio::test]
+async fn no_tenant_reaches_another_tenants_instances() {
+    let fake = FakeProvider::start(ticket_script).await;
+    let project = project();
+    let server = Server::start(project.path(), &fake, "serve", &[]).await;
+    let client = Client::new();
+    let url = &server.url;
+
+    // acme talks to its agent and leaves a dispatch and a secret in its history.
+    let (status, body) = send(
+        &client,
+        Method::POST,
+        format!("{url}/agents/support/t-1"),
+        ACME,
+        Some(json!({"message": "acme secret", "session": "s"})),
+    )
+    .await;
+    assert_eq!(status, 200, "{body}");
+    assert!(body.contains("t-1"), "{body}");
+    let (status, body) = send(
+        &client,
+        Method::POST,
+        format!("{url}/agents/support/t-1/dispatch"),
+        ACME,
+        Some(json!({"input": {"acme": "event"}, "session": "later"})),
+    )
+    .await;
+    assert_eq!(status, 202, "{body}");
+    let dispatch = serde_json::from_str::<Value>(&body).unwrap()["dispatch_id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+
+    // Each key lists its own agents by its own names.
+    for (key, expected) in [
+        (ACME, json!(["support"])),
+        (GLOBEX, json!(["support"])),
+        (OPERATOR, json!(["support_assistant"])),
+    ] {
+        let (_, body) = send(&client, Method::GET, format!("{url}/agents"), key, None).await;
+        let names: Vec<Value> = serde_json::from_str::<Value>(&body).unwrap()["agents"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|a| a["name"].clone())
+            .collect();
+        assert_eq!(Value::Array(names), expected, "{key}");
+    }
+
+    // Every route, with a foreign key, about acme's resources.
+    let foreign = "acme%2Fsupport";
+    let routes = [
+        (
+            Method::POST,
+            format!("/agents/{foreign}/t-1"),
+            Some(json!({"message": "hi", "session": "s"})),
+        ),
+        (Method::GET, format!("/agents/{foreign}/t-1"), None),
+        (
+            Method::POST,
+            format!("/agents/{foreign}/t-1/dispatch"),
+            Some(json!({"input": 1})),
+        ),
+        (Method::GET, format!("/dispatches/{dispatch}"), None),
+        (Method::POST, "/workflows/any".to_string(), Some(json!({}))),
+        (Method::GET, "/runs/any".to_string(), None),
+        (Method::GET, "/runs/any/events".to_string(), None),
+        (Method::GET, "/runs/any/stream".to_string(), None),
+        (Method::POST, "/runs/any/cancel".to_string(), None),
+        (Method::GET, "/metrics".to_string(), None),
+    ];
+    let mut checked = 0;
+    for key in [GLOBEX, OPERATOR] {
+        for (method, path, body) in &routes {
+            let operator_route =
+                path.starts_with("/workflows") || path.starts_with("/runs") || path == "/metrics";
+            if key == OPERATOR && operator_route {
+                continue; // the operator's own routes, not a tenant's resources
+            }
+            let (status, text) = send(
+                &client,
+                method.clone(),
+                format!("{url}{path}"),
+                key,
+                body.clone(),
+            )
+            .await;
+            assert!(
+                matches!(status.as_u16(), 403 | 404 | 405),
+                "{key} {method} {path}: {status} {text}"
+            );
+            assert!(
+                !text.contains("acme secret") && !text.contains("acme/"),
+                "{path}: {text}"
+            );
+            checked += 1;
+        }
+    }
+    // SSE and WebSocket upgrades of a foreign agent are refused before they start.
+    let (status, _) = {
+        let response = client
+            .post(format!("{url}/agents/{foreign}/t-1"))
+            .bearer_auth(GLOBEX)
+            .header("accept", "text/event-stream")
+            .json(&json!({"message": "hi"}))
+            .send()
+            .await
+            .unwrap();
+        (response.status(), ())
+    };
+    assert_eq!(status, 404);
+    let ws = format!(
+        "{}/agents/{foreign}/t-1?token={GLOBEX}",
+        url.replace("http://", "ws://")
+    );
+    match tokio_tungstenite::connect_async(ws).await {
+        Err(tokio_tungstenite::tungstenite::Error::Http(response)) => {
+            assert_eq!(response.status(), 404)
+        }
+        other => panic!(
+            "a foreign WebSocket was not refused: {:?}",
+            other.map(|_| ())
+        ),
+    }
+    assert!(checked >= 14, "{checked} routes checked");
+
+    // The same name and id in another tenant is another instance: globex's session "s"
+    // of support/t-1 starts empty, and its unknown-agent error lists only its agents.
+    let before = fake.requests().len();
+    let (status, _) = send(
+        &client,
+        Method::POST,
+        format!("{url}/agents/support/t-1"),
+        GLOBEX,
+        Some(json!({"message": "globex question", "session": "s"})),
+    )
+    .await;
+    assert_eq!(status, 200);
+    let seen = fake.requests();
+    assert!(seen.len() > before);
+    for request in &seen[before..] {
+        let body = request.body.to_string();
+        assert!(
+            body.contains("globex question") && !body.contains("acme secret"),
+            "{body}"
+        );
+    }
+    let (status, body) = send(
+        &client,
+        Method::POST,
+        format!("{url}/agents/nosuch/t-1"),
+        GLOBEX,
+        Some(json!({"message": "hi"})),
+    )
+    .await;
+    assert_eq!(status, 404);
+    assert!(
+        !body.contains("acme") && !body.contains("support_assistant"),
+        "{body}"
+    );
+
+    // acme still sees its own dispatch, under its own name for the agent.
+    let (status, body) = send(
+        &client,
+        Method::GET,
+        format!("{url}/dispatches/{dispatch}"),
+        ACME,
+        None,
+    )
+    .await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(
+        serde_json::from_str::<Value>(&body).unwrap()["agent"],
+        "support"
+    );
+}
