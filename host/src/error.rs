@@ -32,15 +32,15 @@ pub enum Error {
     /// The model provider failed.
     #[error(transparent)]
     Model(#[from] ModelError),
-    /// The model kept calling tools past the bound.
-    #[error("the model asked for tools in more than {0} rounds; stopping")]
-    ToolRounds(u32),
     /// Storage failed.
     #[error(transparent)]
     Store(#[from] StoreError),
     /// The host could not start.
     #[error("{0}")]
     Startup(String),
+    /// A tenant's policy refused the call: `limit` names the setting.
+    #[error("{message}")]
+    LimitExceeded { limit: String, message: String },
 }
 
 impl Error {
@@ -51,17 +51,46 @@ impl Error {
             Error::AgentNotFound { .. } => (404, "agent_not_found"),
             Error::InvalidRequest(_) => (400, "invalid_request"),
             Error::NotFound(_) => (404, "not_found"),
-            Error::Guest { .. } | Error::Config { .. } | Error::ToolRounds(_) => {
-                (500, "agent_error")
-            }
+            Error::Guest { .. } | Error::Config { .. } => (500, "agent_error"),
             Error::Model(_) => (502, "model_error"),
             Error::Store(_) | Error::Startup(_) => (500, "internal_error"),
+            Error::LimitExceeded { limit, .. } => match limit.as_str() {
+                "allowed_models" => (403, "limit_exceeded"),
+                "max_tool_rounds" => (422, "limit_exceeded"),
+                _ => (429, "limit_exceeded"),
+            },
         };
         let mut error =
             serde_json::json!({"type": kind, "message": self.to_string(), "details": ""});
         if let Error::AgentNotFound { available, .. } = self {
             error["dev"] = format!("available agents: {}", available.join(", ")).into();
         }
+        if let Error::LimitExceeded { limit, .. } = self {
+            error["meta"] = serde_json::json!({ "limit": limit });
+        }
         (status, serde_json::json!({ "error": error }))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_limit_names_itself_in_the_envelope() {
+        let error = |limit: &str| Error::LimitExceeded {
+            limit: limit.into(),
+            message: "over".into(),
+        };
+        for (limit, status) in [
+            ("tokens_per_hour", 429),
+            ("allowed_models", 403),
+            ("max_tool_rounds", 422),
+        ] {
+            let (got, body) = error(limit).to_wire();
+            assert_eq!(got, status, "{limit}");
+            assert_eq!(body["error"]["type"], "limit_exceeded");
+            assert_eq!(body["error"]["meta"]["limit"], limit);
+        }
     }
 }

@@ -90,10 +90,21 @@ pub struct LimitSettings {
     pub history_cache_mb: Option<usize>,
 }
 
-/// `[tenants.<name>]` in `flue.toml`.
+/// `[tenants.<name>]` in `flue.toml`: the tenant's policy. Every limit is optional.
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct TenantSettings {}
+pub struct TenantSettings {
+    /// Models its agents may use, as `provider/model` globs (`anthropic/*`).
+    pub allowed_models: Option<Vec<String>>,
+    /// Model ↔ tool rounds per prompt (at most the host's `max_tool_rounds`).
+    pub max_tool_rounds: Option<u32>,
+    /// Tokens (input + output) its agents may spend per hour.
+    pub tokens_per_hour: Option<u64>,
+    /// Prompts it may run at once.
+    pub max_concurrent_prompts: Option<u64>,
+    /// Prompts it may start per minute.
+    pub prompts_per_minute: Option<u64>,
+}
 
 /// `[agents.<name>]` in `flue.toml`.
 #[derive(Debug, Clone, Default, Deserialize)]

@@ -84,6 +84,8 @@ impl Conversation<'_, '_> {
         let shared = self.shared;
         let store = shared.store_for(&self.config);
         let (model_ref, provider) = shared.providers.resolve(&self.persona.model)?;
+        let agent = self.key.instance.agent.clone();
+        let model_name = model_ref.to_string();
         let policy = Policy::of(&self.config, &model_ref);
         let mut request = ModelRequest {
             model: model_ref.model.clone(),
@@ -100,14 +102,21 @@ impl Conversation<'_, '_> {
         let mut stored = request.messages.len();
         request.messages.push(Message::User { content: message });
         let mut usage = Usage::default();
-        let max_rounds = shared.options.config.max_tool_rounds();
+        let host_rounds = shared.options.config.max_tool_rounds();
+        let max_rounds = shared
+            .policies
+            .max_tool_rounds(&agent)
+            .map_or(host_rounds, |tenant| tenant.min(host_rounds));
         for round in 0..=max_rounds {
             if let Some(policy) = &policy {
-                usage.add(
-                    self.compact(policy, provider.as_ref(), &mut request, &mut stored)
-                        .await?,
-                );
+                shared.policies.before_model_call(&agent, &model_name)?;
+                let summary = self
+                    .compact(policy, provider.as_ref(), &mut request, &mut stored)
+                    .await?;
+                shared.policies.spend(&agent, summary.total());
+                usage.add(summary);
             }
+            shared.policies.before_model_call(&agent, &model_name)?;
             let answer = match self.events.as_deref_mut() {
                 Some(sink) => {
                     let mut forward = |e: StreamEvent| match e {
@@ -117,6 +126,7 @@ impl Conversation<'_, '_> {
                 }
                 None => provider.complete(&request).await?,
             };
+            shared.policies.spend(&agent, answer.usage.total());
             usage.add(answer.usage);
             request.messages.push(Message::Assistant {
                 content: answer.text.clone(),
@@ -139,7 +149,12 @@ impl Conversation<'_, '_> {
                 request.messages.push(result);
             }
         }
-        Err(Error::ToolRounds(max_rounds))
+        Err(Error::LimitExceeded {
+            limit: "max_tool_rounds".into(),
+            message: format!(
+                "the model asked for tools in more than {max_rounds} rounds; stopping"
+            ),
+        })
     }
 
     /// Summarizes the older turns when the request has grown past the threshold: the

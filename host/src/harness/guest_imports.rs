@@ -104,6 +104,10 @@ impl GuestHost for GuestImports {
             .providers
             .resolve(&model)
             .map_err(|e| e.to_string())?;
+        shared
+            .policies
+            .before_model_call(&self.key.agent, &model_ref.to_string())
+            .map_err(|e| e.to_string())?;
         let answer = provider
             .complete(&ModelRequest {
                 model: model_ref.model.clone(),
@@ -117,6 +121,7 @@ impl GuestHost for GuestImports {
             })
             .await
             .map_err(|e| e.to_string())?;
+        shared.policies.spend(&self.key.agent, answer.usage.total());
         self.spent.lock().expect("usage lock").add(answer.usage);
         Ok(serde_json::json!({"text": answer.text, "usage": answer.usage, "model": model_ref.to_string()}).to_string())
     }

@@ -6,6 +6,7 @@ mod conversation;
 pub mod dispatcher;
 mod guest_imports;
 mod instances;
+mod policy;
 mod sandbox;
 pub mod skills;
 mod tasks;
@@ -71,6 +72,8 @@ pub struct Shared {
     pub memory: MemoryStore,
     pub providers: Providers,
     pub instances: Instances,
+    /// Tenants' policies and what each has used.
+    pub policies: policy::Policies,
     pub stats: Stats,
     /// One lock per session, so prompts to a session run one at a time, in order.
     session_locks: Mutex<HashMap<SessionKey, Weak<tokio::sync::Mutex<()>>>>,
@@ -199,6 +202,7 @@ impl Shared {
             options.config.models.clone(),
             options.env.clone(),
         );
+        let policies = policy::Policies::new(options.config.tenants.clone().into_iter().collect());
         Self {
             options,
             runtime,
@@ -212,6 +216,7 @@ impl Shared {
             memory: MemoryStore::default(),
             providers,
             instances: Instances::default(),
+            policies,
             stats: Stats::default(),
             session_locks: Mutex::new(HashMap::new()),
         }
@@ -282,6 +287,7 @@ impl Shared {
         }
         let key = prompt.session;
         check_name("session name", &key.session)?;
+        let _admitted = self.policies.admit(&key.instance.agent)?;
         let lock = self.session_lock(key);
         let _turn = lock.lock().await;
         let (config, version) = self.instance_config(&key.instance).await?;

@@ -1,0 +1,166 @@
+//! Tenant policies: each limit, when exceeded, fails the call with `limit_exceeded`
+//! naming it, before the model provider is called; other tenants and the operator's
+//! agents are not affected.
+
+use std::time::Duration;
+
+use flue_host::project::TenantSettings;
+use flue_host::{Error, Host};
+use flue_tests::{FakeProvider, Project, Reply, Turn, guest, ticket_script};
+
+/// A host whose tenant `acme` has `policy` and the support agent as `acme/support`;
+/// the operator's `support_assistant` is the same agent without a policy.
+async fn host(fake: &FakeProvider, policy: TenantSettings) -> (Project, Host) {
+    let project = Project::empty();
+    let agent = guest("agents/support_assistant");
+    std::fs::create_dir_all(project.path().join("agents/acme")).unwrap();
+    project.add_agent("acme/support", &agent);
+    project.add_agent("support_assistant", &agent);
+    let mut options = project.options(fake);
+    options.config.tenants.insert("acme".into(), policy);
+    let host = Host::open(options).await.expect("the host starts");
+    (project, host)
+}
+
+async fn prompt(host: &Host, agent: &str, session: &str) -> Result<String, Error> {
+    Ok(host
+        .init_agent(agent, "t-1")
+        .await?
+        .session(session)
+        .prompt("status?")
+        .await?
+        .text)
+}
+
+/// The limit a result was refused by.
+fn limit(result: Result<String, Error>) -> String {
+    match result {
+        Err(Error::LimitExceeded { limit, .. }) => limit,
+        other => panic!("expected limit_exceeded, got {other:?}"),
+    }
+}
+
+#[tokio::test]
+async fn a_model_outside_the_allowed_list_is_refused_before_any_request() {
+    let fake = FakeProvider::start(ticket_script).await;
+    let policy = TenantSettings {
+        allowed_models: Some(vec!["openai/*".into()]),
+        ..Default::default()
+    };
+    let (_project, host) = host(&fake, policy).await;
+    assert_eq!(
+        limit(prompt(&host, "acme/support", "s").await),
+        "allowed_models"
+    );
+    assert!(fake.requests().is_empty(), "the provider was called");
+    assert!(
+        prompt(&host, "support_assistant", "s")
+            .await
+            .unwrap()
+            .contains("t-1")
+    );
+}
+
+#[tokio::test]
+async fn a_spent_token_budget_stops_the_next_model_call() {
+    let fake = FakeProvider::start(ticket_script).await;
+    let policy = TenantSettings {
+        tokens_per_hour: Some(1),
+        ..Default::default()
+    };
+    let (_project, host) = host(&fake, policy).await;
+    // The first model call is within the budget; it spends past it, so the second
+    // (after the tool round) is refused before it is sent.
+    assert_eq!(
+        limit(prompt(&host, "acme/support", "s").await),
+        "tokens_per_hour"
+    );
+    assert_eq!(fake.requests().len(), 1);
+    assert_eq!(
+        limit(prompt(&host, "acme/support", "s2").await),
+        "tokens_per_hour"
+    );
+    assert_eq!(fake.requests().len(), 1);
+    assert!(
+        prompt(&host, "support_assistant", "s")
+            .await
+            .unwrap()
+            .contains("t-1")
+    );
+}
+
+#[tokio::test]
+async fn a_tenant_bound_on_tool_rounds_stops_the_loop() {
+    let fake = FakeProvider::start(ticket_script).await;
+    let policy = TenantSettings {
+        max_tool_rounds: Some(0),
+        ..Default::default()
+    };
+    let (_project, host) = host(&fake, policy).await;
+    assert_eq!(
+        limit(prompt(&host, "acme/support", "s").await),
+        "max_tool_rounds"
+    );
+    assert!(
+        prompt(&host, "support_assistant", "s")
+            .await
+            .unwrap()
+            .contains("t-1")
+    );
+}
+
+#[tokio::test]
+async fn prompts_past_the_rate_are_refused() {
+    let fake = FakeProvider::start(ticket_script).await;
+    let policy = TenantSettings {
+        prompts_per_minute: Some(2),
+        ..Default::default()
+    };
+    let (_project, host) = host(&fake, policy).await;
+    for session in ["a", "b"] {
+        assert!(prompt(&host, "acme/support", session).await.is_ok());
+    }
+    let before = fake.requests().len();
+    assert_eq!(
+        limit(prompt(&host, "acme/support", "c").await),
+        "prompts_per_minute"
+    );
+    assert_eq!(fake.requests().len(), before);
+    assert!(prompt(&host, "support_assistant", "c").await.is_ok());
+}
+
+#[tokio::test]
+async fn prompts_past_the_concurrency_bound_are_refused() {
+    // The first prompt's model answer takes a while, so it is still running.
+    let fake = FakeProvider::start(|turn: &Turn| match turn.last_user_text.as_deref() {
+        Some("slow") => Reply::Delayed(
+            Duration::from_millis(800),
+            Box::new(Reply::Text("done".into())),
+        ),
+        _ => ticket_script(turn),
+    })
+    .await;
+    let policy = TenantSettings {
+        max_concurrent_prompts: Some(1),
+        ..Default::default()
+    };
+    let (_project, host) = host(&fake, policy).await;
+    let slow = {
+        let host = host.clone();
+        tokio::spawn(async move {
+            host.init_agent("acme/support", "t-2")
+                .await?
+                .session("s")
+                .prompt("slow")
+                .await
+        })
+    };
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    assert_eq!(
+        limit(prompt(&host, "acme/support", "s").await),
+        "max_concurrent_prompts"
+    );
+    assert_eq!(slow.await.unwrap().unwrap().text, "done");
+    // Once it finished, the tenant may prompt again.
+    assert!(prompt(&host, "acme/support", "s").await.is_ok());
+}
