@@ -229,3 +229,115 @@ async fn no_tenant_reaches_another_tenants_instances() {
         "support"
     );
 }
+
+#[tokio::test]
+async fn an_admin_installs_a_tenants_agent_only_when_it_is_valid() {
+    let fake = FakeProvider::start(ticket_script).await;
+    let project = project();
+    let hash = flue_host::server::auth::hash_key;
+    let toml = std::fs::read_to_string(project.path().join("flue.toml")).unwrap();
+    std::fs::write(
+        project.path().join("flue.toml"),
+        format!(
+            "{toml}\n[[keys]]\nname = \"admin\"\nsha256 = \"{}\"\nadmin = true\n",
+            hash("admin-key")
+        ),
+    )
+    .unwrap();
+    let server = Server::start(project.path(), &fake, "serve", &[]).await;
+    let client = Client::new();
+    let url = &server.url;
+    let component = std::fs::read(guest("agents/support_assistant")).unwrap();
+    let upload = async |key: &str, tenant: &str, name: &str, bytes: Vec<u8>| {
+        let response = client
+            .put(format!("{url}/admin/tenants/{tenant}/agents/{name}"))
+            .bearer_auth(key)
+            .header("content-type", "application/wasm")
+            .body(bytes)
+            .send()
+            .await
+            .unwrap();
+        (response.status().as_u16(), response.text().await.unwrap())
+    };
+
+    // Only an admin key may install, and only into a declared tenant.
+    for key in [ACME, OPERATOR] {
+        assert_eq!(
+            upload(key, "acme", "helper", component.clone()).await.0,
+            403
+        );
+    }
+    assert_eq!(
+        upload("admin-key", "nobody", "helper", component.clone())
+            .await
+            .0,
+        404
+    );
+    let (status, body) = upload("admin-key", "acme", "helper", component.clone()).await;
+    assert_eq!(status, 201, "{body}");
+    assert!(project.path().join("agents/acme/helper.wasm").is_file());
+
+    // acme can use it at once; globex cannot see it.
+    let (status, body) = send(
+        &client,
+        Method::POST,
+        format!("{url}/agents/helper/t-9"),
+        ACME,
+        Some(json!({"message": "status?"})),
+    )
+    .await;
+    assert_eq!(status, 200, "{body}");
+    assert!(body.contains("t-9"), "{body}");
+    let (status, _) = send(
+        &client,
+        Method::POST,
+        format!("{url}/agents/helper/t-9"),
+        GLOBEX,
+        Some(json!({"message": "status?"})),
+    )
+    .await;
+    assert_eq!(status, 404);
+
+    // Bytes that are not an agent are refused and change nothing.
+    let (status, body) = upload("admin-key", "acme", "helper", b"\0asm\x01\0\0\0".to_vec()).await;
+    assert_eq!(status, 400, "{body}");
+    assert!(body.contains("refused"), "{body}");
+    assert_eq!(
+        std::fs::read(project.path().join("agents/acme/helper.wasm")).unwrap(),
+        component
+    );
+    let (status, _) = send(
+        &client,
+        Method::POST,
+        format!("{url}/agents/helper/t-9"),
+        ACME,
+        Some(json!({"message": "status?"})),
+    )
+    .await;
+    assert_eq!(status, 200, "the valid version keeps serving");
+
+    // Replacing answers 200; removing takes it away.
+    assert_eq!(
+        upload("admin-key", "acme", "helper", component.clone())
+            .await
+            .0,
+        200
+    );
+    let removed = client
+        .delete(format!("{url}/admin/tenants/acme/agents/helper"))
+        .bearer_auth("admin-key")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(removed.status(), 204);
+    assert!(!project.path().join("agents/acme/helper.wasm").exists());
+    let (status, _) = send(
+        &client,
+        Method::POST,
+        format!("{url}/agents/helper/t-9"),
+        ACME,
+        Some(json!({"message": "status?"})),
+    )
+    .await;
+    assert_eq!(status, 404);
+}

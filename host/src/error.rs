@@ -38,6 +38,9 @@ pub enum Error {
     /// The host could not start.
     #[error("{0}")]
     Startup(String),
+    /// A file the host manages could not be changed.
+    #[error("{0}")]
+    Io(String),
     /// A tenant's policy refused the call: `limit` names the setting.
     #[error("{message}")]
     LimitExceeded { limit: String, message: String },
@@ -53,7 +56,7 @@ impl Error {
             Error::NotFound(_) => (404, "not_found"),
             Error::Guest { .. } | Error::Config { .. } => (500, "agent_error"),
             Error::Model(_) => (502, "model_error"),
-            Error::Store(_) | Error::Startup(_) => (500, "internal_error"),
+            Error::Store(_) | Error::Startup(_) | Error::Io(_) => (500, "internal_error"),
             Error::LimitExceeded { limit, .. } => match limit.as_str() {
                 "allowed_models" => (403, "limit_exceeded"),
                 "max_tool_rounds" => (422, "limit_exceeded"),

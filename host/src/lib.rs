@@ -196,6 +196,54 @@ impl Host {
         self.shared.registry.load(&self.shared.runtime, path).await
     }
 
+    /// Installs a component as agent `name` of `tenant` (`agents/<tenant>/<name>.wasm`):
+    /// it is compiled and checked first, and written and swapped in only if it is an
+    /// agent. Returns whether it replaced a version.
+    pub async fn install_agent(
+        &self,
+        tenant: &str,
+        name: &str,
+        bytes: Vec<u8>,
+    ) -> Result<bool, Error> {
+        let folder = self.tenant_folder(tenant)?;
+        if !registry::valid_name(name) {
+            return Err(Error::InvalidRequest(
+                "agent names may hold only letters, digits, '_' and '-'".into(),
+            ));
+        }
+        let path = folder.join(format!("{name}.wasm"));
+        let (_, replaced) = self
+            .shared
+            .registry
+            .install(&self.shared.runtime, &path, bytes)
+            .await
+            .map_err(|reason| {
+                Error::InvalidRequest(format!("the component was refused: {reason}"))
+            })?;
+        Ok(replaced)
+    }
+
+    /// Removes agent `name` of `tenant`, its file included; `false` if there was none.
+    pub fn uninstall_agent(&self, tenant: &str, name: &str) -> Result<bool, Error> {
+        let path = self.tenant_folder(tenant)?.join(format!("{name}.wasm"));
+        let path = path.canonicalize().unwrap_or(path);
+        let removed = self.shared.registry.remove(&path).is_some();
+        if removed {
+            std::fs::remove_file(&path)
+                .map_err(|e| Error::Io(format!("cannot remove {}: {e}", path.display())))?;
+        }
+        Ok(removed)
+    }
+
+    /// The agents folder of a declared tenant.
+    fn tenant_folder(&self, tenant: &str) -> Result<std::path::PathBuf, Error> {
+        let options = &self.shared.options;
+        if !options.config.tenants.contains_key(tenant) {
+            return Err(Error::NotFound(format!("no tenant '{tenant}'")));
+        }
+        Ok(options.agents_dir.join(tenant))
+    }
+
     /// Unloads the agent that came from `path`; returns its name if there was one.
     pub fn remove_agent(&self, path: &std::path::Path) -> Option<String> {
         self.shared.registry.remove(path)

@@ -79,6 +79,50 @@ impl Registry {
         }
     }
 
+    /// Compiles `bytes` and, only if they are a valid agent, writes them to `path`
+    /// (atomically) and makes them the agent's current version. Returns the agent's name
+    /// and whether it replaced a version; on failure nothing is written or changed.
+    pub async fn install(
+        &self,
+        runtime: &Arc<Runtime>,
+        path: &Path,
+        bytes: Vec<u8>,
+    ) -> Result<(String, bool), String> {
+        let runtime = runtime.clone();
+        let compiled =
+            tokio::task::spawn_blocking(move || runtime.compile(&bytes).map(|c| (c, bytes)))
+                .await
+                .unwrap_or_else(|e| {
+                    Err(crate::runtime::GuestError::Host(format!(
+                        "the compiler crashed: {e}"
+                    )))
+                })
+                .map_err(|e| e.to_string())?;
+        let (compiled, bytes) = compiled;
+        let folder = path.parent().ok_or("the agent's path has no folder")?;
+        std::fs::create_dir_all(folder)
+            .map_err(|e| format!("cannot create {}: {e}", folder.display()))?;
+        let staged = path.with_extension("wasm.part");
+        std::fs::write(&staged, &bytes)
+            .and_then(|()| std::fs::rename(&staged, path))
+            .map_err(|e| format!("cannot write {}: {e}", path.display()))?;
+        let path = path.canonicalize().unwrap_or_else(|_| path.to_path_buf());
+        let name = self.name_of(&path)?;
+        self.problems.write().expect("registry lock").remove(&path);
+        let version = Arc::new(AgentVersion {
+            name: name.clone(),
+            path,
+            compiled,
+        });
+        let replaced = self
+            .agents
+            .write()
+            .expect("registry lock")
+            .insert(name.clone(), version)
+            .is_some();
+        Ok((name, replaced))
+    }
+
     /// Forgets the agent loaded from `path`; returns its name if there was one.
     pub fn remove(&self, path: &Path) -> Option<String> {
         self.problems.write().expect("registry lock").remove(path);

@@ -26,6 +26,9 @@ pub struct ApiKey {
     /// The tenant the key belongs to (a `[tenants.<name>]` of `flue.toml`); without
     /// one it is the operator's key, for the agents directly in `agents/`.
     pub tenant: Option<String>,
+    /// Whether the key may use the management API (`/admin/…`); operator keys only.
+    #[serde(default)]
+    pub admin: bool,
 }
 
 fn everything() -> Vec<String> {
@@ -54,6 +57,12 @@ impl Auth {
     /// Checks the keys' shape and that each key's tenant is one of `tenants`.
     pub fn new(keys: Vec<ApiKey>, tenants: &[String]) -> Result<Self, String> {
         for key in &keys {
+            if key.admin && key.tenant.is_some() {
+                return Err(format!(
+                    "key '{}': an admin key belongs to the operator, not a tenant",
+                    key.name
+                ));
+            }
             if let Some(tenant) = key.tenant.as_ref().filter(|t| !tenants.contains(t)) {
                 return Err(format!(
                     "key '{}': there is no [tenants.{tenant}] in flue.toml",
@@ -189,6 +198,17 @@ impl Caller<'_> {
             .then(|| agent.to_string())
     }
 
+    /// Refuses everyone but an admin key: for the management API.
+    pub fn admin(&self) -> Result<(), ApiError> {
+        match self.0 {
+            Some(key) if key.admin => Ok(()),
+            Some(_) => Err(forbidden("this key may not use the management API".into())),
+            None => Err(forbidden(
+                "the management API needs an admin key ([[keys]] admin = true in flue.toml)".into(),
+            )),
+        }
+    }
+
     /// Refuses tenants' keys: for the operator's routes (workflows, runs, metrics).
     pub fn operator(&self) -> Result<(), ApiError> {
         match self.tenant() {
@@ -251,6 +271,7 @@ mod tests {
             agents: vec!["a".into()],
             ids: "t-*".into(),
             tenant: None,
+            admin: false,
         };
         let auth = Auth::new(vec![key], &[]).unwrap();
         let mut headers = HeaderMap::new();
@@ -295,6 +316,7 @@ mod tests {
             agents: vec!["*".into()],
             ids: "*".into(),
             tenant: Some("acme".into()),
+            admin: false,
         };
         assert!(
             Auth::new(vec![key.clone()], &[]).is_err(),

@@ -1,6 +1,7 @@
 //! The HTTP, SSE and WebSocket surface (PyFlue's agent-server protocol). It only
 //! translates requests into library calls and results into wire shapes.
 
+mod admin;
 pub mod auth;
 mod dispatch;
 mod error;
@@ -125,6 +126,12 @@ fn router(app: App) -> Router {
         .route(
             "/runs/{id}/cancel",
             post(runs::cancel).fallback(|| async { ApiError::method_not_allowed(&["POST"]) }),
+        )
+        .route(
+            "/admin/tenants/{tenant}/agents/{name}",
+            axum::routing::put(admin::install)
+                .delete(admin::uninstall)
+                .fallback(|| async { ApiError::method_not_allowed(&["PUT", "DELETE"]) }),
         )
         .route("/metrics", only_get(get(metrics_text)))
         .route(

@@ -79,6 +79,16 @@ pub fn document() -> Value {
             "/runs/{id}/events": {"get": {"summary": "A page of a run's events (?after=N&limit=M)", "responses": {"200": {"description": "events, next_after"}, "404": error}}},
             "/runs/{id}/stream": {"get": {"summary": "A run's events as SSE; resumes after Last-Event-ID", "responses": {"200": {"description": "text/event-stream"}, "404": error}}},
             "/runs/{id}/cancel": {"post": {"summary": "Stop a run in progress", "responses": {"200": {"description": "cancelled"}, "404": error, "409": error}}},
+            "/admin/tenants/{tenant}/agents/{name}": {
+                "parameters": [{"name": "tenant", "in": "path", "required": true, "schema": {"type": "string"}},
+                               {"name": "name", "in": "path", "required": true, "schema": {"type": "string"}}],
+                "put": {"summary": "Install or replace a tenant's agent from component bytes, checked first (admin keys)",
+                        "requestBody": {"required": true, "content": {"application/wasm": {"schema": {"type": "string", "format": "binary"}}}},
+                        "responses": {"200": {"description": "replaced"}, "201": {"description": "installed"},
+                                      "400": error, "401": error, "403": error, "404": error, "413": error}},
+                "delete": {"summary": "Remove a tenant's agent (admin keys)",
+                           "responses": {"204": {"description": "removed"}, "401": error, "403": error, "404": error}}
+            },
             "/metrics": {"get": {"summary": "Prometheus metrics", "responses": {"200": {"description": "text exposition"}}}},
             "/openapi.json": {"get": {"summary": "This document", "responses": {"200": {"description": "OpenAPI 3.1"}}}}
         }
