@@ -131,19 +131,23 @@ impl ProjectConfig {
     /// Reads `flue.toml` in `dir`; a missing file is the default config.
     pub fn load(dir: &Path) -> Result<Self, String> {
         let path = dir.join("flue.toml");
-        let mut config: Self = match std::fs::read_to_string(&path) {
-            Ok(text) => toml::from_str(&text).map_err(|e| format!("{}: {e}", path.display()))?,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Self::default(),
-            Err(e) => return Err(format!("cannot read {}: {e}", path.display())),
-        };
+        match std::fs::read_to_string(&path) {
+            Ok(text) => Self::parse(&text, dir).map_err(|e| format!("{}: {e}", path.display())),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(Self::default()),
+            Err(e) => Err(format!("cannot read {}: {e}", path.display())),
+        }
+    }
+
+    /// Decodes the text of a `flue.toml` whose project folder is `dir`.
+    pub fn parse(text: &str, dir: &Path) -> Result<Self, String> {
+        let mut config: Self = toml::from_str(text).map_err(|e| e.to_string())?;
         if let Some(bad) = config
             .tenants
             .keys()
             .find(|t| !crate::registry::valid_name(t))
         {
             return Err(format!(
-                "{}: tenant '{bad}' may hold only letters, digits, '_' and '-'",
-                path.display()
+                "tenant '{bad}' may hold only letters, digits, '_' and '-'"
             ));
         }
         for settings in config.agents.values_mut() {
