@@ -164,3 +164,58 @@ async fn prompts_past_the_concurrency_bound_are_refused() {
     // Once it finished, the tenant may prompt again.
     assert!(prompt(&host, "acme/support", "s").await.is_ok());
 }
+
+#[tokio::test]
+async fn a_tenant_runs_its_guests_under_tighter_limits() {
+    let fake = FakeProvider::start(flue_tests::hostile::tool_by_prompt).await;
+    let project = Project::empty();
+    std::fs::create_dir_all(project.path().join("agents/acme")).unwrap();
+    let hostile = guest("tests/guests/hostile");
+    project.add_agent("acme/hostile", &hostile);
+    project.add_agent("hostile", &hostile);
+    let mut options = project.options(&fake);
+    options.config.limits.memory_mb = Some(32);
+    options.config.tenants.insert(
+        "acme".into(),
+        TenantSettings {
+            memory_mb: Some(8),
+            cpu_ms_per_call: Some(100),
+            ..Default::default()
+        },
+    );
+    let host = Host::open(options).await.expect("the host starts");
+    let call = async |agent: &str, tool: &str| -> String {
+        let outcome = host
+            .init_agent(agent, "t-1")
+            .await
+            .unwrap()
+            .session("s")
+            .prompt(&format!("call {tool}"))
+            .await;
+        match outcome {
+            Err(e @ Error::Guest { .. }) => e.to_string(),
+            other => panic!("expected a guest error, got {other:?}"),
+        }
+    };
+    assert!(
+        call("acme/hostile", "hog")
+            .await
+            .contains("memory limit of 8 MiB")
+    );
+    assert!(
+        call("hostile", "hog")
+            .await
+            .contains("memory limit of 32 MiB")
+    );
+    let started = std::time::Instant::now();
+    assert!(
+        call("acme/hostile", "spin")
+            .await
+            .contains("CPU limit of 100ms")
+    );
+    assert!(
+        started.elapsed() < Duration::from_millis(1500),
+        "{:?}",
+        started.elapsed()
+    );
+}

@@ -104,6 +104,12 @@ pub struct TenantSettings {
     pub max_concurrent_prompts: Option<u64>,
     /// Prompts it may start per minute.
     pub prompts_per_minute: Option<u64>,
+    /// Linear memory of each of its instances, in MiB (at most the host's `memory_mb`).
+    pub memory_mb: Option<usize>,
+    /// CPU time per guest call, in ms (at most the host's).
+    pub cpu_ms_per_call: Option<u64>,
+    /// Wall time per guest call, in ms (at most the host's).
+    pub wall_ms_per_call: Option<u64>,
 }
 
 /// `[agents.<name>]` in `flue.toml`.

@@ -91,7 +91,7 @@ async fn main() {
         let runtime = &runtime;
         async move {
             let mut instance = runtime
-                .instantiate(compiled, host)
+                .instantiate(compiled, host, runtime.limits())
                 .await
                 .expect("instantiates");
             instance
@@ -104,7 +104,7 @@ async fn main() {
     report("instantiate + create (new instance id)", create);
 
     let mut instance = runtime
-        .instantiate(&compiled, host.clone())
+        .instantiate(&compiled, host.clone(), runtime.limits())
         .await
         .expect("instantiates");
     instance

@@ -207,7 +207,13 @@ impl Shared {
         let host = Arc::new(GuestImports::new(self, key.clone(), None));
         let mut instance = self
             .runtime
-            .instantiate(&version.compiled, host.clone())
+            .instantiate(
+                &version.compiled,
+                host.clone(),
+                &self
+                    .policies
+                    .guest_limits(&key.agent, self.runtime.limits()),
+            )
             .await
             .map_err(guest_error)?;
         let env = self.options.config.agent_env(&key.agent);

@@ -10,6 +10,7 @@ use std::time::{Duration, Instant};
 
 use crate::Error;
 use crate::project::TenantSettings;
+use crate::runtime::Limits;
 
 /// The window of the token budget.
 const BUDGET_WINDOW: Duration = Duration::from_secs(3600);
@@ -187,6 +188,24 @@ impl Policies {
         if let Some((tenant, _)) = self.of(agent) {
             self.with_usage(tenant, |u| *u.tokens.current(BUDGET_WINDOW) += tokens);
         }
+    }
+
+    /// The guest limits for an instance of `agent`: the host's, tightened by its
+    /// tenant's `memory_mb`, `cpu_ms_per_call` and `wall_ms_per_call`.
+    pub fn guest_limits(&self, agent: &str, host: &Limits) -> Limits {
+        let mut limits = host.clone();
+        if let Some((_, policy)) = self.of(agent) {
+            if let Some(mb) = policy.memory_mb {
+                limits.memory_bytes = limits.memory_bytes.min(mb.saturating_mul(1 << 20));
+            }
+            if let Some(ms) = policy.cpu_ms_per_call {
+                limits.cpu_per_call = limits.cpu_per_call.min(Duration::from_millis(ms));
+            }
+            if let Some(ms) = policy.wall_ms_per_call {
+                limits.wall_per_call = limits.wall_per_call.min(Duration::from_millis(ms));
+            }
+        }
+        limits
     }
 
     /// The tenant's bound on tool rounds per prompt, if it sets one.

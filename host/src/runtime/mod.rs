@@ -185,11 +185,20 @@ impl Runtime {
     }
 
     /// Starts a new instance of a compiled agent; `host` answers its imports.
+    /// `limits` may only be tighter than the runtime's own: memory, CPU and wall time
+    /// are capped at [`Self::limits`].
     pub async fn instantiate(
         &self,
         agent: &CompiledAgent,
         host: Arc<dyn GuestHost>,
+        limits: &Limits,
     ) -> Result<Instance, GuestError> {
-        Instance::start(&self.engine, &self.limits, &agent.pre, host).await
+        let limits = Limits {
+            memory_bytes: limits.memory_bytes.min(self.limits.memory_bytes),
+            cpu_per_call: limits.cpu_per_call.min(self.limits.cpu_per_call),
+            wall_per_call: limits.wall_per_call.min(self.limits.wall_per_call),
+            max_instances: self.limits.max_instances,
+        };
+        Instance::start(&self.engine, &limits, &agent.pre, host).await
     }
 }
