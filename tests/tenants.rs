@@ -248,6 +248,17 @@ async fn an_admin_installs_a_tenants_agent_only_when_it_is_valid() {
     let client = Client::new();
     let url = &server.url;
     let component = std::fs::read(guest("agents/support_assistant")).unwrap();
+    let ask = async |key: &str| {
+        let prompt = Some(json!({"message": "status?"}));
+        send(
+            &client,
+            Method::POST,
+            format!("{url}/agents/helper/t-9"),
+            key,
+            prompt,
+        )
+        .await
+    };
     let upload = async |key: &str, tenant: &str, name: &str, bytes: Vec<u8>| {
         let response = client
             .put(format!("{url}/admin/tenants/{tenant}/agents/{name}"))
@@ -278,24 +289,10 @@ async fn an_admin_installs_a_tenants_agent_only_when_it_is_valid() {
     assert!(project.path().join("agents/acme/helper.wasm").is_file());
 
     // acme can use it at once; globex cannot see it.
-    let (status, body) = send(
-        &client,
-        Method::POST,
-        format!("{url}/agents/helper/t-9"),
-        ACME,
-        Some(json!({"message": "status?"})),
-    )
-    .await;
+    let (status, body) = ask(ACME).await;
     assert_eq!(status, 200, "{body}");
     assert!(body.contains("t-9"), "{body}");
-    let (status, _) = send(
-        &client,
-        Method::POST,
-        format!("{url}/agents/helper/t-9"),
-        GLOBEX,
-        Some(json!({"message": "status?"})),
-    )
-    .await;
+    let (status, _) = ask(GLOBEX).await;
     assert_eq!(status, 404);
 
     // Bytes that are not an agent are refused and change nothing.
@@ -306,14 +303,7 @@ async fn an_admin_installs_a_tenants_agent_only_when_it_is_valid() {
         std::fs::read(project.path().join("agents/acme/helper.wasm")).unwrap(),
         component
     );
-    let (status, _) = send(
-        &client,
-        Method::POST,
-        format!("{url}/agents/helper/t-9"),
-        ACME,
-        Some(json!({"message": "status?"})),
-    )
-    .await;
+    let (status, _) = ask(ACME).await;
     assert_eq!(status, 200, "the valid version keeps serving");
 
     // Replacing answers 200; removing takes it away.
@@ -331,13 +321,6 @@ async fn an_admin_installs_a_tenants_agent_only_when_it_is_valid() {
         .unwrap();
     assert_eq!(removed.status(), 204);
     assert!(!project.path().join("agents/acme/helper.wasm").exists());
-    let (status, _) = send(
-        &client,
-        Method::POST,
-        format!("{url}/agents/helper/t-9"),
-        ACME,
-        Some(json!({"message": "status?"})),
-    )
-    .await;
+    let (status, _) = ask(ACME).await;
     assert_eq!(status, 404);
 }

@@ -141,13 +141,7 @@ impl Instance {
         let config = answer.map_err(GuestError::Create)?;
         let config = convert::agent_config(config).map_err(GuestError::Create)?;
         let size = serde_json::to_vec(&config).map_or(usize::MAX, |json| json.len());
-        if size > MAX_CONFIG_BYTES {
-            return Err(GuestError::Oversized(format!(
-                "its configuration is {} as JSON; at most {} is allowed",
-                mib(size),
-                mib(MAX_CONFIG_BYTES)
-            )));
-        }
+        at_most("its configuration (as JSON) is", size, MAX_CONFIG_BYTES)?;
         Ok(config)
     }
 
@@ -170,13 +164,11 @@ impl Instance {
         let size = match &answer {
             Ok(text) | Err(text) => text.len(),
         };
-        if size > MAX_TOOL_RESULT_BYTES {
-            return Err(GuestError::Oversized(format!(
-                "tool '{name}' returned {}; at most {} is allowed",
-                mib(size),
-                mib(MAX_TOOL_RESULT_BYTES)
-            )));
-        }
+        at_most(
+            &format!("tool '{name}' returned"),
+            size,
+            MAX_TOOL_RESULT_BYTES,
+        )?;
         Ok(answer)
     }
 }
@@ -226,9 +218,17 @@ fn describe_trap(e: &wasmtime::Error, limits: &Limits, stderr: &MemoryOutputPipe
     }
 }
 
-/// A byte count in MiB, for messages.
-fn mib(bytes: usize) -> String {
-    format!("{:.1} MiB", bytes as f64 / (1 << 20) as f64)
+/// Refuses an answer of `size` bytes over `most`; `what` leads the message.
+fn at_most(what: &str, size: usize, most: usize) -> Result<(), GuestError> {
+    let mib = |bytes: usize| format!("{:.1} MiB", bytes as f64 / (1 << 20) as f64);
+    if size > most {
+        return Err(GuestError::Oversized(format!(
+            "{what} {}; at most {} is allowed",
+            mib(size),
+            mib(most)
+        )));
+    }
+    Ok(())
 }
 
 fn ticks_in(d: std::time::Duration) -> u64 {

@@ -115,17 +115,7 @@ impl HistoryCache {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::store::InstanceKey;
-
-    fn key(session: &str) -> SessionKey {
-        SessionKey {
-            instance: InstanceKey {
-                agent: "a".into(),
-                id: "i".into(),
-            },
-            session: session.into(),
-        }
-    }
+    use crate::store::sqlite::tests::key;
 
     fn user(text: &str) -> Message {
         Message::User {

@@ -275,7 +275,8 @@ impl Store for SqliteStore {
 mod tests {
     use super::*;
 
-    fn key(session: &str) -> SessionKey {
+    /// Session `session` of instance `i` of agent `a`.
+    pub(super) fn key(session: &str) -> SessionKey {
         SessionKey {
             instance: InstanceKey {
                 agent: "a".into(),
