@@ -324,3 +324,50 @@ async fn an_admin_installs_a_tenants_agent_only_when_it_is_valid() {
     let (status, _) = ask(ACME).await;
     assert_eq!(status, 404);
 }
+
+#[tokio::test]
+async fn a_tenants_agent_cannot_delegate_to_another_namespace() {
+    // The coordinator delegates to an agent named "reviewer"; only the operator has one.
+    let fake = FakeProvider::start(|turn: &flue_tests::Turn| {
+        match (
+            &turn.last_tool_result,
+            turn.tool_names.iter().any(|t| t == "task"),
+        ) {
+            (Some(result), _) => flue_tests::Reply::Text(format!("got: {result}")),
+            (None, true) => flue_tests::Reply::ToolCall {
+                name: "task".into(),
+                args: json!({"subagent": "reviewer", "prompt": "review"}),
+            },
+            (None, false) => flue_tests::Reply::Text("the operator's reviewer ran".into()),
+        }
+    })
+    .await;
+    let project = Project::empty();
+    std::fs::create_dir_all(project.path().join("agents/acme")).unwrap();
+    project.add_agent("acme/coordinator", &guest("agents/coordinator"));
+    project.add_agent("reviewer", &guest("agents/reviewer"));
+    let mut options = project.options(&fake);
+    options
+        .config
+        .tenants
+        .insert("acme".into(), Default::default());
+    let host = flue_host::Host::open(options).await.unwrap();
+    let text = host
+        .init_agent("acme/coordinator", "t")
+        .await
+        .unwrap()
+        .session("s")
+        .prompt("release it")
+        .await
+        .unwrap()
+        .text;
+    assert!(
+        text.starts_with("got: ") && text.contains("not found"),
+        "{text}"
+    );
+    assert_eq!(
+        fake.requests().len(),
+        2,
+        "the operator's reviewer never ran"
+    );
+}

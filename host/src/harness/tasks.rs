@@ -9,6 +9,7 @@ use super::conversation::{Conversation, Persona};
 use crate::Error;
 use crate::agent_config::Subagent;
 use crate::models::{ToolCall, ToolSpec, Usage};
+use crate::registry::{in_namespace_of, valid_name};
 use crate::store::{InstanceKey, SessionKey};
 
 /// The tool the model delegates with.
@@ -133,6 +134,12 @@ impl Conversation<'_, '_> {
         prompt: &str,
     ) -> Result<super::PromptResult, Error> {
         let shared = self.shared;
+        if !valid_name(agent) {
+            return Err(Error::InvalidRequest(format!(
+                "helper agent '{agent}' is not an agent name"
+            )));
+        }
+        let agent = &in_namespace_of(&self.key.instance.agent, agent);
         let key = SessionKey {
             instance: InstanceKey {
                 agent: agent.to_string(),

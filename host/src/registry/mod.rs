@@ -216,6 +216,15 @@ pub fn local_name<'n>(tenant: Option<&str>, agent: &'n str) -> Option<&'n str> {
     }
 }
 
+/// The host name of agent `name` as `agent` names it: in `agent`'s own namespace, so a
+/// tenant's agent can only ever name its tenant's agents.
+pub fn in_namespace_of(agent: &str, name: &str) -> String {
+    match agent.split_once('/') {
+        Some((tenant, _)) => format!("{tenant}/{name}"),
+        None => name.to_string(),
+    }
+}
+
 /// Whether `name` may name an agent: letters, digits, `_` and `-`.
 pub fn valid_name(name: &str) -> bool {
     !name.is_empty()
