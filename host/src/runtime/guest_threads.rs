@@ -1,7 +1,8 @@
 //! The threads guest code runs on: a Tokio runtime of its own whose threads the OS
-//! schedules below the host's. A guest that burns its whole CPU budget then slows other
-//! guests, not the serving path (HTTP, the store, model calls), which the kernel runs
-//! first whenever it has work.
+//! schedules below the host's. Each guest call is driven on a blocking thread of its own,
+//! so the kernel, not a shared run queue, shares the cores between guests: a short call
+//! never waits behind a long one's time slice. A guest that burns its whole CPU budget
+//! slows other guests, not the serving path (HTTP, the store, model calls).
 
 use std::future::Future;
 
@@ -18,11 +19,11 @@ pub struct GuestThreads {
 }
 
 impl GuestThreads {
-    /// One low-priority worker thread per core.
+    /// A runtime whose one worker drives the guest calls' timers and I/O; the calls
+    /// themselves run on its blocking threads. All its threads run at a low priority.
     pub fn start() -> std::io::Result<Self> {
-        let threads = 1;
         let runtime = tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(threads)
+            .worker_threads(1)
             .thread_name("flue-guest")
             .enable_all()
             .on_thread_start(lower_priority)
@@ -32,7 +33,7 @@ impl GuestThreads {
         })
     }
 
-    /// Runs `task` on the guest threads.
+    /// Runs `task` on a guest thread of its own.
     pub fn spawn<F>(&self, task: F) -> JoinHandle<F::Output>
     where
         F: Future + Send + 'static,
@@ -77,7 +78,39 @@ fn lower_priority() {
         // attribute of the size it states; the kernel only reads it.
         let outcome = unsafe { libc::syscall(libc::SYS_sched_setattr, 0, &attr, 0) };
         if outcome != 0 {
-            tracing::debug!("guest threads keep the host's scheduling: sched_setattr failed");
+            // A kernel without custom slices: at least the lower priority.
+            // SAFETY: setpriority on the calling thread's own id.
+            let outcome = unsafe {
+                libc::setpriority(
+                    libc::PRIO_PROCESS,
+                    libc::gettid() as libc::id_t,
+                    GUEST_NICENESS,
+                )
+            };
+            if outcome != 0 {
+                tracing::debug!("guest threads keep the host's priority: setpriority failed");
+            }
         }
+    }
+}
+
+#[cfg(all(test, target_os = "linux"))]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn guest_calls_run_below_the_hosts_priority() {
+        let threads = GuestThreads::start().unwrap();
+        let nice = threads.spawn(async {
+            let stat = std::fs::read_to_string("/proc/thread-self/stat").unwrap();
+            // Fields after the command's closing parenthesis; nice is the 19th field.
+            let fields: Vec<&str> = stat[stat.rfind(')').unwrap() + 2..].split(' ').collect();
+            fields[16].parse::<i32>().unwrap()
+        });
+        let nice = tokio::runtime::Runtime::new()
+            .unwrap()
+            .block_on(nice)
+            .unwrap();
+        assert_eq!(nice, GUEST_NICENESS);
     }
 }
