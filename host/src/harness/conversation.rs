@@ -109,24 +109,30 @@ impl Conversation<'_, '_> {
             .map_or(host_rounds, |tenant| tenant.min(host_rounds));
         for round in 0..=max_rounds {
             if let Some(policy) = &policy {
-                shared.policies.before_model_call(&agent, &model_name)?;
-                let summary = self
-                    .compact(policy, provider.as_ref(), &mut request, &mut stored)
-                    .await?;
-                shared.policies.spend(&agent, summary.total());
-                usage.add(summary);
+                usage.add(
+                    self.compact(
+                        policy,
+                        provider.as_ref(),
+                        &model_name,
+                        &mut request,
+                        &mut stored,
+                    )
+                    .await?,
+                );
             }
-            shared.policies.before_model_call(&agent, &model_name)?;
-            let answer = match self.events.as_deref_mut() {
-                Some(sink) => {
-                    let mut forward = |e: StreamEvent| match e {
-                        StreamEvent::TextDelta(text) => sink(Event::TextDelta { text }),
-                    };
-                    provider.stream(&request, &mut forward).await?
+            let events = self.events.as_deref_mut();
+            let call = async {
+                match events {
+                    Some(sink) => {
+                        let mut forward = |e: StreamEvent| match e {
+                            StreamEvent::TextDelta(text) => sink(Event::TextDelta { text }),
+                        };
+                        provider.stream(&request, &mut forward).await
+                    }
+                    None => provider.complete(&request).await,
                 }
-                None => provider.complete(&request).await?,
             };
-            shared.policies.spend(&agent, answer.usage.total());
+            let answer = shared.policies.metered(&agent, &model_name, call).await?;
             usage.add(answer.usage);
             request.messages.push(Message::Assistant {
                 content: answer.text.clone(),
@@ -163,6 +169,7 @@ impl Conversation<'_, '_> {
         &mut self,
         policy: &Policy,
         provider: &dyn Provider,
+        model_name: &str,
         request: &mut ModelRequest,
         stored: &mut usize,
     ) -> Result<Usage, Error> {
@@ -173,11 +180,15 @@ impl Conversation<'_, '_> {
         let Some(cut) = policy.cut(&request.messages, *stored) else {
             return Ok(Usage::default());
         };
-        let summary = provider
-            .complete(&compaction::summary_request(
-                &request.model,
-                &request.messages[..cut],
-            ))
+        let summary_request = compaction::summary_request(&request.model, &request.messages[..cut]);
+        let summary = self
+            .shared
+            .policies
+            .metered(
+                &self.key.instance.agent,
+                model_name,
+                provider.complete(&summary_request),
+            )
             .await?;
         let marker = Message::Summary {
             content: summary.text,

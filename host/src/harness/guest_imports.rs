@@ -104,24 +104,25 @@ impl GuestHost for GuestImports {
             .providers
             .resolve(&model)
             .map_err(|e| e.to_string())?;
-        shared
+        let call = ModelRequest {
+            model: model_ref.model.clone(),
+            system: request["system"].as_str().map(str::to_string),
+            thinking: None,
+            messages: vec![Message::User {
+                content: prompt.to_string(),
+            }],
+            tools: Vec::new(),
+            max_tokens: super::MAX_OUTPUT_TOKENS,
+        };
+        let answer = shared
             .policies
-            .before_model_call(&self.key.agent, &model_ref.to_string())
-            .map_err(|e| e.to_string())?;
-        let answer = provider
-            .complete(&ModelRequest {
-                model: model_ref.model.clone(),
-                system: request["system"].as_str().map(str::to_string),
-                thinking: None,
-                messages: vec![Message::User {
-                    content: prompt.to_string(),
-                }],
-                tools: Vec::new(),
-                max_tokens: super::MAX_OUTPUT_TOKENS,
-            })
+            .metered(
+                &self.key.agent,
+                &model_ref.to_string(),
+                provider.complete(&call),
+            )
             .await
             .map_err(|e| e.to_string())?;
-        shared.policies.spend(&self.key.agent, answer.usage.total());
         self.spent.lock().expect("usage lock").add(answer.usage);
         Ok(serde_json::json!({"text": answer.text, "usage": answer.usage, "model": model_ref.to_string()}).to_string())
     }

@@ -81,6 +81,15 @@ impl Instances {
     }
 }
 
+/// The slot's instance if it runs `version`, marked as just used.
+fn current<'a>(live: &'a mut Option<Live>, version: &Arc<AgentVersion>) -> Option<&'a mut Live> {
+    let live = live
+        .as_mut()
+        .filter(|live| Arc::ptr_eq(&live.version, version))?;
+    live.last_used = Instant::now();
+    Some(live)
+}
+
 impl Shared {
     /// The configuration of an instance of the agent's current version, and that
     /// version; creates the instance (on the guest threads) if it is not live.
@@ -90,11 +99,7 @@ impl Shared {
     ) -> Result<(Arc<AgentConfig>, Arc<AgentVersion>), Error> {
         let version = self.agent(&key.agent)?;
         let mut held = self.instances.slot(key).lock_owned().await;
-        if let Some(live) = held
-            .as_mut()
-            .filter(|live| Arc::ptr_eq(&live.version, &version))
-        {
-            live.last_used = Instant::now();
+        if let Some(live) = current(&mut held, &version) {
             return Ok((live.config.clone(), version));
         }
         let (shared, owned, pinned) = (self.clone(), key.clone(), version.clone());
@@ -163,13 +168,9 @@ impl Shared {
         live: &'a mut Option<Live>,
         version: &Arc<AgentVersion>,
     ) -> Result<&'a mut Live, Error> {
-        if live
-            .as_ref()
-            .is_some_and(|l| !Arc::ptr_eq(&l.version, version))
-        {
+        if current(live, version).is_none() {
+            // Nothing live, or an instance of another version: start afresh.
             self.instances.discard(live);
-        }
-        if live.is_none() {
             let started = match self.start(key, version.clone()).await {
                 Err(Error::Guest {
                     source: GuestError::TooManyInstances(_),
@@ -182,9 +183,7 @@ impl Shared {
             *live = Some(started?);
             self.instances.live.fetch_add(1, Ordering::Relaxed);
         }
-        let live = live.as_mut().expect("made live above");
-        live.last_used = Instant::now();
-        Ok(live)
+        Ok(current(live, version).expect("made live above"))
     }
 
     /// The error for a failed guest call, counting traps and timeouts.

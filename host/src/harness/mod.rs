@@ -22,7 +22,7 @@ use crate::Error;
 use crate::agent_config::AgentConfig;
 use crate::models::{Providers, Usage};
 use crate::project::HostOptions;
-use crate::registry::{AgentVersion, Registry, local_name};
+use crate::registry::{AgentVersion, Registry, local_name, tenant_of};
 use crate::runtime::Runtime;
 use crate::store::{MemoryStore, Queue, Runs, SessionKey, Store};
 
@@ -202,7 +202,7 @@ impl Shared {
             options.config.models.clone(),
             options.env.clone(),
         );
-        let policies = policy::Policies::new(options.config.tenants.clone().into_iter().collect());
+        let policies = policy::Policies::new(options.config.tenants.clone());
         Self {
             options,
             runtime,
@@ -227,7 +227,7 @@ impl Shared {
     /// as that namespace knows them.
     pub fn agent(&self, name: &str) -> Result<Arc<AgentVersion>, Error> {
         self.registry.get(name).ok_or_else(|| {
-            let tenant = name.split_once('/').map(|(tenant, _)| tenant);
+            let tenant = tenant_of(name);
             Error::AgentNotFound {
                 name: local_name(tenant, name).unwrap_or(name).to_string(),
                 available: self

@@ -4,12 +4,14 @@
 //! [`Error::LimitExceeded`] naming the limit; budgets are checked before the provider
 //! is called. Counters live in memory: they start afresh when the host does.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use crate::Error;
+use crate::models::{ModelError, ModelResponse};
 use crate::project::TenantSettings;
+use crate::registry::tenant_of;
 use crate::runtime::Limits;
 
 /// The window of the token budget.
@@ -52,7 +54,7 @@ struct Usage {
 /// The policies of every tenant and what each has used.
 #[derive(Default)]
 pub struct Policies {
-    tenants: HashMap<String, TenantSettings>,
+    tenants: BTreeMap<String, TenantSettings>,
     usage: Mutex<HashMap<String, Usage>>,
 }
 
@@ -79,7 +81,7 @@ fn exceeded(limit: &str, message: String) -> Error {
 
 impl Policies {
     /// Policies from `flue.toml`'s `[tenants.<name>]`.
-    pub fn new(tenants: HashMap<String, TenantSettings>) -> Self {
+    pub fn new(tenants: BTreeMap<String, TenantSettings>) -> Self {
         Self {
             tenants,
             usage: Mutex::default(),
@@ -88,9 +90,8 @@ impl Policies {
 
     /// The tenant an agent belongs to and its policy; `None` for the operator's agents.
     fn of(&self, agent: &str) -> Option<(&str, &TenantSettings)> {
-        let (tenant, _) = agent.split_once('/')?;
         self.tenants
-            .get_key_value(tenant)
+            .get_key_value(tenant_of(agent)?)
             .map(|(t, s)| (t.as_str(), s))
     }
 
@@ -158,11 +159,20 @@ impl Policies {
         }
     }
 
-    /// Checks a model call of the agent before it is made: the model is allowed and
-    /// the budget is not spent.
-    pub fn before_model_call(&self, agent: &str, model: &str) -> Result<(), Error> {
+    /// Makes a model call of `agent` (with `model`, as `provider/model`) under its
+    /// tenant's policy: the model and the budget are checked before `call` runs, and the
+    /// tokens it used are counted after. Every model call goes through here.
+    pub async fn metered(
+        &self,
+        agent: &str,
+        model: &str,
+        call: impl Future<Output = Result<ModelResponse, ModelError>>,
+    ) -> Result<ModelResponse, Error> {
         self.check_model(agent, model)?;
-        self.check_budget(agent)
+        self.check_budget(agent)?;
+        let answer = call.await?;
+        self.spend(agent, answer.usage.total());
+        Ok(answer)
     }
 
     /// Refuses a model call once the agent's tenant has spent its tokens for the hour.
@@ -184,7 +194,7 @@ impl Policies {
     }
 
     /// Counts tokens a model call of the agent used against its tenant's budget.
-    pub fn spend(&self, agent: &str, tokens: u64) {
+    fn spend(&self, agent: &str, tokens: u64) {
         if let Some((tenant, _)) = self.of(agent) {
             self.with_usage(tenant, |u| *u.tokens.current(BUDGET_WINDOW) += tokens);
         }

@@ -61,33 +61,53 @@ impl Registry {
         let loaded = tokio::task::spawn_blocking(move || load(&runtime, name?, &file))
             .await
             .unwrap_or_else(|e| Err(format!("the compiler crashed: {e}")));
-        let mut problems = self.problems.write().expect("registry lock");
         match loaded {
             Ok(version) => {
                 tracing::info!(agent = %version.name, cached = version.compiled.from_cache, "agent loaded");
-                problems.remove(path);
                 let name = version.name.clone();
-                let mut agents = self.agents.write().expect("registry lock");
-                agents.insert(name.clone(), Arc::new(version));
+                self.swap_in(version);
                 Ok(name)
             }
             Err(reason) => {
                 tracing::warn!(file = %path.display(), %reason, "agent skipped");
+                let mut problems = self.problems.write().expect("registry lock");
                 problems.insert(path.to_path_buf(), reason.clone());
                 Err(reason)
             }
         }
     }
 
+    /// Makes `version` its agent's current version and forgets any problem with its
+    /// file; returns whether it replaced a version.
+    fn swap_in(&self, version: AgentVersion) -> bool {
+        let mut problems = self.problems.write().expect("registry lock");
+        problems.remove(&version.path);
+        let mut agents = self.agents.write().expect("registry lock");
+        agents
+            .insert(version.name.clone(), Arc::new(version))
+            .is_some()
+    }
+
     /// Compiles `bytes` and, only if they are a valid agent, writes them to `path`
     /// (atomically) and makes them the agent's current version. Returns the agent's name
-    /// and whether it replaced a version; on failure nothing is written or changed.
+    /// and whether it replaced a version; on failure no file is written (at most the
+    /// folder is created) and nothing is changed.
     pub async fn install(
         &self,
         runtime: &Arc<Runtime>,
         path: &Path,
         bytes: Vec<u8>,
     ) -> Result<(String, bool), String> {
+        let folder = path.parent().ok_or("the agent's path has no folder")?;
+        std::fs::create_dir_all(folder)
+            .map_err(|e| format!("cannot create {}: {e}", folder.display()))?;
+        let file = path
+            .file_name()
+            .ok_or("the agent's path has no file name")?;
+        let path = folder
+            .canonicalize()
+            .map_or(path.to_path_buf(), |f| f.join(file));
+        let name = self.name_of(&path)?;
         let runtime = runtime.clone();
         let compiled =
             tokio::task::spawn_blocking(move || runtime.compile(&bytes).map(|c| (c, bytes)))
@@ -99,27 +119,15 @@ impl Registry {
                 })
                 .map_err(|e| e.to_string())?;
         let (compiled, bytes) = compiled;
-        let folder = path.parent().ok_or("the agent's path has no folder")?;
-        std::fs::create_dir_all(folder)
-            .map_err(|e| format!("cannot create {}: {e}", folder.display()))?;
         let staged = path.with_extension("wasm.part");
         std::fs::write(&staged, &bytes)
-            .and_then(|()| std::fs::rename(&staged, path))
+            .and_then(|()| std::fs::rename(&staged, &path))
             .map_err(|e| format!("cannot write {}: {e}", path.display()))?;
-        let path = path.canonicalize().unwrap_or_else(|_| path.to_path_buf());
-        let name = self.name_of(&path)?;
-        self.problems.write().expect("registry lock").remove(&path);
-        let version = Arc::new(AgentVersion {
+        let replaced = self.swap_in(AgentVersion {
             name: name.clone(),
             path,
             compiled,
         });
-        let replaced = self
-            .agents
-            .write()
-            .expect("registry lock")
-            .insert(name.clone(), version)
-            .is_some();
         Ok((name, replaced))
     }
 
@@ -216,11 +224,16 @@ pub fn local_name<'n>(tenant: Option<&str>, agent: &'n str) -> Option<&'n str> {
     }
 }
 
+/// The tenant a host agent belongs to; `None` for the operator's agents.
+pub fn tenant_of(agent: &str) -> Option<&str> {
+    agent.split_once('/').map(|(tenant, _)| tenant)
+}
+
 /// The host name of agent `name` as `agent` names it: in `agent`'s own namespace, so a
 /// tenant's agent can only ever name its tenant's agents.
 pub fn in_namespace_of(agent: &str, name: &str) -> String {
-    match agent.split_once('/') {
-        Some((tenant, _)) => format!("{tenant}/{name}"),
+    match tenant_of(agent) {
+        Some(tenant) => format!("{tenant}/{name}"),
         None => name.to_string(),
     }
 }
