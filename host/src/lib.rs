@@ -42,7 +42,7 @@ use runtime::Runtime;
 use store::queue::NewDispatch;
 pub use store::queue::{DispatchRecord, DispatchStatus, Receipt};
 pub use store::runs::{RunEvent, RunRecord, RunStatus};
-use store::{InstanceKey, SessionKey, SqliteStore};
+use store::{Database, InstanceKey, SessionKey};
 
 /// The session a prompt uses when none is named.
 pub const DEFAULT_SESSION: &str = "default";
@@ -62,13 +62,15 @@ impl Host {
             Runtime::new(limits, options.data_dir.join("cache"))
                 .map_err(|e| Error::Startup(e.to_string()))?,
         );
-        let store = Arc::new(
-            SqliteStore::open(
-                &options.data_dir.join("flue.db"),
-                options.config.history_cache_bytes(),
-            )
-            .await?,
-        );
+        let sqlite_path = options.data_dir.join("flue.db");
+        let store = store::open(match &options.database_url {
+            Some(url) => Database::Postgres { url },
+            None => Database::Sqlite {
+                path: &sqlite_path,
+                cache_bytes: options.config.history_cache_bytes(),
+            },
+        })
+        .await?;
         let tenants = options.config.tenant_names();
         let registry = Registry::scan(runtime.clone(), &options.agents_dir, &tenants).await;
         let workflows = Workflows::scan(&runtime, &options.workflows_dir).await;

@@ -227,8 +227,11 @@ impl ProjectConfig {
 pub struct HostOptions {
     /// The folder of `<name>.wasm` agents.
     pub agents_dir: PathBuf,
-    /// Where the database and the compile cache live (default `.flue`).
+    /// Where the compile cache and the SQLite database live (default `.flue`).
     pub data_dir: PathBuf,
+    /// A PostgreSQL database (`postgres://…`) to keep state in instead of SQLite, so
+    /// that several hosts can share it (`FLUE_DATABASE_URL`).
+    pub database_url: Option<String>,
     /// The folder of `<name>.wasm` workflows.
     pub workflows_dir: PathBuf,
     /// The folder of `<name>/SKILL.md` skills agents may name.
@@ -241,7 +244,8 @@ pub struct HostOptions {
 
 impl HostOptions {
     /// The options for a project folder: its `flue.toml`, `agents/`, and `.flue/`
-    /// (or `FLUE_DATA_DIR`), with provider keys from this process's environment.
+    /// (or `FLUE_DATA_DIR`), with provider keys and `FLUE_DATABASE_URL` from this
+    /// process's environment.
     pub fn for_project(dir: &Path) -> Result<Self, String> {
         let data_dir = std::env::var_os("FLUE_DATA_DIR")
             .map(PathBuf::from)
@@ -249,6 +253,9 @@ impl HostOptions {
         Ok(Self {
             agents_dir: dir.join("agents"),
             data_dir,
+            database_url: std::env::var("FLUE_DATABASE_URL")
+                .ok()
+                .filter(|url| !url.is_empty()),
             skills_dir: dir.join("skills"),
             workflows_dir: dir.join("workflows"),
             config: ProjectConfig::load(dir)?,

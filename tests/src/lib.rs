@@ -90,6 +90,7 @@ impl Project {
         HostOptions {
             agents_dir: self.path().join("agents"),
             data_dir: self.path().join(".flue"),
+            database_url: None,
             skills_dir: self.path().join("skills"),
             workflows_dir: self.path().join("workflows"),
             config: ProjectConfig::default(),
@@ -233,6 +234,7 @@ impl Server {
             .envs(provider_env(fake))
             .env("CARGO_TARGET_DIR", workspace().join("target"))
             .env_remove("FLUE_DATA_DIR")
+            .env_remove("FLUE_DATABASE_URL")
             .stdout(std::process::Stdio::piped())
             .kill_on_drop(true)
             .spawn()

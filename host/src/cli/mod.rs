@@ -19,6 +19,10 @@ pub struct Cli {
     /// Where the database and compile cache live [default: <project>/.flue].
     #[arg(long, global = true, env = "FLUE_DATA_DIR")]
     data_dir: Option<PathBuf>,
+    /// Keep sessions, state, dispatches and runs in PostgreSQL (`postgres://…`) instead
+    /// of SQLite, so that several `flue serve` can share them.
+    #[arg(long, global = true, env = "FLUE_DATABASE_URL", hide_env_values = true)]
+    database_url: Option<String>,
     /// Write logs as JSON lines (filter with RUST_LOG).
     #[arg(long, global = true)]
     pub log_json: bool,
@@ -156,6 +160,9 @@ async fn open_host(cli: &Cli, no_build: bool) -> Result<Host, String> {
     let mut options = HostOptions::for_project(&cli.project)?;
     if let Some(dir) = &cli.data_dir {
         options.data_dir = dir.clone();
+    }
+    if let Some(url) = &cli.database_url {
+        options.database_url = Some(url.clone());
     }
     if !no_build {
         build::build_agents(&options.agents_dir)?;

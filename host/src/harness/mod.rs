@@ -291,6 +291,7 @@ impl Shared {
         let lock = self.session_lock(key);
         let _turn = lock.lock().await;
         let (config, version) = self.instance_config(&key.instance).await?;
+        let _held = self.store_for(&config).hold_session(key).await?;
         let persona = Persona::of_agent(&config, &key.instance.agent, prompt.model_override)?;
         let mut sandbox = self.open_sandbox(key, &config).await?;
         if let Some(sink) = events.as_deref_mut() {

@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 
-use super::{SessionKey, StoreError};
+use super::{SessionKey, StoreError, now_millis};
 
 /// An event to enqueue for an instance's session.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -104,4 +104,14 @@ pub trait Queue: Send + Sync {
     async fn settle(&self, id: &str, outcome: Settle) -> Result<(), StoreError>;
     /// One event, if it exists.
     async fn dispatch(&self, id: &str) -> Result<Option<DispatchRecord>, StoreError>;
+}
+
+/// A dispatch id: time-ordered and random enough to never collide in one database.
+pub fn new_dispatch_id(now: i64) -> String {
+    format!("dsp_{now:011x}{:016x}", fastrand::u64(..))
+}
+
+/// When a lease of `lease` taken now runs out, in milliseconds since the Unix epoch.
+pub fn lease_end(lease: Duration) -> i64 {
+    now_millis() + lease.as_millis() as i64
 }

@@ -48,6 +48,17 @@ pub enum RunEnd {
     Cancelled,
 }
 
+impl RunEnd {
+    /// The status, result and error a run that ended this way is stored with.
+    pub fn columns(&self) -> (RunStatus, Option<&str>, Option<&str>) {
+        match self {
+            RunEnd::Completed(result) => (RunStatus::Completed, Some(result.as_str()), None),
+            RunEnd::Failed(error) => (RunStatus::Failed, None, Some(error.as_str())),
+            RunEnd::Cancelled => (RunStatus::Cancelled, None, Some("cancelled")),
+        }
+    }
+}
+
 /// One run of a workflow.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RunRecord {

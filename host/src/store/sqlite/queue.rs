@@ -10,7 +10,8 @@ use sqlx::sqlite::{SqliteConnection, SqliteRow};
 use super::SqliteStore;
 use super::writer::{Done, Write};
 use crate::store::queue::{
-    Claimed, DispatchRecord, DispatchStatus, NewDispatch, Queue, Receipt, Settle,
+    Claimed, DispatchRecord, DispatchStatus, NewDispatch, Queue, Receipt, Settle, lease_end,
+    new_dispatch_id,
 };
 use crate::store::{InstanceKey, SessionKey, StoreError, now_millis};
 
@@ -166,22 +167,13 @@ fn session_of(row: &SqliteRow) -> SessionKey {
     }
 }
 
-/// A dispatch id: time-ordered and unique enough to never collide in one database.
-fn new_id(now: i64) -> String {
-    format!("dsp_{now:011x}{:016x}", fastrand::u64(..))
-}
-
-fn lease_end(lease: Duration) -> i64 {
-    now_millis() + lease.as_millis() as i64
-}
-
 #[async_trait]
 impl Queue for SqliteStore {
     async fn enqueue(&self, event: NewDispatch) -> Result<Receipt, StoreError> {
         let at = now_millis();
         match self
             .write(Write::Enqueue {
-                id: new_id(at),
+                id: new_dispatch_id(at),
                 event,
                 at,
             })

@@ -52,11 +52,7 @@ pub async fn ended(
     end: &RunEnd,
     at: i64,
 ) -> Result<(), StoreError> {
-    let (status, result, error) = match end {
-        RunEnd::Completed(result) => (RunStatus::Completed, Some(result.as_str()), None),
-        RunEnd::Failed(error) => (RunStatus::Failed, None, Some(error.as_str())),
-        RunEnd::Cancelled => (RunStatus::Cancelled, None, Some("cancelled")),
-    };
+    let (status, result, error) = end.columns();
     sqlx::query("UPDATE runs SET status = ?, result = ?, error = ?, ended_at = ? WHERE id = ?")
         .bind(status.as_str())
         .bind(result)

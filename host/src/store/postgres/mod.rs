@@ -1,0 +1,251 @@
+//! The shared store: a PostgreSQL database that several hosts use at once. Nothing is
+//! cached between statements, since another host may write at any time. A turn holds
+//! its session with an advisory lock on a connection of its own (`hold.rs`), which the
+//! server drops with the connection if the host dies. The dispatch queue is in
+//! `queue.rs`, workflow runs in `runs.rs`.
+
+mod hold;
+mod queue;
+mod runs;
+
+use std::str::FromStr;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
+use sqlx::{Connection, Row};
+
+use super::{InstanceKey, SessionHold, SessionKey, Store, StoreError, now_millis};
+use crate::models::Message;
+
+/// Connections for statements; each is held only while one runs.
+const QUERY_CONNECTIONS: u32 = 16;
+/// Connections holding sessions: at most this many turns run at once on one host.
+const HOLD_CONNECTIONS: u32 = 64;
+/// How long a turn waits for a connection before it fails.
+const ACQUIRE_TIMEOUT: Duration = Duration::from_secs(60);
+/// The advisory lock that lets one host at a time bring the schema up to date.
+const MIGRATION_LOCK: i64 = 0x666c_7565_5f6d_6967;
+
+/// Schema steps, applied in order; `flue_schema` records how many ran.
+const MIGRATIONS: &[&str] = &["CREATE TABLE messages (
+        id BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+        agent TEXT NOT NULL,
+        instance_id TEXT NOT NULL,
+        session TEXT NOT NULL,
+        body TEXT NOT NULL,
+        created_at BIGINT NOT NULL
+    );
+    CREATE INDEX messages_by_session ON messages (agent, instance_id, session, id);
+    CREATE TABLE instance_state (
+        agent TEXT NOT NULL,
+        instance_id TEXT NOT NULL,
+        key TEXT NOT NULL,
+        value TEXT NOT NULL,
+        PRIMARY KEY (agent, instance_id, key)
+    );
+    CREATE TABLE dispatches (
+        seq BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+        id TEXT NOT NULL UNIQUE,
+        agent TEXT NOT NULL,
+        instance_id TEXT NOT NULL,
+        session TEXT NOT NULL,
+        input TEXT NOT NULL,
+        idempotency_key TEXT,
+        status TEXT NOT NULL,
+        attempts INTEGER NOT NULL DEFAULT 0,
+        last_error TEXT,
+        accepted_at BIGINT NOT NULL,
+        due_at BIGINT NOT NULL,
+        lease_until BIGINT,
+        finished_at BIGINT
+    );
+    CREATE UNIQUE INDEX dispatches_by_key ON dispatches (agent, instance_id, idempotency_key)
+        WHERE idempotency_key IS NOT NULL;
+    CREATE INDEX dispatches_open ON dispatches (agent, instance_id, session, seq)
+        WHERE status IN ('queued', 'running');
+    CREATE INDEX dispatches_pending ON dispatches (seq) WHERE status IN ('queued', 'running');
+    CREATE TABLE runs (
+        id TEXT PRIMARY KEY,
+        workflow TEXT NOT NULL,
+        status TEXT NOT NULL,
+        result TEXT,
+        error TEXT,
+        started_at BIGINT NOT NULL,
+        ended_at BIGINT
+    );
+    CREATE TABLE run_events (
+        run_id TEXT NOT NULL,
+        idx BIGINT NOT NULL,
+        kind TEXT NOT NULL,
+        data TEXT NOT NULL,
+        at BIGINT NOT NULL,
+        PRIMARY KEY (run_id, idx)
+    );"];
+
+fn db_error(e: sqlx::Error) -> StoreError {
+    StoreError::from_display(e)
+}
+
+/// Sessions, state, the dispatch queue and runs in a PostgreSQL database.
+pub struct PostgresStore {
+    pool: PgPool,
+    holds: PgPool,
+}
+
+impl PostgresStore {
+    /// Connects to the database at `url` (`postgres://user:password@host:port/database`)
+    /// and brings its schema up to date; hosts starting together take turns at that.
+    pub async fn open(url: &str) -> Result<Self, StoreError> {
+        let options = PgConnectOptions::from_str(url)
+            .map_err(|e| StoreError(format!("invalid database URL: {e}")))?;
+        let cannot_connect = |e: sqlx::Error| {
+            StoreError(format!(
+                "cannot connect to PostgreSQL at {}:{}: {e}",
+                options.get_host(),
+                options.get_port()
+            ))
+        };
+        let pool = PgPoolOptions::new()
+            .max_connections(QUERY_CONNECTIONS)
+            .acquire_timeout(ACQUIRE_TIMEOUT)
+            .connect_with(options.clone())
+            .await
+            .map_err(cannot_connect)?;
+        migrate(&pool).await?;
+        let holds = PgPoolOptions::new()
+            .max_connections(HOLD_CONNECTIONS)
+            .min_connections(0)
+            .acquire_timeout(ACQUIRE_TIMEOUT)
+            .idle_timeout(Duration::from_secs(60))
+            .connect_lazy_with(options);
+        Ok(Self { pool, holds })
+    }
+}
+
+/// Applies the schema steps not applied yet, in one transaction, under a lock that
+/// keeps other hosts from doing the same at the same time.
+async fn migrate(pool: &PgPool) -> Result<(), StoreError> {
+    let mut conn = pool.acquire().await.map_err(db_error)?;
+    let mut tx = conn.begin().await.map_err(db_error)?;
+    sqlx::query("SELECT pg_advisory_xact_lock($1)")
+        .bind(MIGRATION_LOCK)
+        .execute(&mut *tx)
+        .await
+        .map_err(db_error)?;
+    sqlx::raw_sql("CREATE TABLE IF NOT EXISTS flue_schema (steps INTEGER NOT NULL)")
+        .execute(&mut *tx)
+        .await
+        .map_err(db_error)?;
+    let done: Option<i32> = sqlx::query_scalar("SELECT steps FROM flue_schema")
+        .fetch_optional(&mut *tx)
+        .await
+        .map_err(db_error)?;
+    let done = done.unwrap_or(0) as usize;
+    if done > MIGRATIONS.len() {
+        return Err(StoreError(format!(
+            "the database was written by a newer flue (schema step {done}; this one knows {})",
+            MIGRATIONS.len()
+        )));
+    }
+    for step in &MIGRATIONS[done..] {
+        sqlx::raw_sql(*step)
+            .execute(&mut *tx)
+            .await
+            .map_err(db_error)?;
+    }
+    sqlx::query("DELETE FROM flue_schema")
+        .execute(&mut *tx)
+        .await
+        .map_err(db_error)?;
+    sqlx::query("INSERT INTO flue_schema (steps) VALUES ($1)")
+        .bind(MIGRATIONS.len() as i32)
+        .execute(&mut *tx)
+        .await
+        .map_err(db_error)?;
+    tx.commit().await.map_err(db_error)
+}
+
+#[async_trait]
+impl Store for PostgresStore {
+    async fn hold_session(&self, key: &SessionKey) -> Result<SessionHold, StoreError> {
+        hold::take(&self.holds, key).await.map(SessionHold::new)
+    }
+
+    async fn history(&self, key: &SessionKey) -> Result<Vec<Message>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT body FROM messages WHERE agent = $1 AND instance_id = $2 AND session = $3
+             ORDER BY id",
+        )
+        .bind(&key.instance.agent)
+        .bind(&key.instance.id)
+        .bind(&key.session)
+        .fetch_all(&self.pool)
+        .await
+        .map_err(db_error)?;
+        rows.iter()
+            .map(|row| {
+                serde_json::from_str(row.get::<&str, _>(0))
+                    .map_err(|e| StoreError(format!("a stored message is not valid: {e}")))
+            })
+            .collect()
+    }
+
+    async fn append(&self, key: &SessionKey, messages: &[Message]) -> Result<(), StoreError> {
+        let bodies: Vec<String> = messages
+            .iter()
+            .map(serde_json::to_string)
+            .collect::<Result<_, _>>()
+            .map_err(StoreError::from_display)?;
+        sqlx::query(
+            "INSERT INTO messages (agent, instance_id, session, body, created_at)
+             SELECT $1, $2, $3, body, $5 FROM UNNEST($4::TEXT[]) WITH ORDINALITY AS m (body, n)
+             ORDER BY n",
+        )
+        .bind(&key.instance.agent)
+        .bind(&key.instance.id)
+        .bind(&key.session)
+        .bind(&bodies)
+        .bind(now_millis())
+        .execute(&self.pool)
+        .await
+        .map(drop)
+        .map_err(db_error)
+    }
+
+    async fn state_get(
+        &self,
+        instance: &InstanceKey,
+        key: &str,
+    ) -> Result<Option<String>, StoreError> {
+        sqlx::query_scalar(
+            "SELECT value FROM instance_state WHERE agent = $1 AND instance_id = $2 AND key = $3",
+        )
+        .bind(&instance.agent)
+        .bind(&instance.id)
+        .bind(key)
+        .fetch_optional(&self.pool)
+        .await
+        .map_err(db_error)
+    }
+
+    async fn state_set(
+        &self,
+        instance: &InstanceKey,
+        key: &str,
+        value: &str,
+    ) -> Result<(), StoreError> {
+        sqlx::query(
+            "INSERT INTO instance_state (agent, instance_id, key, value) VALUES ($1, $2, $3, $4)
+             ON CONFLICT (agent, instance_id, key) DO UPDATE SET value = EXCLUDED.value",
+        )
+        .bind(&instance.agent)
+        .bind(&instance.id)
+        .bind(key)
+        .bind(value)
+        .execute(&self.pool)
+        .await
+        .map(drop)
+        .map_err(db_error)
+    }
+}
