@@ -3,6 +3,7 @@
 
 pub mod fake_provider;
 pub mod hostile;
+pub mod postgres;
 
 use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};

@@ -419,39 +419,4 @@ mod tests {
         assert_eq!(texts, ["first", "second", "third"]);
         let _ = std::fs::remove_dir_all(&dir);
     }
-
-    #[tokio::test]
-    async fn concurrent_appends_all_commit() {
-        let dir = std::env::temp_dir().join(format!("flue-store-c-{}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&dir);
-        let store = std::sync::Arc::new(
-            SqliteStore::open(&dir.join("t.db"), DEFAULT_HISTORY_CACHE_BYTES)
-                .await
-                .unwrap(),
-        );
-        let writers: Vec<_> = (0..16)
-            .map(|i| {
-                let store = store.clone();
-                tokio::spawn(async move {
-                    let message = Message::User {
-                        content: format!("m{i}"),
-                    };
-                    let session = format!("s{}", i % 4);
-                    store
-                        .append(&key(&session), &[message.clone(), message])
-                        .await
-                })
-            })
-            .collect();
-        for writer in writers {
-            writer.await.unwrap().expect("no 'database is locked'");
-        }
-        for s in 0..4 {
-            assert_eq!(
-                store.history(&key(&format!("s{s}"))).await.unwrap().len(),
-                8
-            );
-        }
-        let _ = std::fs::remove_dir_all(&dir);
-    }
 }
