@@ -42,7 +42,10 @@ async fn interleaved_prompts_on_two_nodes_keep_each_session_whole_and_in_order()
     // on the two nodes overlap if nothing keeps them apart.
     let fake = FakeProvider::start(|turn: &Turn| {
         let pause = Duration::from_millis(fastrand::u64(5..30));
-        Reply::Delayed(pause, Box::new(Reply::Text(format!("saw {}", turn.messages))))
+        Reply::Delayed(
+            pause,
+            Box::new(Reply::Text(format!("saw {}", turn.messages))),
+        )
     })
     .await;
     let project = Project::new();
@@ -57,7 +60,8 @@ async fn interleaved_prompts_on_two_nodes_keep_each_session_whole_and_in_order()
             // Session `n % SESSIONS`, on each node in turn.
             let node = &nodes[(n / SESSIONS) % 2];
             let url = format!("{}/agents/support_assistant/shared", node.url);
-            let body = json!({"message": format!("prompt {n}"), "session": format!("s{}", n % SESSIONS)});
+            let body =
+                json!({"message": format!("prompt {n}"), "session": format!("s{}", n % SESSIONS)});
             let client = client.clone();
             tokio::spawn(async move {
                 let response = client.post(url).json(&body).send().await.unwrap();
@@ -78,8 +82,12 @@ async fn interleaved_prompts_on_two_nodes_keep_each_session_whole_and_in_order()
         assert_eq!(history.len(), 2 * PROMPTS, "{history:?}");
         let mut asked = Vec::new();
         for (at, turn) in history.chunks(2).enumerate() {
-            let [Message::User { content: question }, Message::Assistant { content: answer, .. }] =
-                turn
+            let [
+                Message::User { content: question },
+                Message::Assistant {
+                    content: answer, ..
+                },
+            ] = turn
             else {
                 panic!("turn {at} is not a question and its answer: {turn:?}");
             };
@@ -102,7 +110,10 @@ async fn a_node_killed_mid_dispatch_loses_nothing_the_other_finishes_it() {
     const SESSIONS: usize = 8;
     const PER_SESSION: usize = 25;
     let fake = FakeProvider::start(|_: &Turn| {
-        Reply::Delayed(Duration::from_millis(20), Box::new(Reply::Text("noted".into())))
+        Reply::Delayed(
+            Duration::from_millis(20),
+            Box::new(Reply::Text("noted".into())),
+        )
     })
     .await;
     let project = Project::new();
@@ -133,7 +144,11 @@ async fn a_node_killed_mid_dispatch_loses_nothing_the_other_finishes_it() {
     let done = async |store: &dyn Backend| {
         let mut count = 0;
         for id in &receipts {
-            let record = store.dispatch(id).await.unwrap().expect("accepted is stored");
+            let record = store
+                .dispatch(id)
+                .await
+                .unwrap()
+                .expect("accepted is stored");
             assert_ne!(record.status, DispatchStatus::Dead, "{record:?}");
             count += usize::from(record.status == DispatchStatus::Done);
         }

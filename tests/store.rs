@@ -62,7 +62,7 @@ suite!(
     idempotent_enqueue_returns_the_first_receipt,
     a_session_gets_one_event_at_a_time_in_order,
     failed_attempts_retry_then_die,
-    expired_leases_are_claimed_again_and_renewed_ones_are_not,
+    expired_leases_are_claimed_again_and_late_attempts_change_nothing,
     runs_record_events_and_their_end,
 );
 
@@ -103,8 +103,20 @@ async fn histories_keep_order_per_session(db: Opener) {
     );
     assert_eq!(store.history(&b).await.unwrap(), [user("x")]);
     // Another instance, another agent: separate histories.
-    assert!(store.history(&key("agent", "j", "a")).await.unwrap().is_empty());
-    assert!(store.history(&key("other", "i", "a")).await.unwrap().is_empty());
+    assert!(
+        store
+            .history(&key("agent", "j", "a"))
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    assert!(
+        store
+            .history(&key("other", "i", "a"))
+            .await
+            .unwrap()
+            .is_empty()
+    );
 }
 
 async fn concurrent_appends_all_commit(db: Opener) {
@@ -158,15 +170,9 @@ async fn everything_survives_reopening(db: Opener) {
     let (receipt, run_id) = {
         let store = db.open().await;
         store.append(&session, &[user("kept")]).await.unwrap();
-        store
-            .state_set(&session.instance, "k", "v")
-            .await
-            .unwrap();
+        store.state_set(&session.instance, "k", "v").await.unwrap();
         store.run_started("run_1", "wf", 1).await.unwrap();
-        let receipt = store
-            .enqueue(event(&session, "{}", None))
-            .await
-            .unwrap();
+        let receipt = store.enqueue(event(&session, "{}", None)).await.unwrap();
         (receipt, "run_1")
     };
     let store = db.open().await;
@@ -233,7 +239,7 @@ async fn a_session_gets_one_event_at_a_time_in_order(db: Opener) {
     assert_eq!(claimed[0].input, "a1");
     assert_eq!(claimed[0].attempt, 1);
     assert!(store.claim(10, lease).await.unwrap().is_empty());
-    store.settle(&a1.id, Settle::Done).await.unwrap();
+    store.settle(&a1.id, 1, Settle::Done).await.unwrap();
     let next = store.claim(10, lease).await.unwrap();
     assert_eq!(next.len(), 1);
     assert_eq!(next[0].id, a2.id);
@@ -254,25 +260,21 @@ async fn failed_attempts_retry_then_die(db: Opener) {
     store.claim(1, lease).await.unwrap();
     let retry = Settle::Retry {
         error: "provider down".into(),
-        after: Duration::from_secs(3600),
+        after: Duration::from_millis(300),
     };
-    store.settle(&receipt.id, retry).await.unwrap();
-    // Not due for an hour.
+    store.settle(&receipt.id, 1, retry).await.unwrap();
+    // Not due yet.
     assert!(store.claim(1, lease).await.unwrap().is_empty());
     let record = store.dispatch(&receipt.id).await.unwrap().unwrap();
     assert_eq!(record.status, DispatchStatus::Queued);
     assert_eq!(record.last_error.as_deref(), Some("provider down"));
-    let retry_now = Settle::Retry {
-        error: "again".into(),
-        after: Duration::ZERO,
-    };
-    store.settle(&receipt.id, retry_now).await.unwrap();
+    tokio::time::sleep(Duration::from_millis(400)).await;
     let second = store.claim(1, lease).await.unwrap();
     assert_eq!(second[0].attempt, 2);
     let dead = Settle::Dead {
         error: "gave up".into(),
     };
-    store.settle(&receipt.id, dead).await.unwrap();
+    store.settle(&receipt.id, 2, dead).await.unwrap();
     let record = store.dispatch(&receipt.id).await.unwrap().unwrap();
     assert_eq!(record.status, DispatchStatus::Dead);
     assert_eq!(record.attempts, 2);
@@ -280,7 +282,7 @@ async fn failed_attempts_retry_then_die(db: Opener) {
     assert!(store.claim(1, lease).await.unwrap().is_empty());
 }
 
-async fn expired_leases_are_claimed_again_and_renewed_ones_are_not(db: Opener) {
+async fn expired_leases_are_claimed_again_and_late_attempts_change_nothing(db: Opener) {
     let store = db.open().await;
     let short = Duration::from_millis(100);
     let (a, b) = (key("agent", "i", "a"), key("agent", "i", "b"));
@@ -296,6 +298,13 @@ async fn expired_leases_are_claimed_again_and_renewed_ones_are_not(db: Opener) {
     assert_eq!(again.len(), 1, "{again:?}");
     assert_eq!(again[0].id, lost.id);
     assert_eq!(again[0].attempt, 2);
+    // The first attempt finishing late changes nothing; the second's outcome counts.
+    store.settle(&lost.id, 1, Settle::Done).await.unwrap();
+    let record = store.dispatch(&lost.id).await.unwrap().unwrap();
+    assert_eq!(record.status, DispatchStatus::Running);
+    store.settle(&lost.id, 2, Settle::Done).await.unwrap();
+    let record = store.dispatch(&lost.id).await.unwrap().unwrap();
+    assert_eq!(record.status, DispatchStatus::Done);
 }
 
 async fn runs_record_events_and_their_end(db: Opener) {

@@ -14,7 +14,11 @@ pub async fn fresh_database() -> String {
     let mut conn = sqlx::PgConnection::connect(&server)
         .await
         .unwrap_or_else(|e| panic!("cannot reach the test PostgreSQL at {server}: {e}"));
-    let name = format!("flue_test_{}_{:016x}", std::process::id(), fastrand::u64(..));
+    let name = format!(
+        "flue_test_{}_{:016x}",
+        std::process::id(),
+        fastrand::u64(..)
+    );
     sqlx::raw_sql(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}")))
         .execute(&mut conn)
         .await

@@ -98,7 +98,7 @@ async fn deliver(shared: &Arc<Shared>, event: Claimed) {
             after: backoff(settings.backoff(), event.attempt),
         },
     };
-    if let Err(e) = shared.queue.settle(&event.id, settle).await {
+    if let Err(e) = shared.queue.settle(&event.id, event.attempt, settle).await {
         tracing::error!(dispatch = %event.id, "cannot record an attempt; it will run again: {e}");
     }
 }

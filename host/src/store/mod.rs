@@ -38,7 +38,9 @@ pub enum Database<'a> {
 /// Opens the database and brings its schema up to date.
 pub async fn open(database: Database<'_>) -> Result<Arc<dyn Backend>, StoreError> {
     Ok(match database {
-        Database::Sqlite { path, cache_bytes } => Arc::new(SqliteStore::open(path, cache_bytes).await?),
+        Database::Sqlite { path, cache_bytes } => {
+            Arc::new(SqliteStore::open(path, cache_bytes).await?)
+        }
         Database::Postgres { url } => Arc::new(PostgresStore::open(url).await?),
     })
 }

@@ -100,8 +100,9 @@ pub trait Queue: Send + Sync {
     async fn claim(&self, limit: usize, lease: Duration) -> Result<Vec<Claimed>, StoreError>;
     /// Extends the leases on events still being processed.
     async fn renew(&self, ids: &[String], lease: Duration) -> Result<(), StoreError>;
-    /// Records how an attempt ended.
-    async fn settle(&self, id: &str, outcome: Settle) -> Result<(), StoreError>;
+    /// Records how attempt number `attempt` ended. An attempt whose lease ran out and
+    /// whose event was claimed again (by this host or another) changes nothing.
+    async fn settle(&self, id: &str, attempt: u32, outcome: Settle) -> Result<(), StoreError>;
     /// One event, if it exists.
     async fn dispatch(&self, id: &str) -> Result<Option<DispatchRecord>, StoreError>;
 }

@@ -115,29 +115,30 @@ impl Queue for PostgresStore {
         .map_err(db_error)
     }
 
-    async fn settle(&self, id: &str, outcome: Settle) -> Result<(), StoreError> {
+    async fn settle(&self, id: &str, attempt: u32, outcome: Settle) -> Result<(), StoreError> {
         let now = now_millis();
         let query = match &outcome {
             Settle::Done => sqlx::query(
                 "UPDATE dispatches SET status = 'done', lease_until = NULL, finished_at = $1
-                 WHERE id = $2",
+                 WHERE id = $2 AND attempts = $3 AND status = 'running'",
             )
             .bind(now),
             Settle::Retry { error, after } => sqlx::query(
                 "UPDATE dispatches SET status = 'queued', lease_until = NULL, last_error = $1,
-                 due_at = $2 WHERE id = $3",
+                 due_at = $2 WHERE id = $3 AND attempts = $4 AND status = 'running'",
             )
             .bind(error)
             .bind(now + after.as_millis() as i64),
             Settle::Dead { error } => sqlx::query(
                 "UPDATE dispatches SET status = 'dead', lease_until = NULL, last_error = $1,
-                 finished_at = $2 WHERE id = $3",
+                 finished_at = $2 WHERE id = $3 AND attempts = $4 AND status = 'running'",
             )
             .bind(error)
             .bind(now),
         };
         query
             .bind(id)
+            .bind(attempt as i32)
             .execute(&self.pool)
             .await
             .map(drop)

@@ -126,31 +126,33 @@ pub async fn renew(
     Ok(())
 }
 
-/// Records how an attempt ended.
+/// Records how an attempt ended, unless the event was claimed again since.
 pub async fn settle(
     conn: &mut SqliteConnection,
     id: &str,
+    attempt: u32,
     outcome: &Settle,
     now: i64,
 ) -> Result<(), StoreError> {
     let query = match outcome {
         Settle::Done => sqlx::query(
-            "UPDATE dispatches SET status = 'done', lease_until = NULL, finished_at = ? WHERE id = ?",
+            "UPDATE dispatches SET status = 'done', lease_until = NULL, finished_at = ? WHERE id = ? AND attempts = ? AND status = 'running'",
         )
         .bind(now),
         Settle::Retry { error, after } => sqlx::query(
-            "UPDATE dispatches SET status = 'queued', lease_until = NULL, last_error = ?, due_at = ? WHERE id = ?",
+            "UPDATE dispatches SET status = 'queued', lease_until = NULL, last_error = ?, due_at = ? WHERE id = ? AND attempts = ? AND status = 'running'",
         )
         .bind(error)
         .bind(now + after.as_millis() as i64),
         Settle::Dead { error } => sqlx::query(
-            "UPDATE dispatches SET status = 'dead', lease_until = NULL, last_error = ?, finished_at = ? WHERE id = ?",
+            "UPDATE dispatches SET status = 'dead', lease_until = NULL, last_error = ?, finished_at = ? WHERE id = ? AND attempts = ? AND status = 'running'",
         )
         .bind(error)
         .bind(now),
     };
     query
         .bind(id)
+        .bind(attempt)
         .execute(conn)
         .await
         .map(drop)
@@ -208,9 +210,10 @@ impl Queue for SqliteStore {
         self.write(write).await.map(drop)
     }
 
-    async fn settle(&self, id: &str, outcome: Settle) -> Result<(), StoreError> {
+    async fn settle(&self, id: &str, attempt: u32, outcome: Settle) -> Result<(), StoreError> {
         let write = Write::Settle {
             id: id.to_string(),
+            attempt,
             outcome,
             now: now_millis(),
         };

@@ -58,6 +58,7 @@ pub enum Write {
     },
     Settle {
         id: String,
+        attempt: u32,
         outcome: Settle,
         now: i64,
     },
@@ -214,8 +215,13 @@ async fn apply(conn: &mut SqliteConnection, writes: &[&Write]) -> Result<Vec<Don
                 queue::renew(&mut tx, ids, *until).await?;
                 Done::Nothing
             }
-            Write::Settle { id, outcome, now } => {
-                queue::settle(&mut tx, id, outcome, *now).await?;
+            Write::Settle {
+                id,
+                attempt,
+                outcome,
+                now,
+            } => {
+                queue::settle(&mut tx, id, *attempt, outcome, *now).await?;
                 Done::Nothing
             }
             Write::RunStarted { id, workflow, at } => {
