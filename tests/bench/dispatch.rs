@@ -8,14 +8,11 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use flue_tests::load::percentile;
 use flue_tests::{FakeProvider, InProcessServer, Project, Reply, Turn, guest};
 
 const CLIENTS: usize = 64;
 const PER_CLIENT: usize = 300;
-
-fn percentile(sorted: &[Duration], q: f64) -> Duration {
-    sorted[((sorted.len() - 1) as f64 * q) as usize]
-}
 
 #[tokio::main]
 async fn main() {

@@ -118,5 +118,5 @@ impl Attack {
 
 /// The 99th percentile of sorted latencies.
 pub fn p99(sorted: &[Duration]) -> Duration {
-    sorted[(sorted.len() - 1) * 99 / 100]
+    crate::load::percentile(sorted, 0.99)
 }

@@ -3,6 +3,7 @@
 
 pub mod fake_provider;
 pub mod hostile;
+pub mod load;
 pub mod postgres;
 
 use std::collections::{BTreeMap, HashMap};

@@ -1,0 +1,65 @@
+//! The load generator the serving benchmarks share: concurrent clients prompting over
+//! HTTP, and latency percentiles.
+
+use std::time::{Duration, Instant};
+
+/// Prompts each client task sends.
+pub const PROMPTS_PER_TASK: usize = 1000;
+/// Prompts per session before a task opens a new one: histories stay short (a real
+/// model's time would dwarf the cost of a long one) and one prompt in ten opens a session.
+pub const PROMPTS_PER_SESSION: usize = 10;
+
+/// The `q` quantile (0.0..=1.0) of sorted latencies.
+pub fn percentile(sorted: &[Duration], q: f64) -> Duration {
+    sorted[((sorted.len() - 1) as f64 * q) as usize]
+}
+
+/// Sends [`PROMPTS_PER_TASK`] prompts from each of `concurrency` tasks to
+/// `support_assistant` over 100 instance ids, spread over `servers` in turn (like a
+/// round-robin load balancer, so one session's prompts reach every server), and prints
+/// prompts per second and latency percentiles under `label`.
+pub async fn prompts(label: &str, servers: &[String], concurrency: usize) {
+    let client = reqwest::Client::new();
+    let started = Instant::now();
+    let tasks: Vec<_> = (0..concurrency)
+        .map(|t| {
+            let (client, servers) = (client.clone(), servers.to_vec());
+            tokio::spawn(async move {
+                let mut latencies = Vec::with_capacity(PROMPTS_PER_TASK);
+                for i in 0..PROMPTS_PER_TASK {
+                    // At any moment the tasks address distinct ids.
+                    let id = (i * concurrency + t) % 100;
+                    let session = format!("s{t}-{}", i / PROMPTS_PER_SESSION);
+                    let body = serde_json::json!({"message": "hello", "session": session});
+                    let url = &servers[(t + i) % servers.len()];
+                    let sent = Instant::now();
+                    let response = client
+                        .post(format!("{url}/agents/support_assistant/id-{id}"))
+                        .json(&body)
+                        .send()
+                        .await
+                        .expect("the server answers");
+                    assert!(response.status().is_success(), "{}", response.status());
+                    response.bytes().await.expect("a body");
+                    latencies.push(sent.elapsed());
+                }
+                latencies
+            })
+        })
+        .collect();
+    let mut latencies = Vec::new();
+    for task in tasks {
+        latencies.extend(task.await.expect("the load task finishes"));
+    }
+    let elapsed = started.elapsed();
+    latencies.sort();
+    println!(
+        "{label} concurrency {concurrency:>2}: {:>7.0} prompts/s   p50 {:>8.2?}   p90 {:>8.2?}   p99 {:>8.2?}   max {:>8.2?}   ({} prompts)",
+        latencies.len() as f64 / elapsed.as_secs_f64(),
+        percentile(&latencies, 0.5),
+        percentile(&latencies, 0.9),
+        percentile(&latencies, 0.99),
+        percentile(&latencies, 1.0),
+        latencies.len()
+    );
+}
