@@ -30,9 +30,9 @@ pub async fn take(pool: &PgPool, key: &SessionKey) -> Result<Held, StoreError> {
     Ok(held)
 }
 
-/// The text the lock is named by: distinct sessions collide only by hash, which at
-/// worst makes two of them take turns.
-fn lock_name(key: &SessionKey) -> String {
+/// The text a session's locks are named by (hashed with a seed per kind of lock):
+/// distinct sessions collide only by hash, which at worst makes two of them take turns.
+pub fn lock_name(key: &SessionKey) -> String {
     format!(
         "{}\u{1f}{}\u{1f}{}",
         key.instance.agent, key.instance.id, key.session

@@ -197,16 +197,21 @@ impl Store for PostgresStore {
             .map(serde_json::to_string)
             .collect::<Result<_, _>>()
             .map_err(StoreError::from_display)?;
+        // Appends to one session take turns (a lock until the statement commits), so
+        // each gets a contiguous run of ids even when two run at once.
         sqlx::query(
-            "INSERT INTO messages (agent, instance_id, session, body, created_at)
-             SELECT $1, $2, $3, body, $5 FROM UNNEST($4::TEXT[]) WITH ORDINALITY AS m (body, n)
-             ORDER BY n",
+            "WITH turn AS (SELECT pg_advisory_xact_lock(hashtextextended($6, 1)))
+             INSERT INTO messages (agent, instance_id, session, body, created_at)
+             SELECT $1, $2, $3, m.body, $5
+             FROM turn, UNNEST($4::TEXT[]) WITH ORDINALITY AS m (body, n)
+             ORDER BY m.n",
         )
         .bind(&key.instance.agent)
         .bind(&key.instance.id)
         .bind(&key.session)
         .bind(&bodies)
         .bind(now_millis())
+        .bind(hold::lock_name(key))
         .execute(&self.pool)
         .await
         .map(drop)
