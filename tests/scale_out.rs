@@ -111,7 +111,7 @@ async fn a_node_killed_mid_dispatch_loses_nothing_the_other_finishes_it() {
     const PER_SESSION: usize = 25;
     let fake = FakeProvider::start(|_: &Turn| {
         Reply::Delayed(
-            Duration::from_millis(20),
+            Duration::from_millis(100),
             Box::new(Reply::Text("noted".into())),
         )
     })
@@ -126,19 +126,33 @@ async fn a_node_killed_mid_dispatch_loses_nothing_the_other_finishes_it() {
     let doomed = node(&project, &fake, "node-a", &database).await;
     let survivor = node(&project, &fake, "node-b", &database).await;
     let client = reqwest::Client::new();
+    // Each session's events in order, sent to both nodes in turn; sessions at once.
+    let senders: Vec<_> = (0..SESSIONS)
+        .map(|s| {
+            let client = client.clone();
+            let urls = [doomed.url.clone(), survivor.url.clone()];
+            tokio::spawn(async move {
+                let mut receipts = Vec::new();
+                for n in (s..SESSIONS * PER_SESSION).step_by(SESSIONS) {
+                    let url = &urls[n / SESSIONS % 2];
+                    let body = json!({"session": format!("s{s}"), "input": {"n": n}});
+                    let response = client
+                        .post(format!("{url}/agents/support_assistant/acme/dispatch"))
+                        .json(&body)
+                        .send()
+                        .await
+                        .unwrap();
+                    assert_eq!(response.status(), 202);
+                    let receipt: Value = response.json().await.unwrap();
+                    receipts.push(receipt["dispatch_id"].as_str().unwrap().to_string());
+                }
+                receipts
+            })
+        })
+        .collect();
     let mut receipts = Vec::new();
-    for n in 0..SESSIONS * PER_SESSION {
-        let url = [&doomed.url, &survivor.url][n % 2];
-        let body = json!({"session": format!("s{}", n % SESSIONS), "input": {"n": n}});
-        let response = client
-            .post(format!("{url}/agents/support_assistant/acme/dispatch"))
-            .json(&body)
-            .send()
-            .await
-            .unwrap();
-        assert_eq!(response.status(), 202);
-        let receipt: Value = response.json().await.unwrap();
-        receipts.push(receipt["dispatch_id"].as_str().unwrap().to_string());
+    for sender in senders {
+        receipts.extend(sender.await.unwrap());
     }
     let store = open(&database).await;
     let done = async |store: &dyn Backend| {
