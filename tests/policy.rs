@@ -7,6 +7,7 @@ use std::time::Duration;
 use flue_host::project::TenantSettings;
 use flue_host::{Error, Host};
 use flue_tests::{FakeProvider, Project, Reply, Turn, guest, ticket_script};
+use serde_json::json;
 
 /// A host whose tenant `acme` has `policy` and the support agent as `acme/support`;
 /// the operator's `support_assistant` is the same agent without a policy.
@@ -184,7 +185,8 @@ async fn a_tenant_runs_its_guests_under_tighter_limits() {
         },
     );
     let host = Host::open(options).await.expect("the host starts");
-    let call = async |agent: &str, tool: &str| -> String {
+    // The error names the limit passed, and the wire calls it `limit_exceeded`.
+    let call = async |agent: &str, tool: &str| -> (String, String) {
         let outcome = host
             .init_agent(agent, "t-1")
             .await
@@ -193,26 +195,26 @@ async fn a_tenant_runs_its_guests_under_tighter_limits() {
             .prompt(&format!("call {tool}"))
             .await;
         match outcome {
-            Err(e @ Error::Guest { .. }) => e.to_string(),
+            Err(e @ Error::Guest { .. }) => {
+                let (status, body) = e.to_wire();
+                assert_eq!(
+                    (status, &body["error"]["type"]),
+                    (422, &json!("limit_exceeded"))
+                );
+                (e.to_string(), body["error"]["meta"]["limit"].to_string())
+            }
             other => panic!("expected a guest error, got {other:?}"),
         }
     };
-    assert!(
-        call("acme/hostile", "hog")
-            .await
-            .contains("memory limit of 8 MiB")
-    );
-    assert!(
-        call("hostile", "hog")
-            .await
-            .contains("memory limit of 32 MiB")
-    );
+    let (message, limit) = call("acme/hostile", "hog").await;
+    assert!(message.contains("memory limit of 8 MiB"), "{message}");
+    assert_eq!(limit, "\"memory_mb\"");
+    let (message, _) = call("hostile", "hog").await;
+    assert!(message.contains("memory limit of 32 MiB"), "{message}");
     let started = std::time::Instant::now();
-    assert!(
-        call("acme/hostile", "spin")
-            .await
-            .contains("CPU limit of 100ms")
-    );
+    let (message, limit) = call("acme/hostile", "spin").await;
+    assert!(message.contains("CPU limit of 100ms"), "{message}");
+    assert_eq!(limit, "\"cpu_ms_per_call\"");
     assert!(
         started.elapsed() < Duration::from_millis(1500),
         "{:?}",

@@ -54,6 +54,10 @@ impl Error {
             Error::AgentNotFound { .. } => (404, "agent_not_found"),
             Error::InvalidRequest(_) => (400, "invalid_request"),
             Error::NotFound(_) => (404, "not_found"),
+            Error::Guest {
+                source: GuestError::Limit { .. },
+                ..
+            } => (422, "limit_exceeded"),
             Error::Guest { .. } | Error::Config { .. } => (500, "agent_error"),
             Error::Model(_) => (502, "model_error"),
             Error::Store(_) | Error::Startup(_) | Error::Io(_) => (500, "internal_error"),
@@ -68,10 +72,22 @@ impl Error {
         if let Error::AgentNotFound { available, .. } = self {
             error["dev"] = format!("available agents: {}", available.join(", ")).into();
         }
-        if let Error::LimitExceeded { limit, .. } = self {
+        if let Some(limit) = self.limit() {
             error["meta"] = serde_json::json!({ "limit": limit });
         }
         (status, serde_json::json!({ "error": error }))
+    }
+
+    /// The setting whose limit was passed, for a `limit_exceeded` error.
+    pub fn limit(&self) -> Option<&str> {
+        match self {
+            Error::LimitExceeded { limit, .. } => Some(limit),
+            Error::Guest {
+                source: GuestError::Limit { limit, .. },
+                ..
+            } => Some(limit),
+            _ => None,
+        }
     }
 }
 
@@ -85,12 +101,21 @@ mod tests {
             limit: limit.into(),
             message: "over".into(),
         };
-        for (limit, status) in [
-            ("tokens_per_hour", 429),
-            ("allowed_models", 403),
-            ("max_tool_rounds", 422),
+        let guest = |limit: &'static str| Error::Guest {
+            agent: "a".into(),
+            source: GuestError::Limit {
+                limit,
+                message: "over".into(),
+            },
+        };
+        for (error, limit, status) in [
+            (error("tokens_per_hour"), "tokens_per_hour", 429),
+            (error("allowed_models"), "allowed_models", 403),
+            (error("max_tool_rounds"), "max_tool_rounds", 422),
+            (guest("cpu_ms_per_call"), "cpu_ms_per_call", 422),
+            (guest("memory_mb"), "memory_mb", 422),
         ] {
-            let (got, body) = error(limit).to_wire();
+            let (got, body) = error.to_wire();
             assert_eq!(got, status, "{limit}");
             assert_eq!(body["error"]["type"], "limit_exceeded");
             assert_eq!(body["error"]["meta"]["limit"], limit);

@@ -186,9 +186,9 @@ impl Shared {
         Ok(current(live, version).expect("made live above"))
     }
 
-    /// The error for a failed guest call, counting traps and timeouts.
+    /// The error for a failed guest call, counting traps and limits passed.
     fn guest_failure(&self, agent: &str, source: GuestError) -> Error {
-        if matches!(source, GuestError::Trap(_) | GuestError::Timeout(_)) {
+        if matches!(source, GuestError::Trap(_) | GuestError::Limit { .. }) {
             self.stats.guest_traps.fetch_add(1, Ordering::Relaxed);
         }
         Error::Guest {

@@ -187,7 +187,10 @@ where
     store.set_epoch_deadline(1);
     let stderr = store.data().stderr.clone();
     match tokio::time::timeout(limits.wall_per_call, call(store)).await {
-        Err(_) => Err(GuestError::Timeout(limits.wall_per_call)),
+        Err(_) => Err(GuestError::Limit {
+            limit: "wall_ms_per_call",
+            message: format!("did not answer within {:?}", limits.wall_per_call),
+        }),
         Ok(Ok(value)) => Ok(value),
         Ok(Err(e)) => Err(describe_trap(&e, limits, &stderr)),
     }
@@ -200,21 +203,28 @@ fn describe_trap(e: &wasmtime::Error, limits: &Limits, stderr: &MemoryOutputPipe
         return GuestError::TooManyInstances(limits.max_instances);
     }
     let root = e.root_cause().to_string();
-    let reason = match e.downcast_ref::<Trap>() {
-        Some(Trap::Interrupt) => format!("used more than its CPU limit of {cpu:?} in one call"),
-        _ if root.contains("growing memory") => {
-            format!("exceeded its memory limit of {} MiB", memory >> 20)
-        }
-        Some(trap) => format!("{trap}"),
-        None => root,
+    let (limit, reason) = match e.downcast_ref::<Trap>() {
+        Some(Trap::Interrupt) => (
+            Some("cpu_ms_per_call"),
+            format!("used more than its CPU limit of {cpu:?} in one call"),
+        ),
+        _ if root.contains("growing memory") => (
+            Some("memory_mb"),
+            format!("exceeded its memory limit of {} MiB", memory >> 20),
+        ),
+        Some(trap) => (None, format!("{trap}")),
+        None => (None, root),
     };
     let output = String::from_utf8_lossy(&stderr.contents())
         .trim()
         .to_string();
-    if output.is_empty() {
-        GuestError::Trap(reason)
-    } else {
-        GuestError::Trap(format!("{reason}; guest stderr: {output}"))
+    let message = match output.is_empty() {
+        true => reason,
+        false => format!("{reason}; guest stderr: {output}"),
+    };
+    match limit {
+        Some(limit) => GuestError::Limit { limit, message },
+        None => GuestError::Trap(message),
     }
 }
 

@@ -54,12 +54,16 @@ pub enum GuestError {
     /// The file is not a component of the `flue:agent/agent` world.
     #[error("not a valid agent component: {0}")]
     Invalid(String),
-    /// The guest trapped: a panic, an out-of-bounds access, a limit.
+    /// The guest trapped: a panic, an out-of-bounds access.
     #[error("the agent trapped: {0}")]
     Trap(String),
-    /// The guest call passed its wall-clock bound.
-    #[error("the agent did not answer within {0:?}")]
-    Timeout(Duration),
+    /// The guest call passed one of its limits; `limit` names the setting
+    /// (`memory_mb`, `cpu_ms_per_call`, `wall_ms_per_call`).
+    #[error("the agent {message}")]
+    Limit {
+        limit: &'static str,
+        message: String,
+    },
     /// The guest's `create` returned an error of its own.
     #[error("the agent's create failed: {0}")]
     Create(String),
