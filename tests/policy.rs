@@ -221,3 +221,86 @@ async fn a_tenant_runs_its_guests_under_tighter_limits() {
         started.elapsed()
     );
 }
+
+#[tokio::test]
+async fn a_tenant_chooses_sandboxes_built_in_tools_and_env() {
+    // The model tries `write`, then reports what it was offered, what the tool call
+    // gave, and its instructions.
+    let fake = FakeProvider::start(|turn: &Turn| match &turn.last_tool_result {
+        None if !turn.tool_names.is_empty() => Reply::ToolCall {
+            name: "write".into(),
+            args: json!({"path": "a.txt", "content": "x"}),
+        },
+        result => Reply::Text(format!(
+            "tools: {} | result: {} | {}",
+            turn.tool_names.join(","),
+            result.clone().unwrap_or_default(),
+            turn.system.clone().unwrap_or_default()
+        )),
+    })
+    .await;
+    let project = Project::empty();
+    let features = guest("tests/guests/features");
+    for tenant in ["acme", "globex"] {
+        std::fs::create_dir_all(project.path().join("agents").join(tenant)).unwrap();
+        project.add_agent(&format!("{tenant}/virtual_fs"), &features);
+    }
+    project.add_agent("acme/env_echo", &features);
+    project.add_agent("virtual_fs", &features);
+    let mut options = project.options(&fake);
+    options.config.tenants.insert(
+        "acme".into(),
+        TenantSettings {
+            builtin_tools: Some(vec!["read".into(), "ls".into()]),
+            env: [("REGION", "eu"), ("TIER", "gold")]
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .into(),
+            ..Default::default()
+        },
+    );
+    options.config.tenants.insert(
+        "globex".into(),
+        TenantSettings {
+            sandboxes: Some(vec!["local".into()]),
+            ..Default::default()
+        },
+    );
+    options
+        .config
+        .agents
+        .insert("acme/env_echo".into(), toml_agent(&[("TIER", "platinum")]));
+    let host = Host::open(options).await.expect("the host starts");
+
+    // acme's model is offered only the built-ins its tenant allows, and a call to
+    // another one is refused.
+    let answer = prompt(&host, "acme/virtual_fs", "s").await.unwrap();
+    assert!(answer.starts_with("tools: read,ls | "), "{answer}");
+    assert!(answer.contains("no tool named 'write'"), "{answer}");
+    // The operator's agent of the same component has them all, and writes.
+    let answer = prompt(&host, "virtual_fs", "s").await.unwrap();
+    assert!(answer.contains("write,edit"), "{answer}");
+    assert!(!answer.contains("no tool named"), "{answer}");
+    // globex may not use a virtual sandbox at all: the prompt fails before the model.
+    let before = fake.requests().len();
+    let refused = prompt(&host, "globex/virtual_fs", "s").await;
+    let Err(error @ Error::LimitExceeded { .. }) = refused else {
+        panic!("expected limit_exceeded, got {refused:?}");
+    };
+    assert_eq!(error.limit(), Some("sandboxes"));
+    assert_eq!(error.to_wire().0, 403);
+    assert_eq!(fake.requests().len(), before, "the provider was called");
+    // The tenant's env reaches create; the agent's own value wins.
+    let answer = prompt(&host, "acme/env_echo", "s").await.unwrap();
+    assert!(answer.contains("env: REGION=eu TIER=platinum"), "{answer}");
+}
+
+/// `[agents.<name>]` settings with only `env`.
+fn toml_agent(env: &[(&str, &str)]) -> flue_host::project::AgentSettings {
+    flue_host::project::AgentSettings {
+        env: env
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect(),
+        ..Default::default()
+    }
+}

@@ -110,6 +110,16 @@ pub struct TenantSettings {
     pub cpu_ms_per_call: Option<u64>,
     /// Wall time per guest call, in ms (at most the host's).
     pub wall_ms_per_call: Option<u64>,
+    /// Sandbox kinds its agents may use: `virtual`, `local` (default: both; a `local`
+    /// one also needs the agent's `local_dirs`).
+    pub sandboxes: Option<Vec<String>>,
+    /// Built-in sandbox tools its agents' models are offered (`read`, `write`, `edit`,
+    /// `ls`, `glob`, `grep`, `bash`; default: all the sandbox has).
+    pub builtin_tools: Option<Vec<String>>,
+    /// Values handed to `create` as `ctx.env` for each of its agents; an agent's own
+    /// `[agents."<tenant>/<name>"] env` wins over a value of the same name.
+    #[serde(default)]
+    pub env: BTreeMap<String, String>,
 }
 
 /// `[agents.<name>]` in `flue.toml`.
@@ -218,7 +228,12 @@ impl ProjectConfig {
 
     /// The `env` handed to an agent's `create`.
     pub fn agent_env(&self, agent: &str) -> Vec<(String, String)> {
-        self.agent(agent).env.into_iter().collect()
+        let mut env = crate::registry::tenant_of(agent)
+            .and_then(|tenant| self.tenants.get(tenant))
+            .map(|tenant| tenant.env.clone())
+            .unwrap_or_default();
+        env.extend(self.agent(agent).env);
+        env.into_iter().collect()
     }
 }
 

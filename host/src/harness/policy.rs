@@ -1,6 +1,6 @@
-//! Tenant policies: which models a tenant's agents may use, how many tool rounds a
-//! prompt may take, how many tokens a tenant may spend per hour, and how many prompts it
-//! may run at once and start per minute. A prompt over a limit fails with
+//! Tenant policies: which models, sandboxes and built-in tools a tenant's agents may
+//! use, how many tool rounds a prompt may take, how many tokens a tenant may spend per
+//! hour, and how many prompts it may run at once and start per minute. A prompt over a limit fails with
 //! [`Error::LimitExceeded`] naming the limit; budgets are checked before the provider
 //! is called. Counters live in memory: they start afresh when the host does.
 
@@ -69,6 +69,14 @@ impl Drop for Admission<'_> {
         if let Some(tenant) = &self.tenant {
             self.policies.with_usage(tenant, |u| u.running -= 1);
         }
+    }
+}
+
+/// Names for a message: comma-separated, or `none`.
+fn list(names: &[String]) -> String {
+    match names.is_empty() {
+        true => "none".into(),
+        false => names.join(", "),
     }
 }
 
@@ -151,7 +159,7 @@ impl Policies {
                     "allowed_models",
                     format!(
                         "tenant '{tenant}' may not use model '{model}' (allowed: {})",
-                        allowed.join(", ")
+                        list(allowed)
                     ),
                 ))
             }
@@ -216,6 +224,28 @@ impl Policies {
             }
         }
         limits
+    }
+
+    /// Refuses a sandbox kind (`virtual`, `local`) the agent's tenant may not use.
+    pub fn check_sandbox(&self, agent: &str, kind: &str) -> Result<(), Error> {
+        let Some((tenant, policy)) = self.of(agent) else {
+            return Ok(());
+        };
+        match &policy.sandboxes {
+            Some(allowed) if !allowed.iter().any(|k| k == kind) => Err(exceeded(
+                "sandboxes",
+                format!(
+                    "tenant '{tenant}' may not use a {kind} sandbox (allowed: {})",
+                    list(allowed)
+                ),
+            )),
+            _ => Ok(()),
+        }
+    }
+
+    /// The built-in tools the agent's tenant allows, if it names them.
+    pub fn builtin_tools(&self, agent: &str) -> Option<&[String]> {
+        self.of(agent)?.1.builtin_tools.as_deref()
     }
 
     /// The tenant's bound on tool rounds per prompt, if it sets one.

@@ -20,7 +20,8 @@ fn state_key(session: &str) -> String {
 
 impl Shared {
     /// The sandbox of a session, as its agent configured it; `None` for no sandbox.
-    /// A `local` sandbox must lie inside a folder `flue.toml` lists for the agent.
+    /// A `local` sandbox must lie inside a folder `flue.toml` lists for the agent. The
+    /// agent's tenant may forbid the kind, or some of the built-in tools.
     pub(super) async fn open_sandbox(
         &self,
         key: &SessionKey,
@@ -31,8 +32,15 @@ impl Shared {
             agent: agent.clone(),
             reason,
         };
-        match config.sandbox {
-            None | Some(Kind::None) => Ok(None),
+        let kind = match config.sandbox {
+            None | Some(Kind::None) => return Ok(None),
+            Some(Kind::Virtual) => "virtual",
+            Some(Kind::Local) => "local",
+        };
+        self.policies.check_sandbox(agent, kind)?;
+        let builtins = self.policies.builtin_tools(agent);
+        let sandbox = match config.sandbox {
+            None | Some(Kind::None) => return Ok(None),
             Some(Kind::Virtual) => {
                 let stored = self
                     .store_for(config)
@@ -43,10 +51,7 @@ impl Shared {
                         .map_err(|e| refuse(format!("its stored sandbox is unreadable: {e}")))?,
                     None => Default::default(),
                 };
-                Ok(Some(Sandbox::virtual_tree(
-                    config.cwd.as_deref(),
-                    VirtualTree { files },
-                )))
+                Sandbox::virtual_tree(config.cwd.as_deref(), VirtualTree { files })
             }
             Some(Kind::Local) => {
                 let cwd = config
@@ -76,9 +81,13 @@ impl Shared {
                         .command_timeout_ms
                         .map_or(DEFAULT_COMMAND_TIMEOUT, Duration::from_millis),
                 };
-                Sandbox::local(root, Some(shell)).map(Some).map_err(refuse)
+                Sandbox::local(root, Some(shell)).map_err(refuse)?
             }
-        }
+        };
+        Ok(Some(match builtins {
+            Some(allowed) => sandbox.only(allowed),
+            None => sandbox,
+        }))
     }
 
     /// Keeps a virtual tree that changed with its session.

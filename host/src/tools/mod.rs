@@ -32,6 +32,8 @@ pub struct Sandbox {
     shell: Option<ShellPolicy>,
     /// Whether a tool changed a file since the sandbox was opened.
     changed: bool,
+    /// The built-in tools the model may use, when not all of them.
+    only: Option<Vec<String>>,
 }
 
 enum Tree {
@@ -47,6 +49,7 @@ impl Sandbox {
             tree: Tree::Virtual(tree),
             shell: None,
             changed: false,
+            only: None,
         }
     }
 
@@ -58,7 +61,22 @@ impl Sandbox {
             tree: Tree::Local(tree),
             shell: shell.filter(|p| !p.commands.is_empty()),
             changed: false,
+            only: None,
         })
+    }
+
+    /// The same sandbox offering only the built-in tools named in `allowed`.
+    pub fn only(self, allowed: &[String]) -> Self {
+        Self {
+            only: Some(allowed.to_vec()),
+            ..self
+        }
+    }
+
+    fn allows(&self, tool: &str) -> bool {
+        self.only
+            .as_ref()
+            .is_none_or(|only| only.iter().any(|t| t == tool))
     }
 
     /// The virtual tree, if it changed since it was opened (to keep with the session).
@@ -154,11 +172,15 @@ impl Sandbox {
                 &["command"],
             ));
         }
+        specs.retain(|spec| self.allows(&spec.name));
         specs
     }
 
     /// Runs a built-in tool; `None` if `name` is not one of this sandbox's tools.
     pub async fn call(&mut self, name: &str, args: &Value) -> Option<Result<String, String>> {
+        if !self.allows(name) {
+            return None;
+        }
         Some(match name {
             "read" => self.read(args),
             "write" => self.write(args),

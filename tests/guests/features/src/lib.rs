@@ -1,11 +1,13 @@
-//! A test agent whose configuration depends on the name it is loaded under, so one
-//! component exercises skills, subagents, compaction and each kind of sandbox.
+//! A test agent whose configuration depends on the name it is loaded under (without
+//! its tenant), so one component exercises skills, subagents, compaction, each kind of
+//! sandbox, and the values `flue.toml` hands to `create`.
 
 use flue_sdk::prelude::*;
 
 fn build(ctx: &CreateContext) -> AgentConfig {
     let base = AgentConfig::new("anthropic/claude-haiku-4-5");
-    match ctx.agent.as_str() {
+    let name = ctx.agent.rsplit('/').next().unwrap_or_default();
+    match name {
         "skilled" => base
             .instructions("Use your skills.")
             .skill("greeting", "How to greet someone.", "Say hello warmly.")
@@ -29,6 +31,11 @@ fn build(ctx: &CreateContext) -> AgentConfig {
             .instructions("Work in the repository.")
             .sandbox(Sandbox::Local)
             .cwd("repo"),
+        "env_echo" => {
+            let mut env: Vec<String> = ctx.env.iter().map(|(k, v)| format!("{k}={v}")).collect();
+            env.sort();
+            base.instructions(format!("env: {}", env.join(" ")))
+        }
         _ => base.instructions("No sandbox."),
     }
 }
