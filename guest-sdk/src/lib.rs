@@ -20,6 +20,8 @@ mod config;
 pub mod host;
 mod tool;
 
+use std::collections::BTreeMap;
+
 pub use bindings::flue::agent::types::LogLevel;
 pub use config::{AgentConfig, Compaction, Profile, Sandbox, Skill, Subagent, ThinkingLevel};
 pub use serde_json::{Value, json};
@@ -41,8 +43,8 @@ pub mod bindings {
 /// Everything an agent usually needs.
 pub mod prelude {
     pub use crate::{
-        AgentConfig, Compaction, CreateContext, Profile, Sandbox, Subagent, ThinkingLevel, Tool,
-        Value, host, json,
+        AgentConfig, Caller, Compaction, CreateContext, Profile, Sandbox, Subagent, ThinkingLevel,
+        Tool, Value, host, json,
     };
 }
 
@@ -87,6 +89,65 @@ pub mod workflow_bindings {
             "flue:agent/log@0.1.0": crate::bindings::flue::agent::log,
         },
     });
+}
+
+/// Bindings of the agent world with an `authorize` export, sharing the agent world's
+/// interfaces; used by [`export_agent!`] when the agent decides who may reach it.
+#[doc(hidden)]
+#[allow(clippy::too_many_arguments)]
+pub mod authorizing_bindings {
+    wit_bindgen::generate!({
+        path: "../wit",
+        world: "flue:agent/authorizing-agent",
+        pub_export_macro: true,
+        export_macro_name: "export_authorizing_bindings",
+        default_bindings_module: "flue_sdk::authorizing_bindings",
+        with: {
+            "flue:agent/types@0.1.0": crate::bindings::flue::agent::types,
+            "flue:agent/model@0.1.0": crate::bindings::flue::agent::model,
+            "flue:agent/session@0.1.0": crate::bindings::flue::agent::session,
+            "flue:agent/tools@0.1.0": crate::bindings::flue::agent::tools,
+            "flue:agent/log@0.1.0": crate::bindings::flue::agent::log,
+        },
+    });
+}
+
+/// Who asks to reach an instance, as the host authenticated them.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Caller {
+    /// The tenant of the caller's key; `None` for the operator's keys or without keys.
+    pub tenant: Option<String>,
+    /// The name of the caller's key; `None` when the host has no keys.
+    pub key: Option<String>,
+    /// The claims the host's configuration gives the key.
+    pub claims: BTreeMap<String, String>,
+}
+
+impl Caller {
+    /// Reads the host's JSON description of a caller.
+    fn from_json(json: &str) -> Option<Self> {
+        let value: Value = serde_json::from_str(json).ok()?;
+        let text = |field: &str| value[field].as_str().map(str::to_string);
+        let claims = match &value["claims"] {
+            Value::Object(claims) => claims
+                .iter()
+                .filter_map(|(k, v)| Some((k.clone(), v.as_str()?.to_string())))
+                .collect(),
+            _ => BTreeMap::new(),
+        };
+        Some(Self {
+            tenant: text("tenant"),
+            key: text("key"),
+            claims,
+        })
+    }
+}
+
+/// Runs the agent's decision for the host's `authorize` call; a caller description
+/// that cannot be read is refused. Used by [`export_agent!`].
+#[doc(hidden)]
+pub fn __authorize(caller: &str, id: &str, decide: fn(&Caller, &str) -> bool) -> bool {
+    Caller::from_json(caller).is_some_and(|caller| decide(&caller, id))
 }
 
 /// Sends a message to a session of an agent instance and returns its answer. Only
@@ -147,26 +208,52 @@ pub fn __call_tool(name: String, args: String) -> Result<String, String> {
 }
 
 /// Exports an agent whose configuration `build(&CreateContext) -> AgentConfig` returns.
+///
+/// With `authorize = decide`, the agent also decides who may reach which of its
+/// instances: the host calls `decide(&Caller, id) -> bool` in the instance `id` names
+/// before every prompt, connection and dispatch, and refuses the caller on `false`.
 #[macro_export]
 macro_rules! export_agent {
     ($build:path) => {
         struct FlueAgent;
 
         impl $crate::bindings::Guest for FlueAgent {
-            fn create(
-                ctx: $crate::bindings::flue::agent::types::CreateContext,
-            ) -> ::core::result::Result<$crate::bindings::AgentConfig, ::std::string::String> {
-                $crate::__create(ctx, $build)
-            }
-
-            fn call_tool(
-                name: ::std::string::String,
-                args: ::std::string::String,
-            ) -> ::core::result::Result<::std::string::String, ::std::string::String> {
-                $crate::__call_tool(name, args)
-            }
+            $crate::__agent_exports!($build);
         }
 
         $crate::bindings::export_bindings!(FlueAgent with_types_in $crate::bindings);
+    };
+    ($build:path, authorize = $decide:path) => {
+        struct FlueAgent;
+
+        impl $crate::authorizing_bindings::Guest for FlueAgent {
+            $crate::__agent_exports!($build);
+
+            fn authorize(caller: ::std::string::String, id: ::std::string::String) -> bool {
+                $crate::__authorize(&caller, &id, $decide)
+            }
+        }
+
+        $crate::authorizing_bindings::export_authorizing_bindings!(FlueAgent with_types_in $crate::authorizing_bindings);
+    };
+}
+
+/// The exports every agent has: `create` and `call-tool`. Used by [`export_agent!`].
+#[doc(hidden)]
+#[macro_export]
+macro_rules! __agent_exports {
+    ($build:path) => {
+        fn create(
+            ctx: $crate::bindings::flue::agent::types::CreateContext,
+        ) -> ::core::result::Result<$crate::bindings::AgentConfig, ::std::string::String> {
+            $crate::__create(ctx, $build)
+        }
+
+        fn call_tool(
+            name: ::std::string::String,
+            args: ::std::string::String,
+        ) -> ::core::result::Result<::std::string::String, ::std::string::String> {
+            $crate::__call_tool(name, args)
+        }
     };
 }

@@ -44,6 +44,18 @@ pub use store::queue::{DispatchRecord, DispatchStatus, Receipt};
 pub use store::runs::{RunEvent, RunRecord, RunStatus};
 use store::{Database, InstanceKey, SessionKey};
 
+/// Who asks to reach an instance, as the host authenticated them: what an agent's
+/// `authorize` export is told (as JSON).
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize)]
+pub struct Identity {
+    /// The tenant of the caller's key; `None` for the operator's keys, or without keys.
+    pub tenant: Option<String>,
+    /// The name of the caller's key; `None` when no keys are configured.
+    pub key: Option<String>,
+    /// The claims `flue.toml` gives the key (`[[keys]] claims = { … }`).
+    pub claims: std::collections::BTreeMap<String, String>,
+}
+
 /// The session a prompt uses when none is named.
 pub const DEFAULT_SESSION: &str = "default";
 
@@ -131,6 +143,18 @@ impl Host {
                 self.shared.dispatch_ready.clone(),
             ));
         }
+    }
+
+    /// Whether `caller` may reach instance `id` of `agent`, as the agent decides: its
+    /// `authorize` export runs in that instance. `true` for agents without one.
+    pub async fn authorize(&self, agent: &str, id: &str, caller: &Identity) -> Result<bool, Error> {
+        harness::check_name("instance id", id)?;
+        let caller = serde_json::to_string(caller).expect("an identity serializes");
+        let key = InstanceKey {
+            agent: agent.to_string(),
+            id: id.to_string(),
+        };
+        self.shared.guest_authorizes(&key, &caller).await
     }
 
     /// A dispatched event and how its delivery went, if it exists.

@@ -10,7 +10,7 @@ use super::guest_imports::GuestImports;
 use super::{Shared, skills};
 use crate::Error;
 use crate::agent_config::AgentConfig;
-use crate::models::Usage;
+use crate::models::{BoxFuture, Usage};
 use crate::registry::AgentVersion;
 use crate::runtime::{GuestError, Instance};
 use crate::store::{InstanceKey, SessionKey};
@@ -139,21 +139,53 @@ impl Shared {
         name: &str,
         args: &str,
     ) -> Result<(Result<String, String>, Usage), Error> {
-        let mut held = self.instances.slot(&key.instance).lock_owned().await;
-        let agent = key.instance.agent.clone();
+        let (session, name, args) = (key.session.clone(), name.to_string(), args.to_string());
+        self.in_instance(&key.instance, version, move |live| {
+            Box::pin(async move {
+                let answer = live.instance.call_tool(&session, &name, &args).await?;
+                let spent = std::mem::take(&mut *live.host.spent.lock().expect("usage lock"));
+                Ok((answer, spent))
+            })
+        })
+        .await
+    }
+
+    /// Asks the agent whether `caller` (JSON: tenant, key, claims) may reach instance
+    /// `key`, in that instance (made live if need be). Agents that do not decide (no
+    /// `authorize` export) are not called: the answer is `true`.
+    pub async fn guest_authorizes(
+        self: &Arc<Self>,
+        key: &InstanceKey,
+        caller: &str,
+    ) -> Result<bool, Error> {
+        let version = self.agent(&key.agent)?;
+        if !version.compiled.authorizes() {
+            return Ok(true);
+        }
+        let (caller, id) = (caller.to_string(), key.id.clone());
+        self.in_instance(key, &version, move |live| {
+            Box::pin(async move { live.instance.authorize(&caller, &id).await })
+        })
+        .await
+    }
+
+    /// Runs `call` in instance `key` of `version` on the guest threads, holding its
+    /// slot, made live first if need be. A failed call discards the instance.
+    async fn in_instance<T: Send + 'static>(
+        self: &Arc<Self>,
+        key: &InstanceKey,
+        version: &Arc<AgentVersion>,
+        call: impl for<'a> FnOnce(&'a mut Live) -> BoxFuture<'a, Result<T, GuestError>> + Send + 'static,
+    ) -> Result<T, Error> {
+        let mut held = self.instances.slot(key).lock_owned().await;
         let (shared, key, version) = (self.clone(), key.clone(), version.clone());
-        let (name, args) = (name.to_string(), args.to_string());
-        self.on_guest_threads(&agent, async move {
-            let agent = shared
-                .ensure_live(&key.instance, &mut held, &version)
-                .await?;
-            let answer = agent.instance.call_tool(&key.session, &name, &args).await;
-            let spent = std::mem::take(&mut *agent.host.spent.lock().expect("usage lock"));
-            match answer {
-                Ok(answer) => Ok((answer, spent)),
+        self.on_guest_threads(&key.agent.clone(), async move {
+            let live = shared.ensure_live(&key, &mut held, &version).await?;
+            match call(live).await {
+                Ok(answer) => Ok(answer),
                 Err(source) => {
                     shared.instances.discard(&mut held);
-                    Err(shared.guest_failure(&key.instance.agent, source))
+                    Err(shared.guest_failure(&key.agent, source))
                 }
             }
         })

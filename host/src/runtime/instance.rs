@@ -4,7 +4,7 @@
 use std::future::Future;
 use std::sync::Arc;
 
-use wasmtime::component::ResourceTable;
+use wasmtime::component::{ResourceTable, TypedFunc};
 use wasmtime::{
     Engine, PoolConcurrencyLimitError, Store, StoreLimits, StoreLimitsBuilder, Trap, UpdateDeadline,
 };
@@ -12,8 +12,8 @@ use wasmtime_wasi::p2::pipe::MemoryOutputPipe;
 use wasmtime_wasi::{WasiCtx, WasiCtxBuilder, WasiCtxView, WasiView};
 
 use super::bindings::workflow::WorkflowPre;
-use super::bindings::{Agent, AgentPre, flue::agent::types::CreateContext};
-use super::{GuestError, GuestHost, Limits, convert, engine::TICK};
+use super::bindings::{Agent, flue::agent::types::CreateContext};
+use super::{CompiledAgent, GuestError, GuestHost, Limits, convert, engine::TICK};
 use crate::agent_config::AgentConfig;
 
 /// How much of a guest's stderr (panic messages) is kept for error reports.
@@ -51,22 +51,36 @@ impl WasiView for InstanceState {
 pub struct Instance {
     store: Store<InstanceState>,
     agent: Agent,
+    /// The guest's `authorize`, if it exports one.
+    authorize: Option<TypedFunc<(String, String), (bool,)>>,
     limits: Limits,
 }
 
 impl Instance {
-    /// Instantiates `pre` in a fresh store.
+    /// Instantiates a compiled agent in a fresh store.
     pub(super) async fn start(
         engine: &Engine,
         limits: &Limits,
-        pre: &AgentPre<InstanceState>,
+        compiled: &CompiledAgent,
         host: Arc<dyn GuestHost>,
     ) -> Result<Self, GuestError> {
         let mut store = new_store(engine, limits, host);
-        let agent = guarded(&mut store, limits, |s| pre.instantiate_async(s)).await?;
+        let pre = compiled.pre.instance_pre();
+        let instance = guarded(&mut store, limits, |s| pre.instantiate_async(s)).await?;
+        let invalid = |e: wasmtime::Error| GuestError::Invalid(format!("{e}"));
+        let agent = Agent::new(&mut store, &instance).map_err(invalid)?;
+        let authorize = match &compiled.authorize {
+            Some(index) => Some(
+                instance
+                    .get_typed_func(&mut store, index)
+                    .map_err(invalid)?,
+            ),
+            None => None,
+        };
         Ok(Self {
             store,
             agent,
+            authorize,
             limits: limits.clone(),
         })
     }
@@ -143,6 +157,20 @@ impl Instance {
         let size = serde_json::to_vec(&config).map_or(usize::MAX, |json| json.len());
         at_most("its configuration (as JSON) is", size, MAX_CONFIG_BYTES)?;
         Ok(config)
+    }
+
+    /// Asks the guest whether `caller` (JSON: tenant, key, claims) may reach instance
+    /// `id`; `true` when the agent leaves that to the host.
+    pub async fn authorize(&mut self, caller: &str, id: &str) -> Result<bool, GuestError> {
+        let Some(authorize) = self.authorize else {
+            return Ok(true);
+        };
+        let args = (caller.to_string(), id.to_string());
+        let (allowed,) = guarded(&mut self.store, &self.limits, |s| {
+            authorize.call_async(s, args)
+        })
+        .await?;
+        Ok(allowed)
     }
 
     /// Calls the guest's `call-tool` during a prompt of `session`. The inner `Err` is the

@@ -15,7 +15,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use wasmtime::Engine;
-use wasmtime::component::{Component, Linker};
+use wasmtime::component::types::{ComponentItem, Type};
+use wasmtime::component::{Component, ComponentExportIndex, Linker};
 
 pub use imports::{GuestHost, GuestLogLevel};
 pub use instance::{Instance, MAX_CONFIG_BYTES, MAX_TOOL_RESULT_BYTES};
@@ -81,10 +82,41 @@ pub enum GuestError {
 /// A compiled agent, ready to be instantiated many times.
 pub struct CompiledAgent {
     pre: AgentPre<InstanceState>,
+    /// Its `authorize` export, if it decides who may reach its instances.
+    authorize: Option<ComponentExportIndex>,
     /// The SHA-256 of the component bytes.
     pub digest: String,
     /// Whether the machine code came from the on-disk cache.
     pub from_cache: bool,
+}
+
+impl CompiledAgent {
+    /// Whether the agent decides who may reach its instances (it exports `authorize`).
+    pub fn authorizes(&self) -> bool {
+        self.authorize.is_some()
+    }
+}
+
+/// The component's `authorize` export, checked to be `func(string, string) -> bool`.
+fn authorize_export(component: &Component) -> Result<Option<ComponentExportIndex>, GuestError> {
+    let Some((item, index)) = component.get_export(None, "authorize") else {
+        return Ok(None);
+    };
+    let fits = match &item {
+        ComponentItem::ComponentFunc(func) => {
+            let params: Vec<Type> = func.params().map(|(_, ty)| ty).collect();
+            let results: Vec<Type> = func.results().collect();
+            matches!(params.as_slice(), [Type::String, Type::String])
+                && matches!(results.as_slice(), [Type::Bool])
+        }
+        _ => false,
+    };
+    match fits {
+        true => Ok(Some(index)),
+        false => Err(GuestError::Invalid(
+            "its `authorize` export must be func(caller: string, id: string) -> bool".into(),
+        )),
+    }
 }
 
 /// A compiled workflow, ready to run many times.
@@ -155,6 +187,7 @@ impl Runtime {
             .map_err(|e| GuestError::Invalid(format!("{e}")))?;
         Ok(CompiledAgent {
             pre,
+            authorize: authorize_export(&component)?,
             digest,
             from_cache,
         })
@@ -203,6 +236,6 @@ impl Runtime {
             wall_per_call: limits.wall_per_call.min(self.limits.wall_per_call),
             max_instances: self.limits.max_instances,
         };
-        Instance::start(&self.engine, &limits, &agent.pre, host).await
+        Instance::start(&self.engine, &limits, agent, host).await
     }
 }

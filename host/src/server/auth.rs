@@ -29,6 +29,10 @@ pub struct ApiKey {
     /// Whether the key may use the management API (`/admin/…`); operator keys only.
     #[serde(default)]
     pub admin: bool,
+    /// What an agent that decides who may reach its instances (its `authorize`
+    /// export) is told about this key, besides its name and tenant.
+    #[serde(default)]
+    pub claims: std::collections::BTreeMap<String, String>,
 }
 
 fn everything() -> Vec<String> {
@@ -118,19 +122,20 @@ impl Auth {
             })
     }
 
-    /// Checks that the caller may reach instance `id` of `agent` (as named in the URL)
-    /// and returns the agent's name on the host (`<tenant>/<agent>` for a tenant's key).
+    /// Checks that the caller's key may reach instance `id` of `agent` (as named in the
+    /// URL); returns the caller and the agent's name on the host (`<tenant>/<agent>` for
+    /// a tenant's key).
     pub fn authorize(
         &self,
         headers: &HeaderMap,
         query_token: Option<&str>,
         agent: &str,
         id: &str,
-    ) -> Result<String, ApiError> {
+    ) -> Result<(Caller<'_>, String), ApiError> {
         let caller = self.caller(headers, query_token)?;
         let qualified = caller.qualify(agent)?;
         caller.check(&qualified, id)?;
-        Ok(qualified)
+        Ok((caller, qualified))
     }
 
     /// Who is calling: [`Self::authenticate`], kept for the checks that follow.
@@ -150,6 +155,15 @@ pub struct Caller<'a>(Option<&'a ApiKey>);
 impl Caller<'_> {
     fn tenant(&self) -> Option<&str> {
         self.0.and_then(|k| k.tenant.as_deref())
+    }
+
+    /// What an agent is told about the caller.
+    pub fn identity(&self) -> crate::Identity {
+        crate::Identity {
+            tenant: self.tenant().map(str::to_string),
+            key: self.0.map(|k| k.name.clone()),
+            claims: self.0.map(|k| k.claims.clone()).unwrap_or_default(),
+        }
     }
 
     /// The host's name for an agent the caller names: its tenant's agent for a tenant's
@@ -224,7 +238,7 @@ fn may_use_agent(key: &ApiKey, agent: &str) -> bool {
     key.agents.iter().any(|a| a == "*" || a == agent)
 }
 
-fn forbidden(message: String) -> ApiError {
+pub(super) fn forbidden(message: String) -> ApiError {
     ApiError::new(StatusCode::FORBIDDEN, "forbidden", message)
 }
 
@@ -272,6 +286,7 @@ mod tests {
             ids: "t-*".into(),
             tenant: None,
             admin: false,
+            claims: Default::default(),
         };
         let auth = Auth::new(vec![key], &[]).unwrap();
         let mut headers = HeaderMap::new();
@@ -317,6 +332,7 @@ mod tests {
             ids: "*".into(),
             tenant: Some("acme".into()),
             admin: false,
+            claims: Default::default(),
         };
         assert!(
             Auth::new(vec![key.clone()], &[]).is_err(),
@@ -326,7 +342,7 @@ mod tests {
         let mut headers = HeaderMap::new();
         headers.insert(header::AUTHORIZATION, "Bearer acme-secret".parse().unwrap());
         assert_eq!(
-            auth.authorize(&headers, None, "support", "t-1").unwrap(),
+            auth.authorize(&headers, None, "support", "t-1").unwrap().1,
             "acme/support"
         );
         let caller = auth.caller(&headers, None).unwrap();

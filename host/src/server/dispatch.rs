@@ -8,7 +8,7 @@ use axum::response::{IntoResponse, Json, Response};
 use serde_json::{Value, json};
 
 use super::error::ApiError;
-use super::{App, instance_path, read_body, request};
+use super::{App, admit, instance_path, read_body, request};
 use crate::{DEFAULT_SESSION, DispatchRecord};
 
 /// The header a client may set so a retried dispatch is accepted only once.
@@ -22,7 +22,7 @@ pub async fn accept(
     body: Body,
 ) -> Result<Response, ApiError> {
     let (name, id) = instance_path(path)?;
-    let agent = app.auth.authorize(&headers, None, &name, &id)?;
+    let agent = admit(&app, &headers, None, &name, &id).await?;
     let body = read_body(&app, body).await?;
     let value = request::json_body(&headers, &body)?;
     let fields = value

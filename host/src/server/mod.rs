@@ -184,7 +184,7 @@ async fn prompt(
     body: Body,
 ) -> Result<Response, ApiError> {
     let (name, id) = instance_path(path)?;
-    let agent = app.auth.authorize(&headers, None, &name, &id)?;
+    let agent = admit(&app, &headers, None, &name, &id).await?;
     let body = read_body(&app, body).await?;
     let request = request::from_http(&headers, &body)?;
     let session = app
@@ -197,6 +197,25 @@ async fn prompt(
     }
     let result = session.prompt(&request.message).await?;
     Ok(Json(json!({"result": result.to_wire()})).into_response())
+}
+
+/// Lets a caller reach instance `id` of agent `name` (as the URL names it) if its key
+/// may, and then the agent, if it decides (its `authorize` export); returns the agent's
+/// name on the host. Every route that prompts an instance or connects to it asks here.
+async fn admit(
+    app: &App,
+    headers: &HeaderMap,
+    token: Option<&str>,
+    name: &str,
+    id: &str,
+) -> Result<String, ApiError> {
+    let (caller, agent) = app.auth.authorize(headers, token, name, id)?;
+    if !app.host.authorize(&agent, id, &caller.identity()).await? {
+        return Err(auth::forbidden(format!(
+            "agent '{name}' does not let this caller reach instance '{id}'"
+        )));
+    }
+    Ok(agent)
 }
 
 /// The request body, up to the configured limit.
@@ -224,9 +243,8 @@ async fn connect(
             ApiError::method_not_allowed(&["POST"]).dev("GET is only for WebSocket upgrades")
         );
     };
-    let agent = app
-        .auth
-        .authorize(&headers, query.get("token").map(String::as_str), &name, &id)?;
+    let token = query.get("token").map(String::as_str);
+    let agent = admit(&app, &headers, token, &name, &id).await?;
     let harness = app.host.init_agent(&agent, &id).await?;
     let (shutdown, open) = (app.shutdown.clone(), app.sockets.clone());
     Ok(upgrade.on_upgrade(move |socket| async move {
