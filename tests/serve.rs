@@ -244,17 +244,18 @@ async fn every_route_and_error_envelope() {
     .await;
     assert_eq!((status, error_type(&got)), (413, "payload_too_large"));
 
-    // A guest trap is an error in the envelope; the server carries on.
-    let trapped = client.agent("hostile", "h").prompt("call spin", None).await;
+    // A guest trap, or a guest over its CPU limit, is an error in the envelope; the
+    // server carries on.
+    let trapped = client.agent("hostile", "h").prompt("call boom", None).await;
     assert!(
-        matches!(
-            &trapped,
-            Err(ClientError::Api {
-                status: 502 | 500,
-                ..
-            })
-        ),
+        matches!(&trapped, Err(ClientError::Api { status: 500, kind, .. }) if kind == "agent_error"),
         "{trapped:?}"
+    );
+    let spun = client.agent("hostile", "h").prompt("call spin", None).await;
+    assert!(
+        matches!(&spun, Err(ClientError::Api { status: 422, kind, error, .. })
+            if kind == "limit_exceeded" && error["meta"]["limit"] == "cpu_ms_per_call"),
+        "{spun:?}"
     );
     assert_eq!(client.health().await.unwrap()["ok"], true);
 

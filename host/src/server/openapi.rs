@@ -41,7 +41,7 @@ pub fn document() -> Value {
                         "200": {"description": "the result", "content": {
                             "application/json": {"schema": {"type": "object", "properties": {"result": {"$ref": "#/components/schemas/Result"}}}},
                             "text/event-stream": {"schema": {"type": "string"}}}},
-                        "400": error, "401": error, "403": error, "404": error, "413": error, "415": error, "500": error, "502": error
+                        "400": error, "401": error, "403": error, "404": error, "413": error, "415": error, "422": error, "429": error, "500": error, "502": error
                     }
                 },
                 "get": {"summary": "WebSocket upgrade: many prompts on one connection", "responses": {"101": {"description": "switching protocols"}, "405": error}}
@@ -55,7 +55,7 @@ pub fn document() -> Value {
                         "input": {"description": "any JSON value"}, "session": {"type": "string", "default": "default"},
                         "idempotency_key": {"type": "string"}}}}}},
                     "responses": {"202": {"description": "accepted: status, dispatch_id, accepted_at"},
-                                  "400": error, "401": error, "403": error, "404": error, "413": error, "415": error}
+                                  "400": error, "401": error, "403": error, "404": error, "413": error, "415": error, "500": error}
                 }
             },
             "/dispatches/{id}": {
