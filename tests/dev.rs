@@ -147,3 +147,44 @@ async fn an_edited_crate_is_rebuilt_and_served() {
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
 }
+
+#[tokio::test]
+async fn a_tenants_folder_is_watched_too() {
+    let fake = FakeProvider::start(instructions).await;
+    let project = Project::empty();
+    let key = "acme-key";
+    std::fs::write(
+        project.path().join("flue.toml"),
+        format!(
+            "[tenants.acme]\n\n[[keys]]\nname = \"acme\"\nsha256 = \"{}\"\ntenant = \"acme\"\n",
+            flue_host::server::auth::hash_key(key)
+        ),
+    )
+    .unwrap();
+    let server = Server::start(project.path(), &fake, "dev", &[]).await;
+    let client = Client::new(&server.url).with_token(key);
+    assert!(agent_names(&client).await.is_empty());
+
+    // The folder exists once `flue dev` runs; a component dropped in it is served.
+    swap_in(
+        &project,
+        "acme/support",
+        &std::fs::read(guest("agents/support_assistant")).unwrap(),
+    );
+    eventually("acme's new agent is listed", async || {
+        agent_names(&client).await == ["support"]
+    })
+    .await;
+    let reply = client
+        .agent("support", "t-1")
+        .prompt("hi", None)
+        .await
+        .unwrap();
+    assert!(reply.text.contains("support"), "{}", reply.text);
+
+    std::fs::remove_file(project.path().join("agents/acme/support.wasm")).unwrap();
+    eventually("acme's agent is gone", async || {
+        agent_names(&client).await.is_empty()
+    })
+    .await;
+}

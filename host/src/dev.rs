@@ -1,5 +1,6 @@
-//! The development loop: watch `agents/`, rebuild agent crates whose sources change, and
-//! hot-swap components as they appear, change or go away.
+//! The development loop: watch `agents/` and each tenant's `agents/<tenant>/`, rebuild
+//! agent crates whose sources change, and hot-swap components as they appear, change or
+//! go away.
 
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
@@ -27,8 +28,9 @@ enum Change {
     Crate(PathBuf),
 }
 
-/// Starts watching `agents_dir` (components) and each agent crate's `src/` and
-/// `Cargo.toml`; changes are applied to `host` on a background task.
+/// Starts watching `agents_dir` and the folders of `flue.toml`'s tenants in it
+/// (components), and each agent crate's `src/` and `Cargo.toml`; changes are applied to
+/// `host` on a background task.
 pub fn watch(host: Host, agents_dir: &Path) -> Result<DevWatch, String> {
     let agents_dir = agents_dir
         .canonicalize()
@@ -46,6 +48,14 @@ pub fn watch(host: Host, agents_dir: &Path) -> Result<DevWatch, String> {
     watcher
         .watch(&agents_dir, RecursiveMode::NonRecursive)
         .map_err(fail)?;
+    for tenant in host.options().config.tenant_names() {
+        let folder = agents_dir.join(tenant);
+        std::fs::create_dir_all(&folder)
+            .map_err(|e| format!("cannot create {}: {e}", folder.display()))?;
+        watcher
+            .watch(&folder, RecursiveMode::NonRecursive)
+            .map_err(fail)?;
+    }
     for crate_dir in build::agent_crates(&agents_dir) {
         watcher
             .watch(&crate_dir.join("Cargo.toml"), RecursiveMode::NonRecursive)
@@ -61,16 +71,19 @@ pub fn watch(host: Host, agents_dir: &Path) -> Result<DevWatch, String> {
 }
 
 /// Classifies a changed path; `None` for paths that need nothing (temp files, targets).
+/// A `.wasm` directly in `agents/`, or in a folder of it that is not a crate (a
+/// tenant's, the only such folders watched), is a component.
 fn classify(agents_dir: &Path, path: &Path) -> Option<Change> {
     let relative = path.strip_prefix(agents_dir).ok()?;
-    let mut parts = relative.components();
-    let first = PathBuf::from(parts.next()?.as_os_str());
-    if parts.next().is_none() {
-        return (first.extension()? == "wasm").then(|| Change::Component(path.to_path_buf()));
+    let parts = relative.components().count();
+    let first = agents_dir.join(relative.components().next()?);
+    let is_crate = first.join("Cargo.toml").is_file();
+    let component = path.extension().is_some_and(|e| e == "wasm");
+    if component && (parts == 1 || (parts == 2 && !is_crate)) {
+        return Some(Change::Component(path.to_path_buf()));
     }
-    let crate_dir = agents_dir.join(first);
     let in_target = relative.components().any(|c| c.as_os_str() == "target");
-    (!in_target && crate_dir.join("Cargo.toml").is_file()).then_some(Change::Crate(crate_dir))
+    (parts > 1 && !in_target && is_crate).then_some(Change::Crate(first))
 }
 
 async fn apply_changes(host: Host, agents_dir: PathBuf, mut rx: mpsc::UnboundedReceiver<PathBuf>) {
