@@ -304,3 +304,88 @@ fn toml_agent(env: &[(&str, &str)]) -> flue_host::project::AgentSettings {
         ..Default::default()
     }
 }
+
+/// A server on a loopback port answering `GET /` with `body` and `GET /away` with a
+/// redirect to `away`; returns its address and a count of the requests it served.
+async fn upstream(
+    body: &'static str,
+    away: Option<String>,
+) -> (String, std::sync::Arc<std::sync::atomic::AtomicUsize>) {
+    use axum::response::Redirect;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    let hits = std::sync::Arc::new(AtomicUsize::new(0));
+    let (root_hits, away_hits) = (hits.clone(), hits.clone());
+    let app = axum::Router::new()
+        .route(
+            "/",
+            axum::routing::get(move || async move {
+                root_hits.fetch_add(1, Ordering::SeqCst);
+                body
+            }),
+        )
+        .route(
+            "/away",
+            axum::routing::get(move || async move {
+                away_hits.fetch_add(1, Ordering::SeqCst);
+                Redirect::temporary(&away.unwrap_or_default())
+            }),
+        );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap().to_string();
+    tokio::spawn(async move { axum::serve(listener, app).await });
+    (addr, hits)
+}
+
+#[tokio::test]
+async fn fetch_reaches_only_the_hosts_allowed() {
+    use std::sync::atomic::Ordering;
+    let (denied, denied_hits) = upstream("a secret", None).await;
+    let (allowed, _) = upstream("hello from upstream", Some(format!("http://{denied}/"))).await;
+    // The model fetches the URL its prompt names, then reports what it got.
+    let fake = FakeProvider::start(|turn: &Turn| match &turn.last_tool_result {
+        Some(result) => Reply::Text(format!("got: {result}")),
+        None if turn.tool_names.iter().any(|t| t == "fetch") => Reply::ToolCall {
+            name: "fetch".into(),
+            args: json!({"url": turn.last_user_text.clone().unwrap_or_default()}),
+        },
+        None => Reply::Text("no fetch tool".into()),
+    })
+    .await;
+    let policy = TenantSettings {
+        fetch_hosts: vec![allowed.clone()],
+        ..Default::default()
+    };
+    let (_project, host) = host(&fake, policy).await;
+    let ask = async |agent: &str, url: &str| {
+        host.init_agent(agent, "t-1")
+            .await
+            .unwrap()
+            .session("s")
+            .prompt(url)
+            .await
+            .unwrap()
+            .text
+    };
+    let answer = ask("acme/support", &format!("http://{allowed}/")).await;
+    assert_eq!(answer, "got: HTTP 200\nhello from upstream");
+    let answer = ask("acme/support", &format!("http://{denied}/")).await;
+    assert!(
+        answer.contains("not a host this agent may reach"),
+        "{answer}"
+    );
+    // A redirect is reported, not followed to a host outside the list.
+    let answer = ask("acme/support", &format!("http://{allowed}/away")).await;
+    assert!(answer.starts_with("got: HTTP 307"), "{answer}");
+    let answer = ask("acme/support", "file:///etc/passwd").await;
+    assert!(answer.contains("only http and https"), "{answer}");
+    assert_eq!(
+        denied_hits.load(Ordering::SeqCst),
+        0,
+        "the denied host was reached"
+    );
+    // Agents with no hosts are not offered the tool.
+    assert_eq!(
+        ask("support_assistant", &format!("http://{allowed}/")).await,
+        "no fetch tool"
+    );
+}

@@ -120,6 +120,9 @@ pub struct TenantSettings {
     /// `[agents."<tenant>/<name>"] env` wins over a value of the same name.
     #[serde(default)]
     pub env: BTreeMap<String, String>,
+    /// Hosts (`host` or `host:port` globs) its agents' `fetch` tool may reach.
+    #[serde(default)]
+    pub fetch_hosts: Vec<String>,
 }
 
 /// `[agents.<name>]` in `flue.toml`.
@@ -138,6 +141,10 @@ pub struct AgentSettings {
     pub commands: Vec<String>,
     /// How long one `bash` command may run (default 10000).
     pub command_timeout_ms: Option<u64>,
+    /// Hosts (`host` or `host:port` globs) its `fetch` tool may reach. Empty (and none
+    /// for its tenant): no `fetch`.
+    #[serde(default)]
+    pub fetch_hosts: Vec<String>,
 }
 
 /// Default bound on model ↔ tool rounds in one prompt.
@@ -226,10 +233,24 @@ impl ProjectConfig {
         self.agents.get(agent).cloned().unwrap_or_default()
     }
 
-    /// The `env` handed to an agent's `create`.
+    /// The hosts an agent's `fetch` may reach: its own and its tenant's.
+    pub fn fetch_hosts(&self, agent: &str) -> Vec<String> {
+        let mut hosts = self.agent(agent).fetch_hosts;
+        if let Some(tenant) = self.tenant_of(agent) {
+            hosts.extend(tenant.fetch_hosts.iter().cloned());
+        }
+        hosts
+    }
+
+    /// The settings of the tenant an agent belongs to, if any.
+    fn tenant_of(&self, agent: &str) -> Option<&TenantSettings> {
+        self.tenants.get(crate::registry::tenant_of(agent)?)
+    }
+
+    /// The `env` handed to an agent's `create`: its tenant's, then its own.
     pub fn agent_env(&self, agent: &str) -> Vec<(String, String)> {
-        let mut env = crate::registry::tenant_of(agent)
-            .and_then(|tenant| self.tenants.get(tenant))
+        let mut env = self
+            .tenant_of(agent)
             .map(|tenant| tenant.env.clone())
             .unwrap_or_default();
         env.extend(self.agent(agent).env);

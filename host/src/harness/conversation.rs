@@ -13,7 +13,7 @@ use crate::models::{
 };
 use crate::registry::AgentVersion;
 use crate::store::SessionKey;
-use crate::tools::Sandbox;
+use crate::tools::{FETCH_TOOL, Fetch, Sandbox};
 
 /// Who answers in a conversation: a model, its instructions, and what it may use.
 pub struct Persona {
@@ -68,6 +68,8 @@ pub struct Conversation<'a, 'e> {
     pub config: Arc<AgentConfig>,
     pub persona: Persona,
     pub sandbox: Option<&'a mut Sandbox>,
+    /// The `fetch` tool, if the agent may reach any host.
+    pub fetch: Option<Arc<Fetch>>,
     /// How many tasks deep this conversation is (0 for a prompt).
     pub depth: u32,
     pub events: Option<&'a mut (dyn FnMut(Event) + Send + 'e)>,
@@ -208,7 +210,7 @@ impl Conversation<'_, '_> {
     }
 
     /// The tools the model is offered, each name once: the agent's own, `skill`,
-    /// `task`, then the sandbox's built-ins.
+    /// `task`, then the sandbox's built-ins and `fetch`.
     fn tool_specs(&self) -> Vec<ToolSpec> {
         let mut specs: Vec<ToolSpec> = self
             .persona
@@ -226,7 +228,8 @@ impl Conversation<'_, '_> {
         if self.offers_tasks() {
             specs.push(tasks::tool(&self.persona.subagents));
         }
-        for spec in self.sandbox.iter().flat_map(|s| s.specs()) {
+        let fetch = self.fetch.iter().map(|f| f.spec());
+        for spec in self.sandbox.iter().flat_map(|s| s.specs()).chain(fetch) {
             if !specs.iter().any(|s| s.name == spec.name) {
                 specs.push(spec);
             }
@@ -265,6 +268,8 @@ impl Conversation<'_, '_> {
             let (outcome, used) = self.run_task(call).await?;
             spent = used;
             outcome
+        } else if let Some(fetch) = self.fetch.as_ref().filter(|_| call.name == FETCH_TOOL) {
+            fetch.call(&call.arguments).await
         } else {
             let builtin = match self.sandbox.as_deref_mut() {
                 Some(sandbox) => sandbox.call(&call.name, &call.arguments).await,

@@ -25,6 +25,7 @@ use crate::project::HostOptions;
 use crate::registry::{AgentVersion, Registry, local_name, tenant_of};
 use crate::runtime::Runtime;
 use crate::store::{MemoryStore, Queue, Runs, SessionKey, Store};
+use crate::tools::{FETCH_TOOL, Fetch};
 
 use conversation::{Conversation, Persona};
 pub use instances::Instances;
@@ -74,6 +75,8 @@ pub struct Shared {
     pub instances: Instances,
     /// Tenants' policies and what each has used.
     pub policies: policy::Policies,
+    /// The HTTP client of the `fetch` tool.
+    fetch_client: reqwest::Client,
     pub stats: Stats,
     /// One lock per session, so prompts to a session run one at a time, in order.
     session_locks: Mutex<HashMap<SessionKey, Weak<tokio::sync::Mutex<()>>>>,
@@ -217,6 +220,7 @@ impl Shared {
             providers,
             instances: Instances::default(),
             policies,
+            fetch_client: crate::tools::fetch_client(),
             stats: Stats::default(),
             session_locks: Mutex::new(HashMap::new()),
         }
@@ -246,6 +250,18 @@ impl Shared {
             Some(false) => &self.memory,
             _ => self.store.as_ref(),
         }
+    }
+
+    /// The `fetch` tool of an agent: on the hosts `flue.toml` lets it reach, unless
+    /// none, or its tenant's `builtin_tools` leaves `fetch` out.
+    pub fn fetch_for(&self, agent: &str) -> Option<Arc<Fetch>> {
+        let hosts = self.options.config.fetch_hosts(agent);
+        let allowed = self
+            .policies
+            .builtin_tools(agent)
+            .is_none_or(|tools| tools.iter().any(|t| t == FETCH_TOOL));
+        (!hosts.is_empty() && allowed)
+            .then(|| Arc::new(Fetch::new(self.fetch_client.clone(), hosts)))
     }
 
     fn session_lock(&self, key: &SessionKey) -> Arc<tokio::sync::Mutex<()>> {
@@ -306,6 +322,7 @@ impl Shared {
             config: config.clone(),
             persona,
             sandbox: sandbox.as_mut(),
+            fetch: self.fetch_for(&key.instance.agent),
             depth: 0,
             events,
         };

@@ -98,6 +98,7 @@ impl Conversation<'_, '_> {
                     config: self.config.clone(),
                     persona: Persona::of_helper(&helper, &self.persona),
                     sandbox: self.sandbox.as_deref_mut(),
+                    fetch: self.fetch.clone(),
                     depth: self.depth + 1,
                     events: None,
                 };
@@ -158,6 +159,7 @@ impl Conversation<'_, '_> {
             config: config.clone(),
             persona,
             sandbox: sandbox.as_mut(),
+            fetch: shared.fetch_for(agent),
             depth: self.depth + 1,
             events: None,
         };

@@ -1,7 +1,9 @@
 //! Built-in tools the model gets from its sandbox: `read`, `write`, `edit`, `ls`,
 //! `glob` and `grep` over the sandbox's file tree, and `bash` where the sandbox is a
 //! host directory and the host allows commands. One implementation serves both trees.
+//! Beside them, `fetch` (fetch.rs) gets URLs from the hosts an agent may reach.
 
+mod fetch;
 mod shell;
 mod tree;
 
@@ -10,6 +12,7 @@ use std::path::PathBuf;
 use serde_json::{Value, json};
 
 use crate::models::ToolSpec;
+pub use fetch::{FETCH_TOOL, Fetch, client as fetch_client};
 pub use shell::ShellPolicy;
 use tree::FileTree;
 pub use tree::{LocalTree, VirtualTree};
