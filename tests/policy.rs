@@ -389,3 +389,31 @@ async fn fetch_reaches_only_the_hosts_allowed() {
         "no fetch tool"
     );
 }
+
+#[tokio::test]
+async fn a_prompt_past_its_wall_time_is_stopped() {
+    let fake = FakeProvider::start(|turn: &Turn| {
+        Reply::Delayed(Duration::from_millis(700), Box::new(ticket_script(turn)))
+    })
+    .await;
+    let policy = TenantSettings {
+        wall_ms_per_prompt: Some(300),
+        ..Default::default()
+    };
+    let (_project, host) = host(&fake, policy).await;
+    let started = std::time::Instant::now();
+    let refused = prompt(&host, "acme/support", "s").await;
+    assert!(
+        started.elapsed() < Duration::from_millis(650),
+        "{:?}",
+        started.elapsed()
+    );
+    let Err(error @ Error::LimitExceeded { .. }) = refused else {
+        panic!("expected limit_exceeded, got {refused:?}");
+    };
+    assert_eq!(error.limit(), Some("wall_ms_per_prompt"));
+    assert_eq!(error.to_wire().0, 422);
+    // The operator's agent, under the host's default, takes its two model calls.
+    let answer = prompt(&host, "support_assistant", "s").await.unwrap();
+    assert!(answer.contains("t-1"), "{answer}");
+}

@@ -63,7 +63,7 @@ impl Error {
             Error::Store(_) | Error::Startup(_) | Error::Io(_) => (500, "internal_error"),
             Error::LimitExceeded { limit, .. } => match limit.as_str() {
                 "allowed_models" | "sandboxes" => (403, "limit_exceeded"),
-                "max_tool_rounds" => (422, "limit_exceeded"),
+                "max_tool_rounds" | "wall_ms_per_prompt" => (422, "limit_exceeded"),
                 _ => (429, "limit_exceeded"),
             },
         };

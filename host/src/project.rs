@@ -86,6 +86,8 @@ pub struct LimitSettings {
     pub instance_idle_ms: Option<u64>,
     /// Wall time of one workflow run, prompts included (default 600000).
     pub run_ms: Option<u64>,
+    /// Wall time of one prompt, model calls and tools included (default 600000).
+    pub wall_ms_per_prompt: Option<u64>,
     /// Session histories kept in memory, by stored size in MiB (default 64).
     pub history_cache_mb: Option<usize>,
 }
@@ -110,6 +112,8 @@ pub struct TenantSettings {
     pub cpu_ms_per_call: Option<u64>,
     /// Wall time per guest call, in ms (at most the host's).
     pub wall_ms_per_call: Option<u64>,
+    /// Wall time per prompt, in ms (at most the host's).
+    pub wall_ms_per_prompt: Option<u64>,
     /// Sandbox kinds its agents may use: `virtual`, `local` (default: both; a `local`
     /// one also needs the agent's `local_dirs`).
     pub sandboxes: Option<Vec<String>>,
@@ -219,6 +223,11 @@ impl ProjectConfig {
     /// How long one workflow run may take.
     pub fn run_limit(&self) -> Duration {
         Duration::from_millis(self.limits.run_ms.unwrap_or(600_000))
+    }
+
+    /// How long one prompt may take.
+    pub fn prompt_limit(&self) -> Duration {
+        Duration::from_millis(self.limits.wall_ms_per_prompt.unwrap_or(600_000))
     }
 
     /// The bound on tool rounds per prompt.

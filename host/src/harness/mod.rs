@@ -275,14 +275,26 @@ impl Shared {
         lock
     }
 
-    /// Runs one prompt to its final answer. With `events`, the model is streamed and
-    /// every step is reported; without, each model call is answered whole.
+    /// Runs one prompt to its final answer, within its wall-time limit. With `events`,
+    /// the model is streamed and every step is reported; without, each model call is
+    /// answered whole.
     pub async fn run_prompt(
         self: &Arc<Self>,
         prompt: Prompt<'_>,
         events: Option<&mut (dyn FnMut(Event) + Send)>,
     ) -> Result<PromptResult, Error> {
-        let outcome = self.prompt_loop(prompt, events).await;
+        let agent = &prompt.session.instance.agent;
+        let limit = self
+            .policies
+            .prompt_limit(agent, self.options.config.prompt_limit());
+        let outcome = tokio::time::timeout(limit, self.prompt_loop(prompt, events))
+            .await
+            .unwrap_or_else(|_| {
+                Err(Error::LimitExceeded {
+                    limit: "wall_ms_per_prompt".into(),
+                    message: format!("the prompt did not finish within {limit:?}"),
+                })
+            });
         self.stats.record(&outcome);
         outcome
     }

@@ -248,6 +248,14 @@ impl Policies {
         self.of(agent)?.1.builtin_tools.as_deref()
     }
 
+    /// How long a prompt to `agent` may take: `host`, tightened by its tenant's
+    /// `wall_ms_per_prompt`.
+    pub fn prompt_limit(&self, agent: &str, host: Duration) -> Duration {
+        self.of(agent)
+            .and_then(|(_, policy)| policy.wall_ms_per_prompt)
+            .map_or(host, |ms| host.min(Duration::from_millis(ms)))
+    }
+
     /// The tenant's bound on tool rounds per prompt, if it sets one.
     pub fn max_tool_rounds(&self, agent: &str) -> Option<u32> {
         self.of(agent)?.1.max_tool_rounds
