@@ -417,3 +417,46 @@ async fn a_prompt_past_its_wall_time_is_stopped() {
     let answer = prompt(&host, "support_assistant", "s").await.unwrap();
     assert!(answer.contains("t-1"), "{answer}");
 }
+
+#[tokio::test]
+async fn an_agents_own_policy_binds_on_top_of_its_tenants() {
+    let fake = FakeProvider::start(ticket_script).await;
+    let project = Project::empty();
+    let agent = guest("agents/support_assistant");
+    std::fs::create_dir_all(project.path().join("agents/acme")).unwrap();
+    for name in ["acme/support", "acme/other", "support_assistant"] {
+        project.add_agent(name, &agent);
+    }
+    std::fs::write(
+        project.path().join("flue.toml"),
+        "[tenants.acme]\nprompts_per_minute = 100\n\n\
+         [policies.\"acme/support\"]\nprompts_per_minute = 1\n\n\
+         [policies.support_assistant]\nallowed_models = [\"openai/*\"]\n",
+    )
+    .unwrap();
+    let mut options = project.options(&fake);
+    options.config = flue_host::ProjectConfig::load(project.path()).unwrap();
+    let host = Host::open(options).await.expect("the host starts");
+
+    // acme/support's own rate is tighter than its tenant's.
+    prompt(&host, "acme/support", "a").await.unwrap();
+    let refused = prompt(&host, "acme/support", "b").await;
+    let Err(Error::LimitExceeded {
+        limit: which,
+        message,
+    }) = refused
+    else {
+        panic!("expected limit_exceeded, got {refused:?}");
+    };
+    assert_eq!(which, "prompts_per_minute");
+    assert!(message.contains("agent 'acme/support'"), "{message}");
+    // Another agent of the tenant has only the tenant's.
+    for session in ["a", "b", "c"] {
+        prompt(&host, "acme/other", session).await.unwrap();
+    }
+    // An operator's agent can have a policy too.
+    assert_eq!(
+        limit(prompt(&host, "support_assistant", "s").await),
+        "allowed_models"
+    );
+}

@@ -29,6 +29,11 @@ pub struct ProjectConfig {
     /// instances; its keys name it (`[[keys]] tenant = "<name>"`).
     #[serde(default)]
     pub tenants: BTreeMap<String, TenantSettings>,
+    /// Policies of single agents, with a tenant's settings
+    /// (`[policies."acme/support"] max_tool_rounds = 4`): they bind on top of the
+    /// agent's tenant's, the tighter value winning.
+    #[serde(default)]
+    pub policies: BTreeMap<String, TenantSettings>,
     /// API keys for the server: `[[keys]] name, sha256, agents, ids, tenant`.
     #[serde(default)]
     pub keys: Vec<crate::server::auth::ApiKey>,
@@ -245,23 +250,25 @@ impl ProjectConfig {
     /// The hosts an agent's `fetch` may reach: its own and its tenant's.
     pub fn fetch_hosts(&self, agent: &str) -> Vec<String> {
         let mut hosts = self.agent(agent).fetch_hosts;
-        if let Some(tenant) = self.tenant_of(agent) {
-            hosts.extend(tenant.fetch_hosts.iter().cloned());
+        for policy in self.policies_of(agent) {
+            hosts.extend(policy.fetch_hosts.iter().cloned());
         }
         hosts
     }
 
-    /// The settings of the tenant an agent belongs to, if any.
-    fn tenant_of(&self, agent: &str) -> Option<&TenantSettings> {
-        self.tenants.get(crate::registry::tenant_of(agent)?)
+    /// The policies that bind an agent: its tenant's, then its own.
+    fn policies_of(&self, agent: &str) -> impl Iterator<Item = &TenantSettings> {
+        let tenant = crate::registry::tenant_of(agent).and_then(|t| self.tenants.get(t));
+        tenant.into_iter().chain(self.policies.get(agent))
     }
 
-    /// The `env` handed to an agent's `create`: its tenant's, then its own.
+    /// The `env` handed to an agent's `create`: its tenant's, its policy's, then its
+    /// own `[agents.<name>] env`, a later value winning.
     pub fn agent_env(&self, agent: &str) -> Vec<(String, String)> {
-        let mut env = self
-            .tenant_of(agent)
-            .map(|tenant| tenant.env.clone())
-            .unwrap_or_default();
+        let mut env = BTreeMap::new();
+        for policy in self.policies_of(agent) {
+            env.extend(policy.env.clone());
+        }
         env.extend(self.agent(agent).env);
         env.into_iter().collect()
     }

@@ -205,7 +205,10 @@ impl Shared {
             options.config.models.clone(),
             options.env.clone(),
         );
-        let policies = policy::Policies::new(options.config.tenants.clone());
+        let policies = policy::Policies::new(
+            options.config.tenants.clone(),
+            options.config.policies.clone(),
+        );
         Self {
             options,
             runtime,

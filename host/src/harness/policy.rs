@@ -1,6 +1,8 @@
-//! Tenant policies: which models, sandboxes and built-in tools a tenant's agents may
-//! use, how many tool rounds a prompt may take, how many tokens a tenant may spend per
-//! hour, and how many prompts it may run at once and start per minute. A prompt over a limit fails with
+//! Policies, a tenant's (`[tenants.<name>]`) and an agent's own (`[policies.<agent>]`):
+//! which models, sandboxes and built-in tools an agent may use, how many tool rounds
+//! and how long a prompt may take, how many tokens may be spent per hour, and how many
+//! prompts may run at once and start per minute. Where both bind an agent, both must
+//! allow: the tighter value wins, and each counts its own usage. A prompt over a limit fails with
 //! [`Error::LimitExceeded`] naming the limit; budgets are checked before the provider
 //! is called. Counters live in memory: they start afresh when the host does.
 
@@ -51,23 +53,34 @@ struct Usage {
     running: u64,
 }
 
-/// The policies of every tenant and what each has used.
+/// The policies of every tenant and agent, and what each has used.
 #[derive(Default)]
 pub struct Policies {
     tenants: BTreeMap<String, TenantSettings>,
+    agents: BTreeMap<String, TenantSettings>,
+    /// By scope: a tenant's name, or `agent <name>` for an agent's own policy.
     usage: Mutex<HashMap<String, Usage>>,
 }
 
-/// A prompt admitted under its tenant's limits; it counts as running until dropped.
+/// One policy that binds an agent: its tenant's or its own.
+struct Scope<'a> {
+    /// What its usage is counted under.
+    key: String,
+    /// Who it binds, for messages: `tenant 'acme'`, `agent 'acme/support'`.
+    who: String,
+    policy: &'a TenantSettings,
+}
+
+/// A prompt admitted under its limits; it counts as running until dropped.
 pub struct Admission<'a> {
     policies: &'a Policies,
-    tenant: Option<String>,
+    scopes: Vec<String>,
 }
 
 impl Drop for Admission<'_> {
     fn drop(&mut self) {
-        if let Some(tenant) = &self.tenant {
-            self.policies.with_usage(tenant, |u| u.running -= 1);
+        for scope in &self.scopes {
+            self.policies.with_usage(scope, |u| u.running -= 1);
         }
     }
 }
@@ -88,87 +101,113 @@ fn exceeded(limit: &str, message: String) -> Error {
 }
 
 impl Policies {
-    /// Policies from `flue.toml`'s `[tenants.<name>]`.
-    pub fn new(tenants: BTreeMap<String, TenantSettings>) -> Self {
+    /// Policies from `flue.toml`'s `[tenants.<name>]` and `[policies.<agent>]`.
+    pub fn new(
+        tenants: BTreeMap<String, TenantSettings>,
+        agents: BTreeMap<String, TenantSettings>,
+    ) -> Self {
         Self {
             tenants,
+            agents,
             usage: Mutex::default(),
         }
     }
 
-    /// The tenant an agent belongs to and its policy; `None` for the operator's agents.
-    fn of(&self, agent: &str) -> Option<(&str, &TenantSettings)> {
-        self.tenants
-            .get_key_value(tenant_of(agent)?)
-            .map(|(t, s)| (t.as_str(), s))
+    /// The policies that bind an agent: its tenant's, then its own; both must allow.
+    fn scopes<'a>(&'a self, agent: &str) -> Vec<Scope<'a>> {
+        let tenant = tenant_of(agent).and_then(|t| self.tenants.get_key_value(t));
+        let tenant = tenant.map(|(name, policy)| Scope {
+            key: name.clone(),
+            who: format!("tenant '{name}'"),
+            policy,
+        });
+        let own = self.agents.get(agent).map(|policy| Scope {
+            key: format!("agent {agent}"),
+            who: format!("agent '{agent}'"),
+            policy,
+        });
+        tenant.into_iter().chain(own).collect()
     }
 
-    fn with_usage<T>(&self, tenant: &str, f: impl FnOnce(&mut Usage) -> T) -> T {
+    /// The tightest of the values the agent's policies set, if any sets one.
+    fn tightest<T: Ord>(
+        &self,
+        agent: &str,
+        value: impl Fn(&TenantSettings) -> Option<T>,
+    ) -> Option<T> {
+        self.scopes(agent)
+            .iter()
+            .filter_map(|s| value(s.policy))
+            .min()
+    }
+
+    fn with_usage<T>(&self, scope: &str, f: impl FnOnce(&mut Usage) -> T) -> T {
         let mut usage = self.usage.lock().unwrap_or_else(|e| e.into_inner());
-        f(usage.entry(tenant.to_string()).or_insert_with(|| Usage {
+        f(usage.entry(scope.to_string()).or_insert_with(|| Usage {
             tokens: Window::new(),
             prompts: Window::new(),
             running: 0,
         }))
     }
 
-    /// Admits a prompt to `agent` if its tenant is under its concurrency and rate limits.
+    /// Admits a prompt to `agent` if each of its policies is under its concurrency and
+    /// rate limits.
     pub fn admit(&self, agent: &str) -> Result<Admission<'_>, Error> {
-        let Some((tenant, policy)) = self.of(agent) else {
-            return Ok(Admission {
-                policies: self,
-                tenant: None,
+        let scopes = self.scopes(agent);
+        for scope in &scopes {
+            self.with_usage(&scope.key, |usage| {
+                if let Some(most) = scope.policy.max_concurrent_prompts
+                    && usage.running >= most
+                {
+                    return Err(exceeded(
+                        "max_concurrent_prompts",
+                        format!("{} already runs {most} prompts at once", scope.who),
+                    ));
+                }
+                if let Some(most) = scope.policy.prompts_per_minute
+                    && *usage.prompts.current(RATE_WINDOW) >= most
+                {
+                    return Err(exceeded(
+                        "prompts_per_minute",
+                        format!("{} started {most} prompts this minute", scope.who),
+                    ));
+                }
+                Ok(())
+            })?;
+        }
+        for scope in &scopes {
+            self.with_usage(&scope.key, |usage| {
+                *usage.prompts.current(RATE_WINDOW) += 1;
+                usage.running += 1;
             });
-        };
-        self.with_usage(tenant, |usage| {
-            if let Some(most) = policy.max_concurrent_prompts
-                && usage.running >= most
-            {
-                return Err(exceeded(
-                    "max_concurrent_prompts",
-                    format!("tenant '{tenant}' already runs {most} prompts at once"),
-                ));
-            }
-            let started = usage.prompts.current(RATE_WINDOW);
-            if let Some(most) = policy.prompts_per_minute
-                && *started >= most
-            {
-                return Err(exceeded(
-                    "prompts_per_minute",
-                    format!("tenant '{tenant}' started {most} prompts this minute"),
-                ));
-            }
-            *started += 1;
-            usage.running += 1;
-            Ok(())
-        })?;
+        }
         Ok(Admission {
             policies: self,
-            tenant: Some(tenant.to_string()),
+            scopes: scopes.into_iter().map(|s| s.key).collect(),
         })
     }
 
-    /// Refuses a model (`provider/model`) the agent's tenant may not use.
+    /// Refuses a model (`provider/model`) one of the agent's policies does not allow.
     fn check_model(&self, agent: &str, model: &str) -> Result<(), Error> {
-        let Some((tenant, policy)) = self.of(agent) else {
-            return Ok(());
-        };
-        match &policy.allowed_models {
-            Some(allowed) if !allowed.iter().any(|p| crate::server::auth::glob(p, model)) => {
-                Err(exceeded(
+        for scope in self.scopes(agent) {
+            if let Some(allowed) = &scope.policy.allowed_models
+                && !allowed.iter().any(|p| crate::server::auth::glob(p, model))
+            {
+                return Err(exceeded(
                     "allowed_models",
                     format!(
-                        "tenant '{tenant}' may not use model '{model}' (allowed: {})",
+                        "{} may not use model '{model}' (allowed: {})",
+                        scope.who,
                         list(allowed)
                     ),
-                ))
+                ));
             }
-            _ => Ok(()),
         }
+        Ok(())
     }
 
     /// Makes a model call of `agent` (with `model`, as `provider/model`) under its
-    /// tenant's policy: the model and the budget are checked before `call` runs, and the
+    /// policies: the model and the budgets are checked before `call` runs, and the
     /// tokens it used are counted after. Every model call goes through here.
     pub async fn metered(
         &self,
@@ -183,81 +222,84 @@ impl Policies {
         Ok(answer)
     }
 
-    /// Refuses a model call once the agent's tenant has spent its tokens for the hour.
+    /// Refuses a model call once a policy of the agent has spent its tokens for the hour.
     fn check_budget(&self, agent: &str) -> Result<(), Error> {
-        let Some((tenant, policy)) = self.of(agent) else {
-            return Ok(());
-        };
-        let Some(budget) = policy.tokens_per_hour else {
-            return Ok(());
-        };
-        let spent = self.with_usage(tenant, |u| *u.tokens.current(BUDGET_WINDOW));
-        if spent >= budget {
-            return Err(exceeded(
-                "tokens_per_hour",
-                format!("tenant '{tenant}' has spent its {budget} tokens for this hour"),
-            ));
+        for scope in self.scopes(agent) {
+            let Some(budget) = scope.policy.tokens_per_hour else {
+                continue;
+            };
+            let spent = self.with_usage(&scope.key, |u| *u.tokens.current(BUDGET_WINDOW));
+            if spent >= budget {
+                return Err(exceeded(
+                    "tokens_per_hour",
+                    format!("{} has spent its {budget} tokens for this hour", scope.who),
+                ));
+            }
         }
         Ok(())
     }
 
-    /// Counts tokens a model call of the agent used against its tenant's budget.
+    /// Counts tokens a model call of the agent used against each of its policies.
     fn spend(&self, agent: &str, tokens: u64) {
-        if let Some((tenant, _)) = self.of(agent) {
-            self.with_usage(tenant, |u| *u.tokens.current(BUDGET_WINDOW) += tokens);
+        for scope in self.scopes(agent) {
+            self.with_usage(&scope.key, |u| *u.tokens.current(BUDGET_WINDOW) += tokens);
         }
     }
 
     /// The guest limits for an instance of `agent`: the host's, tightened by its
-    /// tenant's `memory_mb`, `cpu_ms_per_call` and `wall_ms_per_call`.
+    /// policies' `memory_mb`, `cpu_ms_per_call` and `wall_ms_per_call`.
     pub fn guest_limits(&self, agent: &str, host: &Limits) -> Limits {
         let mut limits = host.clone();
-        if let Some((_, policy)) = self.of(agent) {
-            if let Some(mb) = policy.memory_mb {
-                limits.memory_bytes = limits.memory_bytes.min(mb.saturating_mul(1 << 20));
-            }
-            if let Some(ms) = policy.cpu_ms_per_call {
-                limits.cpu_per_call = limits.cpu_per_call.min(Duration::from_millis(ms));
-            }
-            if let Some(ms) = policy.wall_ms_per_call {
-                limits.wall_per_call = limits.wall_per_call.min(Duration::from_millis(ms));
-            }
+        if let Some(mb) = self.tightest(agent, |p| p.memory_mb) {
+            limits.memory_bytes = limits.memory_bytes.min(mb.saturating_mul(1 << 20));
+        }
+        if let Some(ms) = self.tightest(agent, |p| p.cpu_ms_per_call) {
+            limits.cpu_per_call = limits.cpu_per_call.min(Duration::from_millis(ms));
+        }
+        if let Some(ms) = self.tightest(agent, |p| p.wall_ms_per_call) {
+            limits.wall_per_call = limits.wall_per_call.min(Duration::from_millis(ms));
         }
         limits
     }
 
-    /// Refuses a sandbox kind (`virtual`, `local`) the agent's tenant may not use.
+    /// Refuses a sandbox kind (`virtual`, `local`) one of the agent's policies does not
+    /// allow.
     pub fn check_sandbox(&self, agent: &str, kind: &str) -> Result<(), Error> {
-        let Some((tenant, policy)) = self.of(agent) else {
-            return Ok(());
-        };
-        match &policy.sandboxes {
-            Some(allowed) if !allowed.iter().any(|k| k == kind) => Err(exceeded(
-                "sandboxes",
-                format!(
-                    "tenant '{tenant}' may not use a {kind} sandbox (allowed: {})",
-                    list(allowed)
-                ),
-            )),
-            _ => Ok(()),
+        for scope in self.scopes(agent) {
+            if let Some(allowed) = &scope.policy.sandboxes
+                && !allowed.iter().any(|k| k == kind)
+            {
+                return Err(exceeded(
+                    "sandboxes",
+                    format!(
+                        "{} may not use a {kind} sandbox (allowed: {})",
+                        scope.who,
+                        list(allowed)
+                    ),
+                ));
+            }
         }
+        Ok(())
     }
 
-    /// The built-in tools the agent's tenant allows, if it names them.
-    pub fn builtin_tools(&self, agent: &str) -> Option<&[String]> {
-        self.of(agent)?.1.builtin_tools.as_deref()
+    /// The built-in tools the agent may use, if its policies name them: those every
+    /// policy that names them allows.
+    pub fn builtin_tools(&self, agent: &str) -> Option<Vec<String>> {
+        self.scopes(agent)
+            .iter()
+            .filter_map(|s| s.policy.builtin_tools.clone())
+            .reduce(|kept, next| kept.into_iter().filter(|t| next.contains(t)).collect())
     }
 
-    /// How long a prompt to `agent` may take: `host`, tightened by its tenant's
+    /// How long a prompt to `agent` may take: `host`, tightened by its policies'
     /// `wall_ms_per_prompt`.
     pub fn prompt_limit(&self, agent: &str, host: Duration) -> Duration {
-        self.of(agent)
-            .and_then(|(_, policy)| policy.wall_ms_per_prompt)
+        self.tightest(agent, |p| p.wall_ms_per_prompt)
             .map_or(host, |ms| host.min(Duration::from_millis(ms)))
     }
 
-    /// The tenant's bound on tool rounds per prompt, if it sets one.
+    /// The tightest bound on tool rounds per prompt the agent's policies set, if any.
     pub fn max_tool_rounds(&self, agent: &str) -> Option<u32> {
-        self.of(agent)?.1.max_tool_rounds
+        self.tightest(agent, |p| p.max_tool_rounds)
     }
 }

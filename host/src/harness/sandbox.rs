@@ -85,7 +85,7 @@ impl Shared {
             }
         };
         Ok(Some(match builtins {
-            Some(allowed) => sandbox.only(allowed),
+            Some(allowed) => sandbox.only(&allowed),
             None => sandbox,
         }))
     }
