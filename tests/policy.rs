@@ -181,6 +181,7 @@ async fn a_tenant_runs_its_guests_under_tighter_limits() {
         TenantSettings {
             memory_mb: Some(8),
             cpu_ms_per_call: Some(100),
+            wall_ms_per_call: Some(1000),
             ..Default::default()
         },
     );
@@ -217,6 +218,16 @@ async fn a_tenant_runs_its_guests_under_tighter_limits() {
     assert_eq!(limit, "\"cpu_ms_per_call\"");
     assert!(
         started.elapsed() < Duration::from_millis(1500),
+        "{:?}",
+        started.elapsed()
+    );
+    // A guest that sleeps uses no CPU: the tenant's wall bound stops it.
+    let started = std::time::Instant::now();
+    let (message, limit) = call("acme/hostile", "nap").await;
+    assert!(message.contains("did not answer within 1s"), "{message}");
+    assert_eq!(limit, "\"wall_ms_per_call\"");
+    assert!(
+        started.elapsed() < Duration::from_secs(2),
         "{:?}",
         started.elapsed()
     );

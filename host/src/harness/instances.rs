@@ -170,7 +170,8 @@ impl Shared {
     }
 
     /// Runs `call` in instance `key` of `version` on the guest threads, holding its
-    /// slot, made live first if need be. A failed call discards the instance.
+    /// slot, made live first if need be. A call that trapped or passed a limit discards
+    /// the instance; one whose answer was refused as too large leaves it as it was.
     async fn in_instance<T: Send + 'static>(
         self: &Arc<Self>,
         key: &InstanceKey,
@@ -184,7 +185,9 @@ impl Shared {
             match call(live).await {
                 Ok(answer) => Ok(answer),
                 Err(source) => {
-                    shared.instances.discard(&mut held);
+                    if !matches!(source, GuestError::Oversized(_)) {
+                        shared.instances.discard(&mut held);
+                    }
                     Err(shared.guest_failure(&key.agent, source))
                 }
             }
