@@ -149,12 +149,11 @@ impl Host {
     /// `authorize` export runs in that instance. `true` for agents without one.
     pub async fn authorize(&self, agent: &str, id: &str, caller: &Identity) -> Result<bool, Error> {
         harness::check_name("instance id", id)?;
-        let caller = serde_json::to_string(caller).expect("an identity serializes");
         let key = InstanceKey {
             agent: agent.to_string(),
             id: id.to_string(),
         };
-        self.shared.guest_authorizes(&key, &caller).await
+        self.shared.guest_authorizes(&key, caller).await
     }
 
     /// A dispatched event and how its delivery went, if it exists.

@@ -249,11 +249,9 @@ impl ProjectConfig {
 
     /// The hosts an agent's `fetch` may reach: its own and its tenant's.
     pub fn fetch_hosts(&self, agent: &str) -> Vec<String> {
-        let mut hosts = self.agent(agent).fetch_hosts;
-        for policy in self.policies_of(agent) {
-            hosts.extend(policy.fetch_hosts.iter().cloned());
-        }
-        hosts
+        let own = self.agents.get(agent).map(|a| &a.fetch_hosts);
+        let policies = self.policies_of(agent).map(|p| &p.fetch_hosts);
+        own.into_iter().chain(policies).flatten().cloned().collect()
     }
 
     /// The policies that bind an agent: its tenant's, then its own.

@@ -150,19 +150,20 @@ impl Shared {
         .await
     }
 
-    /// Asks the agent whether `caller` (JSON: tenant, key, claims) may reach instance
-    /// `key`, in that instance (made live if need be). Agents that do not decide (no
+    /// Asks the agent whether `caller` (told as JSON: tenant, key, claims) may reach
+    /// instance `key`, in that instance (made live if need be). Agents that do not decide (no
     /// `authorize` export) are not called: the answer is `true`.
     pub async fn guest_authorizes(
         self: &Arc<Self>,
         key: &InstanceKey,
-        caller: &str,
+        caller: &crate::Identity,
     ) -> Result<bool, Error> {
         let version = self.agent(&key.agent)?;
         if !version.compiled.authorizes() {
             return Ok(true);
         }
-        let (caller, id) = (caller.to_string(), key.id.clone());
+        let caller = serde_json::to_string(caller).expect("an identity serializes");
+        let id = key.id.clone();
         self.in_instance(key, &version, move |live| {
             Box::pin(async move { live.instance.authorize(&caller, &id).await })
         })

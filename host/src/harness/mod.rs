@@ -259,12 +259,12 @@ impl Shared {
     /// none, or its tenant's `builtin_tools` leaves `fetch` out.
     pub fn fetch_for(&self, agent: &str) -> Option<Arc<Fetch>> {
         let hosts = self.options.config.fetch_hosts(agent);
-        let allowed = self
-            .policies
-            .builtin_tools(agent)
-            .is_none_or(|tools| tools.iter().any(|t| t == FETCH_TOOL));
-        (!hosts.is_empty() && allowed)
-            .then(|| Arc::new(Fetch::new(self.fetch_client.clone(), hosts)))
+        let allowed = !hosts.is_empty()
+            && self
+                .policies
+                .builtin_tools(agent)
+                .is_none_or(|tools| tools.iter().any(|t| t == FETCH_TOOL));
+        allowed.then(|| Arc::new(Fetch::new(self.fetch_client.clone(), hosts)))
     }
 
     fn session_lock(&self, key: &SessionKey) -> Arc<tokio::sync::Mutex<()>> {
