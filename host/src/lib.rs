@@ -74,7 +74,7 @@ impl Host {
             Runtime::new(limits, options.data_dir.join("cache"))
                 .map_err(|e| Error::Startup(e.to_string()))?,
         );
-        let sqlite_path = options.data_dir.join("flue.db");
+        let sqlite_path = options.sqlite_path();
         let store = store::open(match &options.database_url {
             Some(url) => Database::Postgres { url },
             None => Database::Sqlite {

@@ -312,4 +312,50 @@ impl HostOptions {
             env: crate::models::process_env(),
         })
     }
+
+    /// The SQLite database file, used when no PostgreSQL URL is given.
+    pub fn sqlite_path(&self) -> PathBuf {
+        self.data_dir.join("flue.db")
+    }
+
+    /// Where the state lives, for people: the SQLite file, or the PostgreSQL server and
+    /// database (never the password).
+    pub fn state_location(&self) -> String {
+        let Some(url) = &self.database_url else {
+            return format!("SQLite at {}", self.sqlite_path().display());
+        };
+        match reqwest::Url::parse(url) {
+            Ok(url) => format!(
+                "PostgreSQL at {}:{}{}",
+                url.host_str().unwrap_or("localhost"),
+                url.port().unwrap_or(5432),
+                url.path()
+            ),
+            Err(_) => "PostgreSQL".into(),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_state_location_names_the_database_but_never_its_password() {
+        let mut options = HostOptions {
+            agents_dir: "agents".into(),
+            data_dir: "/data".into(),
+            database_url: None,
+            workflows_dir: "workflows".into(),
+            skills_dir: "skills".into(),
+            config: ProjectConfig::default(),
+            env: BTreeMap::new(),
+        };
+        assert_eq!(options.state_location(), "SQLite at /data/flue.db");
+        options.database_url = Some("postgres://flue:s3cret@db.internal:6543/flue".into());
+        assert_eq!(
+            options.state_location(),
+            "PostgreSQL at db.internal:6543/flue"
+        );
+    }
 }

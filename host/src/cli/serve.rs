@@ -30,6 +30,7 @@ pub async fn run(cli: &Cli, listen: &Listen, insecure: bool, dev: bool) -> Resul
     let names: Vec<String> = host.agents().into_iter().map(|a| a.name).collect();
     println!("Listening on http://{addr}");
     eprintln!("{} agent(s): {}", names.len(), names.join(", "));
+    eprintln!("State in {}", host.options().state_location());
     let options = ServerOptions {
         auth,
         ..ServerOptions::default()
