@@ -13,9 +13,8 @@ libfuzzer_sys::fuzz_target!(|text: &str| {
         let _ = config.instance_idle();
         let _ = config.run_limit();
         let _ = config.prompt_limit();
-        let named = config.agents.keys().chain(config.policies.keys());
-        for agent in named.chain(config.tenants.keys()) {
-            let _ = (config.agent_env(agent), config.fetch_hosts(agent));
+        for agent in config.agents.keys() {
+            let _ = config.agent(agent);
         }
         let _ = config.max_tool_rounds();
         let _ = config.history_cache_bytes();

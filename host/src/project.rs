@@ -246,30 +246,6 @@ impl ProjectConfig {
     pub fn agent(&self, agent: &str) -> AgentSettings {
         self.agents.get(agent).cloned().unwrap_or_default()
     }
-
-    /// The hosts an agent's `fetch` may reach: its own and its tenant's.
-    pub fn fetch_hosts(&self, agent: &str) -> Vec<String> {
-        let own = self.agents.get(agent).map(|a| &a.fetch_hosts);
-        let policies = self.policies_of(agent).map(|p| &p.fetch_hosts);
-        own.into_iter().chain(policies).flatten().cloned().collect()
-    }
-
-    /// The policies that bind an agent: its tenant's, then its own.
-    fn policies_of(&self, agent: &str) -> impl Iterator<Item = &TenantSettings> {
-        let tenant = crate::registry::tenant_of(agent).and_then(|t| self.tenants.get(t));
-        tenant.into_iter().chain(self.policies.get(agent))
-    }
-
-    /// The `env` handed to an agent's `create`: its tenant's, its policy's, then its
-    /// own `[agents.<name>] env`, a later value winning.
-    pub fn agent_env(&self, agent: &str) -> Vec<(String, String)> {
-        let mut env = BTreeMap::new();
-        for policy in self.policies_of(agent) {
-            env.extend(policy.env.clone());
-        }
-        env.extend(self.agent(agent).env);
-        env.into_iter().collect()
-    }
 }
 
 /// Where a host finds its agents, keeps its data, and reads its settings.

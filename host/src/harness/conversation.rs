@@ -104,11 +104,9 @@ impl Conversation<'_, '_> {
         let mut stored = request.messages.len();
         request.messages.push(Message::User { content: message });
         let mut usage = Usage::default();
-        let host_rounds = shared.options.config.max_tool_rounds();
         let max_rounds = shared
             .policies
-            .max_tool_rounds(&agent)
-            .map_or(host_rounds, |tenant| tenant.min(host_rounds));
+            .max_tool_rounds(&agent, shared.options.config.max_tool_rounds());
         for round in 0..=max_rounds {
             if let Some(policy) = &policy {
                 usage.add(

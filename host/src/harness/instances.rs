@@ -251,9 +251,10 @@ impl Shared {
             )
             .await
             .map_err(guest_error)?;
-        let env = self.options.config.agent_env(&key.agent);
+        let mut env = self.policies.env(&key.agent);
+        env.extend(self.options.config.agent(&key.agent).env);
         let mut config = instance
-            .create(&key.agent, &key.id, env, None)
+            .create(&key.agent, &key.id, env.into_iter().collect(), None)
             .await
             .map_err(guest_error)?
             .resolved();

@@ -255,10 +255,14 @@ impl Shared {
         }
     }
 
-    /// The `fetch` tool of an agent: on the hosts `flue.toml` lets it reach, unless
-    /// none, or its tenant's `builtin_tools` leaves `fetch` out.
+    /// The `fetch` tool of an agent: on the hosts its `[agents.<name>]` settings and
+    /// its policies let it reach, unless none, or a policy's `builtin_tools` leaves
+    /// `fetch` out.
     pub fn fetch_for(&self, agent: &str) -> Option<Arc<Fetch>> {
-        let hosts = self.options.config.fetch_hosts(agent);
+        let mut hosts = self.policies.fetch_hosts(agent);
+        if let Some(own) = self.options.config.agents.get(agent) {
+            hosts.extend(own.fetch_hosts.iter().cloned());
+        }
         let allowed = !hosts.is_empty()
             && self
                 .policies

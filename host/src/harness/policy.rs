@@ -1,10 +1,11 @@
 //! Policies, a tenant's (`[tenants.<name>]`) and an agent's own (`[policies.<agent>]`):
 //! which models, sandboxes and built-in tools an agent may use, how many tool rounds
 //! and how long a prompt may take, how many tokens may be spent per hour, and how many
-//! prompts may run at once and start per minute. Where both bind an agent, both must
-//! allow: the tighter value wins, and each counts its own usage. A prompt over a limit fails with
-//! [`Error::LimitExceeded`] naming the limit; budgets are checked before the provider
-//! is called. Counters live in memory: they start afresh when the host does.
+//! prompts may run at once and start per minute; also the `env` and `fetch` hosts they
+//! grant. Where both bind an agent, both must allow: the tighter value wins, and each
+//! counts its own usage. A prompt over a limit fails with [`Error::LimitExceeded`]
+//! naming the limit; budgets are checked before the provider is called. Counters live
+//! in memory: they start afresh when the host does.
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Mutex;
@@ -45,7 +46,7 @@ impl Window {
     }
 }
 
-/// What a tenant has used.
+/// What a policy's holder has used.
 #[derive(Debug)]
 struct Usage {
     tokens: Window,
@@ -53,28 +54,54 @@ struct Usage {
     running: u64,
 }
 
+impl Usage {
+    fn new() -> Self {
+        Self {
+            tokens: Window::new(),
+            prompts: Window::new(),
+            running: 0,
+        }
+    }
+}
+
+/// Whose policy it is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+enum Holder {
+    Tenant,
+    Agent,
+}
+
 /// The policies of every tenant and agent, and what each has used.
 #[derive(Default)]
 pub struct Policies {
     tenants: BTreeMap<String, TenantSettings>,
     agents: BTreeMap<String, TenantSettings>,
-    /// By scope: a tenant's name, or `agent <name>` for an agent's own policy.
-    usage: Mutex<HashMap<String, Usage>>,
+    /// What each tenant (by name) and each agent with a policy of its own has used.
+    usage: Mutex<HashMap<Holder, HashMap<String, Usage>>>,
 }
 
 /// One policy that binds an agent: its tenant's or its own.
 struct Scope<'a> {
-    /// What its usage is counted under.
-    key: String,
-    /// Who it binds, for messages: `tenant 'acme'`, `agent 'acme/support'`.
-    who: String,
+    holder: Holder,
+    /// The tenant's or the agent's name.
+    name: &'a str,
     policy: &'a TenantSettings,
+}
+
+impl Scope<'_> {
+    /// Who the policy binds, for messages: `tenant 'acme'`, `agent 'acme/support'`.
+    fn who(&self) -> String {
+        match self.holder {
+            Holder::Tenant => format!("tenant '{}'", self.name),
+            Holder::Agent => format!("agent '{}'", self.name),
+        }
+    }
 }
 
 /// A prompt admitted under its limits; it counts as running until dropped.
 pub struct Admission<'a> {
     policies: &'a Policies,
-    scopes: Vec<String>,
+    scopes: Vec<Scope<'a>>,
 }
 
 impl Drop for Admission<'_> {
@@ -116,17 +143,18 @@ impl Policies {
     /// The policies that bind an agent: its tenant's, then its own; both must allow.
     fn scopes<'a>(&'a self, agent: &str) -> Vec<Scope<'a>> {
         let tenant = tenant_of(agent).and_then(|t| self.tenants.get_key_value(t));
-        let tenant = tenant.map(|(name, policy)| Scope {
-            key: name.clone(),
-            who: format!("tenant '{name}'"),
-            policy,
-        });
-        let own = self.agents.get(agent).map(|policy| Scope {
-            key: format!("agent {agent}"),
-            who: format!("agent '{agent}'"),
-            policy,
-        });
-        tenant.into_iter().chain(own).collect()
+        let tenant = tenant.map(|(name, policy)| (Holder::Tenant, name, policy));
+        let own = self.agents.get_key_value(agent);
+        let own = own.map(|(name, policy)| (Holder::Agent, name, policy));
+        tenant
+            .into_iter()
+            .chain(own)
+            .map(|(holder, name, policy)| Scope {
+                holder,
+                name,
+                policy,
+            })
+            .collect()
     }
 
     /// The tightest of the values the agent's policies set, if any sets one.
@@ -141,13 +169,13 @@ impl Policies {
             .min()
     }
 
-    fn with_usage<T>(&self, scope: &str, f: impl FnOnce(&mut Usage) -> T) -> T {
+    fn with_usage<T>(&self, scope: &Scope, f: impl FnOnce(&mut Usage) -> T) -> T {
         let mut usage = self.usage.lock().unwrap_or_else(|e| e.into_inner());
-        f(usage.entry(scope.to_string()).or_insert_with(|| Usage {
-            tokens: Window::new(),
-            prompts: Window::new(),
-            running: 0,
-        }))
+        let used = usage.entry(scope.holder).or_default();
+        if !used.contains_key(scope.name) {
+            used.insert(scope.name.to_string(), Usage::new());
+        }
+        f(used.get_mut(scope.name).expect("inserted above"))
     }
 
     /// Admits a prompt to `agent` if each of its policies is under its concurrency and
@@ -155,13 +183,13 @@ impl Policies {
     pub fn admit(&self, agent: &str) -> Result<Admission<'_>, Error> {
         let scopes = self.scopes(agent);
         for scope in &scopes {
-            self.with_usage(&scope.key, |usage| {
+            self.with_usage(scope, |usage| {
                 if let Some(most) = scope.policy.max_concurrent_prompts
                     && usage.running >= most
                 {
                     return Err(exceeded(
                         "max_concurrent_prompts",
-                        format!("{} already runs {most} prompts at once", scope.who),
+                        format!("{} already runs {most} prompts at once", scope.who()),
                     ));
                 }
                 if let Some(most) = scope.policy.prompts_per_minute
@@ -169,21 +197,21 @@ impl Policies {
                 {
                     return Err(exceeded(
                         "prompts_per_minute",
-                        format!("{} started {most} prompts this minute", scope.who),
+                        format!("{} started {most} prompts this minute", scope.who()),
                     ));
                 }
                 Ok(())
             })?;
         }
         for scope in &scopes {
-            self.with_usage(&scope.key, |usage| {
+            self.with_usage(scope, |usage| {
                 *usage.prompts.current(RATE_WINDOW) += 1;
                 usage.running += 1;
             });
         }
         Ok(Admission {
             policies: self,
-            scopes: scopes.into_iter().map(|s| s.key).collect(),
+            scopes,
         })
     }
 
@@ -197,7 +225,7 @@ impl Policies {
                     "allowed_models",
                     format!(
                         "{} may not use model '{model}' (allowed: {})",
-                        scope.who,
+                        scope.who(),
                         list(allowed)
                     ),
                 ));
@@ -228,11 +256,14 @@ impl Policies {
             let Some(budget) = scope.policy.tokens_per_hour else {
                 continue;
             };
-            let spent = self.with_usage(&scope.key, |u| *u.tokens.current(BUDGET_WINDOW));
+            let spent = self.with_usage(&scope, |u| *u.tokens.current(BUDGET_WINDOW));
             if spent >= budget {
                 return Err(exceeded(
                     "tokens_per_hour",
-                    format!("{} has spent its {budget} tokens for this hour", scope.who),
+                    format!(
+                        "{} has spent its {budget} tokens for this hour",
+                        scope.who()
+                    ),
                 ));
             }
         }
@@ -242,7 +273,7 @@ impl Policies {
     /// Counts tokens a model call of the agent used against each of its policies.
     fn spend(&self, agent: &str, tokens: u64) {
         for scope in self.scopes(agent) {
-            self.with_usage(&scope.key, |u| *u.tokens.current(BUDGET_WINDOW) += tokens);
+            self.with_usage(&scope, |u| *u.tokens.current(BUDGET_WINDOW) += tokens);
         }
     }
 
@@ -273,7 +304,7 @@ impl Policies {
                     "sandboxes",
                     format!(
                         "{} may not use a {kind} sandbox (allowed: {})",
-                        scope.who,
+                        scope.who(),
                         list(allowed)
                     ),
                 ));
@@ -298,8 +329,29 @@ impl Policies {
             .map_or(host, |ms| host.min(Duration::from_millis(ms)))
     }
 
-    /// The tightest bound on tool rounds per prompt the agent's policies set, if any.
-    pub fn max_tool_rounds(&self, agent: &str) -> Option<u32> {
+    /// How many tool rounds a prompt to `agent` may take: `host`, tightened by its
+    /// policies' `max_tool_rounds`.
+    pub fn max_tool_rounds(&self, agent: &str, host: u32) -> u32 {
         self.tightest(agent, |p| p.max_tool_rounds)
+            .map_or(host, |rounds| host.min(rounds))
+    }
+
+    /// The `env` the agent's policies hand to its `create`: its tenant's, then its own
+    /// policy's, a later value winning.
+    pub fn env(&self, agent: &str) -> BTreeMap<String, String> {
+        let mut env = BTreeMap::new();
+        for scope in self.scopes(agent) {
+            env.extend(scope.policy.env.clone());
+        }
+        env
+    }
+
+    /// The hosts the agent's policies let its `fetch` reach.
+    pub fn fetch_hosts(&self, agent: &str) -> Vec<String> {
+        let scopes = self.scopes(agent);
+        scopes
+            .iter()
+            .flat_map(|s| s.policy.fetch_hosts.iter().cloned())
+            .collect()
     }
 }
