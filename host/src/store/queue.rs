@@ -46,11 +46,12 @@ impl DispatchStatus {
         }
     }
 
-    /// The status named by [`Self::as_str`].
-    pub fn parse(text: &str) -> Option<Self> {
+    /// The status named by [`Self::as_str`], as read back from a database.
+    pub fn parse(text: &str) -> Result<Self, StoreError> {
         [Self::Queued, Self::Running, Self::Done, Self::Dead]
             .into_iter()
             .find(|s| s.as_str() == text)
+            .ok_or_else(|| StoreError(format!("unknown dispatch status '{text}'")))
     }
 }
 

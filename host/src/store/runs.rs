@@ -24,8 +24,8 @@ impl RunStatus {
         }
     }
 
-    /// The status named by [`Self::as_str`].
-    pub fn parse(text: &str) -> Option<Self> {
+    /// The status named by [`Self::as_str`], as read back from a database.
+    pub fn parse(text: &str) -> Result<Self, StoreError> {
         [
             Self::Running,
             Self::Completed,
@@ -34,6 +34,7 @@ impl RunStatus {
         ]
         .into_iter()
         .find(|s| s.as_str() == text)
+        .ok_or_else(|| StoreError(format!("unknown run status '{text}'")))
     }
 }
 

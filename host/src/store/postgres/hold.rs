@@ -5,7 +5,6 @@
 use sqlx::pool::PoolConnection;
 use sqlx::postgres::{PgPool, Postgres};
 
-use super::db_error;
 use crate::store::{SessionKey, StoreError};
 
 /// A held session; dropping it releases the lock.
@@ -17,7 +16,7 @@ pub struct Held {
 /// Waits until this host holds `key`.
 pub async fn take(pool: &PgPool, key: &SessionKey) -> Result<Held, StoreError> {
     let mut held = Held {
-        conn: Some(pool.acquire().await.map_err(db_error)?),
+        conn: Some(pool.acquire().await.map_err(StoreError::from_display)?),
         locked: false,
     };
     let conn = held.conn.as_mut().expect("just taken");
@@ -25,7 +24,7 @@ pub async fn take(pool: &PgPool, key: &SessionKey) -> Result<Held, StoreError> {
         .bind(lock_name(key))
         .execute(&mut **conn)
         .await
-        .map_err(db_error)?;
+        .map_err(StoreError::from_display)?;
     held.locked = true;
     Ok(held)
 }

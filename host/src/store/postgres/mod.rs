@@ -83,10 +83,6 @@ const MIGRATIONS: &[&str] = &["CREATE TABLE messages (
         PRIMARY KEY (run_id, idx)
     );"];
 
-fn db_error(e: sqlx::Error) -> StoreError {
-    StoreError::from_display(e)
-}
-
 /// Sessions, state, the dispatch queue and runs in a PostgreSQL database.
 pub struct PostgresStore {
     pool: PgPool,
@@ -126,21 +122,21 @@ impl PostgresStore {
 /// Applies the schema steps not applied yet, in one transaction, under a lock that
 /// keeps other hosts from doing the same at the same time.
 async fn migrate(pool: &PgPool) -> Result<(), StoreError> {
-    let mut conn = pool.acquire().await.map_err(db_error)?;
-    let mut tx = conn.begin().await.map_err(db_error)?;
+    let mut conn = pool.acquire().await.map_err(StoreError::from_display)?;
+    let mut tx = conn.begin().await.map_err(StoreError::from_display)?;
     sqlx::query("SELECT pg_advisory_xact_lock($1)")
         .bind(MIGRATION_LOCK)
         .execute(&mut *tx)
         .await
-        .map_err(db_error)?;
+        .map_err(StoreError::from_display)?;
     sqlx::raw_sql("CREATE TABLE IF NOT EXISTS flue_schema (steps INTEGER NOT NULL)")
         .execute(&mut *tx)
         .await
-        .map_err(db_error)?;
+        .map_err(StoreError::from_display)?;
     let done: Option<i32> = sqlx::query_scalar("SELECT steps FROM flue_schema")
         .fetch_optional(&mut *tx)
         .await
-        .map_err(db_error)?;
+        .map_err(StoreError::from_display)?;
     let done = done.unwrap_or(0) as usize;
     if done > MIGRATIONS.len() {
         return Err(StoreError(format!(
@@ -152,18 +148,18 @@ async fn migrate(pool: &PgPool) -> Result<(), StoreError> {
         sqlx::raw_sql(*step)
             .execute(&mut *tx)
             .await
-            .map_err(db_error)?;
+            .map_err(StoreError::from_display)?;
     }
     sqlx::query("DELETE FROM flue_schema")
         .execute(&mut *tx)
         .await
-        .map_err(db_error)?;
+        .map_err(StoreError::from_display)?;
     sqlx::query("INSERT INTO flue_schema (steps) VALUES ($1)")
         .bind(MIGRATIONS.len() as i32)
         .execute(&mut *tx)
         .await
-        .map_err(db_error)?;
-    tx.commit().await.map_err(db_error)
+        .map_err(StoreError::from_display)?;
+    tx.commit().await.map_err(StoreError::from_display)
 }
 
 #[async_trait]
@@ -182,7 +178,7 @@ impl Store for PostgresStore {
         .bind(&key.session)
         .fetch_all(&self.pool)
         .await
-        .map_err(db_error)?;
+        .map_err(StoreError::from_display)?;
         rows.iter()
             .map(|row| {
                 serde_json::from_str(row.get::<&str, _>(0))
@@ -215,7 +211,7 @@ impl Store for PostgresStore {
         .execute(&self.pool)
         .await
         .map(drop)
-        .map_err(db_error)
+        .map_err(StoreError::from_display)
     }
 
     async fn state_get(
@@ -231,7 +227,7 @@ impl Store for PostgresStore {
         .bind(key)
         .fetch_optional(&self.pool)
         .await
-        .map_err(db_error)
+        .map_err(StoreError::from_display)
     }
 
     async fn state_set(
@@ -251,6 +247,6 @@ impl Store for PostgresStore {
         .execute(&self.pool)
         .await
         .map(drop)
-        .map_err(db_error)
+        .map_err(StoreError::from_display)
     }
 }

@@ -8,7 +8,7 @@ use async_trait::async_trait;
 use sqlx::Row;
 use sqlx::postgres::PgRow;
 
-use super::{PostgresStore, db_error};
+use super::PostgresStore;
 use crate::store::queue::{
     Claimed, DispatchRecord, DispatchStatus, NewDispatch, Queue, Receipt, Settle, lease_end,
     new_dispatch_id,
@@ -47,7 +47,7 @@ impl Queue for PostgresStore {
         .bind(at)
         .fetch_optional(&self.pool)
         .await
-        .map_err(db_error)?;
+        .map_err(StoreError::from_display)?;
         let (id, accepted_at_ms) = match inserted {
             Some(first) => first,
             None => sqlx::query_as(
@@ -59,7 +59,7 @@ impl Queue for PostgresStore {
             .bind(&event.idempotency_key)
             .fetch_one(&self.pool)
             .await
-            .map_err(db_error)?,
+            .map_err(StoreError::from_display)?,
         };
         Ok(Receipt { id, accepted_at_ms })
     }
@@ -86,7 +86,7 @@ impl Queue for PostgresStore {
         .bind(lease_end(lease))
         .fetch_all(&self.pool)
         .await
-        .map_err(db_error)?;
+        .map_err(StoreError::from_display)?;
         let mut claimed: Vec<(i64, Claimed)> = rows
             .iter()
             .map(|row| {
@@ -112,7 +112,7 @@ impl Queue for PostgresStore {
         .execute(&self.pool)
         .await
         .map(drop)
-        .map_err(db_error)
+        .map_err(StoreError::from_display)
     }
 
     async fn settle(&self, id: &str, attempt: u32, outcome: Settle) -> Result<(), StoreError> {
@@ -142,7 +142,7 @@ impl Queue for PostgresStore {
             .execute(&self.pool)
             .await
             .map(drop)
-            .map_err(db_error)
+            .map_err(StoreError::from_display)
     }
 
     async fn dispatch(&self, id: &str) -> Result<Option<DispatchRecord>, StoreError> {
@@ -154,15 +154,14 @@ impl Queue for PostgresStore {
         .bind(id)
         .fetch_optional(&self.pool)
         .await
-        .map_err(db_error)?;
+        .map_err(StoreError::from_display)?;
         row.map(|row| {
             let status: String = row.get("status");
             Ok(DispatchRecord {
                 id: row.get("id"),
                 session: session_of(&row),
                 input: row.get("input"),
-                status: DispatchStatus::parse(&status)
-                    .ok_or_else(|| StoreError(format!("unknown dispatch status '{status}'")))?,
+                status: DispatchStatus::parse(&status)?,
                 attempts: row.get::<i32, _>("attempts") as u32,
                 last_error: row.get("last_error"),
                 accepted_at_ms: row.get("accepted_at"),

@@ -3,7 +3,7 @@
 use async_trait::async_trait;
 use sqlx::Row;
 
-use super::{PostgresStore, db_error};
+use super::PostgresStore;
 use crate::store::StoreError;
 use crate::store::runs::{RunEnd, RunEvent, RunRecord, RunStatus, Runs};
 
@@ -19,7 +19,7 @@ impl Runs for PostgresStore {
         .execute(&self.pool)
         .await
         .map(drop)
-        .map_err(db_error)
+        .map_err(StoreError::from_display)
     }
 
     async fn run_event(&self, id: &str, event: RunEvent) -> Result<(), StoreError> {
@@ -34,7 +34,7 @@ impl Runs for PostgresStore {
         .execute(&self.pool)
         .await
         .map(drop)
-        .map_err(db_error)
+        .map_err(StoreError::from_display)
     }
 
     async fn run_ended(&self, id: &str, end: &RunEnd, at_ms: i64) -> Result<(), StoreError> {
@@ -50,7 +50,7 @@ impl Runs for PostgresStore {
         .execute(&self.pool)
         .await
         .map(drop)
-        .map_err(db_error)
+        .map_err(StoreError::from_display)
     }
 
     async fn run(&self, id: &str) -> Result<Option<RunRecord>, StoreError> {
@@ -62,14 +62,13 @@ impl Runs for PostgresStore {
         .bind(id)
         .fetch_optional(&self.pool)
         .await
-        .map_err(db_error)?;
+        .map_err(StoreError::from_display)?;
         row.map(|row| {
             let status: String = row.get("status");
             Ok(RunRecord {
                 id: row.get("id"),
                 workflow: row.get("workflow"),
-                status: RunStatus::parse(&status)
-                    .ok_or_else(|| StoreError(format!("unknown run status '{status}'")))?,
+                status: RunStatus::parse(&status)?,
                 result: row.get("result"),
                 error: row.get("error"),
                 started_at_ms: row.get("started_at"),
@@ -95,7 +94,7 @@ impl Runs for PostgresStore {
         .bind(limit.min(i64::MAX as u64) as i64)
         .fetch_all(&self.pool)
         .await
-        .map_err(db_error)?;
+        .map_err(StoreError::from_display)?;
         Ok(rows
             .iter()
             .map(|row| RunEvent {

@@ -15,10 +15,6 @@ use crate::store::queue::{
 };
 use crate::store::{InstanceKey, SessionKey, StoreError, now_millis};
 
-fn db_error(e: sqlx::Error) -> StoreError {
-    StoreError::from_display(e)
-}
-
 /// Inserts an event, or finds the one stored earlier under the same idempotency key.
 pub async fn enqueue(
     conn: &mut SqliteConnection,
@@ -42,7 +38,7 @@ pub async fn enqueue(
     .bind(at)
     .execute(&mut *conn)
     .await
-    .map_err(db_error)?;
+    .map_err(StoreError::from_display)?;
     if inserted.rows_affected() == 1 {
         return Ok(Receipt {
             id: id.to_string(),
@@ -57,7 +53,7 @@ pub async fn enqueue(
     .bind(&event.idempotency_key)
     .fetch_one(conn)
     .await
-    .map_err(db_error)?;
+    .map_err(StoreError::from_display)?;
     Ok(Receipt {
         id: row.get(0),
         accepted_at_ms: row.get(1),
@@ -87,7 +83,7 @@ pub async fn claim(
     .bind(limit as i64)
     .fetch_all(&mut *conn)
     .await
-    .map_err(db_error)?;
+    .map_err(StoreError::from_display)?;
     let mut claimed = Vec::with_capacity(rows.len());
     for row in rows {
         let id: String = row.get(0);
@@ -98,7 +94,7 @@ pub async fn claim(
         .bind(&id)
         .execute(&mut *conn)
         .await
-        .map_err(db_error)?;
+        .map_err(StoreError::from_display)?;
         claimed.push(Claimed {
             id,
             session: session_of(&row),
@@ -121,7 +117,7 @@ pub async fn renew(
             .bind(id)
             .execute(&mut *conn)
             .await
-            .map_err(db_error)?;
+            .map_err(StoreError::from_display)?;
     }
     Ok(())
 }
@@ -156,7 +152,7 @@ pub async fn settle(
         .execute(conn)
         .await
         .map(drop)
-        .map_err(db_error)
+        .map_err(StoreError::from_display)
 }
 
 fn session_of(row: &SqliteRow) -> SessionKey {
@@ -228,15 +224,14 @@ impl Queue for SqliteStore {
         .bind(id)
         .fetch_optional(&self.reads)
         .await
-        .map_err(db_error)?;
+        .map_err(StoreError::from_display)?;
         row.map(|row| {
             let status: String = row.get(5);
             Ok(DispatchRecord {
                 id: row.get(0),
                 session: session_of(&row),
                 input: row.get(4),
-                status: DispatchStatus::parse(&status)
-                    .ok_or_else(|| StoreError(format!("unknown dispatch status '{status}'")))?,
+                status: DispatchStatus::parse(&status)?,
                 attempts: row.get(6),
                 last_error: row.get(7),
                 accepted_at_ms: row.get(8),

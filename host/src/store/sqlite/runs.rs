@@ -10,10 +10,6 @@ use super::writer::Write;
 use crate::store::StoreError;
 use crate::store::runs::{RunEnd, RunEvent, RunRecord, RunStatus, Runs};
 
-fn db_error(e: sqlx::Error) -> StoreError {
-    StoreError::from_display(e)
-}
-
 /// Records a run as started.
 pub async fn started(
     conn: &mut SqliteConnection,
@@ -28,7 +24,7 @@ pub async fn started(
         .execute(conn)
         .await
         .map(drop)
-        .map_err(db_error)
+        .map_err(StoreError::from_display)
 }
 
 /// Appends one event.
@@ -42,7 +38,7 @@ pub async fn event(conn: &mut SqliteConnection, id: &str, e: &RunEvent) -> Resul
         .execute(conn)
         .await
         .map(drop)
-        .map_err(db_error)
+        .map_err(StoreError::from_display)
 }
 
 /// Records how a run ended.
@@ -62,7 +58,7 @@ pub async fn ended(
         .execute(conn)
         .await
         .map(drop)
-        .map_err(db_error)
+        .map_err(StoreError::from_display)
 }
 
 #[async_trait]
@@ -102,14 +98,13 @@ impl Runs for SqliteStore {
         .bind(id)
         .fetch_optional(&self.reads)
         .await
-        .map_err(db_error)?;
+        .map_err(StoreError::from_display)?;
         row.map(|row| {
             let status: String = row.get(2);
             Ok(RunRecord {
                 id: row.get(0),
                 workflow: row.get(1),
-                status: RunStatus::parse(&status)
-                    .ok_or_else(|| StoreError(format!("unknown run status '{status}'")))?,
+                status: RunStatus::parse(&status)?,
                 result: row.get(3),
                 error: row.get(4),
                 started_at_ms: row.get(5),
@@ -134,7 +129,7 @@ impl Runs for SqliteStore {
         .bind(limit.min(i64::MAX as u64) as i64)
         .fetch_all(&self.reads)
         .await
-        .map_err(db_error)?;
+        .map_err(StoreError::from_display)?;
         Ok(rows
             .iter()
             .map(|row| RunEvent {
