@@ -9,6 +9,23 @@ pub const PROMPTS_PER_TASK: usize = 1000;
 /// model's time would dwarf the cost of a long one) and one prompt in ten opens a session.
 pub const PROMPTS_PER_SESSION: usize = 10;
 
+/// CPU time this process has used so far (user and system, all threads).
+fn cpu_time() -> Duration {
+    let stat = std::fs::read_to_string("/proc/self/stat").expect("/proc is readable");
+    // After the command name (which may hold spaces) come the state, then 10 fields,
+    // then utime and stime, in clock ticks of 1/100 s.
+    let ticks: u64 = stat
+        .rsplit_once(')')
+        .expect("a stat line")
+        .1
+        .split_whitespace()
+        .skip(11)
+        .take(2)
+        .map(|f| f.parse::<u64>().expect("a tick count"))
+        .sum();
+    Duration::from_millis(ticks * 10)
+}
+
 /// The `q` quantile (0.0..=1.0) of sorted latencies.
 pub fn percentile(sorted: &[Duration], q: f64) -> Duration {
     sorted[((sorted.len() - 1) as f64 * q) as usize]
@@ -20,7 +37,7 @@ pub fn percentile(sorted: &[Duration], q: f64) -> Duration {
 /// prompts per second and latency percentiles under `label`.
 pub async fn prompts(label: &str, servers: &[String], concurrency: usize) {
     let client = reqwest::Client::new();
-    let started = Instant::now();
+    let (started, cpu_before) = (Instant::now(), cpu_time());
     let tasks: Vec<_> = (0..concurrency)
         .map(|t| {
             let (client, servers) = (client.clone(), servers.to_vec());
@@ -52,9 +69,10 @@ pub async fn prompts(label: &str, servers: &[String], concurrency: usize) {
         latencies.extend(task.await.expect("the load task finishes"));
     }
     let elapsed = started.elapsed();
+    let cores = (cpu_time() - cpu_before).as_secs_f64() / elapsed.as_secs_f64();
     latencies.sort();
     println!(
-        "{label} concurrency {concurrency:>2}: {:>7.0} prompts/s   p50 {:>8.2?}   p90 {:>8.2?}   p99 {:>8.2?}   max {:>8.2?}   ({} prompts)",
+        "{label} concurrency {concurrency:>2}: {:>7.0} prompts/s   p50 {:>8.2?}   p90 {:>8.2?}   p99 {:>8.2?}   max {:>8.2?}   ({} prompts, {cores:.2} cores busy)",
         latencies.len() as f64 / elapsed.as_secs_f64(),
         percentile(&latencies, 0.5),
         percentile(&latencies, 0.9),

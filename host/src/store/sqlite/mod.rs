@@ -1,31 +1,29 @@
 //! The embedded store: one SQLite file in WAL mode, owned by one process at a time (a
-//! lock file beside it). Reads share a small pool; every write goes through one writer
-//! task (`writer.rs`) that commits whatever is queued in one transaction (group commit).
-//! Session histories are served from a cache (`cache.rs`) the writer keeps. The
-//! dispatch queue is in `queue.rs`.
+//! lock file beside it). Reads run on read-only connections (`reads.rs`); every write
+//! goes through one writer thread (`writer.rs`) that commits whatever is queued in one
+//! transaction (group commit). Session histories are served from a cache (`cache.rs`)
+//! the writer keeps. The dispatch queue is in `queue.rs`, workflow runs in `runs.rs`.
 
 mod cache;
 mod queue;
+mod reads;
 mod runs;
 mod writer;
 
 use std::fs::File;
 use std::path::Path;
-use std::sync::Arc;
+use std::sync::{Arc, mpsc};
 use std::time::Duration;
 
 use async_trait::async_trait;
-use sqlx::Connection;
-use sqlx::sqlite::{
-    SqliteConnectOptions, SqliteConnection, SqliteJournalMode, SqlitePool, SqlitePoolOptions,
-    SqliteSynchronous,
-};
-use tokio::sync::{mpsc, oneshot};
+use rusqlite::{Connection, OpenFlags, OptionalExtension, Params, Row};
+use tokio::sync::oneshot;
 
 use super::{InstanceKey, SessionKey, Store, StoreError, now_millis};
 use crate::models::Message;
 pub use cache::DEFAULT_BUDGET_BYTES as DEFAULT_HISTORY_CACHE_BYTES;
 use cache::HistoryCache;
+use reads::Readers;
 use writer::{Done, Pending, Write};
 
 /// Schema steps, applied in order; `PRAGMA user_version` records how many ran.
@@ -105,8 +103,8 @@ const MIGRATIONS: &[&str] = &[
 
 /// Sessions, state and the dispatch queue in a SQLite database file.
 pub struct SqliteStore {
-    reads: SqlitePool,
-    writes: mpsc::UnboundedSender<Pending>,
+    reads: Arc<Readers>,
+    writes: mpsc::Sender<Pending>,
     histories: Arc<HistoryCache>,
     /// Held open while the store is: the lock that keeps other processes out.
     _owner: File,
@@ -122,34 +120,30 @@ impl SqliteStore {
                 .map_err(|e| StoreError(format!("cannot create {}: {e}", dir.display())))?;
         }
         let owner = take_ownership(path)?;
-        let options = SqliteConnectOptions::new()
-            .filename(path)
-            .create_if_missing(true)
-            .journal_mode(SqliteJournalMode::Wal)
-            .synchronous(SqliteSynchronous::Normal)
-            .busy_timeout(Duration::from_secs(10));
-        let cannot_open =
-            |e: sqlx::Error| StoreError(format!("cannot open {}: {e}", path.display()));
-        let mut writer = SqliteConnection::connect_with(&options)
-            .await
-            .map_err(cannot_open)?;
-        migrate(&mut writer).await?;
-        writer::pragma(&mut writer, "PRAGMA wal_autocheckpoint = 0").await?;
-        let checkpointer = SqliteConnection::connect_with(&options)
-            .await
-            .map_err(cannot_open)?;
-        let reads = SqlitePoolOptions::new()
-            .max_connections(4)
-            .connect_with(options.read_only(true))
-            .await
-            .map_err(cannot_open)?;
-        let (writes, queue) = mpsc::unbounded_channel();
+        let opened = path.to_path_buf();
+        let (writer, checkpointer) = tokio::task::spawn_blocking(move || {
+            let create = OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_CREATE;
+            let mut writer = connect(&opened, create)?;
+            writer::pragma(&writer, "journal_mode", "WAL")?;
+            migrate(&mut writer)?;
+            writer::pragma(&writer, "wal_autocheckpoint", "0")?;
+            Ok::<_, StoreError>((writer, connect(&opened, create)?))
+        })
+        .await
+        .map_err(|e| StoreError(format!("opening {} stopped: {e}", path.display())))?
+        .map_err(|e| StoreError(format!("cannot open {}: {e}", path.display())))?;
+        let (writes, queue) = mpsc::channel();
         let histories = Arc::new(HistoryCache::new(cache_bytes));
-        let (checkpoints, asks) = mpsc::channel(1);
-        tokio::spawn(writer::checkpoint(checkpointer, asks));
-        tokio::spawn(writer::run(writer, queue, histories.clone(), checkpoints));
+        let (checkpoints, asks) = mpsc::sync_channel(1);
+        spawn("flue-checkpoint", move || {
+            writer::checkpoint(checkpointer, asks)
+        })?;
+        let cache = histories.clone();
+        spawn("flue-writer", move || {
+            writer::run(writer, queue, cache, checkpoints)
+        })?;
         Ok(Self {
-            reads,
+            reads: Readers::new(path),
             writes,
             histories,
             _owner: owner,
@@ -165,6 +159,54 @@ impl SqliteStore {
             .map_err(|_| stopped())?;
         committed.await.map_err(|_| stopped())?
     }
+
+    /// Runs a read on a read-only connection, off the writer.
+    async fn read<T, F>(&self, read: F) -> Result<T, StoreError>
+    where
+        T: Send + 'static,
+        F: FnOnce(&Connection) -> rusqlite::Result<T> + Send + 'static,
+    {
+        self.reads.run(read).await
+    }
+}
+
+/// Opens a connection to the database at `path` with `flags`, waiting up to ten
+/// seconds for a lock, and the writes of this process's writer as the only ones.
+fn connect(path: &Path, flags: OpenFlags) -> Result<Connection, StoreError> {
+    let conn = Connection::open_with_flags(path, flags | OpenFlags::SQLITE_OPEN_NO_MUTEX)
+        .map_err(StoreError::from_display)?;
+    conn.busy_timeout(Duration::from_secs(10))
+        .map_err(StoreError::from_display)?;
+    writer::pragma(&conn, "synchronous", "NORMAL")?;
+    Ok(conn)
+}
+
+/// Starts a named thread that owns a connection.
+fn spawn(name: &str, work: impl FnOnce() + Send + 'static) -> Result<(), StoreError> {
+    std::thread::Builder::new()
+        .name(name.into())
+        .spawn(work)
+        .map(drop)
+        .map_err(|e| StoreError(format!("cannot start the {name} thread: {e}")))
+}
+
+/// Runs one statement (prepared once per connection) and returns the rows it changed.
+fn execute(conn: &Connection, sql: &str, params: impl Params) -> Result<usize, StoreError> {
+    conn.prepare_cached(sql)
+        .and_then(|mut statement| statement.execute(params))
+        .map_err(StoreError::from_display)
+}
+
+/// Column `index` of `row`, a text that `parse` turns into a value.
+fn parsed<T>(
+    row: &Row,
+    index: usize,
+    parse: fn(&str) -> Result<T, StoreError>,
+) -> rusqlite::Result<T> {
+    let text: String = row.get(index)?;
+    parse(&text).map_err(|e| {
+        rusqlite::Error::FromSqlConversionFailure(index, rusqlite::types::Type::Text, Box::new(e))
+    })
 }
 
 /// Locks `<database>.lock` for as long as the returned file is open, so that no other
@@ -187,26 +229,16 @@ fn take_ownership(path: &Path) -> Result<File, StoreError> {
     }
 }
 
-async fn migrate(conn: &mut SqliteConnection) -> Result<(), StoreError> {
-    let mut tx = conn.begin().await.map_err(StoreError::from_display)?;
-    let done: i64 = sqlx::query_scalar("PRAGMA user_version")
-        .fetch_one(&mut *tx)
-        .await
+fn migrate(conn: &mut Connection) -> Result<(), StoreError> {
+    let tx = conn.transaction().map_err(StoreError::from_display)?;
+    let done: i64 = tx
+        .query_row("PRAGMA user_version", [], |row| row.get(0))
         .map_err(StoreError::from_display)?;
     for (i, step) in MIGRATIONS.iter().enumerate().skip(done as usize) {
-        sqlx::raw_sql(*step)
-            .execute(&mut *tx)
-            .await
-            .map_err(StoreError::from_display)?;
-        sqlx::raw_sql(sqlx::AssertSqlSafe(format!(
-            "PRAGMA user_version = {}",
-            i + 1
-        )))
-        .execute(&mut *tx)
-        .await
-        .map_err(StoreError::from_display)?;
+        tx.execute_batch(step).map_err(StoreError::from_display)?;
+        writer::pragma(&tx, "user_version", &(i + 1).to_string())?;
     }
-    tx.commit().await.map_err(StoreError::from_display)
+    tx.commit().map_err(StoreError::from_display)
 }
 
 #[async_trait]
@@ -244,15 +276,15 @@ impl Store for SqliteStore {
         instance: &InstanceKey,
         key: &str,
     ) -> Result<Option<String>, StoreError> {
-        sqlx::query_scalar(
-            "SELECT value FROM instance_state WHERE agent = ? AND instance_id = ? AND key = ?",
-        )
-        .bind(&instance.agent)
-        .bind(&instance.id)
-        .bind(key)
-        .fetch_optional(&self.reads)
+        let (instance, key) = (instance.clone(), key.to_string());
+        self.read(move |conn| {
+            conn.prepare_cached(
+                "SELECT value FROM instance_state WHERE agent = ?1 AND instance_id = ?2 AND key = ?3",
+            )?
+            .query_row((&instance.agent, &instance.id, &key), |row| row.get(0))
+            .optional()
+        })
         .await
-        .map_err(StoreError::from_display)
     }
 
     async fn state_set(
@@ -371,31 +403,21 @@ mod tests {
         let _ = std::fs::remove_dir_all(&dir);
         std::fs::create_dir_all(&dir).unwrap();
         let path = dir.join("t.db");
-        let options = SqliteConnectOptions::new()
-            .filename(&path)
-            .create_if_missing(true);
-        let mut old = SqliteConnection::connect_with(&options).await.unwrap();
-        sqlx::raw_sql(MIGRATIONS[0])
-            .execute(&mut old)
-            .await
-            .unwrap();
-        sqlx::raw_sql("PRAGMA user_version = 1")
-            .execute(&mut old)
-            .await
-            .unwrap();
+        let old = Connection::open(&path).unwrap();
+        old.execute_batch(MIGRATIONS[0]).unwrap();
+        old.pragma_update(None, "user_version", 1).unwrap();
         for (seq, text) in [(1, "second"), (0, "first")] {
             let body = serde_json::to_string(&Message::User {
                 content: text.into(),
             })
             .unwrap();
-            sqlx::query("INSERT INTO messages VALUES ('a', 'i', 's', ?, ?, 0)")
-                .bind(seq)
-                .bind(body)
-                .execute(&mut old)
-                .await
-                .unwrap();
+            old.execute(
+                "INSERT INTO messages VALUES ('a', 'i', 's', ?1, ?2, 0)",
+                (seq, body),
+            )
+            .unwrap();
         }
-        old.close().await.unwrap();
+        drop(old);
         let store = SqliteStore::open(&path, DEFAULT_HISTORY_CACHE_BYTES)
             .await
             .unwrap();

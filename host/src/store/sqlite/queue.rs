@@ -4,11 +4,10 @@
 use std::time::Duration;
 
 use async_trait::async_trait;
-use sqlx::Row;
-use sqlx::sqlite::{SqliteConnection, SqliteRow};
+use rusqlite::{Connection, OptionalExtension, Row};
 
-use super::SqliteStore;
 use super::writer::{Done, Write};
+use super::{SqliteStore, execute, parsed};
 use crate::store::queue::{
     Claimed, DispatchRecord, DispatchStatus, NewDispatch, Queue, Receipt, Settle, lease_end,
     new_dispatch_id,
@@ -16,153 +15,141 @@ use crate::store::queue::{
 use crate::store::{InstanceKey, SessionKey, StoreError, now_millis};
 
 /// Inserts an event, or finds the one stored earlier under the same idempotency key.
-pub async fn enqueue(
-    conn: &mut SqliteConnection,
+pub fn enqueue(
+    conn: &Connection,
     event: &NewDispatch,
     id: &str,
     at: i64,
 ) -> Result<Receipt, StoreError> {
     let key = &event.session;
-    let inserted = sqlx::query(
+    let inserted = execute(
+        conn,
         "INSERT INTO dispatches (id, agent, instance_id, session, input, idempotency_key, status, accepted_at, due_at)
-         VALUES (?, ?, ?, ?, ?, ?, 'queued', ?, ?)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, 'queued', ?7, ?7)
          ON CONFLICT (agent, instance_id, idempotency_key) WHERE idempotency_key IS NOT NULL DO NOTHING",
-    )
-    .bind(id)
-    .bind(&key.instance.agent)
-    .bind(&key.instance.id)
-    .bind(&key.session)
-    .bind(&event.input)
-    .bind(&event.idempotency_key)
-    .bind(at)
-    .bind(at)
-    .execute(&mut *conn)
-    .await
-    .map_err(StoreError::from_display)?;
-    if inserted.rows_affected() == 1 {
+        (
+            id,
+            &key.instance.agent,
+            &key.instance.id,
+            &key.session,
+            &event.input,
+            &event.idempotency_key,
+            at,
+        ),
+    )?;
+    if inserted == 1 {
         return Ok(Receipt {
             id: id.to_string(),
             accepted_at_ms: at,
         });
     }
-    let row = sqlx::query(
-        "SELECT id, accepted_at FROM dispatches WHERE agent = ? AND instance_id = ? AND idempotency_key = ?",
+    conn.query_row(
+        "SELECT id, accepted_at FROM dispatches WHERE agent = ?1 AND instance_id = ?2 AND idempotency_key = ?3",
+        (&key.instance.agent, &key.instance.id, &event.idempotency_key),
+        |row| {
+            Ok(Receipt {
+                id: row.get(0)?,
+                accepted_at_ms: row.get(1)?,
+            })
+        },
     )
-    .bind(&key.instance.agent)
-    .bind(&key.instance.id)
-    .bind(&event.idempotency_key)
-    .fetch_one(conn)
-    .await
-    .map_err(StoreError::from_display)?;
-    Ok(Receipt {
-        id: row.get(0),
-        accepted_at_ms: row.get(1),
-    })
+    .map_err(StoreError::from_display)
 }
 
 /// Claims the events whose turn it is: each the oldest unfinished event of its session,
 /// and either queued and due or running on an expired lease.
-pub async fn claim(
-    conn: &mut SqliteConnection,
+pub fn claim(
+    conn: &Connection,
     limit: usize,
     now: i64,
     lease_until: i64,
 ) -> Result<Vec<Claimed>, StoreError> {
-    let rows = sqlx::query(
-        "SELECT d.id, d.agent, d.instance_id, d.session, d.input, d.attempts
-         FROM dispatches d INDEXED BY dispatches_pending
-         WHERE d.status IN ('queued', 'running')
-           AND ((d.status = 'queued' AND d.due_at <= ?1) OR (d.status = 'running' AND d.lease_until <= ?1))
-           AND NOT EXISTS (
-             SELECT 1 FROM dispatches e
-             WHERE e.agent = d.agent AND e.instance_id = d.instance_id AND e.session = d.session
-               AND e.status IN ('queued', 'running') AND e.seq < d.seq)
-         ORDER BY d.seq LIMIT ?2",
-    )
-    .bind(now)
-    .bind(limit as i64)
-    .fetch_all(&mut *conn)
-    .await
-    .map_err(StoreError::from_display)?;
-    let mut claimed = Vec::with_capacity(rows.len());
-    for row in rows {
-        let id: String = row.get(0);
-        sqlx::query(
-            "UPDATE dispatches SET status = 'running', attempts = attempts + 1, lease_until = ? WHERE id = ?",
+    let due: Vec<Claimed> = conn
+        .prepare_cached(
+            "SELECT d.id, d.agent, d.instance_id, d.session, d.input, d.attempts
+             FROM dispatches d INDEXED BY dispatches_pending
+             WHERE d.status IN ('queued', 'running')
+               AND ((d.status = 'queued' AND d.due_at <= ?1) OR (d.status = 'running' AND d.lease_until <= ?1))
+               AND NOT EXISTS (
+                 SELECT 1 FROM dispatches e
+                 WHERE e.agent = d.agent AND e.instance_id = d.instance_id AND e.session = d.session
+                   AND e.status IN ('queued', 'running') AND e.seq < d.seq)
+             ORDER BY d.seq LIMIT ?2",
         )
-        .bind(lease_until)
-        .bind(&id)
-        .execute(&mut *conn)
-        .await
+        .and_then(|mut select| {
+            select
+                .query_map((now, limit as i64), |row| {
+                    Ok(Claimed {
+                        id: row.get(0)?,
+                        session: session_of(row)?,
+                        input: row.get(4)?,
+                        attempt: row.get::<_, u32>(5)? + 1,
+                    })
+                })?
+                .collect()
+        })
         .map_err(StoreError::from_display)?;
-        claimed.push(Claimed {
-            id,
-            session: session_of(&row),
-            input: row.get(4),
-            attempt: row.get::<u32, _>(5) + 1,
-        });
+    for event in &due {
+        execute(
+            conn,
+            "UPDATE dispatches SET status = 'running', attempts = attempts + 1, lease_until = ?1 WHERE id = ?2",
+            (lease_until, &event.id),
+        )?;
     }
-    Ok(claimed)
+    Ok(due)
 }
 
 /// Extends the leases of events still running.
-pub async fn renew(
-    conn: &mut SqliteConnection,
-    ids: &[String],
-    until: i64,
-) -> Result<(), StoreError> {
+pub fn renew(conn: &Connection, ids: &[String], until: i64) -> Result<(), StoreError> {
     for id in ids {
-        sqlx::query("UPDATE dispatches SET lease_until = ? WHERE id = ? AND status = 'running'")
-            .bind(until)
-            .bind(id)
-            .execute(&mut *conn)
-            .await
-            .map_err(StoreError::from_display)?;
+        execute(
+            conn,
+            "UPDATE dispatches SET lease_until = ?1 WHERE id = ?2 AND status = 'running'",
+            (until, id),
+        )?;
     }
     Ok(())
 }
 
 /// Records how an attempt ended, unless the event was claimed again since.
-pub async fn settle(
-    conn: &mut SqliteConnection,
+pub fn settle(
+    conn: &Connection,
     id: &str,
     attempt: u32,
     outcome: &Settle,
     now: i64,
 ) -> Result<(), StoreError> {
-    let query = match outcome {
-        Settle::Done => sqlx::query(
-            "UPDATE dispatches SET status = 'done', lease_until = NULL, finished_at = ? WHERE id = ? AND attempts = ? AND status = 'running'",
-        )
-        .bind(now),
-        Settle::Retry { error, after } => sqlx::query(
-            "UPDATE dispatches SET status = 'queued', lease_until = NULL, last_error = ?, due_at = ? WHERE id = ? AND attempts = ? AND status = 'running'",
-        )
-        .bind(error)
-        .bind(now + after.as_millis() as i64),
-        Settle::Dead { error } => sqlx::query(
-            "UPDATE dispatches SET status = 'dead', lease_until = NULL, last_error = ?, finished_at = ? WHERE id = ? AND attempts = ? AND status = 'running'",
-        )
-        .bind(error)
-        .bind(now),
-    };
-    query
-        .bind(id)
-        .bind(attempt)
-        .execute(conn)
-        .await
-        .map(drop)
-        .map_err(StoreError::from_display)
+    match outcome {
+        Settle::Done => execute(
+            conn,
+            "UPDATE dispatches SET status = 'done', lease_until = NULL, finished_at = ?1
+             WHERE id = ?2 AND attempts = ?3 AND status = 'running'",
+            (now, id, attempt),
+        ),
+        Settle::Retry { error, after } => execute(
+            conn,
+            "UPDATE dispatches SET status = 'queued', lease_until = NULL, last_error = ?1, due_at = ?2
+             WHERE id = ?3 AND attempts = ?4 AND status = 'running'",
+            (error, now + after.as_millis() as i64, id, attempt),
+        ),
+        Settle::Dead { error } => execute(
+            conn,
+            "UPDATE dispatches SET status = 'dead', lease_until = NULL, last_error = ?1, finished_at = ?2
+             WHERE id = ?3 AND attempts = ?4 AND status = 'running'",
+            (error, now, id, attempt),
+        ),
+    }
+    .map(drop)
 }
 
-fn session_of(row: &SqliteRow) -> SessionKey {
-    SessionKey {
+fn session_of(row: &Row) -> rusqlite::Result<SessionKey> {
+    Ok(SessionKey {
         instance: InstanceKey {
-            agent: row.get(1),
-            id: row.get(2),
+            agent: row.get(1)?,
+            id: row.get(2)?,
         },
-        session: row.get(3),
-    }
+        session: row.get(3)?,
+    })
 }
 
 #[async_trait]
@@ -217,27 +204,27 @@ impl Queue for SqliteStore {
     }
 
     async fn dispatch(&self, id: &str) -> Result<Option<DispatchRecord>, StoreError> {
-        let row = sqlx::query(
-            "SELECT id, agent, instance_id, session, input, status, attempts, last_error, accepted_at, finished_at
-             FROM dispatches WHERE id = ?",
-        )
-        .bind(id)
-        .fetch_optional(&self.reads)
-        .await
-        .map_err(StoreError::from_display)?;
-        row.map(|row| {
-            let status: String = row.get(5);
-            Ok(DispatchRecord {
-                id: row.get(0),
-                session: session_of(&row),
-                input: row.get(4),
-                status: DispatchStatus::parse(&status)?,
-                attempts: row.get(6),
-                last_error: row.get(7),
-                accepted_at_ms: row.get(8),
-                finished_at_ms: row.get(9),
-            })
+        let id = id.to_string();
+        self.read(move |conn| {
+            conn.query_row(
+                "SELECT id, agent, instance_id, session, input, status, attempts, last_error, accepted_at, finished_at
+                 FROM dispatches WHERE id = ?1",
+                [id],
+                |row| {
+                    Ok(DispatchRecord {
+                        id: row.get(0)?,
+                        session: session_of(row)?,
+                        input: row.get(4)?,
+                        status: parsed(row, 5, DispatchStatus::parse)?,
+                        attempts: row.get(6)?,
+                        last_error: row.get(7)?,
+                        accepted_at_ms: row.get(8)?,
+                        finished_at_ms: row.get(9)?,
+                    })
+                },
+            )
+            .optional()
         })
-        .transpose()
+        .await
     }
 }

@@ -2,63 +2,42 @@
 //! implementation.
 
 use async_trait::async_trait;
-use sqlx::Row;
-use sqlx::sqlite::SqliteConnection;
+use rusqlite::{Connection, OptionalExtension};
 
-use super::SqliteStore;
 use super::writer::Write;
+use super::{SqliteStore, execute, parsed};
 use crate::store::StoreError;
 use crate::store::runs::{RunEnd, RunEvent, RunRecord, RunStatus, Runs};
 
 /// Records a run as started.
-pub async fn started(
-    conn: &mut SqliteConnection,
-    id: &str,
-    workflow: &str,
-    at: i64,
-) -> Result<(), StoreError> {
-    sqlx::query("INSERT INTO runs (id, workflow, status, started_at) VALUES (?, ?, 'running', ?)")
-        .bind(id)
-        .bind(workflow)
-        .bind(at)
-        .execute(conn)
-        .await
-        .map(drop)
-        .map_err(StoreError::from_display)
+pub fn started(conn: &Connection, id: &str, workflow: &str, at: i64) -> Result<(), StoreError> {
+    execute(
+        conn,
+        "INSERT INTO runs (id, workflow, status, started_at) VALUES (?1, ?2, 'running', ?3)",
+        (id, workflow, at),
+    )
+    .map(drop)
 }
 
 /// Appends one event.
-pub async fn event(conn: &mut SqliteConnection, id: &str, e: &RunEvent) -> Result<(), StoreError> {
-    sqlx::query("INSERT INTO run_events (run_id, idx, kind, data, at) VALUES (?, ?, ?, ?, ?)")
-        .bind(id)
-        .bind(e.index as i64)
-        .bind(&e.kind)
-        .bind(&e.data)
-        .bind(e.at_ms)
-        .execute(conn)
-        .await
-        .map(drop)
-        .map_err(StoreError::from_display)
+pub fn event(conn: &Connection, id: &str, e: &RunEvent) -> Result<(), StoreError> {
+    execute(
+        conn,
+        "INSERT INTO run_events (run_id, idx, kind, data, at) VALUES (?1, ?2, ?3, ?4, ?5)",
+        (id, e.index as i64, &e.kind, &e.data, e.at_ms),
+    )
+    .map(drop)
 }
 
 /// Records how a run ended.
-pub async fn ended(
-    conn: &mut SqliteConnection,
-    id: &str,
-    end: &RunEnd,
-    at: i64,
-) -> Result<(), StoreError> {
+pub fn ended(conn: &Connection, id: &str, end: &RunEnd, at: i64) -> Result<(), StoreError> {
     let (status, result, error) = end.columns();
-    sqlx::query("UPDATE runs SET status = ?, result = ?, error = ?, ended_at = ? WHERE id = ?")
-        .bind(status.as_str())
-        .bind(result)
-        .bind(error)
-        .bind(at)
-        .bind(id)
-        .execute(conn)
-        .await
-        .map(drop)
-        .map_err(StoreError::from_display)
+    execute(
+        conn,
+        "UPDATE runs SET status = ?1, result = ?2, error = ?3, ended_at = ?4 WHERE id = ?5",
+        (status.as_str(), result, error, at, id),
+    )
+    .map(drop)
 }
 
 #[async_trait]
@@ -90,29 +69,29 @@ impl Runs for SqliteStore {
     }
 
     async fn run(&self, id: &str) -> Result<Option<RunRecord>, StoreError> {
-        let row = sqlx::query(
-            "SELECT id, workflow, status, result, error, started_at, ended_at,
-                    (SELECT COUNT(*) FROM run_events WHERE run_id = runs.id)
-             FROM runs WHERE id = ?",
-        )
-        .bind(id)
-        .fetch_optional(&self.reads)
-        .await
-        .map_err(StoreError::from_display)?;
-        row.map(|row| {
-            let status: String = row.get(2);
-            Ok(RunRecord {
-                id: row.get(0),
-                workflow: row.get(1),
-                status: RunStatus::parse(&status)?,
-                result: row.get(3),
-                error: row.get(4),
-                started_at_ms: row.get(5),
-                ended_at_ms: row.get(6),
-                event_count: row.get::<i64, _>(7) as u64,
-            })
+        let id = id.to_string();
+        self.read(move |conn| {
+            conn.query_row(
+                "SELECT id, workflow, status, result, error, started_at, ended_at,
+                        (SELECT COUNT(*) FROM run_events WHERE run_id = runs.id)
+                 FROM runs WHERE id = ?1",
+                [id],
+                |row| {
+                    Ok(RunRecord {
+                        id: row.get(0)?,
+                        workflow: row.get(1)?,
+                        status: parsed(row, 2, RunStatus::parse)?,
+                        result: row.get(3)?,
+                        error: row.get(4)?,
+                        started_at_ms: row.get(5)?,
+                        ended_at_ms: row.get(6)?,
+                        event_count: row.get::<_, i64>(7)? as u64,
+                    })
+                },
+            )
+            .optional()
         })
-        .transpose()
+        .await
     }
 
     async fn run_events(
@@ -121,23 +100,23 @@ impl Runs for SqliteStore {
         after: Option<u64>,
         limit: u64,
     ) -> Result<Vec<RunEvent>, StoreError> {
-        let rows = sqlx::query(
-            "SELECT idx, kind, data, at FROM run_events WHERE run_id = ? AND idx > ? ORDER BY idx LIMIT ?",
-        )
-        .bind(id)
-        .bind(after.map_or(-1, |a| a as i64))
-        .bind(limit.min(i64::MAX as u64) as i64)
-        .fetch_all(&self.reads)
+        let id = id.to_string();
+        let after = after.map_or(-1, |a| a as i64);
+        let limit = limit.min(i64::MAX as u64) as i64;
+        self.read(move |conn| {
+            conn.prepare_cached(
+                "SELECT idx, kind, data, at FROM run_events WHERE run_id = ?1 AND idx > ?2 ORDER BY idx LIMIT ?3",
+            )?
+            .query_map((id, after, limit), |row| {
+                Ok(RunEvent {
+                    index: row.get::<_, i64>(0)? as u64,
+                    kind: row.get(1)?,
+                    data: row.get(2)?,
+                    at_ms: row.get(3)?,
+                })
+            })?
+            .collect()
+        })
         .await
-        .map_err(StoreError::from_display)?;
-        Ok(rows
-            .iter()
-            .map(|row| RunEvent {
-                index: row.get::<i64, _>(0) as u64,
-                kind: row.get(1),
-                data: row.get(2),
-                at_ms: row.get(3),
-            })
-            .collect())
     }
 }

@@ -1,15 +1,17 @@
-//! The writer task: the only connection that writes. It takes every write queued
+//! The writer thread: the only connection that writes. It takes every write queued
 //! since its last commit and applies them in one transaction (group commit), so
-//! concurrent callers share a commit instead of queueing for SQLite's write lock.
+//! concurrent callers share a commit instead of queueing for SQLite's write lock. It
+//! runs on a thread of its own and talks to SQLite directly, so a commit costs one
+//! wake-up in and one out, however many statements it holds.
 //! A batch that enqueues dispatched events commits with full synchronous durability.
 //! After each commit it brings the history cache up to date, so the cache follows the
 //! commit order exactly.
 
 use std::sync::Arc;
+use std::sync::mpsc::{Receiver, SyncSender};
 
-use sqlx::sqlite::SqliteConnection;
-use sqlx::{Connection, QueryBuilder, Row, Sqlite};
-use tokio::sync::{mpsc, oneshot};
+use rusqlite::Connection;
+use tokio::sync::oneshot;
 
 use super::cache::HistoryCache;
 use super::{queue, runs};
@@ -20,12 +22,10 @@ use crate::store::{InstanceKey, SessionKey, StoreError};
 
 /// The most writes one group commit takes.
 const MAX_BATCH: usize = 512;
-/// Rows per `INSERT` statement, well under SQLite's bound on bound parameters.
-const ROWS_PER_INSERT: usize = 1000;
 /// Commits between two nudges to the checkpointer.
 const COMMITS_PER_CHECKPOINT: u32 = 100;
 
-/// One write the writer task has not committed yet.
+/// One write the writer has not committed yet.
 pub enum Write {
     Append {
         key: SessionKey,
@@ -96,22 +96,24 @@ pub struct Pending {
 /// Commits queued writes in batches until every sender is gone. If a batch fails, its
 /// writes are retried one by one so each gets its own outcome.
 /// Every [`COMMITS_PER_CHECKPOINT`] commits it nudges `checkpoints`, so that the write-
-/// ahead log is copied back into the database off this task.
-pub async fn run(
-    mut conn: SqliteConnection,
-    mut queue: mpsc::UnboundedReceiver<Pending>,
+/// ahead log is copied back into the database off this thread.
+pub fn run(
+    mut conn: Connection,
+    queue: Receiver<Pending>,
     cache: Arc<HistoryCache>,
-    checkpoints: mpsc::Sender<()>,
+    checkpoints: SyncSender<()>,
 ) {
     let mut batch = Vec::with_capacity(MAX_BATCH);
     let mut commits = 0;
-    while queue.recv_many(&mut batch, MAX_BATCH).await > 0 {
+    while let Ok(first) = queue.recv() {
+        batch.push(first);
+        batch.extend(queue.try_iter().take(MAX_BATCH - 1));
         commits += 1;
         if commits % COMMITS_PER_CHECKPOINT == 0 {
             let _ = checkpoints.try_send(());
         }
         let writes: Vec<&Write> = batch.iter().map(|p| &p.write).collect();
-        if let Ok(outcomes) = commit(&mut conn, &writes).await {
+        if let Ok(outcomes) = commit(&mut conn, &writes) {
             update_cache(&cache, &writes, &outcomes);
             for (pending, outcome) in batch.drain(..).zip(outcomes) {
                 let _ = pending.done.send(Ok(outcome));
@@ -119,7 +121,7 @@ pub async fn run(
             continue;
         }
         for pending in batch.drain(..) {
-            let outcome = commit(&mut conn, &[&pending.write]).await;
+            let outcome = commit(&mut conn, &[&pending.write]);
             if let Ok(done) = &outcome {
                 update_cache(&cache, &[&pending.write], done);
             }
@@ -153,14 +155,14 @@ fn update_cache(cache: &HistoryCache, writes: &[&Write], outcomes: &[Done]) {
 
 /// Applies writes in one transaction, all or none; fsyncs the commit when it stores
 /// accepted events.
-async fn commit(conn: &mut SqliteConnection, writes: &[&Write]) -> Result<Vec<Done>, StoreError> {
+fn commit(conn: &mut Connection, writes: &[&Write]) -> Result<Vec<Done>, StoreError> {
     let durable = writes.iter().any(|w| matches!(w, Write::Enqueue { .. }));
     if durable {
-        pragma(conn, "PRAGMA synchronous = FULL").await?;
+        pragma(conn, "synchronous", "FULL")?;
     }
-    let outcome = apply(conn, writes).await;
+    let outcome = apply(conn, writes);
     if durable {
-        pragma(conn, "PRAGMA synchronous = NORMAL").await?;
+        pragma(conn, "synchronous", "NORMAL")?;
     }
     outcome
 }
@@ -168,31 +170,29 @@ async fn commit(conn: &mut SqliteConnection, writes: &[&Write]) -> Result<Vec<Do
 /// Copies the write-ahead log back into the database each time the writer asks, on a
 /// connection of its own, without blocking writers (a passive checkpoint). The writer
 /// itself never checkpoints, so no commit waits for one. Ends with the writer.
-pub async fn checkpoint(mut conn: SqliteConnection, mut asks: mpsc::Receiver<()>) {
-    while asks.recv().await.is_some() {
-        if let Err(e) = pragma(&mut conn, "PRAGMA wal_checkpoint(PASSIVE)").await {
+pub fn checkpoint(conn: Connection, asks: Receiver<()>) {
+    for () in asks {
+        if let Err(e) = conn.execute_batch("PRAGMA wal_checkpoint(PASSIVE)") {
             tracing::warn!("checkpoint failed: {e}");
         }
     }
 }
 
-pub async fn pragma(conn: &mut SqliteConnection, sql: &'static str) -> Result<(), StoreError> {
-    sqlx::raw_sql(sql)
-        .execute(conn)
-        .await
-        .map(drop)
+/// Sets a pragma on one connection.
+pub fn pragma(conn: &Connection, name: &str, value: &str) -> Result<(), StoreError> {
+    conn.pragma_update(None, name, value)
         .map_err(StoreError::from_display)
 }
 
-async fn apply(conn: &mut SqliteConnection, writes: &[&Write]) -> Result<Vec<Done>, StoreError> {
-    let mut tx = conn.begin().await.map_err(StoreError::from_display)?;
-    insert_messages(&mut tx, writes).await?;
+fn apply(conn: &mut Connection, writes: &[&Write]) -> Result<Vec<Done>, StoreError> {
+    let tx = conn.transaction().map_err(StoreError::from_display)?;
+    insert_messages(&tx, writes)?;
     let mut done = Vec::with_capacity(writes.len());
     for write in writes {
         done.push(match write {
             Write::Append { .. } => Done::Nothing,
             Write::Load { key } => {
-                let (messages, bytes) = load_history(&mut tx, key).await?;
+                let (messages, bytes) = load_history(&tx, key)?;
                 Done::History(messages, bytes)
             }
             Write::State {
@@ -200,19 +200,17 @@ async fn apply(conn: &mut SqliteConnection, writes: &[&Write]) -> Result<Vec<Don
                 key,
                 value,
             } => {
-                set_state(&mut tx, instance, key, value).await?;
+                set_state(&tx, instance, key, value)?;
                 Done::Nothing
             }
-            Write::Enqueue { event, id, at } => {
-                Done::Receipt(queue::enqueue(&mut tx, event, id, *at).await?)
-            }
+            Write::Enqueue { event, id, at } => Done::Receipt(queue::enqueue(&tx, event, id, *at)?),
             Write::Claim {
                 limit,
                 now,
                 lease_until,
-            } => Done::Claimed(queue::claim(&mut tx, *limit, *now, *lease_until).await?),
+            } => Done::Claimed(queue::claim(&tx, *limit, *now, *lease_until)?),
             Write::Renew { ids, until } => {
-                queue::renew(&mut tx, ids, *until).await?;
+                queue::renew(&tx, ids, *until)?;
                 Done::Nothing
             }
             Write::Settle {
@@ -221,101 +219,93 @@ async fn apply(conn: &mut SqliteConnection, writes: &[&Write]) -> Result<Vec<Don
                 outcome,
                 now,
             } => {
-                queue::settle(&mut tx, id, *attempt, outcome, *now).await?;
+                queue::settle(&tx, id, *attempt, outcome, *now)?;
                 Done::Nothing
             }
             Write::RunStarted { id, workflow, at } => {
-                runs::started(&mut tx, id, workflow, *at).await?;
+                runs::started(&tx, id, workflow, *at)?;
                 Done::Nothing
             }
             Write::RunEvent { id, event } => {
-                runs::event(&mut tx, id, event).await?;
+                runs::event(&tx, id, event)?;
                 Done::Nothing
             }
             Write::RunEnded { id, end, at } => {
-                runs::ended(&mut tx, id, end, *at).await?;
+                runs::ended(&tx, id, end, *at)?;
                 Done::Nothing
             }
         });
     }
-    tx.commit().await.map_err(StoreError::from_display)?;
+    tx.commit().map_err(StoreError::from_display)?;
     Ok(done)
 }
 
-/// Every appended message of the batch, in a few multi-row inserts.
-async fn insert_messages(conn: &mut SqliteConnection, writes: &[&Write]) -> Result<(), StoreError> {
-    let messages: Vec<(&SessionKey, &String, i64)> = writes
-        .iter()
-        .filter_map(|w| match w {
-            Write::Append {
-                key, bodies, at, ..
-            } => Some(bodies.iter().map(move |b| (key, b, *at))),
-            _ => None,
-        })
-        .flatten()
-        .collect();
-    for rows in messages.chunks(ROWS_PER_INSERT) {
-        QueryBuilder::<Sqlite>::new(
-            "INSERT INTO messages (agent, instance_id, session, body, created_at) ",
+/// Every appended message of the batch, in order.
+fn insert_messages(conn: &Connection, writes: &[&Write]) -> Result<(), StoreError> {
+    let mut insert = conn
+        .prepare_cached(
+            "INSERT INTO messages (agent, instance_id, session, body, created_at)
+             VALUES (?1, ?2, ?3, ?4, ?5)",
         )
-        .push_values(rows, |mut row, (key, body, at)| {
-            row.push_bind(&key.instance.agent)
-                .push_bind(&key.instance.id)
-                .push_bind(&key.session)
-                .push_bind(*body)
-                .push_bind(*at);
-        })
-        .build()
-        .execute(&mut *conn)
-        .await
         .map_err(StoreError::from_display)?;
+    for write in writes {
+        if let Write::Append {
+            key, bodies, at, ..
+        } = write
+        {
+            for body in bodies {
+                insert
+                    .execute((
+                        &key.instance.agent,
+                        &key.instance.id,
+                        &key.session,
+                        body,
+                        at,
+                    ))
+                    .map_err(StoreError::from_display)?;
+            }
+        }
     }
     Ok(())
 }
 
 /// A session's messages, oldest first, and their stored size in bytes.
-async fn load_history(
-    conn: &mut SqliteConnection,
-    key: &SessionKey,
-) -> Result<(Vec<Message>, usize), StoreError> {
-    let rows = sqlx::query(
-        "SELECT body FROM messages WHERE agent = ? AND instance_id = ? AND session = ? ORDER BY id",
-    )
-    .bind(&key.instance.agent)
-    .bind(&key.instance.id)
-    .bind(&key.session)
-    .fetch_all(conn)
-    .await
-    .map_err(StoreError::from_display)?;
-    let mut bytes = 0;
-    let messages = rows
-        .iter()
-        .map(|row| {
-            let body: &str = row.get(0);
-            bytes += body.len();
+fn load_history(conn: &Connection, key: &SessionKey) -> Result<(Vec<Message>, usize), StoreError> {
+    let mut select = conn
+        .prepare_cached(
+            "SELECT body FROM messages WHERE agent = ?1 AND instance_id = ?2 AND session = ?3
+             ORDER BY id",
+        )
+        .map_err(StoreError::from_display)?;
+    let mut rows = select
+        .query((&key.instance.agent, &key.instance.id, &key.session))
+        .map_err(StoreError::from_display)?;
+    let (mut messages, mut bytes) = (Vec::new(), 0);
+    while let Some(row) = rows.next().map_err(StoreError::from_display)? {
+        let body = row
+            .get_ref(0)
+            .and_then(|v| Ok(v.as_str()?))
+            .map_err(StoreError::from_display)?;
+        bytes += body.len();
+        messages.push(
             serde_json::from_str(body)
-                .map_err(|e| StoreError(format!("a stored message is unreadable: {e}")))
-        })
-        .collect::<Result<_, _>>()?;
+                .map_err(|e| StoreError(format!("a stored message is unreadable: {e}")))?,
+        );
+    }
     Ok((messages, bytes))
 }
 
-async fn set_state(
-    conn: &mut SqliteConnection,
+fn set_state(
+    conn: &Connection,
     instance: &InstanceKey,
     key: &str,
     value: &str,
 ) -> Result<(), StoreError> {
-    sqlx::query(
-        "INSERT INTO instance_state (agent, instance_id, key, value) VALUES (?, ?, ?, ?)
+    conn.prepare_cached(
+        "INSERT INTO instance_state (agent, instance_id, key, value) VALUES (?1, ?2, ?3, ?4)
          ON CONFLICT (agent, instance_id, key) DO UPDATE SET value = excluded.value",
     )
-    .bind(&instance.agent)
-    .bind(&instance.id)
-    .bind(key)
-    .bind(value)
-    .execute(conn)
-    .await
+    .and_then(|mut upsert| upsert.execute((&instance.agent, &instance.id, key, value)))
     .map(drop)
     .map_err(StoreError::from_display)
 }
