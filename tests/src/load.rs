@@ -37,10 +37,22 @@ pub fn percentile(sorted: &[Duration], q: f64) -> Duration {
 /// prompts per second and latency percentiles under `label`.
 pub async fn prompts(label: &str, servers: &[String], concurrency: usize) {
     let client = reqwest::Client::new();
+    // The URL of every instance on every server, parsed once: `urls[server][id]`.
+    let urls: Vec<Vec<reqwest::Url>> = servers
+        .iter()
+        .map(|server| {
+            (0..100)
+                .map(|id| {
+                    reqwest::Url::parse(&format!("{server}/agents/support_assistant/id-{id}"))
+                        .expect("a URL")
+                })
+                .collect()
+        })
+        .collect();
     let (started, cpu_before) = (Instant::now(), cpu_time());
     let tasks: Vec<_> = (0..concurrency)
         .map(|t| {
-            let (client, servers) = (client.clone(), servers.to_vec());
+            let (client, urls) = (client.clone(), urls.clone());
             tokio::spawn(async move {
                 let mut latencies = Vec::with_capacity(PROMPTS_PER_TASK);
                 for i in 0..PROMPTS_PER_TASK {
@@ -48,10 +60,10 @@ pub async fn prompts(label: &str, servers: &[String], concurrency: usize) {
                     let id = (i * concurrency + t) % 100;
                     let session = format!("s{t}-{}", i / PROMPTS_PER_SESSION);
                     let body = serde_json::json!({"message": "hello", "session": session});
-                    let url = &servers[(t + i) % servers.len()];
+                    let url = urls[(t + i) % urls.len()][id].clone();
                     let sent = Instant::now();
                     let response = client
-                        .post(format!("{url}/agents/support_assistant/id-{id}"))
+                        .post(url)
                         .json(&body)
                         .send()
                         .await

@@ -4,6 +4,7 @@
 use std::marker::PhantomData;
 
 use futures_util::StreamExt;
+use reqwest::header::{HeaderMap, HeaderValue};
 use serde_json::Value;
 
 use super::resolve::Endpoint;
@@ -36,21 +37,39 @@ pub trait Wire: Send + Sync + 'static {
     fn finish(stream: Self::Stream, endpoint: &Endpoint) -> Result<ModelResponse, ModelError>;
 }
 
-/// A provider client speaking wire format `W`.
+/// A provider client speaking wire format `W`, with its URL and headers prepared once.
 pub struct Client<W> {
     http: reqwest::Client,
     endpoint: Endpoint,
+    url: reqwest::Url,
+    headers: HeaderMap,
     wire: PhantomData<fn() -> W>,
 }
 
 impl<W: Wire> Client<W> {
-    /// A client for `endpoint`.
-    pub fn new(http: reqwest::Client, endpoint: Endpoint) -> Self {
-        Self {
+    /// A client for `endpoint`; refused if its URL or a header is not valid.
+    pub fn new(http: reqwest::Client, endpoint: Endpoint) -> Result<Self, ModelError> {
+        let url = format!("{}{}", endpoint.base_url, W::PATH);
+        let invalid = |reason: String| ModelError::Unreachable {
+            provider: endpoint.provider.clone(),
+            url: url.clone(),
+            reason,
+            base_url_var: endpoint.base_url_var.clone(),
+        };
+        let parsed = reqwest::Url::parse(&url).map_err(|e| invalid(format!("not a URL: {e}")))?;
+        let mut headers = HeaderMap::new();
+        for (name, value) in W::headers(&endpoint) {
+            let value = HeaderValue::try_from(value)
+                .map_err(|_| invalid(format!("the {name} header is not a valid header value")))?;
+            headers.insert(name, value);
+        }
+        Ok(Self {
             http,
+            url: parsed,
+            headers,
             endpoint,
             wire: PhantomData,
-        }
+        })
     }
 
     async fn send(
@@ -58,12 +77,11 @@ impl<W: Wire> Client<W> {
         request: &ModelRequest,
         stream: bool,
     ) -> Result<reqwest::Response, ModelError> {
-        let headers = W::headers(&self.endpoint);
         post_json(
             &self.http,
             &self.endpoint,
-            W::PATH,
-            &headers,
+            &self.url,
+            &self.headers,
             &W::request_body(request, stream),
         )
         .await
@@ -106,23 +124,19 @@ impl<W: Wire> Provider for Client<W> {
     }
 }
 
-/// Posts a JSON body to `endpoint.base_url + path` and returns the response if its
-/// status is a success; every failure becomes the matching [`ModelError`].
+/// Posts a JSON body to `url` and returns the response if its status is a success;
+/// every failure becomes the matching [`ModelError`].
 async fn post_json(
     http: &reqwest::Client,
     endpoint: &Endpoint,
-    path: &str,
-    headers: &[(&str, String)],
+    url: &reqwest::Url,
+    headers: &HeaderMap,
     body: &serde_json::Value,
 ) -> Result<reqwest::Response, ModelError> {
-    let url = format!("{}{path}", endpoint.base_url);
-    let mut request = http.post(&url).json(body);
-    for (name, value) in headers {
-        request = request.header(*name, value);
-    }
+    let request = http.post(url.clone()).headers(headers.clone()).json(body);
     let response = request.send().await.map_err(|e| ModelError::Unreachable {
         provider: endpoint.provider.clone(),
-        url: url.clone(),
+        url: url.to_string(),
         reason: root_cause(&e),
         base_url_var: endpoint.base_url_var.clone(),
     })?;

@@ -1,9 +1,9 @@
 //! From a `provider/model` string to a client: built-in providers, `flue.toml` providers
 //! and model aliases, API keys and base URLs.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::fmt;
-use std::sync::Arc;
+use std::sync::{Arc, RwLock};
 
 use serde::Deserialize;
 
@@ -127,6 +127,8 @@ pub struct Providers {
     settings: BTreeMap<String, ProviderSettings>,
     aliases: BTreeMap<String, String>,
     env: BTreeMap<String, String>,
+    /// Clients made so far, by provider name: a provider is set up once, not per call.
+    clients: RwLock<HashMap<String, Arc<dyn Provider>>>,
 }
 
 impl Providers {
@@ -146,6 +148,7 @@ impl Providers {
             settings,
             aliases,
             env,
+            clients: RwLock::default(),
         }
     }
 
@@ -158,6 +161,26 @@ impl Providers {
     pub fn resolve(&self, model: &str) -> Result<(ModelRef, Arc<dyn Provider>), ModelError> {
         let model_ref = ModelRef::parse(self.expand_alias(model))?;
         let name = model_ref.provider.as_str();
+        let known = self
+            .clients
+            .read()
+            .expect("provider clients")
+            .get(name)
+            .cloned();
+        let client = match known {
+            Some(client) => client,
+            None => {
+                let client = self.client_for(name)?;
+                let mut clients = self.clients.write().expect("provider clients");
+                clients.insert(name.to_string(), client.clone());
+                client
+            }
+        };
+        Ok((model_ref, client))
+    }
+
+    /// A client for the provider called `name`, from `flue.toml` and the environment.
+    fn client_for(&self, name: &str) -> Result<Arc<dyn Provider>, ModelError> {
         let builtin = BUILT_IN.iter().find(|b| b.name == name);
         let configured = self.settings.get(name);
         if builtin.is_none() && configured.is_none() {
@@ -199,13 +222,11 @@ impl Providers {
             base_url_var,
             api_key,
         };
-        let client: Arc<dyn Provider> = match kind {
-            ProviderKind::Anthropic => {
-                Arc::new(Client::<Anthropic>::new(self.http.clone(), endpoint))
-            }
-            ProviderKind::Openai => Arc::new(Client::<OpenAi>::new(self.http.clone(), endpoint)),
-        };
-        Ok((model_ref, client))
+        let http = self.http.clone();
+        Ok(match kind {
+            ProviderKind::Anthropic => Arc::new(Client::<Anthropic>::new(http, endpoint)?),
+            ProviderKind::Openai => Arc::new(Client::<OpenAi>::new(http, endpoint)?),
+        })
     }
 }
 
@@ -248,6 +269,29 @@ mod tests {
             .err()
             .unwrap();
         assert!(err.to_string().contains("ANTHROPIC_API_KEY"), "{err}");
+    }
+
+    #[test]
+    fn a_base_url_that_is_not_a_url_is_refused_when_resolving() {
+        let env = [
+            ("ANTHROPIC_BASE_URL", "not a url"),
+            ("ANTHROPIC_API_KEY", "k"),
+        ];
+        let err = providers(&env)
+            .resolve("anthropic/claude-haiku-4-5")
+            .err()
+            .unwrap();
+        let message = err.to_string();
+        assert!(message.contains("not a URL"), "{message}");
+        assert!(message.contains("ANTHROPIC_BASE_URL"), "{message}");
+    }
+
+    #[test]
+    fn a_provider_is_set_up_once() {
+        let providers = providers(&[]);
+        let (_, first) = providers.resolve("ollama/llama3.2").unwrap();
+        let (_, second) = providers.resolve("fast").unwrap();
+        assert!(Arc::ptr_eq(&first, &second));
     }
 
     #[test]
