@@ -58,7 +58,9 @@ pub async fn prompts(label: &str, servers: &[String], concurrency: usize) {
                 for i in 0..PROMPTS_PER_TASK {
                     // At any moment the tasks address distinct ids.
                     let id = (i * concurrency + t) % 100;
-                    let session = format!("s{t}-{}", i / PROMPTS_PER_SESSION);
+                    // Tasks open sessions at their own offsets, so new sessions
+                    // arrive evenly rather than all at once.
+                    let session = format!("s{t}-{}", (i + t) / PROMPTS_PER_SESSION);
                     let body = serde_json::json!({"message": "hello", "session": session});
                     let url = urls[(t + i) % urls.len()][id].clone();
                     let sent = Instant::now();

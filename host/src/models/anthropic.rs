@@ -1,7 +1,9 @@
 //! The Anthropic Messages API: `POST /v1/messages`, whole or streamed.
 
+use std::borrow::Cow;
 use std::collections::BTreeMap;
 
+use serde::Serialize;
 use serde_json::{Value, json};
 
 use super::client::{Wire, bad_response, event_json};
@@ -26,7 +28,9 @@ impl Wire for Anthropic {
             .collect()
     }
 
-    fn request_body(request: &ModelRequest, stream: bool) -> Value {
+    type Body<'a> = Body<'a>;
+
+    fn request_body(request: &ModelRequest, stream: bool) -> Body<'_> {
         request_body(request, stream)
     }
 
@@ -59,54 +63,119 @@ fn thinking_budget(level: ThinkingLevel) -> Option<u32> {
     }
 }
 
+/// The request body of the Messages API, borrowed from a [`ModelRequest`].
+#[derive(Serialize)]
+pub struct Body<'a> {
+    model: &'a str,
+    max_tokens: u32,
+    messages: Vec<Turn<'a>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    thinking: Option<Thinking>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    system: Option<&'a str>,
+    #[serde(skip_serializing_if = "<[_]>::is_empty")]
+    tools: Vec<Tool<'a>>,
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    stream: bool,
+}
+
+#[derive(Serialize)]
+struct Thinking {
+    r#type: &'static str,
+    budget_tokens: u32,
+}
+
+#[derive(Serialize)]
+struct Tool<'a> {
+    name: &'a str,
+    description: &'a str,
+    input_schema: &'a Value,
+}
+
+/// One message of the request: a user turn as text, or blocks.
+#[derive(Serialize)]
+struct Turn<'a> {
+    role: &'static str,
+    content: Content<'a>,
+}
+
+#[derive(Serialize)]
+#[serde(untagged)]
+enum Content<'a> {
+    Text(Cow<'a, str>),
+    Blocks(Vec<Block<'a>>),
+}
+
+#[derive(Serialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+enum Block<'a> {
+    Text {
+        text: &'a str,
+    },
+    ToolUse {
+        id: &'a str,
+        name: &'a str,
+        input: &'a Value,
+    },
+    ToolResult {
+        tool_use_id: &'a str,
+        content: &'a str,
+        is_error: bool,
+    },
+}
+
 /// The request body for a [`ModelRequest`].
-fn request_body(request: &ModelRequest, stream: bool) -> Value {
-    let mut body = json!({
-        "model": request.model,
-        "max_tokens": request.max_tokens,
-        "messages": messages(&request.messages),
-    });
-    if let Some(budget) = request.thinking.and_then(thinking_budget) {
+fn request_body(request: &ModelRequest, stream: bool) -> Body<'_> {
+    let budget = request.thinking.and_then(thinking_budget);
+    Body {
+        model: &request.model,
         // The answer's own budget comes on top of the thinking budget.
-        body["max_tokens"] = json!(request.max_tokens + budget);
-        body["thinking"] = json!({"type": "enabled", "budget_tokens": budget});
-    }
-    if let Some(system) = &request.system {
-        body["system"] = json!(system);
-    }
-    if !request.tools.is_empty() {
-        body["tools"] = request
+        max_tokens: request.max_tokens + budget.unwrap_or(0),
+        messages: messages(&request.messages),
+        thinking: budget.map(|budget_tokens| Thinking {
+            r#type: "enabled",
+            budget_tokens,
+        }),
+        system: request.system.as_deref(),
+        tools: request
             .tools
             .iter()
-            .map(|t| json!({"name": t.name, "description": t.description, "input_schema": t.parameters}))
-            .collect();
+            .map(|t| Tool {
+                name: &t.name,
+                description: &t.description,
+                input_schema: &t.parameters,
+            })
+            .collect(),
+        stream,
     }
-    if stream {
-        body["stream"] = json!(true);
-    }
-    body
 }
 
 /// Maps messages; consecutive tool results become one user message of `tool_result` blocks.
 /// An assistant turn with neither text nor tool calls is left out: the API rejects it.
-fn messages(messages: &[Message]) -> Vec<Value> {
-    let mut out: Vec<Value> = Vec::new();
+fn messages(messages: &[Message]) -> Vec<Turn<'_>> {
+    let mut out: Vec<Turn> = Vec::with_capacity(messages.len());
     for message in messages {
         match message {
-            Message::User { .. } | Message::Summary { .. } => {
-                out.push(json!({"role": "user", "content": message.user_text()}))
-            }
+            Message::User { .. } | Message::Summary { .. } => out.push(Turn {
+                role: "user",
+                content: Content::Text(message.user_text().unwrap_or_default()),
+            }),
             Message::Assistant {
                 content,
                 tool_calls,
             } => {
-                let text = (!content.is_empty()).then(|| json!({"type": "text", "text": content}));
-                let calls = tool_calls
-                    .iter()
-                    .map(|c| json!({"type": "tool_use", "id": c.id, "name": c.name, "input": c.arguments}));
-                let blocks: Vec<Value> = text.into_iter().chain(calls).collect();
+                let text = (!content.is_empty()).then_some(Block::Text { text: content });
+                let calls = tool_calls.iter().map(|c| Block::ToolUse {
+                    id: &c.id,
+                    name: &c.name,
+                    input: &c.arguments,
+                });
+                let blocks: Vec<Block> = text.into_iter().chain(calls).collect();
                 if !blocks.is_empty() {
-                    out.push(json!({"role": "assistant", "content": blocks}));
+                    out.push(Turn {
+                        role: "assistant",
+                        content: Content::Blocks(blocks),
+                    });
                 }
             }
             Message::Tool {
@@ -115,10 +184,17 @@ fn messages(messages: &[Message]) -> Vec<Value> {
                 is_error,
                 ..
             } => {
-                let block = json!({"type": "tool_result", "tool_use_id": tool_call_id, "content": content, "is_error": is_error});
+                let block = Block::ToolResult {
+                    tool_use_id: tool_call_id,
+                    content,
+                    is_error: *is_error,
+                };
                 match out.last_mut().and_then(tool_results) {
                     Some(results) => results.push(block),
-                    None => out.push(json!({"role": "user", "content": [block]})),
+                    None => out.push(Turn {
+                        role: "user",
+                        content: Content::Blocks(vec![block]),
+                    }),
                 }
             }
         }
@@ -126,16 +202,17 @@ fn messages(messages: &[Message]) -> Vec<Value> {
     out
 }
 
-/// The blocks of `message` if it is a user message made only of tool results.
-fn tool_results(message: &mut Value) -> Option<&mut Vec<Value>> {
-    if message["role"] != "user" {
-        return None;
+/// The blocks of `turn` if it is a user message made only of tool results.
+fn tool_results<'t, 'a>(turn: &'t mut Turn<'a>) -> Option<&'t mut Vec<Block<'a>>> {
+    match &mut turn.content {
+        Content::Blocks(blocks)
+            if turn.role == "user"
+                && blocks.iter().all(|b| matches!(b, Block::ToolResult { .. })) =>
+        {
+            Some(blocks)
+        }
+        _ => None,
     }
-    let blocks = message["content"].as_array_mut()?;
-    blocks
-        .iter()
-        .all(|b| b["type"] == "tool_result")
-        .then_some(blocks)
 }
 
 /// Reads a `usage` object; counts it does not give keep their value in `base`.
@@ -333,7 +410,7 @@ mod tests {
             max_tokens: 100,
             thinking: Some(ThinkingLevel::High),
         };
-        let body = request_body(&request, true);
+        let body = serde_json::to_value(request_body(&request, true)).unwrap();
         assert_eq!(body["system"], "sys");
         assert_eq!(
             body["thinking"],
@@ -359,7 +436,7 @@ mod tests {
             content: String::new(),
             tool_calls: Vec::new(),
         };
-        assert_eq!(super::messages(&[empty_turn]), Vec::<Value>::new());
+        assert!(super::messages(&[empty_turn]).is_empty());
     }
 
     #[test]

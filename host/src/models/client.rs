@@ -5,6 +5,7 @@ use std::marker::PhantomData;
 
 use futures_util::StreamExt;
 use reqwest::header::{HeaderMap, HeaderValue};
+use serde::Serialize;
 use serde_json::Value;
 
 use super::resolve::Endpoint;
@@ -22,8 +23,10 @@ pub trait Wire: Send + Sync + 'static {
     type Stream: Default + Send;
     /// Authentication and version headers.
     fn headers(endpoint: &Endpoint) -> Vec<(&'static str, String)>;
+    /// The JSON body of a request, borrowed from it.
+    type Body<'a>: Serialize + Send + Sync;
     /// The JSON body for a request.
-    fn request_body(request: &ModelRequest, stream: bool) -> Value;
+    fn request_body(request: &ModelRequest, stream: bool) -> Self::Body<'_>;
     /// Reads a whole response body.
     fn parse_response(endpoint: &Endpoint, body: &Value) -> Result<ModelResponse, ModelError>;
     /// Takes in one stream event, forwarding text deltas to `sink`.
@@ -131,7 +134,7 @@ async fn post_json(
     endpoint: &Endpoint,
     url: &reqwest::Url,
     headers: &HeaderMap,
-    body: &serde_json::Value,
+    body: &impl Serialize,
 ) -> Result<reqwest::Response, ModelError> {
     let request = http.post(url.clone()).headers(headers.clone()).json(body);
     let response = request.send().await.map_err(|e| ModelError::Unreachable {

@@ -1,8 +1,10 @@
 //! OpenAI Chat Completions (`POST {base}/chat/completions`), which OpenAI-compatible
 //! servers such as Ollama speak too; whole or streamed.
 
+use std::borrow::Cow;
 use std::collections::BTreeMap;
 
+use serde::Serialize;
 use serde_json::{Value, json};
 
 use super::client::{Wire, bad_response, event_json};
@@ -25,7 +27,9 @@ impl Wire for OpenAi {
             .collect()
     }
 
-    fn request_body(request: &ModelRequest, stream: bool) -> Value {
+    type Body<'a> = Body<'a>;
+
+    fn request_body(request: &ModelRequest, stream: bool) -> Body<'_> {
         request_body(request, stream)
     }
 
@@ -65,55 +69,136 @@ fn reasoning_effort(level: ThinkingLevel) -> Option<&'static str> {
     }
 }
 
+/// The request body of Chat Completions, borrowed from a [`ModelRequest`].
+#[derive(Serialize)]
+pub struct Body<'a> {
+    model: &'a str,
+    max_tokens: u32,
+    messages: Vec<Turn<'a>>,
+    #[serde(skip_serializing_if = "<[_]>::is_empty")]
+    tools: Vec<Tool<'a>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    reasoning_effort: Option<&'static str>,
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    stream: bool,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    stream_options: Option<StreamOptions>,
+}
+
+#[derive(Serialize)]
+struct StreamOptions {
+    include_usage: bool,
+}
+
+#[derive(Serialize)]
+struct Tool<'a> {
+    r#type: &'static str,
+    function: Function<'a>,
+}
+
+#[derive(Serialize)]
+struct Function<'a> {
+    name: &'a str,
+    description: &'a str,
+    parameters: &'a Value,
+}
+
+/// One message of the request.
+#[derive(Serialize)]
+#[serde(tag = "role", rename_all = "snake_case")]
+enum Turn<'a> {
+    System {
+        content: &'a str,
+    },
+    User {
+        content: Cow<'a, str>,
+    },
+    Assistant {
+        /// `null` when the turn is only tool calls.
+        content: Option<&'a str>,
+        #[serde(skip_serializing_if = "<[_]>::is_empty")]
+        tool_calls: Vec<Call<'a>>,
+    },
+    Tool {
+        tool_call_id: &'a str,
+        content: &'a str,
+    },
+}
+
+#[derive(Serialize)]
+struct Call<'a> {
+    id: &'a str,
+    r#type: &'static str,
+    function: CallFunction<'a>,
+}
+
+#[derive(Serialize)]
+struct CallFunction<'a> {
+    name: &'a str,
+    /// The arguments as a JSON text, as the API takes them.
+    arguments: String,
+}
+
 /// The request body for a [`ModelRequest`].
-fn request_body(request: &ModelRequest, stream: bool) -> Value {
+fn request_body(request: &ModelRequest, stream: bool) -> Body<'_> {
     let system = request
         .system
         .iter()
-        .map(|s| json!({"role": "system", "content": s}));
-    let messages: Vec<Value> = system.chain(request.messages.iter().map(message)).collect();
-    let mut body =
-        json!({"model": request.model, "max_tokens": request.max_tokens, "messages": messages});
-    if !request.tools.is_empty() {
-        body["tools"] = request
+        .map(|content| Turn::System { content });
+    Body {
+        model: &request.model,
+        max_tokens: request.max_tokens,
+        messages: system.chain(request.messages.iter().map(message)).collect(),
+        tools: request
             .tools
             .iter()
-            .map(|t| json!({"type": "function", "function": {"name": t.name, "description": t.description, "parameters": t.parameters}}))
-            .collect();
+            .map(|t| Tool {
+                r#type: "function",
+                function: Function {
+                    name: &t.name,
+                    description: &t.description,
+                    parameters: &t.parameters,
+                },
+            })
+            .collect(),
+        reasoning_effort: request.thinking.and_then(reasoning_effort),
+        stream,
+        stream_options: stream.then_some(StreamOptions {
+            include_usage: true,
+        }),
     }
-    if let Some(effort) = request.thinking.and_then(reasoning_effort) {
-        body["reasoning_effort"] = json!(effort);
-    }
-    if stream {
-        body["stream"] = json!(true);
-        body["stream_options"] = json!({"include_usage": true});
-    }
-    body
 }
 
-fn message(m: &Message) -> Value {
+fn message(m: &Message) -> Turn<'_> {
     match m {
-        Message::User { .. } | Message::Summary { .. } => {
-            json!({"role": "user", "content": m.user_text()})
-        }
+        Message::User { .. } | Message::Summary { .. } => Turn::User {
+            content: m.user_text().unwrap_or_default(),
+        },
         Message::Assistant {
             content,
             tool_calls,
-        } => {
-            let mut out = json!({"role": "assistant", "content": if content.is_empty() { Value::Null } else { json!(content) }});
-            if !tool_calls.is_empty() {
-                out["tool_calls"] = tool_calls
-                    .iter()
-                    .map(|c| json!({"id": c.id, "type": "function", "function": {"name": c.name, "arguments": c.arguments.to_string()}}))
-                    .collect();
-            }
-            out
-        }
+        } => Turn::Assistant {
+            content: (!content.is_empty()).then_some(content.as_str()),
+            tool_calls: tool_calls
+                .iter()
+                .map(|c| Call {
+                    id: &c.id,
+                    r#type: "function",
+                    function: CallFunction {
+                        name: &c.name,
+                        arguments: c.arguments.to_string(),
+                    },
+                })
+                .collect(),
+        },
         Message::Tool {
             tool_call_id,
             content,
             ..
-        } => json!({"role": "tool", "tool_call_id": tool_call_id, "content": content}),
+        } => Turn::Tool {
+            tool_call_id,
+            content,
+        },
     }
 }
 
@@ -301,7 +386,7 @@ mod tests {
             max_tokens: 50,
             thinking: Some(ThinkingLevel::Low),
         };
-        let body = request_body(&request, false);
+        let body = serde_json::to_value(request_body(&request, false)).unwrap();
         assert_eq!(body["messages"][0]["role"], "system");
         assert_eq!(body["reasoning_effort"], "low");
         assert_eq!(body["messages"][2]["content"], Value::Null);
