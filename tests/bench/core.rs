@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
 use flue_host::runtime::{GuestHost, GuestLogLevel, Limits, Runtime};
-use flue_tests::{FakeProvider, Project, Reply, Turn, guest};
+use flue_tests::{FakeProvider, Project, Reply, guest};
 
 /// Imports that answer instantly, so a tool call measures the guest boundary alone.
 struct NoHost;
@@ -123,7 +123,7 @@ async fn main() {
     }
     report("guest tool call (ticket_status)", calls);
 
-    let fake = FakeProvider::unrecorded(|_: &Turn| Reply::Text("ok".into())).await;
+    let fake = FakeProvider::instant(Reply::Text("ok".into())).await;
     let http = time(2000, |_| {
         let url = format!("{}/v1/messages", fake.anthropic_url());
         async move {

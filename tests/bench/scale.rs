@@ -8,7 +8,7 @@
 //! Needs a PostgreSQL server: `export FLUE_TEST_DATABASE_URL=$(.ci/postgres)`, then
 //! `cargo run --release -p flue-tests --bin bench-scale`.
 
-use flue_tests::{FakeProvider, InProcessServer, Project, Reply, Turn, guest, load};
+use flue_tests::{FakeProvider, InProcessServer, Project, Reply, guest, load};
 
 /// Starts `count` hosts on `project`, each with its own data directory, sharing the
 /// PostgreSQL database at `database` (or each on its own SQLite file without one).
@@ -35,7 +35,7 @@ async fn hosts(
 
 #[tokio::main]
 async fn main() {
-    let fake = FakeProvider::unrecorded(|_: &Turn| Reply::Text("ok".into())).await;
+    let fake = FakeProvider::instant(Reply::Text("ok".into())).await;
     let project = Project::empty();
     project.add_agent("support_assistant", &guest("agents/support_assistant"));
     for (label, count, postgres) in [

@@ -7,7 +7,7 @@
 
 use std::sync::Arc;
 
-use flue_tests::{FakeProvider, InProcessServer, Project, Reply, Turn, guest, load};
+use flue_tests::{FakeProvider, InProcessServer, Project, Reply, guest, load};
 
 /// Resident set size of this process, in bytes.
 fn resident_bytes() -> u64 {
@@ -22,7 +22,7 @@ fn resident_bytes() -> u64 {
 
 #[tokio::main]
 async fn main() {
-    let fake = FakeProvider::unrecorded(|_: &Turn| Reply::Text("ok".into())).await;
+    let fake = FakeProvider::instant(Reply::Text("ok".into())).await;
     let project = Project::empty();
     project.add_agent("support_assistant", &guest("agents/support_assistant"));
     let mut options = project.options(&fake);

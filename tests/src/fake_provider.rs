@@ -103,10 +103,25 @@ pub struct Turn {
     pub raw: Arc<Value>,
 }
 
-type Script = dyn Fn(&Turn) -> Reply + Send + Sync;
+/// How the fake chooses its replies.
+enum Script {
+    /// Computed from each request.
+    PerTurn(Box<dyn Fn(&Turn) -> Reply + Send + Sync>),
+    /// The same for every request, which is read no further than its model and whether
+    /// it asks for a stream.
+    Same(Reply),
+}
+
+/// The only fields a [`Script::Same`] fake reads from a request.
+#[derive(serde::Deserialize)]
+struct Head {
+    model: Value,
+    #[serde(default)]
+    stream: bool,
+}
 
 struct Shared {
-    script: Box<Script>,
+    script: Script,
     /// `None` when requests are not recorded.
     seen: Option<Mutex<Vec<Seen>>>,
     ids: AtomicU64,
@@ -123,7 +138,7 @@ impl FakeProvider {
     /// Starts a server whose replies are computed from each request by `script`; every
     /// request is recorded for [`Self::requests`].
     pub async fn start(script: impl Fn(&Turn) -> Reply + Send + Sync + 'static) -> FakeProvider {
-        Self::serve(Box::new(script), Some(Mutex::default())).await
+        Self::serve(Script::PerTurn(Box::new(script)), Some(Mutex::default())).await
     }
 
     /// Like [`Self::start`], but keeps no record of requests, so that a benchmark's
@@ -131,10 +146,17 @@ impl FakeProvider {
     pub async fn unrecorded(
         script: impl Fn(&Turn) -> Reply + Send + Sync + 'static,
     ) -> FakeProvider {
-        Self::serve(Box::new(script), None).await
+        Self::serve(Script::PerTurn(Box::new(script)), None).await
     }
 
-    async fn serve(script: Box<Script>, seen: Option<Mutex<Vec<Seen>>>) -> FakeProvider {
+    /// A provider that answers every request at once with `reply`, reading only its
+    /// model and stream flag and keeping no record: the serving benchmarks measure the
+    /// host, not the fake.
+    pub async fn instant(reply: Reply) -> FakeProvider {
+        Self::serve(Script::Same(reply), None).await
+    }
+
+    async fn serve(script: Script, seen: Option<Mutex<Vec<Seen>>>) -> FakeProvider {
         let shared = Arc::new(Shared {
             script,
             seen,
@@ -266,7 +288,12 @@ async fn answer(
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
-    let request: Arc<Value> = match serde_json::from_slice(&body) {
+    let parsed = match &shared.script {
+        Script::PerTurn(_) => serde_json::from_slice(&body),
+        Script::Same(_) => serde_json::from_slice(&body)
+            .map(|head: Head| json!({"model": head.model, "stream": head.stream})),
+    };
+    let request: Arc<Value> = match parsed {
         Ok(request) => Arc::new(request),
         Err(e) => return (StatusCode::BAD_REQUEST, e.to_string()).into_response(),
     };
@@ -284,7 +311,11 @@ async fn answer(
         Format::OpenAi => "call",
     };
     let id = || format!("{prefix}_{}", shared.ids.fetch_add(1, Ordering::Relaxed));
-    let answer = match (shared.script)(&turn(format, &request)).settle(id).await {
+    let reply = match &shared.script {
+        Script::PerTurn(script) => script(&turn(format, &request)),
+        Script::Same(reply) => reply.clone(),
+    };
+    let answer = match reply.settle(id).await {
         Ok(answer) => answer,
         Err((status, message)) => return error(format, status, message),
     };
