@@ -168,10 +168,26 @@ impl SqliteStore {
     {
         self.reads.run(read).await
     }
+
+    /// The row a query finds, if any, made into a value by `row`, read off the writer.
+    async fn read_row<T, P>(
+        &self,
+        sql: &'static str,
+        params: P,
+        row: fn(&Row) -> rusqlite::Result<T>,
+    ) -> Result<Option<T>, StoreError>
+    where
+        T: Send + 'static,
+        P: Params + Send + 'static,
+    {
+        self.read(move |conn| conn.prepare_cached(sql)?.query_row(params, row).optional())
+            .await
+    }
 }
 
 /// Opens a connection to the database at `path` with `flags`, waiting up to ten
-/// seconds for a lock, and the writes of this process's writer as the only ones.
+/// seconds for a lock, with commits synced to disk at checkpoints (`synchronous =
+/// NORMAL`) unless a batch asks for more.
 fn connect(path: &Path, flags: OpenFlags) -> Result<Connection, StoreError> {
     let conn = Connection::open_with_flags(path, flags | OpenFlags::SQLITE_OPEN_NO_MUTEX)
         .map_err(StoreError::from_display)?;
@@ -276,14 +292,11 @@ impl Store for SqliteStore {
         instance: &InstanceKey,
         key: &str,
     ) -> Result<Option<String>, StoreError> {
-        let (instance, key) = (instance.clone(), key.to_string());
-        self.read(move |conn| {
-            conn.prepare_cached(
-                "SELECT value FROM instance_state WHERE agent = ?1 AND instance_id = ?2 AND key = ?3",
-            )?
-            .query_row((&instance.agent, &instance.id, &key), |row| row.get(0))
-            .optional()
-        })
+        self.read_row(
+            "SELECT value FROM instance_state WHERE agent = ?1 AND instance_id = ?2 AND key = ?3",
+            (instance.agent.clone(), instance.id.clone(), key.to_string()),
+            |row| row.get(0),
+        )
         .await
     }
 

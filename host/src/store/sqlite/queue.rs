@@ -4,7 +4,7 @@
 use std::time::Duration;
 
 use async_trait::async_trait;
-use rusqlite::{Connection, OptionalExtension, Row};
+use rusqlite::{Connection, Row};
 
 use super::writer::{Done, Write};
 use super::{SqliteStore, execute, parsed};
@@ -204,27 +204,23 @@ impl Queue for SqliteStore {
     }
 
     async fn dispatch(&self, id: &str) -> Result<Option<DispatchRecord>, StoreError> {
-        let id = id.to_string();
-        self.read(move |conn| {
-            conn.query_row(
-                "SELECT id, agent, instance_id, session, input, status, attempts, last_error, accepted_at, finished_at
-                 FROM dispatches WHERE id = ?1",
-                [id],
-                |row| {
-                    Ok(DispatchRecord {
-                        id: row.get(0)?,
-                        session: session_of(row)?,
-                        input: row.get(4)?,
-                        status: parsed(row, 5, DispatchStatus::parse)?,
-                        attempts: row.get(6)?,
-                        last_error: row.get(7)?,
-                        accepted_at_ms: row.get(8)?,
-                        finished_at_ms: row.get(9)?,
-                    })
-                },
-            )
-            .optional()
-        })
+        self.read_row(
+            "SELECT id, agent, instance_id, session, input, status, attempts, last_error, accepted_at, finished_at
+             FROM dispatches WHERE id = ?1",
+            [id.to_string()],
+            |row| {
+                Ok(DispatchRecord {
+                    id: row.get(0)?,
+                    session: session_of(row)?,
+                    input: row.get(4)?,
+                    status: parsed(row, 5, DispatchStatus::parse)?,
+                    attempts: row.get(6)?,
+                    last_error: row.get(7)?,
+                    accepted_at_ms: row.get(8)?,
+                    finished_at_ms: row.get(9)?,
+                })
+            },
+        )
         .await
     }
 }

@@ -2,7 +2,7 @@
 //! implementation.
 
 use async_trait::async_trait;
-use rusqlite::{Connection, OptionalExtension};
+use rusqlite::Connection;
 
 use super::writer::Write;
 use super::{SqliteStore, execute, parsed};
@@ -69,28 +69,24 @@ impl Runs for SqliteStore {
     }
 
     async fn run(&self, id: &str) -> Result<Option<RunRecord>, StoreError> {
-        let id = id.to_string();
-        self.read(move |conn| {
-            conn.query_row(
-                "SELECT id, workflow, status, result, error, started_at, ended_at,
-                        (SELECT COUNT(*) FROM run_events WHERE run_id = runs.id)
-                 FROM runs WHERE id = ?1",
-                [id],
-                |row| {
-                    Ok(RunRecord {
-                        id: row.get(0)?,
-                        workflow: row.get(1)?,
-                        status: parsed(row, 2, RunStatus::parse)?,
-                        result: row.get(3)?,
-                        error: row.get(4)?,
-                        started_at_ms: row.get(5)?,
-                        ended_at_ms: row.get(6)?,
-                        event_count: row.get::<_, i64>(7)? as u64,
-                    })
-                },
-            )
-            .optional()
-        })
+        self.read_row(
+            "SELECT id, workflow, status, result, error, started_at, ended_at,
+                    (SELECT COUNT(*) FROM run_events WHERE run_id = runs.id)
+             FROM runs WHERE id = ?1",
+            [id.to_string()],
+            |row| {
+                Ok(RunRecord {
+                    id: row.get(0)?,
+                    workflow: row.get(1)?,
+                    status: parsed(row, 2, RunStatus::parse)?,
+                    result: row.get(3)?,
+                    error: row.get(4)?,
+                    started_at_ms: row.get(5)?,
+                    ended_at_ms: row.get(6)?,
+                    event_count: row.get::<_, i64>(7)? as u64,
+                })
+            },
+        )
         .await
     }
 

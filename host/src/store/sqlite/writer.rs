@@ -14,7 +14,7 @@ use rusqlite::Connection;
 use tokio::sync::oneshot;
 
 use super::cache::HistoryCache;
-use super::{queue, runs};
+use super::{execute, queue, runs};
 use crate::models::Message;
 use crate::store::queue::{Claimed, NewDispatch, Receipt, Settle};
 use crate::store::runs::{RunEnd, RunEvent};
@@ -284,7 +284,8 @@ fn load_history(conn: &Connection, key: &SessionKey) -> Result<(Vec<Message>, us
     while let Some(row) = rows.next().map_err(StoreError::from_display)? {
         let body = row
             .get_ref(0)
-            .and_then(|v| Ok(v.as_str()?))
+            .map_err(StoreError::from_display)?
+            .as_str()
             .map_err(StoreError::from_display)?;
         bytes += body.len();
         messages.push(
@@ -301,11 +302,11 @@ fn set_state(
     key: &str,
     value: &str,
 ) -> Result<(), StoreError> {
-    conn.prepare_cached(
+    execute(
+        conn,
         "INSERT INTO instance_state (agent, instance_id, key, value) VALUES (?1, ?2, ?3, ?4)
          ON CONFLICT (agent, instance_id, key) DO UPDATE SET value = excluded.value",
+        (&instance.agent, &instance.id, key, value),
     )
-    .and_then(|mut upsert| upsert.execute((&instance.agent, &instance.id, key, value)))
     .map(drop)
-    .map_err(StoreError::from_display)
 }
