@@ -51,7 +51,10 @@ struct Connection {
 impl Connection {
     /// Connects to the server at `base` (`http://host:port`).
     async fn open(base: &Uri) -> Connection {
-        let host = base.authority().expect("a server URL has a host").to_string();
+        let host = base
+            .authority()
+            .expect("a server URL has a host")
+            .to_string();
         let stream = TcpStream::connect(&host).await.expect("the server accepts");
         stream.set_nodelay(true).expect("TCP_NODELAY");
         let (sender, driver) = http1::handshake(TokioIo::new(stream))

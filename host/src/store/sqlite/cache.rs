@@ -1,5 +1,5 @@
 //! Recently used session histories, kept parsed in memory so a prompt to a warm session
-//! reads no rows. Only the writer thread fills and extends it, in commit order, so it
+//! reads no rows. Only the writer fills and extends it, in commit order, so it
 //! always equals what is committed; the data directory lock (`mod.rs`) keeps other
 //! processes from writing behind its back. Bounded by the stored size of its messages:
 //! past the budget the least recently used sessions are dropped.

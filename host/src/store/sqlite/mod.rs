@@ -1,6 +1,6 @@
 //! The embedded store: one SQLite file in WAL mode, owned by one process at a time (a
 //! lock file beside it). Reads run on read-only connections (`reads.rs`); every write
-//! goes through one writer thread (`writer.rs`) that commits whatever is queued in one
+//! goes through one writer task (`writer.rs`) that commits whatever is queued in one
 //! transaction (group commit). Session histories are served from a cache (`cache.rs`)
 //! the writer keeps. The dispatch queue is in `queue.rs`, workflow runs in `runs.rs`.
 
@@ -104,7 +104,7 @@ const MIGRATIONS: &[&str] = &[
 /// Sessions, state and the dispatch queue in a SQLite database file.
 pub struct SqliteStore {
     reads: Arc<Readers>,
-    writes: mpsc::Sender<Pending>,
+    writes: tokio::sync::mpsc::UnboundedSender<Pending>,
     histories: Arc<HistoryCache>,
     /// Held open while the store is: the lock that keeps other processes out.
     _owner: File,
@@ -132,16 +132,15 @@ impl SqliteStore {
         .await
         .map_err(|e| StoreError(format!("opening {} stopped: {e}", path.display())))?
         .map_err(|e| StoreError(format!("cannot open {}: {e}", path.display())))?;
-        let (writes, queue) = mpsc::channel();
+        let (writes, queue) = tokio::sync::mpsc::unbounded_channel();
         let histories = Arc::new(HistoryCache::new(cache_bytes));
         let (checkpoints, asks) = mpsc::sync_channel(1);
-        spawn("flue-checkpoint", move || {
-            writer::checkpoint(checkpointer, asks)
-        })?;
+        std::thread::Builder::new()
+            .name("flue-checkpoint".into())
+            .spawn(move || writer::checkpoint(checkpointer, asks))
+            .map_err(|e| StoreError(format!("cannot start the checkpoint thread: {e}")))?;
         let cache = histories.clone();
-        spawn("flue-writer", move || {
-            writer::run(writer, queue, cache, checkpoints)
-        })?;
+        tokio::spawn(writer::run(writer, queue, cache, checkpoints));
         Ok(Self {
             reads: Readers::new(path),
             writes,
@@ -195,15 +194,6 @@ fn connect(path: &Path, flags: OpenFlags) -> Result<Connection, StoreError> {
         .map_err(StoreError::from_display)?;
     writer::pragma(&conn, "synchronous", "NORMAL")?;
     Ok(conn)
-}
-
-/// Starts a named thread that owns a connection.
-fn spawn(name: &str, work: impl FnOnce() + Send + 'static) -> Result<(), StoreError> {
-    std::thread::Builder::new()
-        .name(name.into())
-        .spawn(work)
-        .map(drop)
-        .map_err(|e| StoreError(format!("cannot start the {name} thread: {e}")))
 }
 
 /// Runs one statement (prepared once per connection) and returns the rows it changed.
