@@ -12,7 +12,7 @@ mod writer;
 
 use std::fs::File;
 use std::path::Path;
-use std::sync::{Arc, mpsc};
+use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
@@ -134,13 +134,8 @@ impl SqliteStore {
         .map_err(|e| StoreError(format!("cannot open {}: {e}", path.display())))?;
         let (writes, queue) = tokio::sync::mpsc::unbounded_channel();
         let histories = Arc::new(HistoryCache::new(cache_bytes));
-        let (checkpoints, asks) = mpsc::sync_channel(1);
-        std::thread::Builder::new()
-            .name("flue-checkpoint".into())
-            .spawn(move || writer::checkpoint(checkpointer, asks))
-            .map_err(|e| StoreError(format!("cannot start the checkpoint thread: {e}")))?;
-        let cache = histories.clone();
-        tokio::spawn(writer::run(writer, queue, cache, checkpoints));
+        let checkpoints = writer::Checkpoints::start(checkpointer)?;
+        tokio::spawn(writer::run(writer, queue, histories.clone(), checkpoints));
         Ok(Self {
             reads: Readers::new(path),
             writes,
@@ -319,6 +314,38 @@ mod tests {
             },
             session: session.into(),
         }
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn the_write_ahead_log_starts_over_once_the_writer_is_idle() {
+        let dir = std::env::temp_dir().join(format!("flue-wal-{}", std::process::id()));
+        let path = dir.join("t.db");
+        let _ = std::fs::remove_dir_all(&dir);
+        let store = SqliteStore::open(&path, DEFAULT_HISTORY_CACHE_BYTES)
+            .await
+            .unwrap();
+        let message = [Message::User {
+            content: "x".repeat(2000),
+        }];
+        let log_bytes = || std::fs::metadata(dir.join("t.db-wal")).unwrap().len();
+        let mut sizes = Vec::new();
+        for _ in 0..3 {
+            // Not a multiple of the commits between checkpoints: the checkpointer
+            // beside the writer never sees the last commits of a round.
+            for i in 0..450 {
+                let session = format!("s{}", i % 8);
+                store.append(&key(&session), &message).await.unwrap();
+            }
+            tokio::time::sleep(writer::IDLE * 3).await;
+            sizes.push(log_bytes());
+        }
+        // Started over, each round writes the log's first frames again (a few more
+        // each time, as histories grow); never started over, it grows by a round.
+        assert!(
+            sizes[2] < sizes[0] * 3 / 2,
+            "the log grew round after round ({sizes:?} bytes): it never started over"
+        );
+        let _ = std::fs::remove_dir_all(&dir);
     }
 
     #[tokio::test]

@@ -12,7 +12,9 @@
 //! commit order exactly.
 
 use std::sync::Arc;
-use std::sync::mpsc::{Receiver, SyncSender};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::mpsc::SyncSender;
+use std::time::Duration;
 
 use rusqlite::Connection;
 use tokio::runtime::{Handle, RuntimeFlavor};
@@ -27,8 +29,13 @@ use crate::store::{InstanceKey, SessionKey, StoreError};
 
 /// The most writes one group commit takes.
 const MAX_BATCH: usize = 512;
-/// Commits between two nudges to the checkpointer.
+/// Commits between two checkpoints beside the writer (on the checkpointer's thread).
 const COMMITS_PER_CHECKPOINT: u32 = 100;
+/// How long the writer must have nothing to do before it finishes a checkpoint.
+pub const IDLE: Duration = Duration::from_millis(100);
+/// Frames in the write-ahead log (64 MiB of 4 KiB pages) past which the writer
+/// finishes a checkpoint even when it is busy.
+const MOST_FRAMES: u64 = 16_384;
 
 /// One write the writer has not committed yet.
 pub enum Write {
@@ -100,20 +107,32 @@ pub struct Pending {
 
 /// Commits queued writes in batches until every sender is gone. If a batch fails, its
 /// writes are retried one by one so each gets its own outcome.
-/// Every [`COMMITS_PER_CHECKPOINT`] commits it nudges `checkpoints`, so that the write-
-/// ahead log is copied back into the database off the runtime.
+/// Every [`COMMITS_PER_CHECKPOINT`] commits it has `checkpoints` copy the write-ahead
+/// log back into the database off the runtime; when it has been idle for [`IDLE`], or
+/// the log has grown past [`MOST_FRAMES`], it finishes the copy itself (see
+/// [`finish_checkpoint`]).
 pub async fn run(
     mut conn: Connection,
     mut queue: mpsc::UnboundedReceiver<Pending>,
     cache: Arc<HistoryCache>,
-    checkpoints: SyncSender<()>,
+    checkpoints: Checkpoints,
 ) {
     let mut batch = Vec::with_capacity(MAX_BATCH);
     let mut commits = 0;
-    while queue.recv_many(&mut batch, MAX_BATCH).await > 0 {
-        commits += 1;
-        if commits % COMMITS_PER_CHECKPOINT == 0 {
-            let _ = checkpoints.try_send(());
+    loop {
+        let received = if checkpoints.log_frames() == 0 {
+            queue.recv_many(&mut batch, MAX_BATCH).await
+        } else {
+            match tokio::time::timeout(IDLE, queue.recv_many(&mut batch, MAX_BATCH)).await {
+                Ok(received) => received,
+                Err(_idle) => {
+                    finish_checkpoint(&conn, &checkpoints);
+                    continue;
+                }
+            }
+        };
+        if received == 0 {
+            break;
         }
         let writes: Vec<&Write> = batch.iter().map(|p| &p.write).collect();
         if let Ok(outcomes) = commit(&mut conn, &writes) {
@@ -121,17 +140,37 @@ pub async fn run(
             for (pending, outcome) in batch.drain(..).zip(outcomes) {
                 let _ = pending.done.send(Ok(outcome));
             }
-            continue;
-        }
-        for pending in batch.drain(..) {
-            let outcome = commit(&mut conn, &[&pending.write]);
-            if let Ok(done) = &outcome {
-                update_cache(&cache, &[&pending.write], done);
+        } else {
+            for pending in batch.drain(..) {
+                let outcome = commit(&mut conn, &[&pending.write]);
+                if let Ok(done) = &outcome {
+                    update_cache(&cache, &[&pending.write], done);
+                }
+                let _ = pending
+                    .done
+                    .send(outcome.map(|mut done| done.pop().unwrap_or(Done::Nothing)));
             }
-            let _ = pending
-                .done
-                .send(outcome.map(|mut done| done.pop().unwrap_or(Done::Nothing)));
         }
+        commits += 1;
+        if checkpoints.log_frames() > MOST_FRAMES {
+            finish_checkpoint(&conn, &checkpoints);
+        } else if commits % COMMITS_PER_CHECKPOINT == 0 {
+            checkpoints.ask();
+        }
+    }
+}
+
+/// Copies what the checkpointer left of the write-ahead log, between two batches and
+/// after the last one's callers have their answers. A checkpoint beside a busy writer
+/// never catches up with it, so the log would grow without end; with no commit beside
+/// this one, every frame is copied and the next transaction starts the log over from
+/// its beginning. It copies little (the checkpointer did the rest) but syncs twice, so
+/// it runs with the worker handed over, and only when the writer is idle or the log
+/// has grown long: a pause of a few milliseconds for every write waiting behind it.
+fn finish_checkpoint(conn: &Connection, checkpoints: &Checkpoints) {
+    match off_the_runtime(|| checkpoint(conn)) {
+        Ok(_) => checkpoints.log.store(0, Ordering::Relaxed),
+        Err(e) => tracing::warn!("checkpoint failed: {e}"),
     }
 }
 
@@ -179,15 +218,50 @@ fn off_the_runtime<T>(work: impl FnOnce() -> T) -> T {
     }
 }
 
-/// Copies the write-ahead log back into the database each time the writer asks, on a
-/// connection of its own, without blocking writers (a passive checkpoint). The writer
-/// itself never checkpoints, so no commit waits for one. Ends with the writer.
-pub fn checkpoint(conn: Connection, asks: Receiver<()>) {
-    for () in asks {
-        if let Err(e) = conn.execute_batch("PRAGMA wal_checkpoint(PASSIVE)") {
-            tracing::warn!("checkpoint failed: {e}");
-        }
+/// The writer's side of the checkpointer: asks it to run, and the length of the
+/// write-ahead log it last saw.
+pub struct Checkpoints {
+    asks: SyncSender<()>,
+    log: Arc<AtomicU64>,
+}
+
+impl Checkpoints {
+    /// Starts the checkpointer on a thread of its own, with its own connection; it ends
+    /// with the writer.
+    pub fn start(conn: Connection) -> Result<Checkpoints, StoreError> {
+        let (asks, asked) = std::sync::mpsc::sync_channel(1);
+        let log = Arc::new(AtomicU64::new(0));
+        let seen = log.clone();
+        std::thread::Builder::new()
+            .name("flue-checkpoint".into())
+            .spawn(move || {
+                for () in asked {
+                    match checkpoint(&conn) {
+                        Ok(frames) => seen.store(frames, Ordering::Relaxed),
+                        Err(e) => tracing::warn!("checkpoint failed: {e}"),
+                    }
+                }
+            })
+            .map_err(|e| StoreError(format!("cannot start the checkpoint thread: {e}")))?;
+        Ok(Checkpoints { asks, log })
     }
+
+    /// Asks for a checkpoint beside the writer, unless one is already waiting.
+    fn ask(&self) {
+        let _ = self.asks.try_send(());
+    }
+
+    /// Frames in the write-ahead log at the last checkpoint (0 once it started over).
+    fn log_frames(&self) -> u64 {
+        self.log.load(Ordering::Relaxed)
+    }
+}
+
+/// Copies what it can of the write-ahead log back into the database, waiting for no
+/// reader or writer, and returns how many frames the log holds.
+fn checkpoint(conn: &Connection) -> rusqlite::Result<u64> {
+    let frames: i64 = conn.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |row| row.get(1))?;
+    Ok(u64::try_from(frames).unwrap_or(0))
 }
 
 /// Sets a pragma on one connection.
