@@ -99,6 +99,24 @@ const MIGRATIONS: &[&str] = &[
         at INTEGER NOT NULL,
         PRIMARY KEY (run_id, idx)
     ) WITHOUT ROWID;",
+    // Messages keyed by session and position again: an append then writes only its
+    // session's page, where a row id and an index wrote two.
+    "CREATE TABLE messages_v3 (
+        agent TEXT NOT NULL,
+        instance_id TEXT NOT NULL,
+        session TEXT NOT NULL,
+        seq INTEGER NOT NULL,
+        body TEXT NOT NULL,
+        created_at INTEGER NOT NULL,
+        PRIMARY KEY (agent, instance_id, session, seq)
+    ) WITHOUT ROWID;
+    INSERT INTO messages_v3
+        SELECT agent, instance_id, session,
+            row_number() OVER (PARTITION BY agent, instance_id, session ORDER BY id) - 1,
+            body, created_at
+        FROM messages;
+    DROP TABLE messages;
+    ALTER TABLE messages_v3 RENAME TO messages;",
 ];
 
 /// Sessions, state and the dispatch queue in a SQLite database file.

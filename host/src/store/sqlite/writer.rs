@@ -328,10 +328,16 @@ fn apply(conn: &mut Connection, writes: &[&Write]) -> Result<Vec<Done>, StoreErr
 
 /// Every appended message of the batch, in order.
 fn insert_messages(conn: &Connection, writes: &[&Write]) -> Result<(), StoreError> {
+    let mut next = conn
+        .prepare_cached(
+            "SELECT coalesce(max(seq) + 1, 0) FROM messages
+             WHERE agent = ?1 AND instance_id = ?2 AND session = ?3",
+        )
+        .map_err(StoreError::from_display)?;
     let mut insert = conn
         .prepare_cached(
-            "INSERT INTO messages (agent, instance_id, session, body, created_at)
-             VALUES (?1, ?2, ?3, ?4, ?5)",
+            "INSERT INTO messages (agent, instance_id, session, seq, body, created_at)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
         )
         .map_err(StoreError::from_display)?;
     for write in writes {
@@ -339,15 +345,13 @@ fn insert_messages(conn: &Connection, writes: &[&Write]) -> Result<(), StoreErro
             key, bodies, at, ..
         } = write
         {
-            for body in bodies {
+            let session = (&key.instance.agent, &key.instance.id, &key.session);
+            let first: i64 = next
+                .query_row(session, |row| row.get(0))
+                .map_err(StoreError::from_display)?;
+            for (seq, body) in (first..).zip(bodies) {
                 insert
-                    .execute((
-                        &key.instance.agent,
-                        &key.instance.id,
-                        &key.session,
-                        body,
-                        at,
-                    ))
+                    .execute((session.0, session.1, session.2, seq, body, at))
                     .map_err(StoreError::from_display)?;
             }
         }
@@ -360,7 +364,7 @@ fn load_history(conn: &Connection, key: &SessionKey) -> Result<(Vec<Message>, us
     let mut select = conn
         .prepare_cached(
             "SELECT body FROM messages WHERE agent = ?1 AND instance_id = ?2 AND session = ?3
-             ORDER BY id",
+             ORDER BY seq",
         )
         .map_err(StoreError::from_display)?;
     let mut rows = select
