@@ -110,7 +110,7 @@ pub struct Pending {
 /// Every [`COMMITS_PER_CHECKPOINT`] commits it has `checkpoints` copy the write-ahead
 /// log back into the database off the runtime; when it has been idle for [`IDLE`], or
 /// the log has grown past [`MOST_FRAMES`], it finishes the copy itself (see
-/// [`finish_checkpoint`]).
+/// [`Checkpoints::finish`]).
 pub async fn run(
     mut conn: Connection,
     mut queue: mpsc::UnboundedReceiver<Pending>,
@@ -126,7 +126,7 @@ pub async fn run(
             match tokio::time::timeout(IDLE, queue.recv_many(&mut batch, MAX_BATCH)).await {
                 Ok(received) => received,
                 Err(_idle) => {
-                    finish_checkpoint(&conn, &checkpoints);
+                    checkpoints.finish(&conn);
                     continue;
                 }
             }
@@ -153,24 +153,10 @@ pub async fn run(
         }
         commits += 1;
         if checkpoints.log_frames() > MOST_FRAMES {
-            finish_checkpoint(&conn, &checkpoints);
+            checkpoints.finish(&conn);
         } else if commits % COMMITS_PER_CHECKPOINT == 0 {
             checkpoints.ask();
         }
-    }
-}
-
-/// Copies what the checkpointer left of the write-ahead log, between two batches and
-/// after the last one's callers have their answers. A checkpoint beside a busy writer
-/// never catches up with it, so the log would grow without end; with no commit beside
-/// this one, every frame is copied and the next transaction starts the log over from
-/// its beginning. It copies little (the checkpointer did the rest) but syncs twice, so
-/// it runs with the worker handed over, and only when the writer is idle or the log
-/// has grown long: a pause of a few milliseconds for every write waiting behind it.
-fn finish_checkpoint(conn: &Connection, checkpoints: &Checkpoints) {
-    match off_the_runtime(|| checkpoint(conn)) {
-        Ok(_) => checkpoints.log.store(0, Ordering::Relaxed),
-        Err(e) => tracing::warn!("checkpoint failed: {e}"),
     }
 }
 
@@ -254,6 +240,21 @@ impl Checkpoints {
     /// Frames in the write-ahead log at the last checkpoint (0 once it started over).
     fn log_frames(&self) -> u64 {
         self.log.load(Ordering::Relaxed)
+    }
+
+    /// Copies what the checkpointer left of the write-ahead log, on the writer's
+    /// connection between two batches, after the last one's callers have their
+    /// answers. A checkpoint beside a busy writer never catches up with it, so the log
+    /// would grow without end; with no commit beside this one, every frame is copied
+    /// and the next transaction starts the log over from its beginning. It copies
+    /// little (the checkpointer did the rest) but syncs twice, so it runs with the
+    /// worker handed over, and only when the writer is idle or the log has grown long:
+    /// a pause of a few milliseconds for every write waiting behind it.
+    fn finish(&self, writer: &Connection) {
+        match off_the_runtime(|| checkpoint(writer)) {
+            Ok(_) => self.log.store(0, Ordering::Relaxed),
+            Err(e) => tracing::warn!("checkpoint failed: {e}"),
+        }
     }
 }
 
