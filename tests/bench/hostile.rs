@@ -3,7 +3,8 @@
 //! runs, then while all of them do. Limits as in the tests (300 ms CPU, 3 s wall and
 //! 32 MiB per call).
 //!
-//! Run with `cargo run --release -p flue-tests --bin bench-hostile`.
+//! Run with `cargo run --release -p flue-tests --bin bench-hostile`; name phases (`hog`,
+//! `all`) after `--` to run only those after the baseline.
 
 use std::time::Duration;
 
@@ -31,8 +32,13 @@ async fn main() {
     let alone = healthy_latencies(&host, SAMPLES).await;
     let baseline = p99(&alone);
     report("alone", &alone, baseline);
+    let chosen: Vec<String> = std::env::args().skip(1).collect();
     let phases = ATTACKS.iter().map(|tool| (*tool, vec![*tool]));
-    for (label, tools) in phases.chain([("all at once", ATTACKS.to_vec())]) {
+    let phases = phases.chain([("all at once", ATTACKS.to_vec())]);
+    let phases = phases.filter(|(label, _)| {
+        chosen.is_empty() || chosen.iter().any(|c| label.starts_with(c.as_str()))
+    });
+    for (label, tools) in phases {
         let attack = Attack::start(&host, &tools);
         let latencies = healthy_latencies(&host, SAMPLES).await;
         attack.stop().await;

@@ -9,8 +9,9 @@ use wasmtime::{Config, Engine, InstanceAllocationStrategy, PoolingAllocationConf
 
 use super::Limits;
 
-/// How often the engine's epoch advances; the unit of guest CPU accounting.
-pub const TICK: Duration = Duration::from_millis(1);
+/// How often the engine's epoch advances: the unit of guest CPU accounting, and how long
+/// a guest runs before it hands its core to any thread waiting for one.
+pub const TICK: Duration = Duration::from_micros(500);
 
 /// Core wasm instances per component instance: the main module plus the adapter shims.
 const CORE_INSTANCES_PER_COMPONENT: u32 = 8;
