@@ -12,7 +12,7 @@ use flue_tests::hostile::{ATTACKS, Attack, healthy_latencies, p99, tool_by_promp
 use flue_tests::{FakeProvider, Project};
 
 /// Prompts measured in each phase.
-const SAMPLES: usize = 1000;
+const SAMPLES: usize = 3000;
 
 fn report(label: &str, latencies: &[Duration], baseline: Duration) {
     println!(
