@@ -33,13 +33,13 @@ async fn main() {
     let baseline = p99(&alone);
     report("alone", &alone, baseline);
     let chosen: Vec<String> = std::env::args().skip(1).collect();
-    let phases = ATTACKS.iter().map(|tool| (*tool, vec![*tool]));
+    let phases = ATTACKS.iter().map(|attack| (*attack, vec![*attack]));
     let phases = phases.chain([("all at once", ATTACKS.to_vec())]);
     let phases = phases.filter(|(label, _)| {
         chosen.is_empty() || chosen.iter().any(|c| label.starts_with(c.as_str()))
     });
-    for (label, tools) in phases {
-        let attack = Attack::start(&host, &tools);
+    for (label, attacks) in phases {
+        let attack = Attack::start(&host, &attacks);
         let latencies = healthy_latencies(&host, SAMPLES).await;
         attack.stop().await;
         report(label, &latencies, baseline);

@@ -10,9 +10,23 @@ use flue_host::{Error, Host};
 
 use crate::{Reply, Turn, ticket_script};
 
-/// The hostile agent's tools that fail on purpose (a CPU loop, a memory bomb, a stack
-/// overflow, a panic, 8 MiB of text, bytes that are not UTF-8, a sleep past the wall bound).
-pub const ATTACKS: [&str; 7] = ["spin", "hog", "recurse", "boom", "flood", "garbage", "nap"];
+/// The hostile agent's ways to fail on purpose: its tools (a CPU loop, a memory bomb, a
+/// stack overflow, a panic, 8 MiB of text, bytes that are not UTF-8, a sleep past the wall
+/// bound) and the instances whose `create` misbehaves (a CPU loop, a 4 MiB configuration).
+pub const ATTACKS: [&str; 9] = [
+    "spin",
+    "hog",
+    "recurse",
+    "boom",
+    "flood",
+    "garbage",
+    "nap",
+    "loop-in-create",
+    "huge-config",
+];
+
+/// The attacks that happen in `create`: each names the instance id that sets it off.
+const CREATE_ATTACKS: [&str; 2] = ["loop-in-create", "huge-config"];
 
 /// The model calls the tool named by the prompt ("call spin", or "call escape {json
 /// args}"), then repeats its result; other prompts get [`ticket_script`].
@@ -74,27 +88,30 @@ pub async fn healthy_latencies(host: &Host, n: usize) -> Vec<Duration> {
     latencies
 }
 
-/// Attackers, one per tool, each calling its tool again 20 ms after the last call
-/// ended: the guests misbehave, their callers are no flood of requests.
+/// Attackers, one per attack, each calling again 20 ms after its last call ended: the
+/// guests misbehave, their callers are no flood of requests.
 pub struct Attack {
     stop: Arc<AtomicBool>,
     attackers: Vec<tokio::task::JoinHandle<(u32, u32)>>,
 }
 
 impl Attack {
-    /// Starts one attacker per tool, each on its own instance.
-    pub fn start(host: &Host, tools: &[&'static str]) -> Self {
+    /// Starts one attacker per attack, each on its own instance.
+    pub fn start(host: &Host, attacks: &[&'static str]) -> Self {
         let stop = Arc::new(AtomicBool::new(false));
-        let attackers = tools
+        let attackers = attacks
             .iter()
-            .map(|&tool| {
+            .map(|&attack| {
                 let (host, stop) = (host.clone(), stop.clone());
+                let id = match CREATE_ATTACKS.contains(&attack) {
+                    true => attack.to_string(),
+                    false => format!("attack-{attack}"),
+                };
                 tokio::spawn(async move {
                     let (mut calls, mut failures) = (0, 0);
                     while !stop.load(Ordering::Relaxed) {
                         calls += 1;
-                        failures +=
-                            call(&host, &format!("attack-{tool}"), tool).await.is_err() as u32;
+                        failures += call(&host, &id, attack).await.is_err() as u32;
                         tokio::time::sleep(Duration::from_millis(20)).await;
                     }
                     (calls, failures)
