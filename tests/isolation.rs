@@ -38,7 +38,7 @@ async fn an_endless_loop_is_interrupted_while_others_keep_answering() {
     let error = guest_error(spinning.await.unwrap());
     assert!(error.contains("CPU limit"), "{error}");
     assert!(
-        started.elapsed() < Duration::from_secs(3),
+        started.elapsed() < Duration::from_secs(6),
         "interrupted after {:?}",
         started.elapsed()
     );
@@ -171,10 +171,10 @@ async fn sleeping_past_every_bound_is_cut_off_by_the_wall_clock() {
     let project = Project::new();
     let host = project.host(&fake).await;
     let started = Instant::now();
-    // Sleeping uses no CPU, so only the wall-clock bound (3 s in these tests) can stop it.
+    // Sleeping uses no CPU, so only the wall-clock bound (6 s in these tests) can stop it.
     let error = guest_error(call(&host, "g", "nap").await);
-    assert!(error.contains("did not answer within 3s"), "{error}");
-    assert!(started.elapsed() < Duration::from_secs(5));
+    assert!(error.contains("did not answer within 6s"), "{error}");
+    assert!(started.elapsed() < Duration::from_secs(8));
     assert_eq!(call(&host, "g", "whoami").await.unwrap(), "tool said: g");
 }
 
@@ -233,7 +233,7 @@ async fn a_healthy_agent_answers_while_every_kind_of_guest_misbehaves() {
     let project = Project::new();
     let host = project.host(&fake).await;
     let attack = Attack::start(&host, &ATTACKS);
-    // `nap` sleeps for 3 s before the wall bound stops it: answer until then.
+    // `nap` sleeps until the wall bound (6 s) stops it; stopping the attack waits for that.
     let started = Instant::now();
     let mut answered = 0;
     while started.elapsed() < Duration::from_secs(4) {

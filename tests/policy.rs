@@ -170,17 +170,29 @@ async fn prompts_past_the_concurrency_bound_are_refused() {
 async fn a_tenant_runs_its_guests_under_tighter_limits() {
     let fake = FakeProvider::start(flue_tests::hostile::tool_by_prompt).await;
     let project = Project::empty();
-    std::fs::create_dir_all(project.path().join("agents/acme")).unwrap();
     let hostile = guest("tests/guests/hostile");
-    project.add_agent("acme/hostile", &hostile);
+    for tenant in ["acme", "brisk"] {
+        std::fs::create_dir_all(project.path().join("agents").join(tenant)).unwrap();
+        project.add_agent(&format!("{tenant}/hostile"), &hostile);
+    }
     project.add_agent("hostile", &hostile);
     let mut options = project.options(&fake);
     options.config.limits.memory_mb = Some(32);
+    // A looping guest hands its core to others on every tick, so on a busy machine its
+    // 100 ms of CPU can take seconds: acme's wall bound is far from its CPU limit, and
+    // `brisk` has the short wall bound.
     options.config.tenants.insert(
         "acme".into(),
         TenantSettings {
             memory_mb: Some(8),
             cpu_ms_per_call: Some(100),
+            wall_ms_per_call: Some(20_000),
+            ..Default::default()
+        },
+    );
+    options.config.tenants.insert(
+        "brisk".into(),
+        TenantSettings {
             wall_ms_per_call: Some(1000),
             ..Default::default()
         },
@@ -212,18 +224,12 @@ async fn a_tenant_runs_its_guests_under_tighter_limits() {
     assert_eq!(limit, "\"memory_mb\"");
     let (message, _) = call("hostile", "hog").await;
     assert!(message.contains("memory limit of 32 MiB"), "{message}");
-    let started = std::time::Instant::now();
     let (message, limit) = call("acme/hostile", "spin").await;
     assert!(message.contains("CPU limit of 100ms"), "{message}");
     assert_eq!(limit, "\"cpu_ms_per_call\"");
-    assert!(
-        started.elapsed() < Duration::from_millis(1500),
-        "{:?}",
-        started.elapsed()
-    );
     // A guest that sleeps uses no CPU: the tenant's wall bound stops it.
     let started = std::time::Instant::now();
-    let (message, limit) = call("acme/hostile", "nap").await;
+    let (message, limit) = call("brisk/hostile", "nap").await;
     assert!(message.contains("did not answer within 1s"), "{message}");
     assert_eq!(limit, "\"wall_ms_per_call\"");
     assert!(

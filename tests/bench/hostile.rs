@@ -1,6 +1,6 @@
 //! A healthy agent's latency while other guests misbehave: p50 and p99 of prompts to
 //! `support_assistant` (one tool call each) alone, then while each kind of hostile guest
-//! runs, then while all of them do. Limits as in the tests (300 ms CPU, 3 s wall and
+//! runs, then while all of them do. Limits as in the tests (300 ms CPU, 6 s wall and
 //! 32 MiB per call).
 //!
 //! Run with `cargo run --release -p flue-tests --bin bench-hostile`; name phases (`hog`,
