@@ -83,6 +83,53 @@ async fn a_create_that_never_returns_fails_that_instance_only() {
 }
 
 #[tokio::test]
+async fn an_instance_that_keeps_failing_to_start_is_backed_off() {
+    let fake = FakeProvider::start(tool_by_prompt).await;
+    let project = Project::new();
+    let host = project.host(&fake).await;
+    let start = || async {
+        match host.init_agent("hostile", "loop-in-create").await {
+            Err(e @ Error::Guest { .. }) => {
+                assert_eq!(e.limit(), Some("cpu_ms_per_call"), "{e}");
+                e.to_string()
+            }
+            Err(e) => panic!("expected a guest error, got {e}"),
+            Ok(_) => panic!("create should have been interrupted"),
+        }
+    };
+    let backed_off = |error: &str, failures: u32| {
+        error.contains(&format!(
+            "start failures in a row: {failures}; next attempt in"
+        ))
+    };
+
+    // The first failure is the guest's own; right after it, the instance is not started
+    // again: the caller gets the same failure at once, with when the next attempt is due.
+    let error = start().await;
+    assert!(
+        error.contains("CPU limit") && !error.contains("start failures"),
+        "{error}"
+    );
+    let error = start().await;
+    assert!(
+        error.contains("CPU limit") && backed_off(&error, 1),
+        "{error}"
+    );
+
+    // Once the pause is over the guest runs again, and its next failure doubles the pause.
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+    let error = start().await;
+    assert!(!error.contains("start failures"), "{error}");
+    assert!(backed_off(&start().await, 2));
+
+    // A new version of the agent is started at once; other instances were never held up.
+    let path = project.path().join("agents/hostile.wasm");
+    host.reload_agent(&path).await.unwrap();
+    assert!(!start().await.contains("start failures"));
+    assert_eq!(call(&host, "d", "whoami").await.unwrap(), "tool said: d");
+}
+
+#[tokio::test]
 async fn files_that_are_not_agents_are_reported_and_skipped() {
     let fake = FakeProvider::start(ticket_script).await;
     let project = Project::new();

@@ -54,10 +54,7 @@ impl Error {
             Error::AgentNotFound { .. } => (404, "agent_not_found"),
             Error::InvalidRequest(_) => (400, "invalid_request"),
             Error::NotFound(_) => (404, "not_found"),
-            Error::Guest {
-                source: GuestError::Limit { .. },
-                ..
-            } => (422, "limit_exceeded"),
+            Error::Guest { source, .. } if source.limit().is_some() => (422, "limit_exceeded"),
             Error::Guest { .. } | Error::Config { .. } => (500, "agent_error"),
             Error::Model(_) => (502, "model_error"),
             Error::Store(_) | Error::Startup(_) | Error::Io(_) => (500, "internal_error"),
@@ -82,10 +79,7 @@ impl Error {
     pub fn limit(&self) -> Option<&str> {
         match self {
             Error::LimitExceeded { limit, .. } => Some(limit),
-            Error::Guest {
-                source: GuestError::Limit { limit, .. },
-                ..
-            } => Some(limit),
+            Error::Guest { source, .. } => source.limit(),
             _ => None,
         }
     }

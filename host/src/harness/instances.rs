@@ -1,11 +1,13 @@
 //! Live instances, one per (agent, id): created on first use by calling the guest's
-//! `create`, discarded after a trap or timeout and created again on next use.
+//! `create`, discarded after a trap or timeout and created again on next use. An
+//! instance that keeps failing to start is backed off (backoff.rs).
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use super::backoff::{self, StartFailures};
 use super::guest_imports::GuestImports;
 use super::{Shared, skills};
 use crate::Error;
@@ -24,7 +26,21 @@ struct Live {
     last_used: Instant,
 }
 
-type Slot = Arc<tokio::sync::Mutex<Option<Live>>>;
+/// What one (agent, id) has: its live instance, and its failures in a row to start one.
+#[derive(Default)]
+struct SlotState {
+    live: Option<Live>,
+    failures: Option<StartFailures>,
+}
+
+impl SlotState {
+    /// Whether there is nothing worth keeping: no instance and no back-off in force.
+    fn forgettable(&self) -> bool {
+        self.live.is_none() && self.failures.as_ref().is_none_or(StartFailures::stale)
+    }
+}
+
+type Slot = Arc<tokio::sync::Mutex<SlotState>>;
 
 /// The table of instance slots. A slot's lock is held only during a guest call.
 #[derive(Default)]
@@ -51,22 +67,22 @@ impl Instances {
     /// many were dropped.
     pub fn evict_idle(&self, idle: Duration, limit: usize) -> usize {
         let mut slots = self.slots.lock().expect("instances lock");
-        let mut idle_slots: Vec<(Instant, tokio::sync::OwnedMutexGuard<Option<Live>>)> = slots
+        let mut idle_slots: Vec<(Instant, tokio::sync::OwnedMutexGuard<SlotState>)> = slots
             .values()
             .filter_map(|slot| slot.clone().try_lock_owned().ok())
             .filter_map(|guard| {
-                let used = guard.as_ref()?.last_used;
+                let used = guard.live.as_ref()?.last_used;
                 (used.elapsed() >= idle).then_some((used, guard))
             })
             .collect();
         idle_slots.sort_by_key(|(used, _)| *used);
         let evicted = idle_slots.len().min(limit);
         for (_, mut guard) in idle_slots.into_iter().take(evicted) {
-            self.discard(&mut guard);
+            self.discard(&mut guard.live);
         }
         // Forget empty slots nobody holds, so the table does not grow without bound.
         slots.retain(|_, slot| {
-            Arc::strong_count(slot) > 1 || slot.try_lock().map_or(true, |g| g.is_some())
+            Arc::strong_count(slot) > 1 || slot.try_lock().map_or(true, |g| !g.forgettable())
         });
         evicted
     }
@@ -99,7 +115,7 @@ impl Shared {
     ) -> Result<(Arc<AgentConfig>, Arc<AgentVersion>), Error> {
         let version = self.agent(&key.agent)?;
         let mut held = self.instances.slot(key).lock_owned().await;
-        if let Some(live) = current(&mut held, &version) {
+        if let Some(live) = current(&mut held.live, &version) {
             return Ok((live.config.clone(), version));
         }
         let (shared, owned, pinned) = (self.clone(), key.clone(), version.clone());
@@ -187,7 +203,7 @@ impl Shared {
                 Ok(answer) => Ok(answer),
                 Err(source) => {
                     if !matches!(source, GuestError::Oversized(_)) {
-                        shared.instances.discard(&mut held);
+                        shared.instances.discard(&mut held.live);
                     }
                     Err(shared.guest_failure(&key.agent, source))
                 }
@@ -197,16 +213,21 @@ impl Shared {
     }
 
     /// Makes the slot live on `version`: instantiates it and runs `create`, replacing
-    /// an instance of another version.
+    /// an instance of another version. While the slot is backed off, answers with its
+    /// last failure instead.
     async fn ensure_live<'a>(
         self: &Arc<Self>,
         key: &InstanceKey,
-        live: &'a mut Option<Live>,
+        slot: &'a mut SlotState,
         version: &Arc<AgentVersion>,
     ) -> Result<&'a mut Live, Error> {
-        if current(live, version).is_none() {
+        if current(&mut slot.live, version).is_none() {
             // Nothing live, or an instance of another version: start afresh.
-            self.instances.discard(live);
+            self.instances.discard(&mut slot.live);
+            if let Some(source) = slot.failures.as_ref().and_then(|f| f.refusal(version)) {
+                let agent = key.agent.clone();
+                return Err(Error::Guest { agent, source });
+            }
             let started = match self.start(key, version.clone()).await {
                 Err(Error::Guest {
                     source: GuestError::TooManyInstances(_),
@@ -216,10 +237,21 @@ impl Shared {
                 }
                 other => other,
             };
-            *live = Some(started?);
-            self.instances.live.fetch_add(1, Ordering::Relaxed);
+            match started {
+                Ok(started) => {
+                    slot.live = Some(started);
+                    slot.failures = None;
+                    self.instances.live.fetch_add(1, Ordering::Relaxed);
+                }
+                Err(Error::Guest { agent, source }) if backoff::counts(&source) => {
+                    let previous = slot.failures.take();
+                    slot.failures = Some(StartFailures::record(previous, version, &source));
+                    return Err(Error::Guest { agent, source });
+                }
+                Err(other) => return Err(other),
+            }
         }
-        Ok(current(live, version).expect("made live above"))
+        Ok(current(&mut slot.live, version).expect("made live above"))
     }
 
     /// The error for a failed guest call, counting traps and limits passed.

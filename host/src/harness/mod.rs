@@ -1,6 +1,7 @@
 //! The agent loop: instructions + session history + prompt → model → tool calls → … →
 //! final text, with a bound on tool rounds, events for streaming, and the usage summed.
 
+mod backoff;
 mod compaction;
 mod conversation;
 pub mod dispatcher;

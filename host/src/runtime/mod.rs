@@ -50,7 +50,7 @@ impl Default for Limits {
 }
 
 /// Why loading or running a guest failed.
-#[derive(Debug, thiserror::Error)]
+#[derive(Debug, Clone, thiserror::Error)]
 pub enum GuestError {
     /// The file is not a component of the `flue:agent/agent` world.
     #[error("not a valid agent component: {0}")]
@@ -77,6 +77,26 @@ pub enum GuestError {
     /// Host-side failure around the guest (compile cache I/O).
     #[error("{0}")]
     Host(String),
+    /// The instance failed to start `failures` times in a row and is not started again
+    /// for `retry_in`; `last` is how its last attempt failed.
+    #[error("{last} (start failures in a row: {failures}; next attempt in {retry_in:.1?})")]
+    BackingOff {
+        last: Box<GuestError>,
+        failures: u32,
+        retry_in: Duration,
+    },
+}
+
+impl GuestError {
+    /// The limit the call passed (`memory_mb`, `cpu_ms_per_call`, `wall_ms_per_call`),
+    /// if that is why it failed.
+    pub fn limit(&self) -> Option<&'static str> {
+        match self {
+            GuestError::Limit { limit, .. } => Some(limit),
+            GuestError::BackingOff { last, .. } => last.limit(),
+            _ => None,
+        }
+    }
 }
 
 /// A compiled agent, ready to be instantiated many times.
