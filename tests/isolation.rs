@@ -194,7 +194,7 @@ async fn answers_too_large_or_not_text_are_refused() {
     assert!(error.contains("utf-8"), "{error}");
     let error = guest_error(call(&host, "huge-config", "whoami").await);
     assert!(
-        error.contains("configuration (as JSON) is 4.0 MiB; at most 1.0 MiB is allowed"),
+        error.contains("configuration (as JSON) is over 1.0 MiB, the most allowed"),
         "{error}"
     );
     let error = guest_error(call(&host, "bad-schema", "whoami").await);

@@ -25,7 +25,8 @@ pub const ATTACKS: [&str; 9] = [
     "huge-config",
 ];
 
-/// The attacks that happen in `create`: each names the instance id that sets it off.
+/// The attacks that happen in `create`: each names the instance ids that set it off
+/// (the name, or the name, `#` and anything).
 const CREATE_ATTACKS: [&str; 2] = ["loop-in-create", "huge-config"];
 
 /// The model calls the tool named by the prompt ("call spin", or "call escape {json
@@ -89,7 +90,9 @@ pub async fn healthy_latencies(host: &Host, n: usize) -> Vec<Duration> {
 }
 
 /// Attackers, one per attack, each calling again 20 ms after its last call ended: the
-/// guests misbehave, their callers are no flood of requests.
+/// guests misbehave, their callers are no flood of requests. An attack in `create`
+/// starts a new instance each time, which the host's back-off for an instance that keeps
+/// failing to start does not hold up.
 pub struct Attack {
     stop: Arc<AtomicBool>,
     attackers: Vec<tokio::task::JoinHandle<(u32, u32)>>,
@@ -103,14 +106,15 @@ impl Attack {
             .iter()
             .map(|&attack| {
                 let (host, stop) = (host.clone(), stop.clone());
-                let id = match CREATE_ATTACKS.contains(&attack) {
-                    true => attack.to_string(),
-                    false => format!("attack-{attack}"),
-                };
+                let in_create = CREATE_ATTACKS.contains(&attack);
                 tokio::spawn(async move {
                     let (mut calls, mut failures) = (0, 0);
                     while !stop.load(Ordering::Relaxed) {
                         calls += 1;
+                        let id = match in_create {
+                            true => format!("{attack}#{calls}"),
+                            false => format!("attack-{attack}"),
+                        };
                         failures += call(&host, &id, attack).await.is_err() as u32;
                         tokio::time::sleep(Duration::from_millis(20)).await;
                     }

@@ -157,8 +157,12 @@ impl Instance {
         .await?;
         let config = answer.map_err(GuestError::Create)?;
         let config = convert::agent_config(config).map_err(GuestError::Create)?;
-        let size = serde_json::to_vec(&config).map_or(usize::MAX, |json| json.len());
-        at_most("its configuration (as JSON) is", size, MAX_CONFIG_BYTES)?;
+        if !json_fits(&config, MAX_CONFIG_BYTES) {
+            return Err(GuestError::Oversized(format!(
+                "its configuration (as JSON) is over {}, the most allowed",
+                mib(MAX_CONFIG_BYTES)
+            )));
+        }
         Ok(config)
     }
 
@@ -259,9 +263,30 @@ fn describe_trap(e: &wasmtime::Error, limits: &Limits, stderr: &MemoryOutputPipe
     }
 }
 
+/// Whether `value` as JSON fits in `most` bytes: it is written to a counter that gives
+/// up at the first byte too many, so a huge value costs no more than `most` bytes' work.
+fn json_fits(value: &impl serde::Serialize, most: usize) -> bool {
+    struct Room(usize);
+    impl std::io::Write for Room {
+        fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
+            self.0 = (self.0.checked_sub(bytes.len()))
+                .ok_or_else(|| std::io::Error::other("no room left"))?;
+            Ok(bytes.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+    serde_json::to_writer(Room(most), value).is_ok()
+}
+
+/// A size in MiB, for messages.
+fn mib(bytes: usize) -> String {
+    format!("{:.1} MiB", bytes as f64 / (1 << 20) as f64)
+}
+
 /// Refuses an answer of `size` bytes over `most`; `what` leads the message.
 fn at_most(what: &str, size: usize, most: usize) -> Result<(), GuestError> {
-    let mib = |bytes: usize| format!("{:.1} MiB", bytes as f64 / (1 << 20) as f64);
     if size > most {
         return Err(GuestError::Oversized(format!(
             "{what} {}; at most {} is allowed",
@@ -274,4 +299,19 @@ fn at_most(what: &str, size: usize, most: usize) -> Result<(), GuestError> {
 
 fn ticks_in(d: std::time::Duration) -> u64 {
     (d.as_micros() / TICK.as_micros()).max(1) as u64
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn json_fits_counts_the_json_bytes() {
+        // "xxxxxxxxxx" with its quotes is 12 bytes, {"a":[1,2]} is 11.
+        let ten = "x".repeat(10);
+        assert!(json_fits(&ten, 12));
+        assert!(!json_fits(&ten, 11));
+        assert!(json_fits(&serde_json::json!({"a": [1, 2]}), 11));
+        assert!(!json_fits(&serde_json::json!({"a": [1, 2]}), 10));
+    }
 }

@@ -1,7 +1,8 @@
 //! A test agent that misbehaves on purpose. Its tools loop, exhaust memory, overflow
 //! the stack, panic, return too much or bytes that are not UTF-8, sleep past every
 //! bound, and try to reach files, environment variables and sockets. Some instance ids
-//! make `create` itself misbehave: `loop-in-create`, `huge-config`, `bad-schema`.
+//! make `create` itself misbehave: `loop-in-create`, `huge-config`, `bad-schema`, alone
+//! or followed by `#` and anything, so that each attempt can be a new instance.
 
 use flue_sdk::prelude::*;
 
@@ -45,11 +46,12 @@ fn probe_escapes(port: Option<u64>) -> String {
 }
 
 fn build(ctx: &CreateContext) -> AgentConfig {
-    if ctx.id == "loop-in-create" {
+    let behaviour = ctx.id.split('#').next().unwrap_or_default();
+    if behaviour == "loop-in-create" {
         spin();
     }
     let config = AgentConfig::new("anthropic/claude-haiku-4-5");
-    let config = match ctx.id.as_str() {
+    let config = match behaviour {
         "huge-config" => config.instructions("x".repeat(4 << 20)),
         "bad-schema" => config.tool(
             Tool::new("broken", "Its schema is not an object.")
