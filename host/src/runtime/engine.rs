@@ -9,9 +9,23 @@ use wasmtime::{Config, Engine, InstanceAllocationStrategy, PoolingAllocationConf
 
 use super::Limits;
 
-/// How often the engine's epoch advances: the unit of guest CPU accounting, and how long
-/// a guest runs before it hands its core to any thread waiting for one.
-pub const TICK: Duration = Duration::from_micros(500);
+/// How often the engine's epoch advances while no guest call runs across a tick. A
+/// call's CPU budget is checked on every tick it runs across.
+const TICK: Duration = Duration::from_micros(500);
+/// How often it advances while a guest call does: how long a guest runs before it hands
+/// its core to any thread waiting for one. Faster ticks cost the host a wake-up each, so
+/// they are kept for the time guests run long.
+const BUSY_TICK: Duration = Duration::from_micros(250);
+
+/// Whether a guest call ran across a tick since the ticker's last one (set by guest
+/// calls, cleared by the ticker). One flag for all engines in the process: at worst, an
+/// idle engine ticks fast while another's guest runs.
+static GUEST_RUNNING: AtomicBool = AtomicBool::new(false);
+
+/// Tells the ticker that a guest call is running across its ticks.
+pub fn guest_running() {
+    GUEST_RUNNING.store(true, Ordering::Relaxed);
+}
 
 /// Core wasm instances per component instance: the main module plus the adapter shims.
 const CORE_INSTANCES_PER_COMPONENT: u32 = 8;
@@ -36,7 +50,8 @@ pub fn build(limits: &Limits) -> wasmtime::Result<Engine> {
     Engine::new(&config)
 }
 
-/// A thread that advances the engine's epoch every [`TICK`]; stops when dropped.
+/// A thread that advances the engine's epoch every [`TICK`], or every [`BUSY_TICK`]
+/// while guest calls run across ticks; stops when dropped.
 pub struct EpochTicker {
     stop: Arc<AtomicBool>,
     thread: Option<JoinHandle<()>>,
@@ -51,7 +66,8 @@ impl EpochTicker {
             .name("flue-epoch".into())
             .spawn(move || {
                 while !flag.load(Ordering::Relaxed) {
-                    std::thread::sleep(TICK);
+                    let busy = GUEST_RUNNING.swap(false, Ordering::Relaxed);
+                    std::thread::sleep(if busy { BUSY_TICK } else { TICK });
                     engine.increment_epoch();
                 }
             })

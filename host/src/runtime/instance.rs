@@ -1,8 +1,9 @@
-//! One live guest instance: its own store with a memory cap, CPU accounting by epoch
-//! ticks with async yield, and a wall-clock bound on every call.
+//! One live guest instance: its own store with a memory cap, a CPU budget checked on
+//! every epoch tick (with an async yield), and a wall-clock bound on every call.
 
 use std::future::Future;
 use std::sync::Arc;
+use std::time::Duration;
 
 use wasmtime::component::{ResourceTable, TypedFunc};
 use wasmtime::{
@@ -13,7 +14,7 @@ use wasmtime_wasi::{WasiCtx, WasiCtxBuilder, WasiCtxView, WasiView};
 
 use super::bindings::workflow::WorkflowPre;
 use super::bindings::{Agent, flue::agent::types::CreateContext};
-use super::{CompiledAgent, GuestError, GuestHost, Limits, convert, engine::TICK};
+use super::{CompiledAgent, GuestError, GuestHost, Limits, convert, engine};
 use crate::agent_config::AgentConfig;
 
 /// How much of a guest's stderr (panic messages) is kept for error reports.
@@ -32,9 +33,8 @@ pub struct InstanceState {
     pub(super) host: Arc<dyn GuestHost>,
     /// The session whose prompt is running, for log tags.
     pub(super) session: Option<String>,
-    /// Epoch ticks the current call has used, and how many it may use.
-    ticks: u64,
-    tick_budget: u64,
+    /// The CPU time of the calling thread when the current call began.
+    cpu_at_start: Duration,
 }
 
 impl WasiView for InstanceState {
@@ -100,18 +100,19 @@ fn new_store(engine: &Engine, limits: &Limits, host: Arc<dyn GuestHost>) -> Stor
         stderr,
         host,
         session: None,
-        ticks: 0,
-        tick_budget: ticks_in(limits.cpu_per_call),
+        cpu_at_start: Duration::ZERO,
     };
+    let budget = limits.cpu_per_call;
     let mut store = Store::new(engine, state);
     store.limiter(|s| &mut s.limits);
     store.set_epoch_deadline(1);
-    store.epoch_deadline_callback(|mut ctx| {
-        let state = ctx.data_mut();
-        state.ticks += 1;
-        if state.ticks > state.tick_budget {
+    store.epoch_deadline_callback(move |ctx| {
+        // A call runs on one thread from start to end, so that thread's CPU time is the
+        // call's.
+        if thread_cpu_time().saturating_sub(ctx.data().cpu_at_start) > budget {
             return Ok(UpdateDeadline::Interrupt);
         }
+        engine::guest_running();
         // Hand the core to any thread waiting for it. Left alone, the kernel may keep a
         // woken host thread queued behind a running guest until its next scheduler tick
         // (4 ms at HZ=250), which is what a busy guest costs the serving path.
@@ -218,7 +219,7 @@ async fn guarded<'a, T, F>(
 where
     F: Future<Output = wasmtime::Result<T>> + 'a,
 {
-    store.data_mut().ticks = 0;
+    store.data_mut().cpu_at_start = thread_cpu_time();
     store.set_epoch_deadline(1);
     let stderr = store.data().stderr.clone();
     match tokio::time::timeout(limits.wall_per_call, call(store)).await {
@@ -297,13 +298,45 @@ fn at_most(what: &str, size: usize, most: usize) -> Result<(), GuestError> {
     Ok(())
 }
 
-fn ticks_in(d: std::time::Duration) -> u64 {
-    (d.as_micros() / TICK.as_micros()).max(1) as u64
+/// The CPU time the calling thread has used.
+#[cfg(unix)]
+fn thread_cpu_time() -> Duration {
+    let mut now = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    // SAFETY: clock_gettime writes one timespec, which `now` is.
+    let outcome = unsafe { libc::clock_gettime(libc::CLOCK_THREAD_CPUTIME_ID, &mut now) };
+    assert_eq!(outcome, 0, "every thread has a CPU-time clock");
+    Duration::new(now.tv_sec as u64, now.tv_nsec as u32)
+}
+
+/// Without a per-thread CPU clock, the time since the process started stands in: a
+/// call's budget then bounds its wall time.
+#[cfg(not(unix))]
+fn thread_cpu_time() -> Duration {
+    static START: std::sync::OnceLock<std::time::Instant> = std::sync::OnceLock::new();
+    START.get_or_init(std::time::Instant::now).elapsed()
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[cfg(unix)]
+    #[test]
+    fn a_call_is_charged_the_cpu_time_its_thread_used_not_wall_time() {
+        let before = thread_cpu_time();
+        std::thread::sleep(Duration::from_millis(50));
+        let slept = thread_cpu_time() - before;
+        let started = std::time::Instant::now();
+        while started.elapsed() < Duration::from_millis(50) {
+            std::hint::black_box(started.elapsed());
+        }
+        let spun = thread_cpu_time() - before - slept;
+        assert!(slept < Duration::from_millis(10), "{slept:?}");
+        assert!(spun > Duration::from_millis(10), "{spun:?}");
+    }
 
     #[test]
     fn json_fits_counts_the_json_bytes() {
