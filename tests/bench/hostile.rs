@@ -1,6 +1,7 @@
 //! A healthy agent's latency while other guests misbehave: p50 and p99 of prompts to
 //! `support_assistant` (one tool call each) alone, then while each kind of hostile guest
-//! runs, then while all of them do. Limits as in the tests (300 ms CPU, 6 s wall and
+//! runs (the failing attacks, and a guest trying to escape its sandbox), then while all
+//! of them do. Limits as in the tests (300 ms CPU, 6 s wall and
 //! 32 MiB per call).
 //!
 //! Run with `cargo run --release -p flue-tests --bin bench-hostile`; name phases (`hog`,
@@ -8,7 +9,7 @@
 
 use std::time::Duration;
 
-use flue_tests::hostile::{ATTACKS, Attack, healthy_latencies, p99, tool_by_prompt};
+use flue_tests::hostile::{ATTACKS, Attack, ESCAPE, healthy_latencies, p99, tool_by_prompt};
 use flue_tests::{FakeProvider, Project};
 
 /// Prompts measured in each phase.
@@ -33,8 +34,9 @@ async fn main() {
     let baseline = p99(&alone);
     report("alone", &alone, baseline);
     let chosen: Vec<String> = std::env::args().skip(1).collect();
-    let phases = ATTACKS.iter().map(|attack| (*attack, vec![*attack]));
-    let phases = phases.chain([("all at once", ATTACKS.to_vec())]);
+    let attacks: Vec<&'static str> = ATTACKS.iter().copied().chain([ESCAPE]).collect();
+    let phases = attacks.iter().map(|attack| (*attack, vec![*attack]));
+    let phases = phases.chain([("all at once", attacks.clone())]);
     let phases = phases.filter(|(label, _)| {
         chosen.is_empty() || chosen.iter().any(|c| label.starts_with(c.as_str()))
     });

@@ -25,6 +25,10 @@ pub const ATTACKS: [&str; 9] = [
     "huge-config",
 ];
 
+/// The hostile agent's tool that tries to reach files, environment variables and
+/// sockets: it answers with what it found (nothing), so its calls do not fail.
+pub const ESCAPE: &str = "escape";
+
 /// The attacks that happen in `create`: each names the instance ids that set it off
 /// (the name, or the name, `#` and anything).
 const CREATE_ATTACKS: [&str; 2] = ["loop-in-create", "huge-config"];
