@@ -197,6 +197,11 @@ async fn answers_too_large_or_not_text_are_refused() {
         error.contains("configuration (as JSON) is over 1.0 MiB, the most allowed"),
         "{error}"
     );
+    let error = guest_error(call(&host, "long-create-error", "whoami").await);
+    assert!(
+        error.contains("its create error text is 1.0 MiB; at most 16.0 KiB is allowed"),
+        "{error}"
+    );
     let error = guest_error(call(&host, "bad-schema", "whoami").await);
     assert!(
         error.contains("tool 'broken' has parameters that are not a JSON Schema object"),

@@ -23,6 +23,8 @@ const STDERR_CAPACITY: usize = 16 << 10;
 pub const MAX_CONFIG_BYTES: usize = 1 << 20;
 /// The largest result (or error text) one guest tool call may return.
 pub const MAX_TOOL_RESULT_BYTES: usize = 1 << 20;
+/// The longest error text `create` may return: it goes into error messages.
+const MAX_ERROR_BYTES: usize = 16 << 10;
 
 /// The data of one instance's store.
 pub struct InstanceState {
@@ -156,12 +158,18 @@ impl Instance {
             agent.call_create(s, &ctx)
         })
         .await?;
-        let config = answer.map_err(GuestError::Create)?;
+        let config = match answer {
+            Ok(config) => config,
+            Err(text) => {
+                at_most("its create error text is", text.len(), MAX_ERROR_BYTES)?;
+                return Err(GuestError::Create(text));
+            }
+        };
         let config = convert::agent_config(config).map_err(GuestError::Create)?;
         if !json_fits(&config, MAX_CONFIG_BYTES) {
             return Err(GuestError::Oversized(format!(
                 "its configuration (as JSON) is over {}, the most allowed",
-                mib(MAX_CONFIG_BYTES)
+                readable_size(MAX_CONFIG_BYTES)
             )));
         }
         Ok(config)
@@ -281,9 +289,12 @@ fn json_fits(value: &impl serde::Serialize, most: usize) -> bool {
     serde_json::to_writer(Room(most), value).is_ok()
 }
 
-/// A size in MiB, for messages.
-fn mib(bytes: usize) -> String {
-    format!("{:.1} MiB", bytes as f64 / (1 << 20) as f64)
+/// A size for messages: in MiB from 1 MiB up, in KiB below.
+fn readable_size(bytes: usize) -> String {
+    match bytes >= 1 << 20 {
+        true => format!("{:.1} MiB", bytes as f64 / (1 << 20) as f64),
+        false => format!("{:.1} KiB", bytes as f64 / (1 << 10) as f64),
+    }
 }
 
 /// Refuses an answer of `size` bytes over `most`; `what` leads the message.
@@ -291,8 +302,8 @@ fn at_most(what: &str, size: usize, most: usize) -> Result<(), GuestError> {
     if size > most {
         return Err(GuestError::Oversized(format!(
             "{what} {}; at most {} is allowed",
-            mib(size),
-            mib(most)
+            readable_size(size),
+            readable_size(most)
         )));
     }
     Ok(())

@@ -2,7 +2,8 @@
 //! the stack, panic, return too much or bytes that are not UTF-8, sleep past every
 //! bound, and try to reach files, environment variables and sockets. Some instance ids
 //! make `create` itself misbehave: `loop-in-create`, `huge-config`, `bad-schema`, alone
-//! or followed by `#` and anything, so that each attempt can be a new instance.
+//! or followed by `#` and anything, so that each attempt can be a new instance, and
+//! `long-create-error`.
 
 use flue_sdk::prelude::*;
 
@@ -96,4 +97,23 @@ fn build(ctx: &CreateContext) -> AgentConfig {
         .tool(Tool::new("whoami", "Return the instance id.").handler(move |_| Ok(id.clone())))
 }
 
-flue_sdk::export_agent!(build);
+/// The agent's exports, on the raw bindings so that `create` can fail: an instance id
+/// starting with `long-create-error` gets 1 MiB of error text.
+struct Hostile;
+
+impl flue_sdk::bindings::Guest for Hostile {
+    fn create(
+        ctx: flue_sdk::bindings::flue::agent::types::CreateContext,
+    ) -> Result<flue_sdk::bindings::AgentConfig, String> {
+        if ctx.id.starts_with("long-create-error") {
+            return Err("e".repeat(1 << 20));
+        }
+        flue_sdk::__create(ctx, build)
+    }
+
+    fn call_tool(name: String, args: String) -> Result<String, String> {
+        flue_sdk::__call_tool(name, args)
+    }
+}
+
+flue_sdk::bindings::export_bindings!(Hostile with_types_in flue_sdk::bindings);
