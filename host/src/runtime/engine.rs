@@ -11,7 +11,7 @@ use super::Limits;
 
 /// How often the engine's epoch advances while no guest call runs across a tick. A
 /// call's CPU budget is checked on every tick it runs across.
-const TICK: Duration = Duration::from_micros(500);
+pub const TICK: Duration = Duration::from_micros(500);
 /// How often it advances while a guest call does: how long a guest runs before it hands
 /// its core to any thread waiting for one. Faster ticks cost the host a wake-up each, so
 /// they are kept for the time guests run long.

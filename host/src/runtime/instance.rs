@@ -35,8 +35,39 @@ pub struct InstanceState {
     pub(super) host: Arc<dyn GuestHost>,
     /// The session whose prompt is running, for log tags.
     pub(super) session: Option<String>,
-    /// The CPU time of the calling thread when the current call began.
-    cpu_at_start: Duration,
+    /// The CPU time the current call has used.
+    cpu: CpuMeter,
+}
+
+/// Counts the CPU time of one guest call on the thread it runs on. A call driven on the
+/// guest threads stays on one thread; one that moves (a workflow run on the host's
+/// workers) is charged one tick for each move.
+struct CpuMeter {
+    used: Duration,
+    thread: std::thread::ThreadId,
+    mark: Duration,
+}
+
+impl CpuMeter {
+    /// A meter starting at zero on the calling thread.
+    fn start() -> Self {
+        Self {
+            used: Duration::ZERO,
+            thread: std::thread::current().id(),
+            mark: thread_cpu_time(),
+        }
+    }
+
+    /// The CPU time used so far.
+    fn read(&mut self) -> Duration {
+        let (thread, now) = (std::thread::current().id(), thread_cpu_time());
+        self.used += match thread == self.thread {
+            true => now.saturating_sub(self.mark),
+            false => engine::TICK,
+        };
+        (self.thread, self.mark) = (thread, now);
+        self.used
+    }
 }
 
 impl WasiView for InstanceState {
@@ -102,16 +133,14 @@ fn new_store(engine: &Engine, limits: &Limits, host: Arc<dyn GuestHost>) -> Stor
         stderr,
         host,
         session: None,
-        cpu_at_start: Duration::ZERO,
+        cpu: CpuMeter::start(),
     };
     let budget = limits.cpu_per_call;
     let mut store = Store::new(engine, state);
     store.limiter(|s| &mut s.limits);
     store.set_epoch_deadline(1);
-    store.epoch_deadline_callback(move |ctx| {
-        // A call runs on one thread from start to end, so that thread's CPU time is the
-        // call's.
-        if thread_cpu_time().saturating_sub(ctx.data().cpu_at_start) > budget {
+    store.epoch_deadline_callback(move |mut ctx| {
+        if ctx.data_mut().cpu.read() > budget {
             return Ok(UpdateDeadline::Interrupt);
         }
         engine::guest_running();
@@ -227,7 +256,7 @@ async fn guarded<'a, T, F>(
 where
     F: Future<Output = wasmtime::Result<T>> + 'a,
 {
-    store.data_mut().cpu_at_start = thread_cpu_time();
+    store.data_mut().cpu = CpuMeter::start();
     store.set_epoch_deadline(1);
     let stderr = store.data().stderr.clone();
     match tokio::time::timeout(limits.wall_per_call, call(store)).await {
@@ -347,6 +376,13 @@ mod tests {
         let spun = thread_cpu_time() - before - slept;
         assert!(slept < Duration::from_millis(10), "{slept:?}");
         assert!(spun > Duration::from_millis(10), "{spun:?}");
+    }
+
+    #[test]
+    fn a_call_that_moves_to_another_thread_is_charged_a_tick_for_the_move() {
+        let mut meter = CpuMeter::start();
+        let used = std::thread::spawn(move || meter.read()).join().unwrap();
+        assert_eq!(used, engine::TICK);
     }
 
     #[test]
