@@ -66,8 +66,5 @@ impl StartFailures {
 /// Whether a failure to start says something about the instance itself (its code, its
 /// configuration), rather than about the host's capacity or its own I/O.
 pub fn counts(error: &GuestError) -> bool {
-    !matches!(
-        error,
-        GuestError::TooManyInstances(_) | GuestError::Host(_) | GuestError::BackingOff { .. }
-    )
+    !matches!(error, GuestError::TooManyInstances(_) | GuestError::Host(_))
 }
