@@ -3,7 +3,7 @@
 
 use std::time::{Duration, Instant};
 
-use flue_host::Error;
+use flue_host::{Error, Host};
 use flue_tests::hostile::{ATTACKS, Attack, call, healthy_answer, tool_by_prompt};
 use flue_tests::{FakeProvider, Project, ticket_script};
 
@@ -68,16 +68,22 @@ async fn a_panic_reports_the_guest_message() {
     assert!(healthy_answer(&host).await.contains("ticket-1"));
 }
 
+/// Starts the hostile instance whose `create` loops, and returns the guest error it
+/// fails with.
+async fn looping_create_error(host: &Host) -> Error {
+    match host.init_agent("hostile", "loop-in-create").await {
+        Err(e @ Error::Guest { .. }) => e,
+        Err(e) => panic!("expected a guest error, got {e}"),
+        Ok(_) => panic!("create should have been interrupted"),
+    }
+}
+
 #[tokio::test]
 async fn a_create_that_never_returns_fails_that_instance_only() {
     let fake = FakeProvider::start(tool_by_prompt).await;
     let project = Project::new();
     let host = project.host(&fake).await;
-    let error = match host.init_agent("hostile", "loop-in-create").await {
-        Err(e @ Error::Guest { .. }) => e.to_string(),
-        Err(e) => panic!("expected a guest error, got {e}"),
-        Ok(_) => panic!("create should have been interrupted"),
-    };
+    let error = looping_create_error(&host).await.to_string();
     assert!(error.contains("CPU limit"), "{error}");
     assert_eq!(call(&host, "d", "whoami").await.unwrap(), "tool said: d");
 }
@@ -88,14 +94,9 @@ async fn an_instance_that_keeps_failing_to_start_is_backed_off() {
     let project = Project::new();
     let host = project.host(&fake).await;
     let start = || async {
-        match host.init_agent("hostile", "loop-in-create").await {
-            Err(e @ Error::Guest { .. }) => {
-                assert_eq!(e.limit(), Some("cpu_ms_per_call"), "{e}");
-                e.to_string()
-            }
-            Err(e) => panic!("expected a guest error, got {e}"),
-            Ok(_) => panic!("create should have been interrupted"),
-        }
+        let error = looping_create_error(&host).await;
+        assert_eq!(error.limit(), Some("cpu_ms_per_call"), "{error}");
+        error.to_string()
     };
     let backed_off = |error: &str, failures: u32| {
         error.contains(&format!(
