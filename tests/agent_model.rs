@@ -629,3 +629,73 @@ async fn the_example_agents_review_and_delegate() {
         .count();
     assert_eq!(reviewer_turns, 3, "skill, read, answer");
 }
+
+/// No sandbox reaches the host's own files: a local sandbox whose folder holds the data
+/// directory or `flue.toml` is refused, and from a folder beside them, no tool (`read`,
+/// `ls`, `grep`, `glob`, `bash`) gets at them, even through symbolic links.
+#[tokio::test]
+async fn a_sandbox_never_reaches_the_hosts_own_files() {
+    let steps = [
+        call("read", json!({"path": "db"})),
+        call("read", json!({"path": "settings.toml"})),
+        call("ls", json!({"path": "data"})),
+        call("grep", json!({"pattern": "marker|SQLite"})),
+        call("glob", json!({"pattern": "**/*"})),
+        call("bash", json!({"command": "cat settings.toml"})),
+        call("bash", json!({"command": "grep -r marker ."})),
+        call("bash", json!({"command": "ls data"})),
+    ];
+    let (fake, _) = recorded(move |turn| {
+        steps
+            .get(results_so_far(turn))
+            .cloned()
+            .unwrap_or(Reply::Text("done".into()))
+    })
+    .await;
+    let toml = "# marker: the host's own settings\n[agents.reviewer]\nlocal_dirs = [\".\"]\n\
+                commands = [\"ls\", \"cat\", \"grep\"]\n";
+
+    // Bound to the project folder itself, which holds `.flue/` and `flue.toml`: refused.
+    let project = reviewer_project(toml);
+    let host = local_host(&project, &fake).await;
+    let session = host.init_agent("reviewer", "r").await.unwrap().session("s");
+    let refused = session.prompt("review").await.unwrap_err().to_string();
+    assert!(refused.contains("the host's own files"), "{refused}");
+
+    // Bound beside them: every way in is closed.
+    let project = reviewer_project(&format!("{toml}env = {{ REPO = \"repo\" }}\n"));
+    let host = local_host(&project, &fake).await;
+    let (text, tools) = run_tools(&host, "reviewer", "s", "review").await;
+    assert_eq!(text, "done");
+    assert_eq!(tools.len(), 8);
+    for (name, is_error, result) in &tools {
+        assert!(
+            !result.contains("marker") && !result.contains("SQLite") && !result.contains("flue.db"),
+            "{name} reached the host's files: {result}"
+        );
+        if ["read", "ls"].contains(&name.as_str()) || result.contains("settings.toml") {
+            assert!(is_error, "{name}: {result}");
+        }
+    }
+}
+
+/// A project with the reviewer example, its skill, `flue.toml` as given, and a folder
+/// `repo/` beside `.flue/` with symbolic links into the host's own files.
+fn reviewer_project(toml: &str) -> Project {
+    let project = Project::empty();
+    project.add_agent("reviewer", &guest("agents/reviewer"));
+    let skill = flue_tests::workspace().join("skills/code-review/SKILL.md");
+    std::fs::create_dir_all(project.path().join("skills/code-review")).unwrap();
+    std::fs::copy(skill, project.path().join("skills/code-review/SKILL.md")).unwrap();
+    std::fs::write(project.path().join("flue.toml"), toml).unwrap();
+    let repo = project.path().join("repo");
+    std::fs::create_dir_all(&repo).unwrap();
+    std::fs::write(repo.join("notes.txt"), "nothing to see\n").unwrap();
+    let link = |target: &str, name: &str| {
+        std::os::unix::fs::symlink(project.path().join(target), repo.join(name)).unwrap()
+    };
+    link(".flue/flue.db", "db");
+    link("flue.toml", "settings.toml");
+    link(".flue", "data");
+    project
+}

@@ -29,9 +29,10 @@ async fn agent_names(client: &Client) -> Vec<String> {
         .collect()
 }
 
-/// Polls until `check` holds, for up to five seconds.
+/// Polls until `check` holds, for up to thirty seconds (a debug build of the host
+/// takes seconds to compile a component on a busy machine).
 async fn eventually(what: &str, mut check: impl AsyncFnMut() -> bool) {
-    let deadline = Instant::now() + Duration::from_secs(5);
+    let deadline = Instant::now() + Duration::from_secs(30);
     while !check().await {
         assert!(Instant::now() < deadline, "timed out waiting for: {what}");
         tokio::time::sleep(Duration::from_millis(50)).await;
@@ -62,6 +63,7 @@ async fn a_swapped_component_serves_new_prompts_and_no_request_fails() {
         })
         .collect();
     tokio::time::sleep(Duration::from_millis(1000)).await;
+    let before = server.stderr().len();
     swap_in(&project, "support_assistant", &new_version);
 
     for worker in workers {
@@ -82,9 +84,29 @@ async fn a_swapped_component_serves_new_prompts_and_no_request_fails() {
         );
     }
 
-    // A broken file leaves the previous version serving.
+    // One new file, one reload: reading it to load it is no change.
+    let reloads = || {
+        server.stderr()[before..]
+            .matches("Reloaded agent support_assistant")
+            .count()
+    };
+    eventually("the new version is reloaded", async || reloads() > 0).await;
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    assert_eq!(reloads(), 1, "{}", server.stderr());
+
+    // A broken file leaves the previous version serving, and says so.
     swap_in(&project, "support_assistant", b"\0asm broken");
-    tokio::time::sleep(Duration::from_millis(500)).await;
+    eventually("the broken file is reported", async || {
+        server.stderr().contains("was not loaded")
+    })
+    .await;
+    assert!(
+        server
+            .stderr()
+            .contains("the previous version keeps serving"),
+        "{}",
+        server.stderr()
+    );
     let reply = client
         .agent("support_assistant", "ticket-2")
         .prompt("still there?", None)
@@ -105,11 +127,57 @@ async fn a_swapped_component_serves_new_prompts_and_no_request_fails() {
     .await;
 }
 
-/// `flue dev` rebuilds an agent crate when its source changes and serves the new build.
+/// A workflow crate written against the SDK that `flue new` puts in the project.
+const FLOW_MANIFEST: &str = r#"[package]
+name = "flow"
+version = "0.1.0"
+edition = "2024"
+publish = false
+
+[lib]
+crate-type = ["cdylib"]
+
+[dependencies]
+flue-sdk = { path = "../../guest-sdk" }
+
+[workspace]
+"#;
+
+const FLOW_LIB: &str = r#"use flue_sdk::prelude::*;
+
+fn run(_payload: Value) -> Result<Value, String> {
+    let answer = flue_sdk::prompt_agent("helper", "wf", "main", "hi")?;
+    Ok(json!({"version": 1, "answer": answer}))
+}
+
+flue_sdk::export_workflow!(run);
+"#;
+
+/// Replaces `from` with `to` in a file.
+fn edit(path: &std::path::Path, from: &str, to: &str) {
+    let text = std::fs::read_to_string(path).unwrap();
+    assert!(text.contains(from), "{from} in {}", path.display());
+    std::fs::write(path, text.replace(from, to)).unwrap();
+}
+
+/// `flue new` scaffolds build outside this repository (an agent, a tenant's agent) beside
+/// a workflow crate; `flue dev` serves all three, and one edit of a crate makes exactly
+/// one build and one reload of it, after which the loop rests.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn an_edited_crate_is_rebuilt_and_served() {
+async fn one_edit_is_one_build_and_one_reload_and_then_dev_rests() {
     let fake = FakeProvider::start(instructions).await;
     let project = Project::empty();
+    let key = "acme-key";
+    std::fs::write(
+        project.path().join("flue.toml"),
+        format!(
+            "[tenants.acme]\n\n[[keys]]\nname = \"ops\"\nsha256 = \"{}\"\n\n\
+             [[keys]]\nname = \"acme\"\nsha256 = \"{}\"\ntenant = \"acme\"\n",
+            flue_host::server::auth::hash_key("ops-key"),
+            flue_host::server::auth::hash_key(key)
+        ),
+    )
+    .unwrap();
     let flue = |args: &[&str]| {
         std::process::Command::new(flue_tests::flue_binary())
             .arg("--project")
@@ -120,32 +188,101 @@ async fn an_edited_crate_is_rebuilt_and_served() {
             .expect("flue runs")
     };
     assert!(flue(&["new", "helper"]).success());
+    assert!(flue(&["new", "acme/support"]).success());
+    let manifest =
+        std::fs::read_to_string(project.path().join("agents/helper/Cargo.toml")).unwrap();
+    assert!(
+        manifest.contains("path = \"../../guest-sdk\""),
+        "the scaffold uses the project's own SDK: {manifest}"
+    );
+    let flow = project.path().join("workflows/flow");
+    std::fs::create_dir_all(flow.join("src")).unwrap();
+    std::fs::write(flow.join("Cargo.toml"), FLOW_MANIFEST).unwrap();
+    std::fs::write(flow.join("src/lib.rs"), FLOW_LIB).unwrap();
     assert!(flue(&["build"]).success());
+    for built in [
+        "agents/helper.wasm",
+        "agents/acme/support.wasm",
+        "workflows/flow.wasm",
+    ] {
+        assert!(project.path().join(built).is_file(), "{built}");
+    }
+
     let server = Server::start(project.path(), &fake, "dev", &[]).await;
-    let client = Client::new(&server.url);
+    eventually("the workflow is listed at start", async || {
+        server.stderr().contains("1 workflow(s): flow")
+    })
+    .await;
+    let ops = Client::new(&server.url).with_token("ops-key");
     let ask = async || {
-        client
-            .agent("helper", "acme")
+        ops.agent("helper", "acme")
             .prompt("who are you?", None)
             .await
             .unwrap()
             .text
     };
     assert!(ask().await.starts_with("You are a helpful assistant"));
-
-    let source = project.path().join("agents/helper/src/lib.rs");
-    let edited = std::fs::read_to_string(&source)
+    let tenant = Client::new(&server.url).with_token(key);
+    let reply = tenant
+        .agent("support", "t-1")
+        .prompt("hi", None)
+        .await
+        .unwrap();
+    assert!(reply.text.contains("assistant for t-1"), "{}", reply.text);
+    let http = reqwest::Client::new();
+    let listed: serde_json::Value = http
+        .get(format!("{}/workflows", server.url))
+        .bearer_auth("ops-key")
+        .send()
+        .await
         .unwrap()
-        .replace("You are a helpful assistant", "You are a rebuilt assistant");
-    std::fs::write(&source, edited).unwrap();
-    let deadline = Instant::now() + Duration::from_secs(120);
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(listed["workflows"][0]["name"], "flow", "{listed}");
+    let run_flow = async || -> serde_json::Value {
+        let response = http
+            .post(format!("{}/workflows/flow?wait=result", server.url))
+            .bearer_auth("ops-key")
+            .json(&serde_json::json!({}))
+            .send()
+            .await
+            .unwrap();
+        response.json::<serde_json::Value>().await.unwrap()["result"].clone()
+    };
+    assert_eq!(run_flow().await["version"], 1);
+
+    // One edit: one build, one reload, and nothing more while nothing changes.
+    let before = server.stderr().len();
+    let edited = Instant::now();
+    edit(
+        &project.path().join("agents/helper/src/lib.rs"),
+        "You are a helpful assistant",
+        "You are a rebuilt assistant",
+    );
     while !ask().await.starts_with("You are a rebuilt assistant") {
         assert!(
-            Instant::now() < deadline,
+            edited.elapsed() < Duration::from_secs(120),
             "the edited crate was not rebuilt and reloaded"
         );
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
+    let rest = Duration::from_secs(10).saturating_sub(edited.elapsed());
+    tokio::time::sleep(rest.max(Duration::from_secs(3))).await;
+    let log = server.stderr()[before..].to_string();
+    assert_eq!(log.matches("Building").count(), 1, "{log}");
+    assert_eq!(log.matches("Building helper").count(), 1, "{log}");
+    assert_eq!(log.matches("Reloaded").count(), 1, "{log}");
+    assert_eq!(log.matches("Reloaded agent helper").count(), 1, "{log}");
+
+    // A workflow crate is rebuilt and reloaded the same way.
+    edit(&flow.join("src/lib.rs"), "\"version\": 1", "\"version\": 2");
+    let deadline = Instant::now() + Duration::from_secs(120);
+    while run_flow().await["version"] != 2 {
+        assert!(Instant::now() < deadline, "the workflow was not rebuilt");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    assert!(server.stderr().contains("Reloaded workflow flow"));
 }
 
 #[tokio::test]
@@ -187,4 +324,70 @@ async fn a_tenants_folder_is_watched_too() {
         agent_names(&client).await.is_empty()
     })
     .await;
+}
+
+/// `flue dev` applies a changed `flue.toml` by restarting in place with its socket kept
+/// open, so that requests sent meanwhile are answered; a `flue.toml` with a mistake is
+/// reported and changes nothing.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_changed_flue_toml_is_applied_and_no_request_fails() {
+    let fake = FakeProvider::start(instructions).await;
+    let project = Project::new();
+    let key = |name: &str| {
+        format!(
+            "[[keys]]\nname = \"{name}\"\nsha256 = \"{}\"\n",
+            flue_host::server::auth::hash_key(&format!("{name}-key"))
+        )
+    };
+    let toml = project.path().join("flue.toml");
+    std::fs::write(&toml, key("first")).unwrap();
+    let server = Server::start(project.path(), &fake, "dev", &[]).await;
+    let first = Client::new(&server.url).with_token("first-key");
+    let second = Client::new(&server.url).with_token("second-key");
+    let ask = async |client: &Client| {
+        client
+            .agent("support_assistant", "t-1")
+            .prompt("hi", None)
+            .await
+    };
+    ask(&first).await.unwrap();
+    assert!(ask(&second).await.is_err(), "no such key yet");
+
+    std::fs::write(&toml, format!("[limits]\nmemory_mb = 0\n{}", key("first"))).unwrap();
+    eventually("the mistake is reported", async || {
+        server
+            .stderr()
+            .contains("limits.memory_mb is out of range: at least 1")
+    })
+    .await;
+    ask(&first).await.unwrap();
+
+    let worker = {
+        let first = first.clone();
+        tokio::spawn(async move {
+            let started = Instant::now();
+            let mut answered = 0;
+            while started.elapsed() < Duration::from_secs(6) {
+                let reply = first
+                    .agent("support_assistant", "t-2")
+                    .prompt("hi", None)
+                    .await;
+                reply.expect("no request fails while flue dev restarts");
+                answered += 1;
+            }
+            answered
+        })
+    };
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    std::fs::write(&toml, format!("{}{}", key("first"), key("second"))).unwrap();
+    eventually("the new key is accepted", async || {
+        ask(&second).await.is_ok()
+    })
+    .await;
+    assert!(worker.await.unwrap() > 0);
+    assert!(
+        server.stderr().contains("flue.toml changed: restarting"),
+        "{}",
+        server.stderr()
+    );
 }

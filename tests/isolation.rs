@@ -125,6 +125,10 @@ async fn an_instance_that_keeps_failing_to_start_is_backed_off() {
 
     // A new version of the agent is started at once; other instances were never held up.
     let path = project.path().join("agents/hostile.wasm");
+    let mut bytes = std::fs::read(&path).unwrap();
+    // A custom section named "v" holding "2": the same agent, as a new version.
+    bytes.extend_from_slice(&[0, 3, 1, b'v', b'2']);
+    std::fs::write(&path, bytes).unwrap();
     host.reload_agent(&path).await.unwrap();
     assert!(!start().await.contains("start failures"));
     assert_eq!(call(&host, "d", "whoami").await.unwrap(), "tool said: d");

@@ -259,3 +259,102 @@ fn sse_fields(body: &str) -> (Vec<String>, Vec<String>) {
     };
     (field("id:"), field("event:"))
 }
+
+/// A run acts with the scope of the key that started it: a key limited to some instance
+/// ids cannot reach others through a workflow, and a tenant's key cannot start one.
+#[tokio::test]
+async fn a_run_prompts_only_what_the_key_that_started_it_reaches() {
+    let fake = FakeProvider::start(|turn: &Turn| {
+        Reply::Text(format!(
+            "re: {}",
+            turn.last_user_text.clone().unwrap_or_default()
+        ))
+    })
+    .await;
+    let project = Project::new();
+    std::fs::create_dir_all(project.path().join("workflows")).unwrap();
+    std::fs::copy(
+        guest("tests/guests/release_flow"),
+        project.path().join("workflows/release_flow.wasm"),
+    )
+    .unwrap();
+    let hash = flue_host::server::auth::hash_key;
+    std::fs::write(
+        project.path().join("flue.toml"),
+        format!(
+            "[tenants.acme]\n\n\
+             [[keys]]\nname = \"tickets\"\nsha256 = \"{}\"\nagents = [\"support_assistant\"]\nids = \"ticket-*\"\n\n\
+             [[keys]]\nname = \"ops\"\nsha256 = \"{}\"\n\n\
+             [[keys]]\nname = \"acme\"\nsha256 = \"{}\"\ntenant = \"acme\"\n",
+            hash("tickets-key"),
+            hash("ops-key"),
+            hash("acme-key")
+        ),
+    )
+    .unwrap();
+    let server = Server::start(project.path(), &fake, "serve", &[]).await;
+    let client = reqwest::Client::new();
+    let run = async |key: &str, ticket: &str| {
+        let response = client
+            .post(format!("{}/workflows/release_flow?wait=result", server.url))
+            .bearer_auth(key)
+            .json(&json!({"payload": {"ticket": ticket}}))
+            .send()
+            .await
+            .unwrap();
+        (
+            response.status().as_u16(),
+            response.json::<Value>().await.unwrap(),
+        )
+    };
+
+    let (status, body) = run("tickets-key", "ticket-1").await;
+    assert_eq!(
+        (status, &body["status"]),
+        (200, &json!("completed")),
+        "{body}"
+    );
+
+    let (status, body) = run("tickets-key", "other-99").await;
+    assert_eq!(status, 500, "{body}");
+    let message = body["error"]["message"].as_str().unwrap();
+    assert!(
+        message.contains("may not reach instance 'other-99'"),
+        "{message}"
+    );
+    let run_id = body["error"]["meta"]["runId"].as_str().unwrap();
+    let events = client
+        .get(format!("{}/runs/{run_id}/events", server.url))
+        .bearer_auth("tickets-key")
+        .send()
+        .await
+        .unwrap()
+        .json::<Value>()
+        .await
+        .unwrap();
+    let prompt_end = events["events"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|e| e["type"] == "prompt_end")
+        .unwrap();
+    assert_eq!(prompt_end["data"]["is_error"], true, "{prompt_end}");
+
+    // The operator's unrestricted key reaches that instance through the same workflow.
+    let (status, body) = run("ops-key", "other-99").await;
+    assert_eq!(
+        (status, &body["status"]),
+        (200, &json!("completed")),
+        "{body}"
+    );
+
+    // A tenant's key may start no workflow, over HTTP or WebSocket.
+    let (status, _) = run("acme-key", "ticket-1").await;
+    assert_eq!(status, 403);
+    let ws_url = format!(
+        "{}/workflows/release_flow?token=acme-key",
+        server.url.replace("http://", "ws://")
+    );
+    let refused = tokio_tungstenite::connect_async(ws_url).await.unwrap_err();
+    assert!(refused.to_string().contains("403"), "{refused}");
+}

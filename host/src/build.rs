@@ -1,23 +1,41 @@
-//! Building agent crates into components: `cargo build --target wasm32-wasip2 --release`
-//! for each crate under `agents/`, then `agents/<name>.wasm` beside it.
+//! Building crates into components: `cargo build --target wasm32-wasip2 --release` for
+//! each agent crate under `agents/` (and `agents/<tenant>/`) and each workflow crate under
+//! `workflows/`, then `<name>.wasm` beside the crate's folder.
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 
-/// The compilation target of agent components.
+/// The compilation target of components.
 pub const TARGET: &str = "wasm32-wasip2";
 
-/// Every agent crate under `agents_dir`: the folders holding a `Cargo.toml`.
-pub fn agent_crates(agents_dir: &Path) -> Vec<PathBuf> {
-    let mut crates: Vec<PathBuf> = std::fs::read_dir(agents_dir)
+/// The crates of one folder: each subfolder holding a `Cargo.toml`, and, one level down,
+/// those of each subfolder that holds none (a tenant's folder, `agents/<tenant>/<name>/`).
+pub fn crates_in(dir: &Path) -> Vec<PathBuf> {
+    let mut crates = Vec::new();
+    for folder in subfolders(dir) {
+        if is_crate(&folder) {
+            crates.push(folder);
+        } else {
+            crates.extend(subfolders(&folder).into_iter().filter(|f| is_crate(f)));
+        }
+    }
+    crates.sort();
+    crates
+}
+
+/// Whether `dir` is a crate's folder.
+pub fn is_crate(dir: &Path) -> bool {
+    dir.join("Cargo.toml").is_file()
+}
+
+fn subfolders(dir: &Path) -> Vec<PathBuf> {
+    std::fs::read_dir(dir)
         .into_iter()
         .flatten()
         .flatten()
         .map(|e| e.path())
-        .filter(|p| p.join("Cargo.toml").is_file())
-        .collect();
-    crates.sort();
-    crates
+        .filter(|p| p.is_dir())
+        .collect()
 }
 
 /// Installs the `wasm32-wasip2` target with rustup if the toolchain lacks it.
@@ -43,14 +61,17 @@ pub fn ensure_target() -> Result<(), String> {
         .ok_or_else(|| format!("`rustup target add {TARGET}` failed"))
 }
 
-/// Builds one agent crate in release mode and returns the path of its `.wasm`.
-/// Cargo's progress and compile errors go to this process's stderr.
-pub fn build_crate(crate_dir: &Path) -> Result<PathBuf, String> {
+/// Builds one crate in release mode and returns the path of its `.wasm`. Cargo's
+/// progress and compile errors go to this process's stderr. `target_dir` is where cargo
+/// builds when `CARGO_TARGET_DIR` does not say (crates of one project share it, so their
+/// common dependencies are compiled once).
+pub fn build_crate(crate_dir: &Path, target_dir: Option<&Path>) -> Result<PathBuf, String> {
     let manifest = crate_dir
         .canonicalize()
         .map_err(|e| format!("cannot open {}: {e}", crate_dir.display()))?
         .join("Cargo.toml");
-    let output = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()))
+    let mut cargo = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()));
+    cargo
         .args([
             "build",
             "--release",
@@ -60,7 +81,11 @@ pub fn build_crate(crate_dir: &Path) -> Result<PathBuf, String> {
             "--manifest-path",
         ])
         .arg(&manifest)
-        .stderr(Stdio::inherit())
+        .stderr(Stdio::inherit());
+    if let Some(dir) = target_dir.filter(|_| std::env::var_os("CARGO_TARGET_DIR").is_none()) {
+        cargo.env("CARGO_TARGET_DIR", dir);
+    }
+    let output = cargo
         .output()
         .map_err(|e| format!("cannot run cargo: {e}"))?;
     if !output.status.success() {
@@ -87,32 +112,88 @@ pub fn build_crate(crate_dir: &Path) -> Result<PathBuf, String> {
         })
 }
 
-/// Builds every agent crate under `agents_dir` and copies each component to
-/// `agents_dir/<crate folder name>.wasm`. Returns the names built.
-pub fn build_agents(agents_dir: &Path) -> Result<Vec<String>, String> {
-    let crates = agent_crates(agents_dir);
-    if !crates.is_empty() {
-        ensure_target()?;
-    }
-    crates
-        .iter()
-        .map(|dir| build_agent(agents_dir, dir))
-        .collect()
+/// A project's folders of crates, and where their builds go.
+#[derive(Debug, Clone)]
+pub struct Project {
+    /// `agents/`: agent crates, directly or in a tenant's folder.
+    pub agents_dir: PathBuf,
+    /// `workflows/`: workflow crates.
+    pub workflows_dir: PathBuf,
+    /// Cargo's target folder for crates not in a workspace of their own choosing.
+    pub target_dir: PathBuf,
 }
 
-/// Builds one agent crate and copies its component to `agents_dir/<folder name>.wasm`
-/// (left untouched when the bytes are the same). Returns the agent's name.
-pub fn build_agent(agents_dir: &Path, crate_dir: &Path) -> Result<String, String> {
-    let name = crate_dir
-        .file_name()
-        .and_then(|n| n.to_str())
-        .unwrap_or_default()
-        .to_string();
-    eprintln!("Building agent {name}…");
-    let wasm = build_crate(crate_dir)?;
-    let dest = agents_dir.join(format!("{name}.wasm"));
-    copy_if_changed(&wasm, &dest).map_err(|e| format!("cannot write {}: {e}", dest.display()))?;
-    Ok(name)
+/// What one `build_all` did.
+#[derive(Debug, Default)]
+pub struct Built {
+    /// Components written (or already up to date), as `<name>` or `<tenant>/<name>`.
+    pub agents: Vec<String>,
+    pub workflows: Vec<String>,
+    /// Crates that failed, with why (the compiler's output went to stderr).
+    pub failed: Vec<String>,
+}
+
+impl Project {
+    /// Builds every agent and workflow crate, going on past failures.
+    pub fn build_all(&self) -> Result<Built, String> {
+        let agents = crates_in(&self.agents_dir);
+        let workflows = crates_in(&self.workflows_dir);
+        if !agents.is_empty() || !workflows.is_empty() {
+            ensure_target()?;
+        }
+        let mut built = Built::default();
+        for (crates, names) in [
+            (agents, &mut built.agents),
+            (workflows, &mut built.workflows),
+        ] {
+            for dir in crates {
+                match self.build(&dir) {
+                    Ok(name) => names.push(name),
+                    Err(e) => built.failed.push(e),
+                }
+            }
+        }
+        Ok(built)
+    }
+
+    /// Builds one crate and copies its component beside the crate's folder
+    /// (`agents/<name>/` → `agents/<name>.wasm`), left untouched when the bytes are the
+    /// same. Returns its name, `<tenant>/<name>` for a tenant's agent.
+    pub fn build(&self, crate_dir: &Path) -> Result<String, String> {
+        let name = self.name_of(crate_dir);
+        eprintln!("Building {name}…");
+        let wasm = build_crate(crate_dir, Some(&self.target_dir))?;
+        let dest = crate_dir.with_extension("wasm");
+        copy_if_changed(&wasm, &dest)
+            .map_err(|e| format!("cannot write {}: {e}", dest.display()))?;
+        Ok(name)
+    }
+
+    /// A crate's name as the host knows its component: the folder's name, after its
+    /// tenant's for a tenant's agent.
+    pub fn name_of(&self, crate_dir: &Path) -> String {
+        let folder = |p: &Path| {
+            p.file_name()
+                .map(|n| n.to_string_lossy().into_owned())
+                .unwrap_or_default()
+        };
+        let parent = crate_dir.parent().unwrap_or(crate_dir);
+        let in_group = [&self.agents_dir, &self.workflows_dir]
+            .iter()
+            .all(|d| !same_folder(parent, d));
+        if in_group {
+            format!("{}/{}", folder(parent), folder(crate_dir))
+        } else {
+            folder(crate_dir)
+        }
+    }
+}
+
+fn same_folder(a: &Path, b: &Path) -> bool {
+    a == b
+        || a.canonicalize()
+            .ok()
+            .is_some_and(|a| b.canonicalize().ok() == Some(a))
 }
 
 /// Copies via a temporary file and a rename, so a watcher never sees half a component;
@@ -125,4 +206,36 @@ fn copy_if_changed(src: &Path, dest: &Path) -> std::io::Result<()> {
     let tmp = dest.with_extension("wasm.tmp");
     std::fs::write(&tmp, &bytes)?;
     std::fs::rename(&tmp, dest)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn crates_are_found_directly_and_in_tenant_folders() {
+        let dir = std::env::temp_dir().join(format!("flue-crates-{}", std::process::id()));
+        for folder in [
+            "agents/a/src",
+            "agents/acme/b/src",
+            "agents/acme/notes",
+            "workflows/w",
+        ] {
+            std::fs::create_dir_all(dir.join(folder)).unwrap();
+        }
+        for manifest in ["agents/a", "agents/acme/b", "workflows/w"] {
+            std::fs::write(dir.join(manifest).join("Cargo.toml"), "").unwrap();
+        }
+        let project = Project {
+            agents_dir: dir.join("agents"),
+            workflows_dir: dir.join("workflows"),
+            target_dir: dir.join("target"),
+        };
+        let agents = crates_in(&project.agents_dir);
+        assert_eq!(agents, [dir.join("agents/a"), dir.join("agents/acme/b")]);
+        let names: Vec<String> = agents.iter().map(|c| project.name_of(c)).collect();
+        assert_eq!(names, ["a", "acme/b"]);
+        assert_eq!(project.name_of(&dir.join("workflows/w")), "w");
+        std::fs::remove_dir_all(dir).unwrap();
+    }
 }

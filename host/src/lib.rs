@@ -12,6 +12,7 @@
 //! # Ok(()) }
 //! ```
 
+pub mod access;
 pub mod agent_config;
 pub mod build;
 pub mod cli;
@@ -161,13 +162,16 @@ impl Host {
         Ok(self.shared.queue.dispatch(id).await?)
     }
 
-    /// Starts a run of a workflow from `workflows/` with a JSON payload.
+    /// Starts a run of a workflow from `workflows/` with a JSON payload, on behalf of a
+    /// caller with `scope`: the run may prompt only the instances that scope reaches
+    /// (and whose agent's `authorize` admits it); a prompt outside it fails.
     pub async fn run_workflow(
         &self,
         name: &str,
         payload: &serde_json::Value,
+        scope: access::Scope,
     ) -> Result<RunHandle, Error> {
-        self.shared.start_run(name, payload).await
+        self.shared.start_run(name, payload, scope).await
     }
 
     /// A workflow run's record, if it exists.
@@ -216,8 +220,9 @@ impl Host {
     }
 
     /// Loads (or reloads) one component file and swaps it in: prompts in flight finish
-    /// on the version they started with. On failure the previous version keeps serving.
-    pub async fn reload_agent(&self, path: &std::path::Path) -> Result<String, String> {
+    /// on the version they started with. A file holding the version already serving
+    /// changes nothing. On failure the previous version keeps serving.
+    pub async fn reload_agent(&self, path: &std::path::Path) -> Result<registry::Loaded, String> {
         self.shared.registry.load(&self.shared.runtime, path).await
     }
 
@@ -269,6 +274,17 @@ impl Host {
         Ok(options.agents_dir.join(tenant))
     }
 
+    /// Loads (or reloads) one workflow file; runs in progress finish on the version they
+    /// started with. On failure the previous version keeps serving. Returns its name.
+    pub async fn reload_workflow(&self, path: &std::path::Path) -> Result<String, String> {
+        self.shared.workflows.load(&self.shared.runtime, path).await
+    }
+
+    /// Unloads the workflow that came from `path`; returns its name if there was one.
+    pub fn remove_workflow(&self, path: &std::path::Path) -> Option<String> {
+        self.shared.workflows.remove(path)
+    }
+
     /// Unloads the agent that came from `path`; returns its name if there was one.
     pub fn remove_agent(&self, path: &std::path::Path) -> Option<String> {
         self.shared.registry.remove(path)
@@ -289,9 +305,13 @@ impl Host {
         &self.shared.options
     }
 
-    /// Files in the agents folder that were skipped, with reasons.
+    /// Component files (agents and workflows) that were skipped, with reasons.
     pub fn load_problems(&self) -> Vec<LoadProblem> {
-        self.shared.registry.problems()
+        let workflows = self.shared.workflows.problems().into_iter();
+        let workflows = workflows.map(|(file, reason)| LoadProblem { file, reason });
+        let mut problems = self.shared.registry.problems();
+        problems.extend(workflows);
+        problems
     }
 
     /// Whether an agent's machine code came from the compile cache at load.

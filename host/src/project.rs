@@ -10,49 +10,61 @@ use crate::models::ProviderSettings;
 use crate::runtime::Limits;
 
 /// The contents of `flue.toml`; every section is optional.
-#[derive(Debug, Clone, Default, Deserialize)]
+#[derive(Debug, Clone, Default, Deserialize, garde::Validate)]
 #[serde(deny_unknown_fields)]
 pub struct ProjectConfig {
     /// Model aliases: `fast = "ollama/llama3.2"`.
     #[serde(default)]
+    #[garde(skip)]
     pub models: BTreeMap<String, String>,
     /// Provider endpoints: `[providers.anthropic] base_url = "…"`.
     #[serde(default)]
+    #[garde(skip)]
     pub providers: BTreeMap<String, ProviderSettings>,
     /// Guest resource limits.
     #[serde(default)]
+    #[garde(dive)]
     pub limits: LimitSettings,
     /// Per-agent settings: `[agents.support_assistant] env = { REGION = "eu" }`.
     #[serde(default)]
+    #[garde(skip)]
     pub agents: BTreeMap<String, AgentSettings>,
     /// Tenants, each with its agents in `agents/<tenant>/` and its own namespace of
     /// instances; its keys name it (`[[keys]] tenant = "<name>"`).
     #[serde(default)]
+    #[garde(dive)]
     pub tenants: BTreeMap<String, TenantSettings>,
     /// Policies of single agents, with a tenant's settings
     /// (`[policies."acme/support"] max_tool_rounds = 4`): they bind on top of the
     /// agent's tenant's, the tighter value winning.
     #[serde(default)]
+    #[garde(dive)]
     pub policies: BTreeMap<String, TenantSettings>,
     /// API keys for the server: `[[keys]] name, sha256, agents, ids, tenant`.
     #[serde(default)]
-    pub keys: Vec<crate::server::auth::ApiKey>,
+    #[garde(skip)]
+    pub keys: Vec<crate::access::ApiKey>,
     /// Delivery of dispatched events.
     #[serde(default)]
+    #[garde(dive)]
     pub dispatch: DispatchSettings,
 }
 
 /// `[dispatch]` in `flue.toml`: how dispatched events are delivered.
-#[derive(Debug, Clone, Default, Deserialize)]
+#[derive(Debug, Clone, Default, Deserialize, garde::Validate)]
 #[serde(deny_unknown_fields)]
 pub struct DispatchSettings {
     /// Events processed at once (default 16).
+    #[garde(range(min = 1, max = 1024))]
     pub workers: Option<usize>,
     /// Attempts before an event is declared dead (default 5).
+    #[garde(range(min = 1, max = 1000))]
     pub max_attempts: Option<u32>,
     /// Delay before the first retry, doubled for each further one (default 1000).
+    #[garde(skip)]
     pub backoff_ms: Option<u64>,
     /// How long a claimed event stays claimed without a renewal (default 30000).
+    #[garde(range(min = 100))]
     pub lease_ms: Option<u64>,
 }
 
@@ -79,58 +91,80 @@ impl DispatchSettings {
 }
 
 /// `[limits]` in `flue.toml`.
-#[derive(Debug, Clone, Default, Deserialize)]
+#[derive(Debug, Clone, Default, Deserialize, garde::Validate)]
 #[serde(deny_unknown_fields)]
 pub struct LimitSettings {
+    #[garde(range(min = 1, max = 4096))]
     pub memory_mb: Option<usize>,
+    #[garde(range(min = 1))]
     pub cpu_ms_per_call: Option<u64>,
+    #[garde(range(min = 1))]
     pub wall_ms_per_call: Option<u64>,
+    #[garde(range(min = 1, max = 100000))]
     pub max_instances: Option<u32>,
+    #[garde(range(min = 1, max = 1000))]
     pub max_tool_rounds: Option<u32>,
     /// Live instances unused this long are dropped from memory (default 300000).
+    #[garde(range(min = 1))]
     pub instance_idle_ms: Option<u64>,
     /// Wall time of one workflow run, prompts included (default 600000).
+    #[garde(range(min = 1))]
     pub run_ms: Option<u64>,
     /// Wall time of one prompt, model calls and tools included (default 600000).
+    #[garde(range(min = 1))]
     pub wall_ms_per_prompt: Option<u64>,
     /// Session histories kept in memory, by stored size in MiB (default 64).
+    #[garde(skip)]
     pub history_cache_mb: Option<usize>,
 }
 
 /// `[tenants.<name>]` in `flue.toml`: the tenant's policy. Every limit is optional.
-#[derive(Debug, Clone, Default, Deserialize)]
+#[derive(Debug, Clone, Default, Deserialize, garde::Validate)]
 #[serde(deny_unknown_fields)]
 pub struct TenantSettings {
     /// Models its agents may use, as `provider/model` globs (`anthropic/*`).
+    #[garde(skip)]
     pub allowed_models: Option<Vec<String>>,
     /// Model ↔ tool rounds per prompt (at most the host's `max_tool_rounds`).
+    #[garde(range(min = 1, max = 1000))]
     pub max_tool_rounds: Option<u32>,
     /// Tokens (input + output) its agents may spend per hour.
+    #[garde(skip)]
     pub tokens_per_hour: Option<u64>,
     /// Prompts it may run at once.
+    #[garde(range(min = 1))]
     pub max_concurrent_prompts: Option<u64>,
     /// Prompts it may start per minute.
+    #[garde(range(min = 1))]
     pub prompts_per_minute: Option<u64>,
     /// Linear memory of each of its instances, in MiB (at most the host's `memory_mb`).
+    #[garde(range(min = 1, max = 4096))]
     pub memory_mb: Option<usize>,
     /// CPU time per guest call, in ms (at most the host's).
+    #[garde(range(min = 1))]
     pub cpu_ms_per_call: Option<u64>,
     /// Wall time per guest call, in ms (at most the host's).
+    #[garde(range(min = 1))]
     pub wall_ms_per_call: Option<u64>,
     /// Wall time per prompt, in ms (at most the host's).
+    #[garde(range(min = 1))]
     pub wall_ms_per_prompt: Option<u64>,
     /// Sandbox kinds its agents may use: `virtual`, `local` (default: both; a `local`
     /// one also needs the agent's `local_dirs`).
+    #[garde(skip)]
     pub sandboxes: Option<Vec<String>>,
     /// Built-in sandbox tools its agents' models are offered (`read`, `write`, `edit`,
     /// `ls`, `glob`, `grep`, `bash`; default: all the sandbox has).
+    #[garde(skip)]
     pub builtin_tools: Option<Vec<String>>,
     /// Values handed to `create` as `ctx.env` for each of its agents; an agent's own
     /// `[agents."<tenant>/<name>"] env` wins over a value of the same name.
     #[serde(default)]
+    #[garde(skip)]
     pub env: BTreeMap<String, String>,
     /// Hosts (`host` or `host:port` globs) its agents' `fetch` tool may reach.
     #[serde(default)]
+    #[garde(skip)]
     pub fetch_hosts: Vec<String>,
 }
 
@@ -173,6 +207,14 @@ impl ProjectConfig {
     /// Decodes the text of a `flue.toml` whose project folder is `dir`.
     pub fn parse(text: &str, dir: &Path) -> Result<Self, String> {
         let mut config: Self = toml::from_str(text).map_err(|e| e.to_string())?;
+        garde::Validate::validate(&config).map_err(|report| {
+            let problems: Vec<String> = report
+                .iter()
+                .map(|(key, error)| format!("{key} is {}", out_of_range(error.message())))
+                .collect();
+            problems.join("; ")
+        })?;
+        config.check_tighter_than_host()?;
         if let Some(bad) = config
             .tenants
             .keys()
@@ -188,6 +230,80 @@ impl ProjectConfig {
             }
         }
         Ok(config)
+    }
+
+    /// Refuses a tenant's or an agent's policy that would allow more than the host:
+    /// a policy may only tighten the host's `[limits]`.
+    fn check_tighter_than_host(&self) -> Result<(), String> {
+        let host = self.runtime_limits();
+        let millis = |d: Duration| u64::try_from(d.as_millis()).unwrap_or(u64::MAX);
+        let bounds = |p: &TenantSettings| {
+            [
+                (
+                    "memory_mb",
+                    p.memory_mb.map(|m| m as u64),
+                    (host.memory_bytes >> 20) as u64,
+                ),
+                (
+                    "cpu_ms_per_call",
+                    p.cpu_ms_per_call,
+                    millis(host.cpu_per_call),
+                ),
+                (
+                    "wall_ms_per_call",
+                    p.wall_ms_per_call,
+                    millis(host.wall_per_call),
+                ),
+                (
+                    "wall_ms_per_prompt",
+                    p.wall_ms_per_prompt,
+                    millis(self.prompt_limit()),
+                ),
+                (
+                    "max_tool_rounds",
+                    p.max_tool_rounds.map(u64::from),
+                    u64::from(self.max_tool_rounds()),
+                ),
+            ]
+        };
+        let sections = self
+            .tenants
+            .iter()
+            .map(|(name, p)| (format!("tenants.{name}"), p))
+            .chain(
+                self.policies
+                    .iter()
+                    .map(|(name, p)| (format!("policies.\"{name}\""), p)),
+            );
+        for (section, policy) in sections {
+            for (key, value, limit) in bounds(policy) {
+                if let Some(value) = value.filter(|v| *v > limit) {
+                    return Err(format!(
+                        "{section}.{key} = {value} is above the host's limit {limit} \
+                         ([limits] {key}, or its default): a policy may only tighten it"
+                    ));
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// The sections that name no agent in `loaded` (`[agents."x"]`, `[policies."x"]`):
+    /// a misspelt name, or an agent not built yet. As messages for a warning.
+    pub fn unknown_agents(&self, loaded: &[String]) -> Vec<String> {
+        let known = if loaded.is_empty() {
+            "none".to_string()
+        } else {
+            loaded.join(", ")
+        };
+        let agents = self.agents.keys().map(|name| ("agents", name));
+        agents
+            .chain(self.policies.keys().map(|name| ("policies", name)))
+            .filter(|(_, name)| !loaded.contains(name))
+            .map(|(section, name)| {
+                format!("[{section}.\"{name}\"] names no loaded agent (agents: {known})")
+            })
+            .collect()
     }
 
     /// The guest limits, defaults filled in.
@@ -276,7 +392,9 @@ impl HostOptions {
         let data_dir = std::env::var_os("FLUE_DATA_DIR")
             .map(PathBuf::from)
             .unwrap_or_else(|| dir.join(".flue"));
+        let config = ProjectConfig::load(dir)?;
         Ok(Self {
+            env: crate::models::process_env(&config.providers),
             agents_dir: dir.join("agents"),
             data_dir,
             database_url: std::env::var("FLUE_DATABASE_URL")
@@ -284,9 +402,30 @@ impl HostOptions {
                 .filter(|url| !url.is_empty()),
             skills_dir: dir.join("skills"),
             workflows_dir: dir.join("workflows"),
-            config: ProjectConfig::load(dir)?,
-            env: crate::models::process_env(),
+            config,
         })
+    }
+
+    /// The project's crates, built into `target/` beside `agents/` unless
+    /// `CARGO_TARGET_DIR` says otherwise.
+    pub fn build_project(&self) -> crate::build::Project {
+        let root = self.agents_dir.parent().unwrap_or(Path::new("."));
+        crate::build::Project {
+            agents_dir: self.agents_dir.clone(),
+            workflows_dir: self.workflows_dir.clone(),
+            target_dir: root.join("target"),
+        }
+    }
+
+    /// The host's own files, which no sandbox may reach: the data directory (SQLite
+    /// database, compile cache) and `flue.toml` (API key hashes, provider settings). As
+    /// canonical paths; those that do not exist (yet) are left out.
+    pub fn host_files(&self) -> Vec<PathBuf> {
+        let root = self.agents_dir.parent().unwrap_or(Path::new("."));
+        [self.data_dir.clone(), root.join("flue.toml")]
+            .iter()
+            .filter_map(|p| p.canonicalize().ok())
+            .collect()
     }
 
     /// The SQLite database file, used when no PostgreSQL URL is given.
@@ -312,9 +451,82 @@ impl HostOptions {
     }
 }
 
+/// A range rule's message as the allowed range: garde says "lower than 1" or
+/// "greater than 4096"; a user reads "out of range: at least 1".
+fn out_of_range(message: &str) -> String {
+    if let Some(min) = message.strip_prefix("lower than ") {
+        format!("out of range: at least {min}")
+    } else if let Some(max) = message.strip_prefix("greater than ") {
+        format!("out of range: at most {max}")
+    } else {
+        message.to_string()
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn parse(text: &str) -> Result<ProjectConfig, String> {
+        ProjectConfig::parse(text, Path::new("/project"))
+    }
+
+    #[test]
+    fn settings_out_of_range_are_refused_with_their_key_and_range() {
+        let error = parse("[limits]\nmemory_mb = 0\n").unwrap_err();
+        assert_eq!(error, "limits.memory_mb is out of range: at least 1");
+        let error = parse("[limits]\nmemory_mb = 4097\n").unwrap_err();
+        assert_eq!(error, "limits.memory_mb is out of range: at most 4096");
+        let error = parse("[tenants.acme]\nmax_tool_rounds = 0\n").unwrap_err();
+        assert!(error.contains("tenants.acme.max_tool_rounds"), "{error}");
+        let error = parse("[dispatch]\nworkers = 0\n").unwrap_err();
+        assert!(error.contains("dispatch.workers"), "{error}");
+        assert!(parse("[limits]\nmemory_mb = 4096\n").is_ok());
+    }
+
+    #[test]
+    fn a_policy_may_only_tighten_the_hosts_limits() {
+        let error = parse("[tenants.acme]\nmemory_mb = 128\n").unwrap_err();
+        assert!(
+            error.contains("tenants.acme.memory_mb = 128 is above the host's limit 64"),
+            "{error}"
+        );
+        let error = parse(
+            "[limits]\ncpu_ms_per_call = 100\n[policies.\"acme/x\"]\ncpu_ms_per_call = 200\n",
+        )
+        .unwrap_err();
+        assert!(
+            error.contains("policies.\"acme/x\".cpu_ms_per_call = 200"),
+            "{error}"
+        );
+        assert!(parse("[limits]\nmemory_mb = 256\n[tenants.acme]\nmemory_mb = 128\n").is_ok());
+    }
+
+    #[test]
+    fn sections_for_no_loaded_agent_are_named() {
+        let config = parse("[agents.reviewr]\n[agents.support]\n[policies.\"acme/x\"]\n").unwrap();
+        let unknown = config.unknown_agents(&["support".into(), "reviewer".into()]);
+        assert_eq!(
+            unknown,
+            [
+                "[agents.\"reviewr\"] names no loaded agent (agents: support, reviewer)",
+                "[policies.\"acme/x\"] names no loaded agent (agents: support, reviewer)",
+            ]
+        );
+    }
+
+    #[test]
+    fn a_mistake_names_the_file() {
+        let dir = std::env::temp_dir().join(format!("flue-toml-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        std::fs::write(dir.join("flue.toml"), "[limits]\nmemory_mb = 0\n").unwrap();
+        let error = ProjectConfig::load(&dir).unwrap_err();
+        assert!(
+            error.starts_with(&format!("{}:", dir.join("flue.toml").display())),
+            "{error}"
+        );
+        std::fs::remove_dir_all(dir).unwrap();
+    }
 
     #[test]
     fn the_state_location_names_the_database_but_never_its_password() {

@@ -37,7 +37,7 @@ pub fn guest(crate_path: &str) -> PathBuf {
         .entry(crate_path.to_string())
         .or_insert_with(|| {
             flue_host::build::ensure_target().expect("the wasm32-wasip2 target is available");
-            flue_host::build::build_crate(&workspace().join(crate_path))
+            flue_host::build::build_crate(&workspace().join(crate_path), None)
                 .expect("the guest crate builds")
         })
         .clone()
@@ -218,6 +218,8 @@ pub struct Server {
     child: tokio::process::Child,
     /// `http://127.0.0.1:PORT`.
     pub url: String,
+    /// What it printed on stderr so far (also passed on to the test's stderr).
+    stderr: std::sync::Arc<Mutex<String>>,
 }
 
 impl Server {
@@ -240,9 +242,22 @@ impl Server {
             .env_remove("FLUE_DATA_DIR")
             .env_remove("FLUE_DATABASE_URL")
             .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
             .kill_on_drop(true)
             .spawn()
             .expect("flue starts");
+        let stderr = std::sync::Arc::new(Mutex::new(String::new()));
+        let mut err_lines =
+            tokio::io::BufReader::new(child.stderr.take().expect("stderr is piped")).lines();
+        let log = stderr.clone();
+        tokio::spawn(async move {
+            while let Ok(Some(line)) = err_lines.next_line().await {
+                eprintln!("{line}");
+                let mut log = log.lock().unwrap_or_else(|e| e.into_inner());
+                log.push_str(&line);
+                log.push('\n');
+            }
+        });
         let stdout = child.stdout.take().expect("stdout is piped");
         let mut lines = tokio::io::BufReader::new(stdout).lines();
         let listening = tokio::time::timeout(std::time::Duration::from_secs(60), lines.next_line())
@@ -254,7 +269,17 @@ impl Server {
             .strip_prefix("Listening on ")
             .unwrap_or_else(|| panic!("unexpected first line: {listening}"))
             .to_string();
-        Server { child, url }
+        // Keep reading, so that a restarted `flue dev` can print its address again.
+        tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
+        Server { child, url, stderr }
+    }
+
+    /// What the server printed on stderr so far.
+    pub fn stderr(&self) -> String {
+        self.stderr
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
     }
 
     /// Kills the process with SIGKILL, as a crash would, and waits until it is gone.

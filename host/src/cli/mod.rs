@@ -7,7 +7,7 @@ use std::path::PathBuf;
 
 use clap::{Parser, Subcommand};
 
-use crate::{DEFAULT_SESSION, Error, Host, HostOptions, build};
+use crate::{DEFAULT_SESSION, Error, Host, HostOptions, ProjectConfig};
 
 /// Run AI agents compiled to WebAssembly components.
 #[derive(Parser)]
@@ -32,9 +32,11 @@ pub struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
-    /// Create a new agent crate under agents/<name>.
+    /// Create a new agent crate: agents/<name>, or agents/<tenant>/<name> for
+    /// `<tenant>/<name>`.
     New { name: String },
-    /// Build every agent crate under agents/ into agents/<name>.wasm.
+    /// Build every agent crate (agents/<name>/, agents/<tenant>/<name>/) into
+    /// <name>.wasm beside it, and every workflow crate under workflows/.
     Build,
     /// Send one prompt to an agent instance and print the answer.
     Run {
@@ -95,14 +97,28 @@ struct Listen {
     no_build: bool,
 }
 
+impl Cli {
+    /// Whether the command is `flue dev`.
+    pub fn is_dev(&self) -> bool {
+        matches!(self.command, Command::Dev { .. })
+    }
+}
+
 /// Runs the parsed command; the error is what to print before exiting with status 1.
 pub async fn run(cli: Cli) -> Result<(), String> {
     match cli.command {
-        Command::New { ref name } => scaffold::new_agent(&cli.project.join("agents"), name),
+        Command::New { ref name } => {
+            let tenants = ProjectConfig::load(&cli.project)
+                .map(|c| c.tenant_names())
+                .unwrap_or_default();
+            scaffold::new_agent(&cli.project, name, &tenants)
+        }
         Command::Build => {
-            let built = build::build_agents(&cli.project.join("agents"))?;
-            eprintln!("Built {} agent(s): {}", built.len(), built.join(", "));
-            Ok(())
+            let options = project_options(&cli)?;
+            build_project(&options).and_then(|failed| match failed {
+                0 => Ok(()),
+                n => Err(format!("{n} crate(s) failed to build")),
+            })
         }
         Command::Run {
             ref agent,
@@ -155,17 +171,48 @@ pub async fn run(cli: Cli) -> Result<(), String> {
     }
 }
 
-/// Builds the agent crates (unless told not to) and starts a host on the project.
-async fn open_host(cli: &Cli, no_build: bool) -> Result<Host, String> {
+/// The project's options, with the command line's data directory and database.
+fn project_options(cli: &Cli) -> Result<HostOptions, String> {
     let mut options = HostOptions::for_project(&cli.project)?;
+    if !options.agents_dir.is_dir() {
+        return Err(format!(
+            "{} has no agents/ folder: run flue in a project folder (the one holding \
+             agents/ and flue.toml), pass --project <folder>, or start one with `flue new <name>`",
+            cli.project.display()
+        ));
+    }
     if let Some(dir) = &cli.data_dir {
         options.data_dir = dir.clone();
     }
     if let Some(url) = &cli.database_url {
         options.database_url = Some(url.clone());
     }
+    Ok(options)
+}
+
+/// Builds every agent and workflow crate, saying what was built; returns how many
+/// failed (their compiler output went to stderr).
+fn build_project(options: &HostOptions) -> Result<usize, String> {
+    let built = options.build_project().build_all()?;
+    let list = |kind: &str, names: &[String]| {
+        if !names.is_empty() {
+            eprintln!("Built {} {kind}(s): {}", names.len(), names.join(", "));
+        }
+    };
+    list("agent", &built.agents);
+    list("workflow", &built.workflows);
+    for failure in &built.failed {
+        eprintln!("error: {failure}");
+    }
+    Ok(built.failed.len())
+}
+
+/// Builds the crates (unless told not to) and starts a host on the project. A crate
+/// that fails to build is reported; its last component, if any, is served.
+async fn open_host(cli: &Cli, no_build: bool) -> Result<Host, String> {
+    let options = project_options(cli)?;
     if !no_build {
-        build::build_agents(&options.agents_dir)?;
+        build_project(&options)?;
     }
     let host = Host::open(options).await.map_err(|e| e.to_string())?;
     for problem in host.load_problems() {
@@ -174,6 +221,10 @@ async fn open_host(cli: &Cli, no_build: bool) -> Result<Host, String> {
             problem.file.display(),
             problem.reason
         );
+    }
+    let agents: Vec<String> = host.agents().into_iter().map(|a| a.name).collect();
+    for unknown in host.options().config.unknown_agents(&agents) {
+        eprintln!("warning: flue.toml: {unknown}");
     }
     Ok(host)
 }

@@ -1,11 +1,22 @@
 //! `flue serve` and `flue dev`: start a host and serve it until Ctrl-C or SIGTERM.
+//! `flue dev` also restarts itself when `flue.toml` changes to a valid configuration:
+//! it finishes the requests in flight, then runs again in the same process (`exec`),
+//! keeping its listening socket open throughout, so clients meanwhile wait rather than
+//! being refused.
 
+use std::io::Write;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::os::fd::{AsRawFd, FromRawFd, RawFd};
+use std::sync::Arc;
 
 use tokio::net::TcpListener;
+use tokio::sync::Notify;
 
 use super::{Cli, Listen, open_host};
 use crate::server::{self, ServerOptions, auth::Auth};
+
+/// The environment variable that hands a listening socket to the restarted process.
+const LISTEN_FD: &str = "FLUE_LISTEN_FD";
 
 /// Serves the project. Without API keys only a loopback address is allowed, unless
 /// `insecure` says otherwise.
@@ -18,31 +29,119 @@ pub async fn run(cli: &Cli, listen: &Listen, insecure: bool, dev: bool) -> Resul
     let config = &host.options().config;
     let auth = Auth::new(config.keys.clone(), &config.tenant_names())?;
     if !ip.is_loopback() && !auth.enabled() && !insecure {
+        let remedy = if dev {
+            "add [[keys]] to flue.toml, or serve on 127.0.0.1"
+        } else {
+            "add [[keys]] to flue.toml, or pass --insecure to serve everyone"
+        };
         return Err(format!(
-            "refusing to serve on {ip} without API keys: add [[keys]] to flue.toml, \
-             or pass --insecure to serve everyone"
+            "refusing to serve on {ip} without API keys: {remedy}"
         ));
     }
-    let listener = TcpListener::bind(SocketAddr::new(ip, listen.port))
-        .await
-        .map_err(|e| format!("cannot listen on {ip}:{}: {e}", listen.port))?;
+    let listener = match inherited_listener()? {
+        Some(listener) => listener,
+        None => TcpListener::bind(SocketAddr::new(ip, listen.port))
+            .await
+            .map_err(|e| format!("cannot listen on {ip}:{}: {e}", listen.port))?,
+    };
     let addr = listener.local_addr().map_err(|e| e.to_string())?;
     let names: Vec<String> = host.agents().into_iter().map(|a| a.name).collect();
-    println!("Listening on http://{addr}");
+    // Not `println!`: a reader that went away after this line must not stop the host.
+    let _ = writeln!(std::io::stdout(), "Listening on http://{addr}");
     eprintln!("{} agent(s): {}", names.len(), names.join(", "));
+    let workflows = host.workflows();
+    if !workflows.is_empty() {
+        eprintln!("{} workflow(s): {}", workflows.len(), workflows.join(", "));
+    }
     eprintln!("State in {}", host.options().state_location());
     let options = ServerOptions {
         auth,
         ..ServerOptions::default()
     };
+    let config_changed = Arc::new(Notify::new());
     let _watch = if dev {
-        Some(crate::dev::watch(host.clone(), &host.options().agents_dir)?)
+        let project = host.options().build_project();
+        let changed = config_changed.clone();
+        Some(crate::dev::watch(
+            host.clone(),
+            project,
+            &cli.project,
+            move || changed.notify_one(),
+        )?)
     } else {
         None
     };
-    server::serve(host, listener, options, shutdown_signal())
+    // Kept open past the server's own listener, for the process that takes over.
+    let kept = dev.then(|| dup(listener.as_raw_fd())).transpose()?;
+    let restart = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let stop = {
+        let restart = restart.clone();
+        async move {
+            tokio::select! {
+                () = shutdown_signal() => {}
+                () = config_changed.notified() => {
+                    restart.store(true, std::sync::atomic::Ordering::SeqCst);
+                    eprintln!("flue.toml changed: restarting to apply it (requests wait)…");
+                }
+            }
+        }
+    };
+    server::serve(host, listener, options, stop)
         .await
-        .map_err(|e| format!("the server failed: {e}"))
+        .map_err(|e| format!("the server failed: {e}"))?;
+    match kept {
+        Some(fd) if restart.load(std::sync::atomic::Ordering::SeqCst) => Err(restart_with(fd)),
+        _ => Ok(()),
+    }
+}
+
+/// The listening socket a restarting `flue dev` handed over, if any.
+fn inherited_listener() -> Result<Option<TcpListener>, String> {
+    let Some(fd) = std::env::var_os(LISTEN_FD) else {
+        return Ok(None);
+    };
+    // SAFETY: the variable is removed at once, so it is read once per process.
+    unsafe { std::env::remove_var(LISTEN_FD) };
+    let fd: RawFd = fd
+        .to_str()
+        .and_then(|fd| fd.parse().ok())
+        .ok_or_else(|| format!("{LISTEN_FD} is not a file descriptor"))?;
+    // SAFETY: the restarting process passed this descriptor of its listening socket,
+    // open across `exec`, and nothing else in this process owns it.
+    let listener = unsafe { std::net::TcpListener::from_raw_fd(fd) };
+    listener
+        .set_nonblocking(true)
+        .and_then(|()| TcpListener::from_std(listener))
+        .map(Some)
+        .map_err(|e| format!("cannot take over the listening socket: {e}"))
+}
+
+/// A duplicate of `fd` that stays open across `exec`.
+fn dup(fd: RawFd) -> Result<RawFd, String> {
+    // SAFETY: `dup` of an open descriptor; the new one is ours (and not close-on-exec).
+    let new = unsafe { libc::dup(fd) };
+    if new < 0 {
+        return Err(format!(
+            "cannot keep the listening socket: {}",
+            std::io::Error::last_os_error()
+        ));
+    }
+    Ok(new)
+}
+
+/// Runs this program again with the same arguments, handing over `fd`; returns only
+/// if that fails, with why.
+fn restart_with(fd: RawFd) -> String {
+    use std::os::unix::process::CommandExt;
+    let program = match std::env::current_exe() {
+        Ok(program) => program,
+        Err(e) => return format!("cannot restart: {e}"),
+    };
+    let error = std::process::Command::new(program)
+        .args(std::env::args_os().skip(1))
+        .env(LISTEN_FD, fd.to_string())
+        .exec();
+    format!("cannot restart: {error}")
 }
 
 /// Resolves on Ctrl-C or SIGTERM.

@@ -8,24 +8,28 @@ use async_trait::async_trait;
 use serde_json::{Value, json};
 
 use super::{Prompt, Shared};
+use crate::access::Scope;
 use crate::agent_config::AgentConfig;
 use crate::models::{Message, ModelRequest, Usage};
 use crate::runtime::{GuestHost, GuestLogLevel};
 use crate::store::runs::RunEvent;
 use crate::store::{InstanceKey, SessionKey};
 
-/// A workflow run's event log: numbers events in order and stores them.
+/// A workflow run's event log: numbers events in order and stores them. It carries
+/// the scope of whoever started the run, which bounds the agents the run may prompt.
 pub struct RunLog {
     pub id: String,
     next: AtomicU64,
+    scope: Scope,
 }
 
 impl RunLog {
-    /// The log of run `id`, starting at event 0.
-    pub fn new(id: String) -> Self {
+    /// The log of run `id`, starting at event 0, started by a caller with `scope`.
+    pub fn new(id: String, scope: Scope) -> Self {
         Self {
             id,
             next: AtomicU64::new(0),
+            scope,
         }
     }
 
@@ -180,16 +184,7 @@ impl GuestHost for GuestImports {
             json!({"target": target, "message": message}),
         )
         .await;
-        let prompt = Prompt {
-            session: &key,
-            message: &message,
-            model_override: None,
-        };
-        let outcome = shared
-            .run_prompt(prompt, None)
-            .await
-            .map(|r| r.text)
-            .map_err(|e| e.to_string());
+        let outcome = prompt_within_scope(&shared, &run.scope, &key, &message).await;
         let data = match &outcome {
             Ok(text) => json!({"target": target, "text": text, "is_error": false}),
             Err(error) => json!({"target": target, "error": error, "is_error": true}),
@@ -218,4 +213,36 @@ impl GuestHost for GuestImports {
             }
         }
     }
+}
+
+/// Prompts a session for a workflow run, if the run's scope reaches its instance and the
+/// agent (its `authorize` export) lets the run's starter in.
+async fn prompt_within_scope(
+    shared: &Arc<Shared>,
+    scope: &Scope,
+    key: &SessionKey,
+    message: &str,
+) -> Result<String, String> {
+    let instance = &key.instance;
+    scope.check(&instance.agent, &instance.id)?;
+    let admitted = shared
+        .guest_authorizes(instance, &scope.identity())
+        .await
+        .map_err(|e| e.to_string())?;
+    if !admitted {
+        return Err(format!(
+            "agent '{}' does not let this run's caller reach instance '{}'",
+            instance.agent, instance.id
+        ));
+    }
+    let prompt = Prompt {
+        session: key,
+        message,
+        model_override: None,
+    };
+    shared
+        .run_prompt(prompt, None)
+        .await
+        .map(|r| r.text)
+        .map_err(|e| e.to_string())
 }

@@ -219,7 +219,7 @@ impl Policies {
     fn check_model(&self, agent: &str, model: &str) -> Result<(), Error> {
         for scope in self.scopes(agent) {
             if let Some(allowed) = &scope.policy.allowed_models
-                && !allowed.iter().any(|p| crate::server::auth::glob(p, model))
+                && !allowed.iter().any(|p| crate::access::glob(p, model))
             {
                 return Err(exceeded(
                     "allowed_models",

@@ -75,6 +75,18 @@ impl Shared {
                         root.display()
                     )));
                 }
+                let host_files = self.options.host_files();
+                let reached = host_files
+                    .iter()
+                    .find(|kept| root.starts_with(kept) || kept.starts_with(&root));
+                if let Some(kept) = reached {
+                    return Err(refuse(format!(
+                        "its local sandbox {} would reach the host's own files ({}): bind a \
+                         folder that neither holds them nor lies inside them",
+                        root.display(),
+                        kept.display()
+                    )));
+                }
                 let shell = ShellPolicy {
                     commands: settings.commands,
                     timeout: settings

@@ -15,6 +15,7 @@ use tokio::task::AbortHandle;
 use super::Shared;
 use super::guest_imports::{GuestImports, RunLog};
 use crate::Error;
+use crate::access::Scope;
 use crate::runtime::{CompiledWorkflow, Runtime};
 use crate::store::runs::{RunEnd, RunEvent};
 use crate::store::{InstanceKey, now_millis};
@@ -26,6 +27,8 @@ const FOLLOW_POLL: Duration = Duration::from_millis(25);
 #[derive(Default)]
 pub struct Workflows {
     compiled: RwLock<HashMap<String, Arc<CompiledWorkflow>>>,
+    /// Files that failed to load, with why.
+    problems: RwLock<std::collections::BTreeMap<std::path::PathBuf, String>>,
     live: Mutex<HashMap<String, LiveRun>>,
 }
 
@@ -44,33 +47,57 @@ impl Workflows {
             return workflows;
         };
         for path in entries.filter_map(Result::ok).map(|e| e.path()) {
-            let Some(name) = path
-                .extension()
-                .is_some_and(|e| e == "wasm")
-                .then(|| path.file_stem())
-                .flatten()
-                .and_then(|n| n.to_str())
-                .map(str::to_string)
-            else {
-                continue;
-            };
-            let runtime = runtime.clone();
-            let compiled = tokio::task::spawn_blocking(move || {
-                let bytes = std::fs::read(&path).map_err(|e| e.to_string())?;
-                runtime.compile_workflow(&bytes).map_err(|e| e.to_string())
-            })
-            .await
-            .map_err(|e| e.to_string())
-            .and_then(|c| c);
-            match compiled {
-                Ok(compiled) => {
-                    let mut map = workflows.compiled.write().expect("workflows lock");
-                    map.insert(name, Arc::new(compiled));
-                }
-                Err(e) => tracing::warn!("workflows/{name}.wasm is skipped: {e}"),
+            if path.extension().is_some_and(|e| e == "wasm") {
+                // A failure is kept in `problems` and reported by the caller.
+                let _ = workflows.load(runtime, &path).await;
             }
         }
         workflows
+    }
+
+    /// Compiles `path` off the async workers and makes it the workflow's current version
+    /// (runs in progress finish on theirs); on failure the previous version keeps
+    /// serving and the reason is kept. Returns the workflow's name.
+    pub async fn load(&self, runtime: &Arc<Runtime>, path: &Path) -> Result<String, String> {
+        let name = workflow_name(path)?;
+        let (runtime, file) = (runtime.clone(), path.to_path_buf());
+        let compiled = tokio::task::spawn_blocking(move || {
+            let bytes = std::fs::read(&file).map_err(|e| format!("cannot read: {e}"))?;
+            runtime.compile_workflow(&bytes).map_err(|e| e.to_string())
+        })
+        .await
+        .unwrap_or_else(|e| Err(format!("the compiler crashed: {e}")));
+        let mut problems = self.problems.write().expect("workflows lock");
+        match compiled {
+            Ok(compiled) => {
+                problems.remove(path);
+                let mut map = self.compiled.write().expect("workflows lock");
+                map.insert(name.clone(), Arc::new(compiled));
+                Ok(name)
+            }
+            Err(reason) => {
+                tracing::debug!(file = %path.display(), %reason, "workflow skipped");
+                problems.insert(path.to_path_buf(), reason.clone());
+                Err(reason)
+            }
+        }
+    }
+
+    /// Forgets the workflow loaded from `path`; returns its name if there was one.
+    pub fn remove(&self, path: &Path) -> Option<String> {
+        self.problems.write().expect("workflows lock").remove(path);
+        let name = workflow_name(path).ok()?;
+        let mut map = self.compiled.write().expect("workflows lock");
+        map.remove(&name).map(|_| name)
+    }
+
+    /// Files of the workflows folder that could not be loaded, with reasons.
+    pub fn problems(&self) -> Vec<(std::path::PathBuf, String)> {
+        let problems = self.problems.read().expect("workflows lock");
+        problems
+            .iter()
+            .map(|(f, r)| (f.clone(), r.clone()))
+            .collect()
     }
 
     /// The names of the workflows, sorted.
@@ -112,11 +139,12 @@ impl RunHandle {
 
 impl Shared {
     /// Starts a run of workflow `name` with `payload`; it runs on its own task, its
-    /// record and events stored as it goes.
+    /// record and events stored as it goes, and prompts only agents within `scope`.
     pub async fn start_run(
         self: &Arc<Self>,
         name: &str,
         payload: &Value,
+        scope: Scope,
     ) -> Result<RunHandle, Error> {
         let workflow = self.workflows.get(name).ok_or_else(|| {
             Error::NotFound(format!(
@@ -126,7 +154,7 @@ impl Shared {
         })?;
         let id = format!("run_{:011x}{:012x}", now_millis(), fastrand::u64(..) >> 16);
         self.runs.run_started(&id, name, now_millis()).await?;
-        let log = Arc::new(RunLog::new(id.clone()));
+        let log = Arc::new(RunLog::new(id.clone(), scope));
         log.record(
             self,
             "run_start",
@@ -231,6 +259,15 @@ impl Shared {
             },
         )
     }
+}
+
+/// A workflow's name: its file's name without `.wasm`.
+fn workflow_name(path: &Path) -> Result<String, String> {
+    path.file_stem()
+        .and_then(|n| n.to_str())
+        .filter(|n| crate::registry::valid_name(n))
+        .map(str::to_string)
+        .ok_or_else(|| "workflow names may hold only letters, digits, '_' and '-'".into())
 }
 
 /// A result's JSON, or the text as a JSON string when it is not JSON.

@@ -230,10 +230,13 @@ impl Providers {
     }
 }
 
-/// The environment variables `Providers` reads, taken from this process.
-pub fn process_env() -> BTreeMap<String, String> {
+/// The environment variables `Providers` reads, taken from this process: the built-in
+/// providers' keys and base URLs, every `*_API_KEY`, and each variable a provider's
+/// `api_key_env` names, whatever its name.
+pub fn process_env(providers: &BTreeMap<String, ProviderSettings>) -> BTreeMap<String, String> {
     let mut names: Vec<&str> = BUILT_IN.iter().map(|b| b.base_url_var).collect();
     names.extend(BUILT_IN.iter().filter_map(|b| b.key_var));
+    names.extend(providers.values().filter_map(|p| p.api_key_env.as_deref()));
     std::env::vars()
         .filter(|(k, _)| names.contains(&k.as_str()) || k.ends_with("_API_KEY"))
         .collect()

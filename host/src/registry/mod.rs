@@ -18,6 +18,15 @@ pub struct AgentVersion {
     pub compiled: CompiledAgent,
 }
 
+/// What loading a component file did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Loaded {
+    /// The named agent now serves the file's new version.
+    Swapped(String),
+    /// The file holds the version already serving: nothing changed.
+    Unchanged(String),
+}
+
 /// A file in the agents folder that could not be loaded, and why.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct LoadProblem {
@@ -51,25 +60,36 @@ impl Registry {
         registry
     }
 
-    /// Compiles `path` off the async workers and makes it the agent's current version.
-    /// On failure the previous version (if any) keeps serving and the reason is kept.
-    /// Returns the agent's name.
-    pub async fn load(&self, runtime: &Arc<Runtime>, path: &Path) -> Result<String, String> {
+    /// Compiles `path` off the async workers and makes it the agent's current version,
+    /// unless it holds the bytes already serving from that file. On failure the previous
+    /// version (if any) keeps serving and the reason is kept.
+    pub async fn load(&self, runtime: &Arc<Runtime>, path: &Path) -> Result<Loaded, String> {
         let path = &path.canonicalize().unwrap_or_else(|_| path.to_path_buf());
         let name = self.name_of(path);
+        let serving = name
+            .as_ref()
+            .ok()
+            .and_then(|n| self.get(n))
+            .filter(|v| v.path == *path)
+            .map(|v| v.compiled.digest.clone());
         let (runtime, file) = (runtime.clone(), path.to_path_buf());
-        let loaded = tokio::task::spawn_blocking(move || load(&runtime, name?, &file))
+        let loaded = tokio::task::spawn_blocking(move || load(&runtime, name?, &file, serving))
             .await
             .unwrap_or_else(|e| Err(format!("the compiler crashed: {e}")));
         match loaded {
-            Ok(version) => {
+            Ok(None) => {
+                self.problems.write().expect("registry lock").remove(path);
+                Ok(Loaded::Unchanged(self.name_of(path)?))
+            }
+            Ok(Some(version)) => {
                 tracing::info!(agent = %version.name, cached = version.compiled.from_cache, "agent loaded");
                 let name = version.name.clone();
                 self.swap_in(version);
-                Ok(name)
+                Ok(Loaded::Swapped(name))
             }
             Err(reason) => {
-                tracing::warn!(file = %path.display(), %reason, "agent skipped");
+                // The caller reports it (once): at start, in `flue dev`, or as an error.
+                tracing::debug!(file = %path.display(), %reason, "agent skipped");
                 let mut problems = self.problems.write().expect("registry lock");
                 problems.insert(path.to_path_buf(), reason.clone());
                 Err(reason)
@@ -246,12 +266,22 @@ pub fn valid_name(name: &str) -> bool {
             .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-')
 }
 
-fn load(runtime: &Runtime, name: String, path: &Path) -> Result<AgentVersion, String> {
+/// Reads and compiles an agent's file; `None` when its bytes are those of the version
+/// `serving` (by digest) already.
+fn load(
+    runtime: &Runtime,
+    name: String,
+    path: &Path,
+    serving: Option<String>,
+) -> Result<Option<AgentVersion>, String> {
     let bytes = std::fs::read(path).map_err(|e| format!("cannot read: {e}"))?;
+    if serving.is_some_and(|digest| digest == crate::runtime::digest(&bytes)) {
+        return Ok(None);
+    }
     let compiled = runtime.compile(&bytes).map_err(|e| e.to_string())?;
-    Ok(AgentVersion {
+    Ok(Some(AgentVersion {
         name,
         path: path.to_path_buf(),
         compiled,
-    })
+    }))
 }

@@ -16,7 +16,7 @@ pub fn load_or_compile(
     cache_dir: &Path,
     wasm: &[u8],
 ) -> Result<(Component, String, bool), GuestError> {
-    let digest = hex(&Sha256::digest(wasm));
+    let digest = digest(wasm);
     let path = artifact_path(engine, cache_dir, &digest);
     if path.exists() {
         // SAFETY: files under the cache directory are written only by `store_artifact`
@@ -63,6 +63,11 @@ fn store_artifact(path: &Path, bytes: &[u8]) -> Result<(), GuestError> {
     let tmp = path.with_extension(format!("tmp{}", std::process::id()));
     std::fs::write(&tmp, bytes).map_err(io)?;
     std::fs::rename(&tmp, path).map_err(io)
+}
+
+/// The hex SHA-256 of a component's bytes: its identity in the cache and the registry.
+pub fn digest(wasm: &[u8]) -> String {
+    hex(&Sha256::digest(wasm))
 }
 
 fn hex(bytes: &[u8]) -> String {

@@ -18,6 +18,7 @@ use wasmtime::Engine;
 use wasmtime::component::types::{ComponentItem, Type};
 use wasmtime::component::{Component, ComponentExportIndex, Linker};
 
+pub use cache::digest;
 pub use imports::{GuestHost, GuestLogLevel};
 pub use instance::{Instance, MAX_CONFIG_BYTES, MAX_TOOL_RESULT_BYTES};
 

@@ -4,52 +4,9 @@
 //! so its instances, sessions and dispatches live in a namespace no other key can name.
 
 use axum::http::{HeaderMap, StatusCode, header};
-use serde::Deserialize;
-use sha2::{Digest, Sha256};
 
 use super::error::ApiError;
-
-/// One `[[keys]]` entry of `flue.toml`.
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct ApiKey {
-    /// A label for logs.
-    pub name: String,
-    /// Hex SHA-256 of the key (`flue hash-key <key>` prints it).
-    pub sha256: String,
-    /// Agents this key may reach; `"*"` for all (the default).
-    #[serde(default = "everything")]
-    pub agents: Vec<String>,
-    /// Instance ids this key may reach, with `*` wildcards (default `"*"`).
-    #[serde(default = "any_id")]
-    pub ids: String,
-    /// The tenant the key belongs to (a `[tenants.<name>]` of `flue.toml`); without
-    /// one it is the operator's key, for the agents directly in `agents/`.
-    pub tenant: Option<String>,
-    /// Whether the key may use the management API (`/admin/…`); operator keys only.
-    #[serde(default)]
-    pub admin: bool,
-    /// What an agent that decides who may reach its instances (its `authorize`
-    /// export) is told about this key, besides its name and tenant.
-    #[serde(default)]
-    pub claims: std::collections::BTreeMap<String, String>,
-}
-
-fn everything() -> Vec<String> {
-    vec!["*".into()]
-}
-
-fn any_id() -> String {
-    "*".into()
-}
-
-/// The hex SHA-256 of a key, as `flue.toml` stores it.
-pub fn hash_key(key: &str) -> String {
-    Sha256::digest(key.as_bytes())
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect()
-}
+pub use crate::access::{ApiKey, Scope, glob, hash_key};
 
 /// The configured keys; with none, everything is open.
 #[derive(Debug, Clone, Default)]
@@ -97,11 +54,11 @@ impl Auth {
         if !self.enabled() {
             return Ok(None);
         }
-        let bearer = headers
+        let presented = headers
             .get(header::AUTHORIZATION)
             .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.strip_prefix("Bearer "));
-        let token = bearer.or(query_token).ok_or_else(|| {
+            .and_then(credential);
+        let token = presented.as_deref().or(query_token).ok_or_else(|| {
             ApiError::new(
                 StatusCode::UNAUTHORIZED,
                 "unauthorized",
@@ -148,6 +105,29 @@ impl Auth {
     }
 }
 
+/// The key an `Authorization` header presents (RFC 9110 §11.6.2; the scheme is
+/// case-insensitive): `Bearer <key>`, or `Basic` (RFC 7617) with the key as the password,
+/// or as the user name when the password is empty — the form a URL's `user:key@host`
+/// takes, which is how clients that cannot set headers (a WebSocket in a browser, or
+/// PyFlue's) present one.
+fn credential(value: &str) -> Option<String> {
+    use base64::Engine;
+    let (scheme, rest) = value.trim().split_once(' ')?;
+    let rest = rest.trim();
+    if scheme.eq_ignore_ascii_case("bearer") {
+        return Some(rest.to_string());
+    }
+    if !scheme.eq_ignore_ascii_case("basic") {
+        return None;
+    }
+    let decoded = base64::engine::general_purpose::STANDARD
+        .decode(rest)
+        .ok()?;
+    let pair = String::from_utf8(decoded).ok()?;
+    let (user, password) = pair.split_once(':').unwrap_or((&pair, ""));
+    Some(if password.is_empty() { user } else { password }.to_string())
+}
+
 /// An authenticated caller: a key, or nobody when no keys are configured.
 #[derive(Debug, Clone, Copy)]
 pub struct Caller<'a>(Option<&'a ApiKey>);
@@ -159,11 +139,7 @@ impl Caller<'_> {
 
     /// What an agent is told about the caller.
     pub fn identity(&self) -> crate::Identity {
-        crate::Identity {
-            tenant: self.tenant().map(str::to_string),
-            key: self.0.map(|k| k.name.clone()),
-            claims: self.0.map(|k| k.claims.clone()).unwrap_or_default(),
-        }
+        self.scope().identity()
     }
 
     /// The host's name for an agent the caller names: its tenant's agent for a tenant's
@@ -189,26 +165,20 @@ impl Caller<'_> {
 
     /// Checks that the caller may reach instance `id` of a host agent.
     pub fn check(&self, qualified: &str, id: &str) -> Result<(), ApiError> {
-        let Some(key) = self.0 else {
-            return Ok(());
-        };
-        let agent = self
-            .local(qualified)
-            .filter(|agent| may_use_agent(key, agent))
-            .ok_or_else(|| forbidden(format!("this key may not use agent '{qualified}'")))?;
-        if !glob(&key.ids, id) {
-            return Err(forbidden(format!(
-                "this key may not reach instance '{id}' of '{agent}'"
-            )));
-        }
-        Ok(())
+        self.scope().check(qualified, id).map_err(forbidden)
+    }
+
+    /// What the caller's key reaches, for work that outlives the request (a workflow
+    /// run prompts agents with it).
+    pub fn scope(&self) -> Scope {
+        Scope::new(self.0.cloned())
     }
 
     /// The caller's name for a host agent it may use (for listings), if any.
     pub fn sees(&self, qualified: &str) -> Option<String> {
         let agent = self.local(qualified)?;
         self.0
-            .is_none_or(|key| may_use_agent(key, agent))
+            .is_none_or(|key| key.may_use(agent))
             .then(|| agent.to_string())
     }
 
@@ -234,48 +204,13 @@ impl Caller<'_> {
     }
 }
 
-fn may_use_agent(key: &ApiKey, agent: &str) -> bool {
-    key.agents.iter().any(|a| a == "*" || a == agent)
-}
-
 pub(super) fn forbidden(message: String) -> ApiError {
     ApiError::new(StatusCode::FORBIDDEN, "forbidden", message)
-}
-
-/// Matches `text` against `pattern`, where `*` stands for any run of characters.
-pub fn glob(pattern: &str, text: &str) -> bool {
-    let parts: Vec<&str> = pattern.split('*').collect();
-    let (first, rest) = parts.split_first().expect("split yields at least one part");
-    let Some(mut remaining) = text.strip_prefix(first) else {
-        return false;
-    };
-    let Some((last, middle)) = rest.split_last() else {
-        return remaining.is_empty();
-    };
-    for part in middle {
-        match remaining.find(part) {
-            Some(at) => remaining = &remaining[at + part.len()..],
-            None => return false,
-        }
-    }
-    remaining.len() >= last.len() && remaining.ends_with(last)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn globs() {
-        assert!(glob("*", "anything"));
-        assert!(glob("ticket-*", "ticket-8472"));
-        assert!(!glob("ticket-*", "order-1"));
-        assert!(glob("a*b*c", "axxbyyc"));
-        assert!(!glob("a*b*c", "axxbyy"));
-        assert!(glob("exact", "exact"));
-        assert!(!glob("exact", "exactly"));
-        assert!(glob("*-eu", "acme-eu"));
-    }
 
     #[test]
     fn keys_are_checked_by_hash_agent_and_id() {
@@ -305,6 +240,21 @@ mod tests {
         );
         headers.insert(header::AUTHORIZATION, "Bearer secret".parse().unwrap());
         assert!(auth.authorize(&headers, None, "a", "t-1").is_ok());
+        for presented in [
+            "bearer secret",
+            "BEARER  secret ",
+            "Basic dXNlcjpzZWNyZXQ=", // user:secret
+            "basic c2VjcmV0Og==",     // secret:
+        ] {
+            headers.insert(header::AUTHORIZATION, presented.parse().unwrap());
+            assert!(
+                auth.authorize(&headers, None, "a", "t-1").is_ok(),
+                "{presented}"
+            );
+        }
+        headers.insert(header::AUTHORIZATION, "Token secret".parse().unwrap());
+        assert!(auth.authorize(&headers, None, "a", "t-1").is_err());
+        headers.insert(header::AUTHORIZATION, "Bearer secret".parse().unwrap());
         assert_eq!(
             auth.authorize(&headers, None, "b", "t-1")
                 .unwrap_err()

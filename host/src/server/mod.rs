@@ -121,6 +121,7 @@ fn router(app: App) -> Router {
             post(dispatch::accept).fallback(|| async { ApiError::method_not_allowed(&["POST"]) }),
         )
         .route("/dispatches/{id}", only_get(get(dispatch::status)))
+        .route("/workflows", only_get(get(runs::list_workflows)))
         .route(
             "/workflows/{name}",
             post(runs::start)

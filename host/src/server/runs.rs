@@ -15,6 +15,7 @@ use axum::response::{IntoResponse, Json, Response};
 use futures_util::StreamExt;
 use serde_json::{Value, json};
 
+use super::auth::Scope;
 use super::dispatch::iso8601;
 use super::error::ApiError;
 use super::{App, read_body, request};
@@ -24,6 +25,17 @@ use crate::{RunEvent, RunRecord, RunStatus};
 /// The most events one page of `/runs/{id}/events` holds.
 const MAX_PAGE: u64 = 1000;
 
+/// `GET /workflows`: `{"workflows": [{"name"}]}`, for the operator's keys.
+pub async fn list_workflows(
+    State(app): State<App>,
+    headers: HeaderMap,
+) -> Result<Json<Value>, ApiError> {
+    app.auth.caller(&headers, None)?.operator()?;
+    let names = app.host.workflows().into_iter();
+    let workflows: Vec<Value> = names.map(|name| json!({ "name": name })).collect();
+    Ok(Json(json!({ "workflows": workflows })))
+}
+
 /// `POST /workflows/{name}`: the body (or its `payload` field) is the payload.
 pub async fn start(
     State(app): State<App>,
@@ -32,10 +44,14 @@ pub async fn start(
     headers: HeaderMap,
     body: Body,
 ) -> Result<Response, ApiError> {
-    app.auth.caller(&headers, None)?.operator()?;
+    let caller = app.auth.caller(&headers, None)?;
+    caller.operator()?;
     let body = read_body(&app, body).await?;
     let payload = payload_of(request::json_body(&headers, &body)?);
-    let run = app.host.run_workflow(&name, &payload).await?;
+    let run = app
+        .host
+        .run_workflow(&name, &payload, caller.scope())
+        .await?;
     let run_id = run.id.clone();
     let mut response = if request::wants_sse(&headers) {
         sse(&app, &run_id, None)
@@ -144,17 +160,20 @@ pub async fn connect(
             ApiError::method_not_allowed(&["POST"]).dev("GET is only for WebSocket upgrades")
         );
     };
-    app.auth
-        .authenticate(&headers, query.get("token").map(String::as_str))?;
+    let caller = app
+        .auth
+        .caller(&headers, query.get("token").map(String::as_str))?;
+    caller.operator()?;
+    let scope = caller.scope();
     let open = app.sockets.clone();
     Ok(upgrade.on_upgrade(move |mut socket| async move {
-        run_over_socket(&app, &name, &mut socket).await;
+        run_over_socket(&app, &name, scope, &mut socket).await;
         let _ = socket.send(Message::Close(None)).await;
         drop(open);
     }))
 }
 
-async fn run_over_socket(app: &App, name: &str, socket: &mut WebSocket) {
+async fn run_over_socket(app: &App, name: &str, scope: Scope, socket: &mut WebSocket) {
     let Some(Ok(Message::Text(text))) = socket.recv().await else {
         return;
     };
@@ -181,7 +200,7 @@ async fn run_over_socket(app: &App, name: &str, socket: &mut WebSocket) {
             return;
         }
     };
-    let run = match app.host.run_workflow(name, &payload).await {
+    let run = match app.host.run_workflow(name, &payload, scope).await {
         Ok(run) => run,
         Err(e) => {
             send(

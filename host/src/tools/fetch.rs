@@ -7,8 +7,8 @@ use std::time::Duration;
 use serde_json::{Value, json};
 
 use super::{spec, text_arg};
+use crate::access::glob;
 use crate::models::ToolSpec;
-use crate::server::auth::glob;
 
 /// The tool's name.
 pub const FETCH_TOOL: &str = "fetch";
