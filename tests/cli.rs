@@ -170,3 +170,79 @@ async fn new_scaffolds_an_agent_that_builds_and_inspects() {
     assert_eq!(config["tools"][0]["name"], "echo");
     assert!(config["instructions"].as_str().unwrap().contains("acme"));
 }
+
+/// Mistakes at start say what is wrong at once: a PostgreSQL port nobody listens on, a
+/// folder that is no project, `flue dev` on a public address, a component that cannot be
+/// loaded (reported once).
+#[tokio::test]
+async fn mistakes_at_start_are_told_at_once_and_once() {
+    let fake = FakeProvider::start(ticket_script).await;
+    let project = Project::new();
+    let started = std::time::Instant::now();
+    let out = flue(
+        project.path(),
+        &fake,
+        &[
+            "serve",
+            "--port",
+            "0",
+            "--no-build",
+            "--database-url",
+            "postgres://flue@127.0.0.1:1/flue",
+        ],
+        &[],
+    )
+    .await;
+    assert!(!out.status.success());
+    assert!(stderr(&out).contains("refused"), "{}", stderr(&out));
+    assert!(started.elapsed() < std::time::Duration::from_secs(20));
+
+    let nowhere = tempfile::tempdir().unwrap();
+    let out = flue(
+        nowhere.path(),
+        &fake,
+        &["run", "a", "--id", "i", "--prompt", "p"],
+        &[],
+    )
+    .await;
+    assert!(!out.status.success());
+    assert!(
+        stderr(&out).contains("has no agents/ folder") && stderr(&out).contains("--project"),
+        "{}",
+        stderr(&out)
+    );
+
+    let out = flue(
+        project.path(),
+        &fake,
+        &["dev", "--host", "0.0.0.0", "--no-build"],
+        &[],
+    )
+    .await;
+    assert!(!out.status.success());
+    assert!(!stderr(&out).contains("--insecure"), "{}", stderr(&out));
+
+    project.add_bytes("broken", b"\0asm not a component");
+    let out = flue(
+        project.path(),
+        &fake,
+        &[
+            "run",
+            "support_assistant",
+            "--id",
+            "t-1",
+            "--prompt",
+            "hi",
+            "--no-build",
+        ],
+        &[],
+    )
+    .await;
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert_eq!(
+        stderr(&out).matches("broken.wasm").count(),
+        1,
+        "{}",
+        stderr(&out)
+    );
+}

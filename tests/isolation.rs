@@ -65,6 +65,10 @@ async fn a_panic_reports_the_guest_message() {
     let host = project.host(&fake).await;
     let error = guest_error(call(&host, "c", "boom").await);
     assert!(error.contains("boom from the guest"), "{error}");
+    assert!(
+        !error.contains(".rs:") && !error.contains("RUST_BACKTRACE"),
+        "no source path or backtrace hint reaches the caller: {error}"
+    );
     assert!(healthy_answer(&host).await.contains("ticket-1"));
 }
 

@@ -461,11 +461,17 @@ async fn an_agents_own_policy_binds_on_top_of_its_tenants() {
     let Err(Error::LimitExceeded {
         limit: which,
         message,
+        retry_after,
     }) = refused
     else {
         panic!("expected limit_exceeded, got {refused:?}");
     };
     assert_eq!(which, "prompts_per_minute");
+    let wait = retry_after.expect("a rate refusal says when to retry");
+    assert!(
+        wait > Duration::from_secs(50) && wait <= Duration::from_secs(60),
+        "{wait:?}"
+    );
     assert!(message.contains("agent 'acme/support'"), "{message}");
     // Another agent of the tenant has only the tenant's.
     for session in ["a", "b", "c"] {

@@ -371,3 +371,44 @@ async fn a_tenants_agent_cannot_delegate_to_another_namespace() {
         "the operator's reviewer never ran"
     );
 }
+
+/// A refusal that lifts by itself (a rate window) says when to retry, in `Retry-After`
+/// and in the envelope; the key's scheme may be written in any case.
+#[tokio::test]
+async fn a_rate_refusal_says_when_to_retry() {
+    let fake = FakeProvider::start(ticket_script).await;
+    let project = project();
+    let toml = project.path().join("flue.toml");
+    let text = std::fs::read_to_string(&toml).unwrap();
+    std::fs::write(
+        &toml,
+        text.replace(
+            "[tenants.acme]\n",
+            "[tenants.acme]\nprompts_per_minute = 1\n",
+        ),
+    )
+    .unwrap();
+    let server = Server::start(project.path(), &fake, "serve", &[]).await;
+    let client = Client::new();
+    let prompt = async || {
+        client
+            .post(format!("{}/agents/support/t-1", server.url))
+            .header("authorization", format!("bearer {ACME}"))
+            .json(&json!({"message": "hi"}))
+            .send()
+            .await
+            .unwrap()
+    };
+    assert_eq!(prompt().await.status(), StatusCode::OK);
+    let refused = prompt().await;
+    assert_eq!(refused.status(), StatusCode::TOO_MANY_REQUESTS);
+    let seconds: u64 = refused.headers()["retry-after"]
+        .to_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!((1..=60).contains(&seconds), "{seconds}");
+    let body: Value = refused.json().await.unwrap();
+    assert_eq!(body["error"]["meta"]["limit"], "prompts_per_minute");
+    assert!(body["error"]["meta"]["retry_after_ms"].as_u64().unwrap() <= 60_000);
+}

@@ -41,9 +41,14 @@ pub enum Error {
     /// A file the host manages could not be changed.
     #[error("{0}")]
     Io(String),
-    /// A tenant's policy refused the call: `limit` names the setting.
+    /// A tenant's policy refused the call: `limit` names the setting; `retry_after`,
+    /// when the same call may pass again (a rate or budget window ending).
     #[error("{message}")]
-    LimitExceeded { limit: String, message: String },
+    LimitExceeded {
+        limit: String,
+        message: String,
+        retry_after: Option<std::time::Duration>,
+    },
 }
 
 impl Error {
@@ -72,7 +77,19 @@ impl Error {
         if let Some(limit) = self.limit() {
             error["meta"] = serde_json::json!({ "limit": limit });
         }
+        if let Some(after) = self.retry_after() {
+            error["meta"]["retry_after_ms"] =
+                u64::try_from(after.as_millis()).unwrap_or(u64::MAX).into();
+        }
         (status, serde_json::json!({ "error": error }))
+    }
+
+    /// How long until the same call may pass a limit it was refused for.
+    pub fn retry_after(&self) -> Option<std::time::Duration> {
+        match self {
+            Error::LimitExceeded { retry_after, .. } => *retry_after,
+            _ => None,
+        }
     }
 
     /// The setting whose limit was passed, for a `limit_exceeded` error.
@@ -94,6 +111,7 @@ mod tests {
         let error = |limit: &str| Error::LimitExceeded {
             limit: limit.into(),
             message: "over".into(),
+            retry_after: None,
         };
         let guest = |limit: &'static str| Error::Guest {
             agent: "a".into(),

@@ -160,6 +160,7 @@ impl Conversation<'_, '_> {
             message: format!(
                 "the model asked for tools in more than {max_rounds} rounds; stopping"
             ),
+            retry_after: None,
         })
     }
 

@@ -301,6 +301,7 @@ impl Shared {
                 Err(Error::LimitExceeded {
                     limit: "wall_ms_per_prompt".into(),
                     message: format!("the prompt did not finish within {limit:?}"),
+                    retry_after: None,
                 })
             });
         self.stats.record(&outcome);

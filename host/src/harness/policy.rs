@@ -38,6 +38,11 @@ impl Window {
     }
 
     /// The count in the current window.
+    /// How long until the window of `length` starts again.
+    fn remaining(&self, length: Duration) -> Duration {
+        length.saturating_sub(self.started.elapsed())
+    }
+
     fn current(&mut self, length: Duration) -> &mut u64 {
         if self.started.elapsed() >= length {
             *self = Self::new();
@@ -124,8 +129,22 @@ fn exceeded(limit: &str, message: String) -> Error {
     Error::LimitExceeded {
         limit: limit.to_string(),
         message,
+        retry_after: None,
     }
 }
+
+/// A refusal that lifts by itself after `retry_after`.
+fn exceeded_for(limit: &str, message: String, retry_after: Duration) -> Error {
+    Error::LimitExceeded {
+        limit: limit.to_string(),
+        message,
+        retry_after: Some(retry_after),
+    }
+}
+
+/// How soon a prompt refused for running too many at once may try again: running
+/// prompts end at no known time, so this is a short wait.
+const CONCURRENCY_RETRY: Duration = Duration::from_secs(1);
 
 impl Policies {
     /// Policies from `flue.toml`'s `[tenants.<name>]` and `[policies.<agent>]`.
@@ -187,17 +206,19 @@ impl Policies {
                 if let Some(most) = scope.policy.max_concurrent_prompts
                     && usage.running >= most
                 {
-                    return Err(exceeded(
+                    return Err(exceeded_for(
                         "max_concurrent_prompts",
                         format!("{} already runs {most} prompts at once", scope.who()),
+                        CONCURRENCY_RETRY,
                     ));
                 }
                 if let Some(most) = scope.policy.prompts_per_minute
                     && *usage.prompts.current(RATE_WINDOW) >= most
                 {
-                    return Err(exceeded(
+                    return Err(exceeded_for(
                         "prompts_per_minute",
                         format!("{} started {most} prompts this minute", scope.who()),
+                        usage.prompts.remaining(RATE_WINDOW),
                     ));
                 }
                 Ok(())
@@ -256,14 +277,20 @@ impl Policies {
             let Some(budget) = scope.policy.tokens_per_hour else {
                 continue;
             };
-            let spent = self.with_usage(&scope, |u| *u.tokens.current(BUDGET_WINDOW));
+            let (spent, remaining) = self.with_usage(&scope, |u| {
+                (
+                    *u.tokens.current(BUDGET_WINDOW),
+                    u.tokens.remaining(BUDGET_WINDOW),
+                )
+            });
             if spent >= budget {
-                return Err(exceeded(
+                return Err(exceeded_for(
                     "tokens_per_hour",
                     format!(
                         "{} has spent its {budget} tokens for this hour",
                         scope.who()
                     ),
+                    remaining,
                 ));
             }
         }

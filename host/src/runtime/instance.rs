@@ -288,9 +288,7 @@ fn describe_trap(e: &wasmtime::Error, limits: &Limits, stderr: &MemoryOutputPipe
         Some(trap) => (None, format!("{trap}")),
         None => (None, root),
     };
-    let output = String::from_utf8_lossy(&stderr.contents())
-        .trim()
-        .to_string();
+    let output = guest_output(&String::from_utf8_lossy(&stderr.contents()));
     let message = match output.is_empty() {
         true => reason,
         false => format!("{reason}; guest stderr: {output}"),
@@ -359,9 +357,31 @@ fn thread_cpu_time() -> Duration {
     START.get_or_init(std::time::Instant::now).elapsed()
 }
 
+/// What a guest wrote on stderr, for an error its caller reads: a Rust panic's
+/// location (a path on the machine that built the guest) and the hint about
+/// `RUST_BACKTRACE` are left out, the message kept.
+fn guest_output(stderr: &str) -> String {
+    let lines = stderr
+        .lines()
+        .filter(|l| !l.starts_with("note: run with `RUST_BACKTRACE"));
+    let lines = lines.map(|line| {
+        let location = line.starts_with("thread '") && line.contains("' panicked at ");
+        if location { "panicked:" } else { line }
+    });
+    lines.collect::<Vec<_>>().join("\n").trim().to_string()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_guest_panic_is_told_without_its_source_path() {
+        let stderr = "thread '<unnamed>' panicked at /home/dev/agent/src/lib.rs:12:5:\nboom\n\
+                      note: run with `RUST_BACKTRACE=1` environment variable to display a backtrace\n";
+        assert_eq!(guest_output(stderr), "panicked:\nboom");
+        assert_eq!(guest_output("plain text\n"), "plain text");
+    }
 
     #[cfg(unix)]
     #[test]

@@ -11,6 +11,8 @@ pub struct ApiError {
     pub status: StatusCode,
     /// The whole envelope: `{"error": {…}}`.
     pub body: Value,
+    /// For a refusal that lifts by itself: sent as `Retry-After` (RFC 9110 §10.2.3).
+    pub retry_after: Option<std::time::Duration>,
 }
 
 impl ApiError {
@@ -19,6 +21,7 @@ impl ApiError {
         Self {
             status,
             body: json!({"error": {"type": kind, "message": message.into(), "details": ""}}),
+            retry_after: None,
         }
     }
 
@@ -61,6 +64,7 @@ impl From<crate::Error> for ApiError {
         Self {
             status: StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR),
             body,
+            retry_after: e.retry_after(),
         }
     }
 }
@@ -68,6 +72,13 @@ impl From<crate::Error> for ApiError {
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let mut response = (self.status, Json(self.body)).into_response();
+        if let Some(after) = self.retry_after {
+            // Whole seconds, rounded up so that a retry at that time passes.
+            let seconds = after.as_millis().div_ceil(1000).max(1);
+            response
+                .headers_mut()
+                .insert(header::RETRY_AFTER, HeaderValue::from(seconds as u64));
+        }
         if self.status == StatusCode::PAYLOAD_TOO_LARGE {
             // The rest of the body is left unread, so the connection cannot carry another
             // request: say so, or a client may reuse it and see it drop.

@@ -12,7 +12,7 @@ use std::str::FromStr;
 use std::time::Duration;
 
 use async_trait::async_trait;
-use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
+use sqlx::postgres::{PgConnectOptions, PgConnection, PgPool, PgPoolOptions};
 use sqlx::{Connection, Row};
 
 use super::{InstanceKey, SessionHold, SessionKey, Store, StoreError, now_millis};
@@ -22,6 +22,8 @@ use crate::models::Message;
 const QUERY_CONNECTIONS: u32 = 16;
 /// Connections holding sessions: at most this many turns run at once on one host.
 const HOLD_CONNECTIONS: u32 = 64;
+/// How long the first connection at start may take.
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 /// How long a turn waits for a connection before it fails.
 const ACQUIRE_TIMEOUT: Duration = Duration::from_secs(60);
 /// The advisory lock that lets one host at a time bring the schema up to date.
@@ -102,6 +104,19 @@ impl PostgresStore {
                 options.get_port()
             ))
         };
+        // One attempt first: a pool retries a refused connection until its acquire
+        // timeout, which would leave the user a minute of silence and "pool timed out".
+        let probe = tokio::time::timeout(CONNECT_TIMEOUT, PgConnection::connect_with(&options))
+            .await
+            .map_err(|_| {
+                StoreError(format!(
+                    "cannot connect to PostgreSQL at {}:{}: no answer within {CONNECT_TIMEOUT:?}",
+                    options.get_host(),
+                    options.get_port()
+                ))
+            })?
+            .map_err(cannot_connect)?;
+        let _ = probe.close().await;
         let pool = PgPoolOptions::new()
             .max_connections(QUERY_CONNECTIONS)
             .acquire_timeout(ACQUIRE_TIMEOUT)
