@@ -3,7 +3,9 @@
 use std::path::Path;
 use std::process::Output;
 
-use flue_tests::{FakeProvider, Project, flue_binary, provider_env, ticket_script, workspace};
+use flue_tests::{
+    FakeProvider, Project, Server, flue_binary, guest, provider_env, ticket_script, workspace,
+};
 
 /// Runs `flue` in `project` with provider variables pointed at `fake`, minus `unset`.
 async fn flue(project: &Path, fake: &FakeProvider, args: &[&str], unset: &[&str]) -> Output {
@@ -80,6 +82,11 @@ async fn run_prompts_the_support_example_and_the_tool_sees_the_ticket_id() {
             .ends_with("refund approved, pending payout"),
         "plain text: {}",
         stdout(&out)
+    );
+    assert!(
+        stderr(&out).contains("[tool ticket_status]"),
+        "the answer streams, with its tool calls: {}",
+        stderr(&out)
     );
     assert!(
         fake.requests()[2]
@@ -245,4 +252,82 @@ async fn mistakes_at_start_are_told_at_once_and_once() {
         "{}",
         stderr(&out)
     );
+}
+
+/// `flue dispatch` stores an event (idempotently) for a server to deliver, `flue workflow`
+/// runs a workflow, and `flue inspect` works while `flue serve` owns the data directory.
+#[tokio::test]
+async fn dispatch_workflow_and_inspect_beside_a_running_server() {
+    let fake = FakeProvider::start(ticket_script).await;
+    let project = Project::new();
+    project.add_workflow("release_flow", &guest("tests/guests/release_flow"));
+    let dispatch = |input: &'static str| {
+        [
+            "dispatch",
+            "support_assistant",
+            "--id",
+            "ticket-5",
+            "--input",
+            input,
+            "--idempotency-key",
+            "k-1",
+            "--no-build",
+        ]
+    };
+    let out = flue(project.path(), &fake, &dispatch(r#"{"order": 1}"#), &[]).await;
+    assert!(out.status.success(), "{}", stderr(&out));
+    let receipt: serde_json::Value = serde_json::from_str(&stdout(&out)).unwrap();
+    let id = receipt["dispatch_id"].as_str().unwrap().to_string();
+    let again = flue(project.path(), &fake, &dispatch(r#"{"order": 1}"#), &[]).await;
+    let again: serde_json::Value = serde_json::from_str(&stdout(&again)).unwrap();
+    assert_eq!(again["dispatch_id"], id.as_str(), "the same event, once");
+    let other = flue(project.path(), &fake, &dispatch(r#"{"order": 2}"#), &[]).await;
+    assert!(!other.status.success());
+    assert!(
+        stderr(&other).contains("idempotency key"),
+        "{}",
+        stderr(&other)
+    );
+
+    let out = flue(
+        project.path(),
+        &fake,
+        &[
+            "workflow",
+            "release_flow",
+            "--payload",
+            r#"{"ticket": "ticket-6"}"#,
+            "--no-build",
+        ],
+        &[],
+    )
+    .await;
+    assert!(out.status.success(), "{}", stderr(&out));
+    let result: serde_json::Value = serde_json::from_str(&stdout(&out)).unwrap();
+    assert!(
+        result["status"].as_str().unwrap().contains("ticket-6"),
+        "{result}"
+    );
+
+    let server = Server::start(project.path(), &fake, "serve", &[]).await;
+    let out = flue(
+        project.path(),
+        &fake,
+        &["inspect", "support_assistant", "--id", "t-1", "--no-build"],
+        &[],
+    )
+    .await;
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(stdout(&out).contains("ticket_status"));
+    // The server delivers the stored event.
+    let url = format!("{}/dispatches/{id}", server.url);
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    loop {
+        let record: serde_json::Value = reqwest::get(&url).await.unwrap().json().await.unwrap();
+        if record["status"] == "done" {
+            break;
+        }
+        assert!(std::time::Instant::now() < deadline, "{record}");
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
 }

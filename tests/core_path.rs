@@ -455,3 +455,46 @@ async fn guest_tools_use_state_history_and_the_model() {
         "only this host's one prompt"
     );
 }
+
+/// Arguments that do not fit a tool's JSON Schema never reach the guest: the model is
+/// told what is wrong, and can try again.
+#[tokio::test]
+async fn tool_arguments_are_checked_against_the_tools_schema() {
+    let fake = FakeProvider::start(|turn: &Turn| match &turn.last_tool_result {
+        Some(result) => Reply::Text(format!("tool said: {result}")),
+        None => Reply::ToolCall {
+            name: "ticket_status".into(),
+            args: serde_json::json!({"detail": "yes please"}),
+        },
+    })
+    .await;
+    let project = Project::new();
+    let host = project.host(&fake).await;
+    let mut ends = Vec::new();
+    let result = host
+        .init_agent("support_assistant", "ticket-1")
+        .await
+        .unwrap()
+        .session("s")
+        .stream("status?", |e| {
+            if let Event::ToolEnd {
+                is_error, result, ..
+            } = e
+            {
+                ends.push((is_error, result));
+            }
+        })
+        .await
+        .unwrap();
+    let (is_error, told) = &ends[0];
+    assert!(is_error);
+    assert!(
+        told.contains("do not fit the tool's parameters") && told.contains("/detail"),
+        "{told}"
+    );
+    assert!(
+        !result.text.contains("Ticket ticket-1"),
+        "the guest never ran: {}",
+        result.text
+    );
+}

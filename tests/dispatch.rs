@@ -145,6 +145,17 @@ async fn an_idempotency_key_yields_one_event() {
         .unwrap();
     ids.push(by_field["dispatch_id"].as_str().unwrap().to_string());
     assert!(ids.iter().all(|id| id == &ids[0]), "{ids:?}");
+    // The same key for a different event is a mistake, not a repeat.
+    let reused = client
+        .post(&url)
+        .header("Idempotency-Key", "order-77")
+        .json(&json!({"input": {"token": "other"}}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(reused.status(), 409);
+    let reused: Value = reused.json().await.unwrap();
+    assert_eq!(reused["error"]["type"], "conflict");
     let status_url = format!("{}/dispatches/{}", server.url, ids[0]);
     wait_for("the event to be done", || !seen.lock().unwrap().is_empty()).await;
     let record: Value = loop {
@@ -155,6 +166,22 @@ async fn an_idempotency_key_yields_one_event() {
         tokio::time::sleep(Duration::from_millis(20)).await;
     };
     assert_eq!(record["attempts"], 1);
+    assert_eq!(record["answer"], "noted", "what the agent answered");
+    let listed: Value = get_json(
+        &client,
+        &format!(
+            "{}/dispatches?status=done&agent=support_assistant",
+            server.url
+        ),
+    )
+    .await;
+    assert_eq!(listed["dispatches"][0]["dispatch_id"], ids[0].as_str());
+    let retry = client
+        .post(format!("{}/dispatches/{}/retry", server.url, ids[0]))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(retry.status(), 409, "only dead events are retried");
     assert_eq!(record["agent"], "support_assistant");
     assert_eq!(record["instanceId"], "acme");
     assert_eq!(record["session"], "default");
@@ -186,8 +213,10 @@ async fn an_idempotency_key_yields_one_event() {
 
 #[tokio::test]
 async fn a_failing_event_is_retried_then_dead_while_others_proceed() {
-    let fake = FakeProvider::start(|turn: &Turn| match token_of(turn).as_deref() {
-        Some("poison") => Reply::Error {
+    let cured = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let is_cured = cured.clone();
+    let fake = FakeProvider::start(move |turn: &Turn| match token_of(turn).as_deref() {
+        Some("poison") if !is_cured.load(std::sync::atomic::Ordering::SeqCst) => Reply::Error {
             status: 500,
             message: "the model cannot digest this".into(),
         },
@@ -252,5 +281,36 @@ async fn a_failing_event_is_retried_then_dead_while_others_proceed() {
         let record = status(&other.unwrap().id).await;
         assert_eq!(record.status, DispatchStatus::Done);
         assert_eq!(record.attempts, 1);
+        assert_eq!(
+            record.answer.as_deref(),
+            Some("fine"),
+            "what the agent answered"
+        );
     }
+
+    // The dead are listed; once the cause is gone, a retry delivers the event.
+    let dead_only = flue_host::DispatchFilter {
+        status: Some(DispatchStatus::Dead),
+        limit: 10,
+        ..Default::default()
+    };
+    let listed = host.list_dispatches(&dead_only).await.unwrap();
+    let ids: Vec<&str> = listed.iter().map(|r| r.id.as_str()).collect();
+    assert_eq!(ids, [poison.id.as_str()]);
+    cured.store(true, std::sync::atomic::Ordering::SeqCst);
+    assert!(host.retry_dispatch(&poison.id).await.unwrap());
+    assert!(
+        !host.retry_dispatch(&after_poison.id).await.unwrap(),
+        "not dead"
+    );
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while status(&poison.id).await.status != DispatchStatus::Done {
+        assert!(Instant::now() < deadline, "the retried event is delivered");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let retried = status(&poison.id).await;
+    assert_eq!(
+        (retried.attempts, retried.answer.as_deref()),
+        (4, Some("fine"))
+    );
 }

@@ -469,7 +469,7 @@ async fn an_agents_own_policy_binds_on_top_of_its_tenants() {
     assert_eq!(which, "prompts_per_minute");
     let wait = retry_after.expect("a rate refusal says when to retry");
     assert!(
-        wait > Duration::from_secs(50) && wait <= Duration::from_secs(60),
+        wait > Duration::ZERO && wait <= Duration::from_secs(60),
         "{wait:?}"
     );
     assert!(message.contains("agent 'acme/support'"), "{message}");

@@ -1,17 +1,15 @@
 //! PyFlue's own Python client, unchanged, against a real `flue serve`: the wire protocol
 //! is PyFlue's. Needs `pip install pyflue websockets` (done by `.ci/run`).
 
-use flue_tests::{FakeProvider, Project, Server, ticket_script, workspace};
-use serde_json::Value;
+use flue_tests::{FakeProvider, Project, Server, guest, ticket_script, workspace};
+use serde_json::{Value, json};
 
-#[tokio::test]
-async fn the_pyflue_client_works_unchanged() {
-    let fake = FakeProvider::start(ticket_script).await;
-    let project = Project::new();
-    let server = Server::start(project.path(), &fake, "serve", &[]).await;
+/// Runs one of the Python scripts in `tests/pyflue/` against `url` and returns what it
+/// printed.
+async fn pyflue(script: &str, url: &str) -> Value {
     let output = tokio::process::Command::new("python3")
-        .arg(workspace().join("tests/pyflue/client_check.py"))
-        .arg(&server.url)
+        .arg(workspace().join("tests/pyflue").join(script))
+        .arg(url)
         .output()
         .await
         .expect("python3 runs");
@@ -20,7 +18,15 @@ async fn the_pyflue_client_works_unchanged() {
         output.status.success(),
         "the PyFlue client failed (is `pyflue` installed?): {stderr}"
     );
-    let seen: Value = serde_json::from_slice(&output.stdout).expect("the script prints JSON");
+    serde_json::from_slice(&output.stdout).expect("the script prints JSON")
+}
+
+#[tokio::test]
+async fn the_pyflue_client_works_unchanged() {
+    let fake = FakeProvider::start(ticket_script).await;
+    let project = Project::new();
+    let server = Server::start(project.path(), &fake, "serve", &[]).await;
+    let seen = pyflue("client_check.py", &server.url).await;
 
     assert_eq!(seen["health"]["ok"], true);
     assert_eq!(
@@ -65,4 +71,79 @@ async fn the_pyflue_client_works_unchanged() {
         billing_requests >= 4,
         "the socket's billing prompt continued the HTTP session"
     );
+}
+
+/// With API keys configured, the same client (the key in the URL, sent as Basic
+/// credentials over HTTP and WebSocket alike) reaches agents, workflows, runs (with
+/// PyFlue's event numbering and `types=` filter) and the admin reads.
+#[tokio::test]
+async fn the_pyflue_client_works_with_keys_workflows_runs_and_admin() {
+    let fake = FakeProvider::start(ticket_script).await;
+    let project = Project::new();
+    project.add_workflow("release_flow", &guest("tests/guests/release_flow"));
+    std::fs::write(
+        project.path().join("flue.toml"),
+        format!(
+            "[[keys]]\nname = \"admin\"\nsha256 = \"{}\"\nadmin = true\n",
+            flue_host::server::auth::hash_key("admin-key")
+        ),
+    )
+    .unwrap();
+    let server = Server::start(project.path(), &fake, "serve", &[]).await;
+    let anonymous = reqwest::get(format!("{}/agents", server.url))
+        .await
+        .unwrap();
+    assert_eq!(anonymous.status(), 401, "keys are required");
+    let url = server.url.replace("http://", "http://admin:admin-key@");
+    let seen = pyflue("client_keys_check.py", &url).await;
+
+    assert!(
+        seen["invoked"]["result"]["text"]
+            .as_str()
+            .unwrap()
+            .contains("ticket-1")
+    );
+    assert_eq!(
+        seen["over_socket"]["type"], "result",
+        "{}",
+        seen["over_socket"]
+    );
+    assert_eq!(seen["waited"]["status"], "completed");
+    let kinds = json!([
+        "run_start",
+        "prompt_start",
+        "prompt_end",
+        "prompt_start",
+        "prompt_end",
+        "run_end"
+    ]);
+    assert_eq!(seen["streamed"], kinds);
+    let mut with_result = kinds.as_array().unwrap().clone();
+    with_result.push(json!("result"));
+    assert_eq!(seen["over_socket_run"], json!(with_result));
+    let run_id = seen["waited"]["run_id"].as_str().unwrap();
+    assert_eq!(seen["record"]["status"], "completed");
+    assert!(seen["record"]["started_at"].is_f64());
+    let ends: Vec<&str> = seen["ends"]["events"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["type"].as_str().unwrap())
+        .collect();
+    assert_eq!(ends, ["run_start", "run_end"]);
+    assert_eq!(seen["resumed"], json!(["prompt_end", "run_end"]));
+
+    assert_eq!(
+        seen["admin_agents"]["agents"],
+        json!([{"name": "release_flow"}])
+    );
+    let instances = seen["admin_instances"]["instances"].as_array().unwrap();
+    assert_eq!(instances.len(), 2, "a page of two of the three runs");
+    assert!(seen["admin_instances"]["nextCursor"].is_string());
+    let completed = seen["admin_completed"]["runs"].as_array().unwrap();
+    // The waited run surely has its end stored; the two followed ones may lag by a hair.
+    assert!(!completed.is_empty());
+    assert!(completed.iter().all(|r| r["status"] == "completed"));
+    assert_eq!(seen["admin_for_instance"]["runs"][0]["run_id"], run_id);
+    assert_eq!(seen["admin_run"]["run_id"], run_id);
 }

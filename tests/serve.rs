@@ -262,18 +262,39 @@ async fn every_route_and_error_envelope() {
     let (status, openapi) = raw("GET", &url("/openapi.json"), None, "").await;
     assert_eq!(status, 200);
     assert!(openapi["paths"]["/agents/{name}/{id}"]["post"].is_object());
+    assert!(openapi["paths"]["/runs/{id}/events"]["get"].is_object());
+    // The document validates against the OpenAPI specification, by the reference
+    // validator (openapi-spec-validator, installed by .ci/run).
+    let file = tempfile::NamedTempFile::new().unwrap();
+    std::fs::write(file.path(), openapi.to_string()).unwrap();
+    let validated = std::process::Command::new("python3")
+        .args(["-m", "openapi_spec_validator"])
+        .arg(file.path())
+        .output()
+        .expect("python3 runs");
+    assert!(
+        validated.status.success(),
+        "the OpenAPI document does not validate: {}{}",
+        String::from_utf8_lossy(&validated.stdout),
+        String::from_utf8_lossy(&validated.stderr)
+    );
     let metrics = reqwest::get(url("/metrics"))
         .await
         .unwrap()
         .text()
         .await
         .unwrap();
+    // A metric's value, summed over its labels (agents and tenants).
     let value = |name: &str| -> f64 {
-        let line = metrics
+        let lines: Vec<&str> = metrics
             .lines()
-            .find(|l| l.starts_with(&format!("{name} ")))
-            .unwrap_or_else(|| panic!("{name} in {metrics}"));
-        line.split_whitespace().last().unwrap().parse().unwrap()
+            .filter(|l| l.starts_with(&format!("{name} ")) || l.starts_with(&format!("{name}{{")))
+            .collect();
+        assert!(!lines.is_empty(), "{name} in {metrics}");
+        lines
+            .iter()
+            .map(|l| l.split_whitespace().last().unwrap().parse::<f64>().unwrap())
+            .sum()
     };
     assert!(value("flue_prompts_total") >= 3.0);
     assert!(value("flue_prompt_failures_total") >= 1.0);
@@ -287,6 +308,10 @@ async fn every_route_and_error_envelope() {
         "{metrics}"
     );
     assert!(value("flue_http_request_duration_seconds_count") >= 10.0);
+    assert!(
+        metrics.contains(r#"flue_prompts_total{agent="support_assistant",tenant=""}"#),
+        "prompts are counted by agent: {metrics}"
+    );
 }
 
 #[tokio::test]
@@ -409,6 +434,45 @@ async fn sessions_stay_independent_over_http_and_websocket() {
     );
     conn.close().await.unwrap();
 
+    // Sessions are listed, read and reset over HTTP.
+    let http = reqwest::Client::new();
+    let base = format!("{}/agents/support_assistant/ticket-1/sessions", server.url);
+    let listed: Value = http.get(&base).send().await.unwrap().json().await.unwrap();
+    assert_eq!(listed["sessions"], json!(["one", "three", "two"]));
+    let one: Value = http
+        .get(format!("{base}/one"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(one["messages"].as_array().unwrap().len(), 6, "{one}");
+    assert_eq!(one["messages"][0]["content"], "count a", "{one}");
+    let reset = http.delete(format!("{base}/one")).send().await.unwrap();
+    assert_eq!(reset.status(), 204);
+    let listed: Value = http.get(&base).send().await.unwrap().json().await.unwrap();
+    assert_eq!(listed["sessions"], json!(["three", "two"]));
+    assert_eq!(
+        agent.prompt("count h", Some("one")).await.unwrap().text,
+        "seen 1 messages",
+        "a reset session starts over"
+    );
+    // A model chosen per request, within what the agent may use.
+    let (status, body) = raw(
+        "POST",
+        &format!("{}/agents/support_assistant/ticket-1", server.url),
+        Some("application/json"),
+        r#"{"message": "count i", "session": "four", "model": "openai/gpt-4o-mini"}"#,
+    )
+    .await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["result"]["model"]["id"], "openai/gpt-4o-mini");
+    assert_eq!(
+        fake.requests().last().unwrap().format,
+        flue_tests::Format::OpenAi
+    );
+
     let missing = client
         .agents()
         .connect("nope", "x")
@@ -437,6 +501,8 @@ async fn api_keys_guard_agents_and_ids() {
     )
     .unwrap();
     let server = Server::start(project.path(), &fake, "serve", &[]).await;
+    let (openapi_status, _) = raw("GET", &format!("{}/openapi.json", server.url), None, "").await;
+    assert_eq!(openapi_status, 401, "like every route but /health");
 
     let anonymous = Client::new(&server.url);
     assert_eq!(

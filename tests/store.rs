@@ -5,8 +5,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use flue_host::models::Message;
-use flue_host::store::queue::{DispatchStatus, NewDispatch, Settle};
-use flue_host::store::runs::{RunEnd, RunEvent, RunStatus};
+use flue_host::store::queue::{DispatchFilter, DispatchStatus, NewDispatch, Settle};
+use flue_host::store::runs::{RunEnd, RunEvent, RunFilter, RunStatus};
 use flue_host::store::{Backend, DEFAULT_HISTORY_CACHE_BYTES, Database, InstanceKey, SessionKey};
 
 /// Opens one backend's database, again and again (each open runs the migrations).
@@ -56,6 +56,7 @@ macro_rules! suite {
 
 suite!(
     histories_keep_order_per_session,
+    sessions_are_listed_and_reset,
     concurrent_appends_all_commit,
     state_values_are_replaced,
     everything_survives_reopening,
@@ -117,6 +118,27 @@ async fn histories_keep_order_per_session(db: Opener) {
             .unwrap()
             .is_empty()
     );
+}
+
+async fn sessions_are_listed_and_reset(db: Opener) {
+    let store = db.open().await;
+    let (a, b) = (key("agent", "i", "a"), key("agent", "i", "b"));
+    store.append(&b, &[user("x")]).await.unwrap();
+    store.append(&a, &[user("1")]).await.unwrap();
+    store
+        .append(&key("agent", "j", "c"), &[user("y")])
+        .await
+        .unwrap();
+    let instance = a.instance.clone();
+    assert_eq!(store.sessions(&instance).await.unwrap(), ["a", "b"]);
+    // Read once (cached, where the store caches), then reset: gone, and appends start over.
+    assert_eq!(store.history(&a).await.unwrap(), [user("1")]);
+    store.clear_session(&a).await.unwrap();
+    assert!(store.history(&a).await.unwrap().is_empty());
+    assert_eq!(store.sessions(&instance).await.unwrap(), ["b"]);
+    store.append(&a, &[user("2")]).await.unwrap();
+    assert_eq!(store.history(&a).await.unwrap(), [user("2")]);
+    assert_eq!(store.history(&b).await.unwrap(), [user("x")]);
 }
 
 async fn concurrent_appends_all_commit(db: Opener) {
@@ -208,10 +230,19 @@ async fn idempotent_enqueue_returns_the_first_receipt(db: Opener) {
         .await
         .unwrap();
     let again = store
-        .enqueue(event(&session, "{\"n\":2}", Some("k1")))
+        .enqueue(event(&session, "{\"n\":1}", Some("k1")))
         .await
         .unwrap();
     assert_eq!(first, again);
+    // The same key with another input is told apart, holding the first event's receipt.
+    let reused = store
+        .enqueue(event(&session, "{\"n\":2}", Some("k1")))
+        .await
+        .unwrap();
+    assert_eq!(
+        (reused.id.as_str(), reused.same_request),
+        (first.id.as_str(), false)
+    );
     let other = store
         .enqueue(event(&session, "{\"n\":3}", Some("k2")))
         .await
@@ -245,13 +276,17 @@ async fn a_session_gets_one_event_at_a_time_in_order(db: Opener) {
     assert_eq!(claimed[0].input, "a1");
     assert_eq!(claimed[0].attempt, 1);
     assert!(store.claim(10, lease).await.unwrap().is_empty());
-    store.settle(&a1.id, 1, Settle::Done).await.unwrap();
+    let answered = Settle::Done {
+        answer: "noted a1".into(),
+    };
+    store.settle(&a1.id, 1, answered).await.unwrap();
     let next = store.claim(10, lease).await.unwrap();
     assert_eq!(next.len(), 1);
     assert_eq!(next[0].id, a2.id);
     let done = store.dispatch(&a1.id).await.unwrap().unwrap();
     assert_eq!(done.status, DispatchStatus::Done);
     assert!(done.finished_at_ms.is_some());
+    assert_eq!(done.answer.as_deref(), Some("noted a1"));
     assert_eq!(
         store.dispatch(&a2.id).await.unwrap().unwrap().status,
         DispatchStatus::Running
@@ -286,6 +321,24 @@ async fn failed_attempts_retry_then_die(db: Opener) {
     assert_eq!(record.attempts, 2);
     assert_eq!(record.last_error.as_deref(), Some("gave up"));
     assert!(store.claim(1, lease).await.unwrap().is_empty());
+
+    // Listed among the dead, then retried: queued again for one more attempt.
+    let dead_only = DispatchFilter {
+        status: Some(DispatchStatus::Dead),
+        limit: 10,
+        ..DispatchFilter::default()
+    };
+    let listed = store.list_dispatches(&dead_only).await.unwrap();
+    assert_eq!(listed.len(), 1);
+    assert_eq!(listed[0].id, receipt.id);
+    assert!(store.retry(&receipt.id).await.unwrap());
+    assert!(!store.retry(&receipt.id).await.unwrap(), "no longer dead");
+    assert!(store.list_dispatches(&dead_only).await.unwrap().is_empty());
+    let again = store.claim(1, lease).await.unwrap();
+    assert_eq!(
+        (again[0].id.as_str(), again[0].attempt),
+        (receipt.id.as_str(), 3)
+    );
 }
 
 async fn expired_leases_are_claimed_again_and_late_attempts_change_nothing(db: Opener) {
@@ -305,10 +358,13 @@ async fn expired_leases_are_claimed_again_and_late_attempts_change_nothing(db: O
     assert_eq!(again[0].id, lost.id);
     assert_eq!(again[0].attempt, 2);
     // The first attempt finishing late changes nothing; the second's outcome counts.
-    store.settle(&lost.id, 1, Settle::Done).await.unwrap();
+    let done = || Settle::Done {
+        answer: String::new(),
+    };
+    store.settle(&lost.id, 1, done()).await.unwrap();
     let record = store.dispatch(&lost.id).await.unwrap().unwrap();
     assert_eq!(record.status, DispatchStatus::Running);
-    store.settle(&lost.id, 2, Settle::Done).await.unwrap();
+    store.settle(&lost.id, 2, done()).await.unwrap();
     let record = store.dispatch(&lost.id).await.unwrap().unwrap();
     assert_eq!(record.status, DispatchStatus::Done);
 }
@@ -354,6 +410,36 @@ async fn runs_record_events_and_their_end(db: Opener) {
         (RunStatus::Failed, Some("boom"), 0)
     );
     assert!(store.run("run_missing").await.unwrap().is_none());
+
+    // Listed newest first, by workflow and status, a page at a time.
+    store.run_started("run_c", "weekly", 300).await.unwrap();
+    let list = async |filter: RunFilter| -> Vec<String> {
+        let runs = store.list_runs(&filter).await.unwrap();
+        runs.into_iter().map(|r| r.id).collect()
+    };
+    let all = RunFilter {
+        limit: 10,
+        ..RunFilter::default()
+    };
+    assert_eq!(list(all.clone()).await, ["run_c", "run_b", "run_a"]);
+    let nightly = RunFilter {
+        workflow: Some("nightly".into()),
+        ..all.clone()
+    };
+    assert_eq!(list(nightly.clone()).await, ["run_b", "run_a"]);
+    let failed = RunFilter {
+        status: Some(RunStatus::Failed),
+        ..all.clone()
+    };
+    assert_eq!(list(failed).await, ["run_b"]);
+    let second_page = RunFilter {
+        offset: 1,
+        limit: 1,
+        ..nightly
+    };
+    assert_eq!(list(second_page).await, ["run_a"]);
+    let a = store.list_runs(&all).await.unwrap().pop().unwrap();
+    assert_eq!((a.event_count, a.status), (5, RunStatus::Completed));
 }
 
 /// PostgreSQL only: hosts share it, so a turn's hold on a session must keep other

@@ -411,4 +411,19 @@ async fn a_rate_refusal_says_when_to_retry() {
     let body: Value = refused.json().await.unwrap();
     assert_eq!(body["error"]["meta"]["limit"], "prompts_per_minute");
     assert!(body["error"]["meta"]["retry_after_ms"].as_u64().unwrap() <= 60_000);
+
+    // The operator's metrics count the tenant's prompts under its agent and tenant.
+    let (status, metrics) = send(
+        &client,
+        Method::GET,
+        format!("{}/metrics", server.url),
+        OPERATOR,
+        None,
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(
+        metrics.contains(r#"flue_prompts_total{agent="acme/support",tenant="acme"}"#),
+        "{metrics}"
+    );
 }

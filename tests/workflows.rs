@@ -9,6 +9,15 @@ use futures_util::{SinkExt, StreamExt};
 use serde_json::{Value, json};
 use tokio_tungstenite::tungstenite::Message;
 
+/// The `type` of each event in a page of `/runs/{id}/events`.
+fn kinds_of(page: &Value) -> Vec<String> {
+    let events = page["events"].as_array().expect("a page of events");
+    events
+        .iter()
+        .map(|e| e["type"].as_str().unwrap().to_string())
+        .collect()
+}
+
 #[tokio::test]
 async fn a_workflow_run_prompts_agents_and_records_its_events() {
     let fake = FakeProvider::start(|turn: &Turn| {
@@ -22,12 +31,7 @@ async fn a_workflow_run_prompts_agents_and_records_its_events() {
     })
     .await;
     let project = Project::new();
-    std::fs::create_dir_all(project.path().join("workflows")).unwrap();
-    std::fs::copy(
-        guest("tests/guests/release_flow"),
-        project.path().join("workflows/release_flow.wasm"),
-    )
-    .unwrap();
+    project.add_workflow("release_flow", &guest("tests/guests/release_flow"));
     let server = Server::start(project.path(), &fake, "serve", &[]).await;
     let client = reqwest::Client::new();
     let url = |path: &str| format!("{}{path}", server.url);
@@ -83,26 +87,34 @@ async fn a_workflow_run_prompts_agents_and_records_its_events() {
 
     let page: Value = get_json(
         &client,
-        url(&format!("/runs/{run_id}/events?after=0&limit=2")),
+        url(&format!("/runs/{run_id}/events?after=1&limit=2")),
     )
     .await;
-    let kinds: Vec<&str> = page["events"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|e| e["type"].as_str().unwrap())
-        .collect();
+    let kinds = kinds_of(&page);
     assert_eq!(kinds, ["prompt_start", "prompt_end"]);
-    assert_eq!(page["events"][0]["eventIndex"], 1);
+    assert_eq!(
+        page["events"][0]["eventIndex"], 2,
+        "numbered from 1, as PyFlue does"
+    );
     assert_eq!(page["events"][0]["data"]["target"]["id"], "ticket-9");
-    assert_eq!(page["next_after"], 2);
+    assert_eq!(page["next_after"], 3);
+    assert!(
+        page["events"][0]["timestamp"].as_f64().is_some(),
+        "epoch seconds"
+    );
+    // PyFlue's `types=` filter; `after=0` is every event.
+    let ends: Value = get_json(
+        &client,
+        url(&format!(
+            "/runs/{run_id}/events?after=0&types=run_start,run_end"
+        )),
+    )
+    .await;
+    let kinds = kinds_of(&ends);
+    assert_eq!(kinds, ["run_start", "run_end"]);
+    assert_eq!(ends["next_after"], 6);
     let all: Value = get_json(&client, url(&format!("/runs/{run_id}/events"))).await;
-    let kinds: Vec<&str> = all["events"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|e| e["type"].as_str().unwrap())
-        .collect();
+    let kinds = kinds_of(&all);
     assert_eq!(
         kinds,
         [
@@ -142,7 +154,7 @@ async fn a_workflow_run_prompts_agents_and_records_its_events() {
         .unwrap()
         .to_string();
     let (ids, kinds) = sse_fields(&streamed.text().await.unwrap());
-    assert_eq!(ids, ["0", "1", "2", "3", "4", "5"]);
+    assert_eq!(ids, ["1", "2", "3", "4", "5", "6"]);
     assert_eq!(
         kinds,
         [
@@ -156,12 +168,12 @@ async fn a_workflow_run_prompts_agents_and_records_its_events() {
     );
     let resumed = client
         .get(url(&format!("/runs/{sse_run}/stream")))
-        .header("last-event-id", "3")
+        .header("last-event-id", "4")
         .send()
         .await
         .unwrap();
     let (ids, kinds) = sse_fields(&resumed.text().await.unwrap());
-    assert_eq!(ids, ["4", "5"]);
+    assert_eq!(ids, ["5", "6"]);
     assert_eq!(kinds, ["prompt_end", "run_end"]);
 
     // WebSocket: the payload in, the events and the result out, then a close.
@@ -272,12 +284,7 @@ async fn a_run_prompts_only_what_the_key_that_started_it_reaches() {
     })
     .await;
     let project = Project::new();
-    std::fs::create_dir_all(project.path().join("workflows")).unwrap();
-    std::fs::copy(
-        guest("tests/guests/release_flow"),
-        project.path().join("workflows/release_flow.wasm"),
-    )
-    .unwrap();
+    project.add_workflow("release_flow", &guest("tests/guests/release_flow"));
     let hash = flue_host::server::auth::hash_key;
     std::fs::write(
         project.path().join("flue.toml"),

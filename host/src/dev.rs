@@ -51,14 +51,14 @@ struct Folders {
 
 /// Starts watching `project`'s `agents/` and `workflows/` (creating the folders of
 /// `flue.toml`'s tenants and `workflows/` if missing) and the `flue.toml` of
-/// `project_dir`; changes are applied to `host` on a background task, and
-/// `on_config` is called when `flue.toml` changes to a valid configuration (an invalid
-/// one is reported and changes nothing). Says on stderr what it watches.
+/// `project_dir`; changes are applied to `host` on a background task. When `flue.toml`
+/// changes to a configuration that loads, `on_config` decides: its error is reported
+/// and changes nothing. Says on stderr what it watches.
 pub fn watch(
     host: Host,
     project: Project,
     project_dir: &Path,
-    on_config: impl Fn() + Send + 'static,
+    on_config: impl Fn(&crate::ProjectConfig) -> Result<(), String> + Send + 'static,
 ) -> Result<DevWatch, String> {
     let tenants = host.options().config.tenant_names();
     for folder in tenants
@@ -207,6 +207,9 @@ fn file_fingerprint(path: &Path) -> Option<[u8; 32]> {
         .map(|bytes| Sha256::digest(bytes).into())
 }
 
+/// Decides on a `flue.toml` that loads: applies it, or says why it cannot be.
+type ConfigCheck = Box<dyn Fn(&crate::ProjectConfig) -> Result<(), String> + Send>;
+
 /// What the watching task keeps: the host it changes, and what it last built or read.
 struct Watched {
     host: Host,
@@ -216,7 +219,7 @@ struct Watched {
     built: HashMap<PathBuf, [u8; 32]>,
     /// `flue.toml` as last read.
     config: Option<[u8; 32]>,
-    on_config: Box<dyn Fn() + Send>,
+    on_config: ConfigCheck,
 }
 
 impl Watched {
@@ -242,11 +245,15 @@ impl Watched {
         }
     }
 
+    /// Rebuilds a crate unless its files hash as at its last successful build (a build
+    /// that failed is tried again on the crate's next change).
     async fn rebuild_if_changed(&mut self, dir: PathBuf) {
         let print = fingerprint(&dir);
         if self.built.get(&dir) != Some(&print) && build::is_crate(&dir) {
-            self.built.insert(dir.clone(), print);
-            rebuild(&self.project, dir).await;
+            self.built.remove(&dir);
+            if rebuild(&self.project, dir.clone()).await {
+                self.built.insert(dir, print);
+            }
         }
     }
 
@@ -258,9 +265,13 @@ impl Watched {
         }
         self.config = print;
         let project_dir = self.folders.config.parent().unwrap_or(Path::new("."));
-        match crate::ProjectConfig::load(project_dir) {
-            Ok(_) => (self.on_config)(),
-            Err(e) => eprintln!("error: {e}; the running host keeps its previous settings"),
+        let file = self.folders.config.display();
+        let refused = match crate::ProjectConfig::load(project_dir) {
+            Ok(config) => (self.on_config)(&config).map_err(|e| format!("{file}: {e}")),
+            Err(e) => Err(e),
+        };
+        if let Err(e) = refused {
+            eprintln!("error: {e}; the running host keeps its previous settings");
         }
     }
 }
@@ -304,15 +315,17 @@ async fn reload_workflow(host: &Host, path: &Path) {
     }
 }
 
-/// Rebuilds one crate; its new component then arrives as a component change.
-async fn rebuild(project: &Project, crate_dir: PathBuf) {
+/// Rebuilds one crate; its new component then arrives as a component change. Returns
+/// whether it built.
+async fn rebuild(project: &Project, crate_dir: PathBuf) -> bool {
     let project = project.clone();
     let built = tokio::task::spawn_blocking(move || project.build(&crate_dir)).await;
     match built {
-        Ok(Ok(_)) => {}
+        Ok(Ok(_)) => return true,
         Ok(Err(e)) => eprintln!("error: {e}"),
         Err(e) => eprintln!("error: the build task failed: {e}"),
     }
+    false
 }
 
 #[cfg(test)]

@@ -19,6 +19,10 @@ pub enum Error {
     /// The request itself is wrong (an empty message, a bad id).
     #[error("{0}")]
     InvalidRequest(String),
+    /// The request contradicts one made before (an idempotency key reused for a
+    /// different request).
+    #[error("{0}")]
+    Conflict(String),
     /// The agent's guest code failed: a trap, a timeout, an error from `create`.
     #[error("agent '{agent}': {source}")]
     Guest {
@@ -58,6 +62,7 @@ impl Error {
         let (status, kind) = match self {
             Error::AgentNotFound { .. } => (404, "agent_not_found"),
             Error::InvalidRequest(_) => (400, "invalid_request"),
+            Error::Conflict(_) => (409, "conflict"),
             Error::NotFound(_) => (404, "not_found"),
             Error::Guest { source, .. } if source.limit().is_some() => (422, "limit_exceeded"),
             Error::Guest { .. } | Error::Config { .. } => (500, "agent_error"),

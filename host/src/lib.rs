@@ -41,8 +41,8 @@ use harness::{Prompt, Shared};
 use registry::{LoadProblem, Registry};
 use runtime::Runtime;
 use store::queue::NewDispatch;
-pub use store::queue::{DispatchRecord, DispatchStatus, Receipt};
-pub use store::runs::{RunEvent, RunRecord, RunStatus};
+pub use store::queue::{DispatchFilter, DispatchRecord, DispatchStatus, Receipt};
+pub use store::runs::{RunEvent, RunFilter, RunRecord, RunStatus};
 use store::{Database, InstanceKey, SessionKey};
 
 /// Who asks to reach an instance, as the host authenticated them: what an agent's
@@ -127,6 +127,13 @@ impl Host {
             idempotency_key: idempotency_key.map(str::to_string),
         };
         let receipt = self.shared.queue.enqueue(event).await?;
+        if !receipt.same_request {
+            return Err(Error::Conflict(format!(
+                "the idempotency key was used for another event (dispatch {}) with a \
+                 different session or input; use a new key for a new event",
+                receipt.id
+            )));
+        }
         self.shared.dispatch_ready.notify_one();
         Ok(receipt)
     }
@@ -162,6 +169,24 @@ impl Host {
         Ok(self.shared.queue.dispatch(id).await?)
     }
 
+    /// The dispatched events `filter` picks, oldest first.
+    pub async fn list_dispatches(
+        &self,
+        filter: &DispatchFilter,
+    ) -> Result<Vec<DispatchRecord>, Error> {
+        Ok(self.shared.queue.list_dispatches(filter).await?)
+    }
+
+    /// Queues a dead event again, due now, for one more attempt (a failure makes it
+    /// dead again); `false` if it is not dead.
+    pub async fn retry_dispatch(&self, id: &str) -> Result<bool, Error> {
+        let queued = self.shared.queue.retry(id).await?;
+        if queued {
+            self.shared.dispatch_ready.notify_one();
+        }
+        Ok(queued)
+    }
+
     /// Starts a run of a workflow from `workflows/` with a JSON payload, on behalf of a
     /// caller with `scope`: the run may prompt only the instances that scope reaches
     /// (and whose agent's `authorize` admits it); a prompt outside it fails.
@@ -177,6 +202,11 @@ impl Host {
     /// A workflow run's record, if it exists.
     pub async fn run(&self, id: &str) -> Result<Option<RunRecord>, Error> {
         Ok(self.shared.runs.run(id).await?)
+    }
+
+    /// The stored runs `filter` picks, newest first.
+    pub async fn list_runs(&self, filter: &RunFilter) -> Result<Vec<RunRecord>, Error> {
+        Ok(self.shared.runs.list_runs(filter).await?)
     }
 
     /// Up to `limit` events of a run after event `after` (from the first with `None`).
@@ -383,6 +413,12 @@ impl Harness {
         Ok((*self.shared.instance_config(&self.key).await?.0).clone())
     }
 
+    /// The sessions of this instance that hold messages, by name.
+    pub async fn sessions(&self) -> Result<Vec<String>, Error> {
+        let (config, _) = self.shared.instance_config(&self.key).await?;
+        Ok(self.shared.store_for(&config).sessions(&self.key).await?)
+    }
+
     /// A named session of this instance; each has its own history.
     pub fn session(&self, name: &str) -> Session {
         Session {
@@ -445,6 +481,12 @@ impl Session {
         let shared = &self.harness.shared;
         let (config, _) = shared.instance_config(&self.key.instance).await?;
         Ok(shared.store_for(&config).history(&self.key).await?)
+    }
+
+    /// Forgets the session's messages; its next prompt starts a new conversation.
+    pub async fn reset(&self) -> Result<(), Error> {
+        harness::check_name("session name", &self.key.session)?;
+        self.harness.shared.reset_session(&self.key).await
     }
 
     fn prompt_of<'a>(&'a self, message: &'a str) -> Prompt<'a> {

@@ -418,14 +418,20 @@ impl HostOptions {
     }
 
     /// The host's own files, which no sandbox may reach: the data directory (SQLite
-    /// database, compile cache) and `flue.toml` (API key hashes, provider settings). As
-    /// canonical paths; those that do not exist (yet) are left out.
+    /// database, compile cache), `flue.toml` (API key hashes, provider settings), and the
+    /// folders it loads code and skills from (`agents/`, `workflows/`, `skills/`: a
+    /// sandbox writing there would change what other agents run). As canonical paths;
+    /// those that do not exist (yet) are left out.
     pub fn host_files(&self) -> Vec<PathBuf> {
         let root = self.agents_dir.parent().unwrap_or(Path::new("."));
-        [self.data_dir.clone(), root.join("flue.toml")]
-            .iter()
-            .filter_map(|p| p.canonicalize().ok())
-            .collect()
+        let files = [
+            &self.data_dir,
+            &root.join("flue.toml"),
+            &self.agents_dir,
+            &self.workflows_dir,
+            &self.skills_dir,
+        ];
+        files.iter().filter_map(|p| p.canonicalize().ok()).collect()
     }
 
     /// The SQLite database file, used when no PostgreSQL URL is given.

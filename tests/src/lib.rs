@@ -78,6 +78,13 @@ impl Project {
         .expect("the component copies");
     }
 
+    /// Copies a workflow component into `workflows/<name>.wasm`.
+    pub fn add_workflow(&self, name: &str, wasm: &Path) {
+        let folder = self.path().join("workflows");
+        std::fs::create_dir_all(&folder).expect("workflows/ can be created");
+        std::fs::copy(wasm, folder.join(format!("{name}.wasm"))).expect("the component copies");
+    }
+
     /// Writes raw bytes as `agents/<name>.wasm`.
     pub fn add_bytes(&self, name: &str, bytes: &[u8]) {
         std::fs::write(

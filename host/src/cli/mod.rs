@@ -58,6 +58,34 @@ enum Command {
         #[arg(long)]
         no_build: bool,
     },
+    /// Store an event for an instance's session; a running `flue serve` or `flue dev`
+    /// delivers it. Prints the receipt as JSON.
+    Dispatch {
+        agent: String,
+        #[arg(long)]
+        id: String,
+        #[arg(long, default_value = DEFAULT_SESSION)]
+        session: String,
+        /// The event, as JSON.
+        #[arg(long)]
+        input: String,
+        /// Makes a repeat of the same event return the first receipt.
+        #[arg(long)]
+        idempotency_key: Option<String>,
+        /// Do not build agent crates first.
+        #[arg(long)]
+        no_build: bool,
+    },
+    /// Run a workflow from workflows/ with a JSON payload and print its result.
+    Workflow {
+        name: String,
+        /// The payload, as JSON (default `{}`).
+        #[arg(long, default_value = "{}")]
+        payload: String,
+        /// Do not build crates first.
+        #[arg(long)]
+        no_build: bool,
+    },
     /// Serve every agent over HTTP, SSE and WebSocket (production).
     Serve {
         #[command(flatten)]
@@ -135,10 +163,54 @@ pub async fn run(cli: Cli) -> Result<(), String> {
                 if let Some(model) = model {
                     harness = harness.with_model(model);
                 }
-                harness.session(session).prompt(prompt).await
+                let session = harness.session(session);
+                match json {
+                    true => session.prompt(prompt).await,
+                    false => {
+                        let mut printer = Printer::default();
+                        session.stream(prompt, |e| printer.print(e)).await
+                    }
+                }
             }
             .await;
             report(result, json)
+        }
+        Command::Dispatch {
+            ref agent,
+            ref id,
+            ref session,
+            ref input,
+            ref idempotency_key,
+            no_build,
+        } => {
+            let input = json_arg("--input", input)?;
+            let host = open_host(&cli, no_build).await?;
+            let receipt = host
+                .dispatch(agent, id, session, &input, idempotency_key.as_deref())
+                .await
+                .map_err(|e| e.to_string())?;
+            println!(
+                "{}",
+                serde_json::json!({"dispatch_id": receipt.id, "accepted_at_ms": receipt.accepted_at_ms})
+            );
+            eprintln!("Stored; a running `flue serve` or `flue dev` on this project delivers it.");
+            Ok(())
+        }
+        Command::Workflow {
+            ref name,
+            ref payload,
+            no_build,
+        } => {
+            let payload = json_arg("--payload", payload)?;
+            let host = open_host(&cli, no_build).await?;
+            let run = host
+                .run_workflow(name, &payload, crate::access::Scope::default())
+                .await
+                .map_err(|e| e.to_string())?;
+            eprintln!("Run {}", run.id);
+            let result = run.result().await?;
+            println!("{result}");
+            Ok(())
         }
         Command::Serve {
             ref listen,
@@ -154,7 +226,24 @@ pub async fn run(cli: Cli) -> Result<(), String> {
             ref id,
             no_build,
         } => {
-            let host = open_host(&cli, no_build).await?;
+            // A running `flue serve` or `flue dev` owns the data directory; `create`
+            // needs none of it, so look with a directory of our own meanwhile.
+            // (A private folder of a random name, removed when this command ends.)
+            let mut options = project_options(&cli)?;
+            let mut scratch = None;
+            if crate::store::in_use(&options.sqlite_path()) && options.database_url.is_none() {
+                let dir = tempfile::Builder::new()
+                    .prefix("flue-inspect-")
+                    .tempdir()
+                    .map_err(|e| format!("cannot make a scratch data directory: {e}"))?;
+                options.data_dir = dir.path().to_path_buf();
+                scratch = Some(dir);
+            }
+            if !no_build {
+                build_project(&options)?;
+            }
+            let host = Host::open(options).await.map_err(|e| e.to_string());
+            let host = host?;
             let config = host
                 .init_agent(agent, id)
                 .await
@@ -166,9 +255,15 @@ pub async fn run(cli: Cli) -> Result<(), String> {
                 "{}",
                 serde_json::to_string_pretty(&config).expect("configs serialize")
             );
+            drop((host, scratch));
             Ok(())
         }
     }
+}
+
+/// A command-line argument that holds JSON.
+fn json_arg(flag: &str, text: &str) -> Result<serde_json::Value, String> {
+    serde_json::from_str(text).map_err(|e| format!("{flag} is not JSON: {e}"))
 }
 
 /// The project's options, with the command line's data directory and database.
@@ -229,11 +324,55 @@ async fn open_host(cli: &Cli, no_build: bool) -> Result<Host, String> {
     Ok(host)
 }
 
-/// Prints a prompt's outcome: the text, or with `json` the wire envelope.
+/// Prints a streamed prompt as it goes: the answer's text on stdout (each round of it
+/// on a line of its own), tool calls and helpers' tasks on stderr.
+#[derive(Default)]
+struct Printer {
+    /// Whether the current line of stdout holds text.
+    mid_line: bool,
+}
+
+impl Printer {
+    fn print(&mut self, event: crate::Event) {
+        use std::io::Write;
+        match event {
+            crate::Event::TextDelta { text } => {
+                let mut out = std::io::stdout().lock();
+                let _ = out.write_all(text.as_bytes()).and_then(|()| out.flush());
+                self.mid_line = !text.ends_with('\n');
+            }
+            crate::Event::ToolStart { name, .. } => {
+                self.end_line();
+                eprintln!("[tool {name}]");
+            }
+            crate::Event::ToolEnd {
+                name,
+                is_error: true,
+                result,
+                ..
+            } => eprintln!("[tool {name} failed: {result}]"),
+            crate::Event::TaskStart { subagent, .. } => {
+                self.end_line();
+                eprintln!("[task for {subagent}]");
+            }
+            _ => {}
+        }
+    }
+
+    /// Ends a line of text the model left open, before something else is said.
+    fn end_line(&mut self) {
+        if std::mem::take(&mut self.mid_line) {
+            println!();
+        }
+    }
+}
+
+/// Prints a prompt's outcome: with `json` the wire envelope; otherwise the text was
+/// streamed already, and a newline ends it.
 fn report(result: Result<crate::PromptResult, Error>, json: bool) -> Result<(), String> {
     match (result, json) {
-        (Ok(r), false) => {
-            println!("{}", r.text);
+        (Ok(_), false) => {
+            println!();
             Ok(())
         }
         (Ok(r), true) => {

@@ -26,18 +26,8 @@ pub async fn run(cli: &Cli, listen: &Listen, insecure: bool, dev: bool) -> Resul
         other => other.parse().map_err(|e| format!("--host {other}: {e}"))?,
     };
     let host = open_host(cli, listen.no_build).await?;
-    let config = &host.options().config;
-    let auth = Auth::new(config.keys.clone(), &config.tenant_names())?;
-    if !ip.is_loopback() && !auth.enabled() && !insecure {
-        let remedy = if dev {
-            "add [[keys]] to flue.toml, or serve on 127.0.0.1"
-        } else {
-            "add [[keys]] to flue.toml, or pass --insecure to serve everyone"
-        };
-        return Err(format!(
-            "refusing to serve on {ip} without API keys: {remedy}"
-        ));
-    }
+    let serving = Serving { ip, insecure, dev };
+    let auth = serving.auth(&host.options().config)?;
     let listener = match inherited_listener()? {
         Some(listener) => listener,
         None => TcpListener::bind(SocketAddr::new(ip, listen.port))
@@ -62,11 +52,17 @@ pub async fn run(cli: &Cli, listen: &Listen, insecure: bool, dev: bool) -> Resul
     let _watch = if dev {
         let project = host.options().build_project();
         let changed = config_changed.clone();
+        // A new flue.toml must pass what this start checked, or the restart would fail.
+        let apply = move |config: &crate::ProjectConfig| {
+            serving.auth(config)?;
+            changed.notify_one();
+            Ok(())
+        };
         Some(crate::dev::watch(
             host.clone(),
             project,
             &cli.project,
-            move || changed.notify_one(),
+            apply,
         )?)
     } else {
         None
@@ -95,17 +91,46 @@ pub async fn run(cli: &Cli, listen: &Listen, insecure: bool, dev: bool) -> Resul
     }
 }
 
-/// The listening socket a restarting `flue dev` handed over, if any.
+/// What a start checks of `flue.toml` beyond its own validity, for the address served.
+#[derive(Debug, Clone, Copy)]
+struct Serving {
+    ip: IpAddr,
+    insecure: bool,
+    dev: bool,
+}
+
+impl Serving {
+    /// The keys of `config`, checked; refused when they leave a non-loopback address
+    /// open without `--insecure`.
+    fn auth(&self, config: &crate::ProjectConfig) -> Result<Auth, String> {
+        let auth = Auth::new(config.keys.clone(), &config.tenant_names())?;
+        if !self.ip.is_loopback() && !auth.enabled() && !self.insecure {
+            let remedy = if self.dev {
+                "add [[keys]] to flue.toml, or serve on 127.0.0.1"
+            } else {
+                "add [[keys]] to flue.toml, or pass --insecure to serve everyone"
+            };
+            return Err(format!(
+                "refusing to serve on {} without API keys: {remedy}",
+                self.ip
+            ));
+        }
+        Ok(auth)
+    }
+}
+
+/// The listening socket a restarting `flue dev` handed over, if any. It is marked
+/// close-on-exec again, so that no program this process starts inherits it.
 fn inherited_listener() -> Result<Option<TcpListener>, String> {
     let Some(fd) = std::env::var_os(LISTEN_FD) else {
         return Ok(None);
     };
-    // SAFETY: the variable is removed at once, so it is read once per process.
-    unsafe { std::env::remove_var(LISTEN_FD) };
     let fd: RawFd = fd
         .to_str()
         .and_then(|fd| fd.parse().ok())
         .ok_or_else(|| format!("{LISTEN_FD} is not a file descriptor"))?;
+    set_close_on_exec(fd, true)
+        .map_err(|e| format!("cannot take over the listening socket: {e}"))?;
     // SAFETY: the restarting process passed this descriptor of its listening socket,
     // open across `exec`, and nothing else in this process owns it.
     let listener = unsafe { std::net::TcpListener::from_raw_fd(fd) };
@@ -116,10 +141,11 @@ fn inherited_listener() -> Result<Option<TcpListener>, String> {
         .map_err(|e| format!("cannot take over the listening socket: {e}"))
 }
 
-/// A duplicate of `fd` that stays open across `exec`.
+/// A duplicate of `fd`, close-on-exec like every descriptor of this process until the
+/// restart hands it over.
 fn dup(fd: RawFd) -> Result<RawFd, String> {
-    // SAFETY: `dup` of an open descriptor; the new one is ours (and not close-on-exec).
-    let new = unsafe { libc::dup(fd) };
+    // SAFETY: duplicating an open descriptor; the new one is ours.
+    let new = unsafe { libc::fcntl(fd, libc::F_DUPFD_CLOEXEC, 0) };
     if new < 0 {
         return Err(format!(
             "cannot keep the listening socket: {}",
@@ -129,14 +155,27 @@ fn dup(fd: RawFd) -> Result<RawFd, String> {
     Ok(new)
 }
 
-/// Runs this program again with the same arguments, handing over `fd`; returns only
-/// if that fails, with why.
+/// Sets or clears `FD_CLOEXEC` on `fd`.
+fn set_close_on_exec(fd: RawFd, close: bool) -> std::io::Result<()> {
+    let flags = if close { libc::FD_CLOEXEC } else { 0 };
+    // SAFETY: F_SETFD on a descriptor this process owns changes only its flags.
+    match unsafe { libc::fcntl(fd, libc::F_SETFD, flags) } {
+        -1 => Err(std::io::Error::last_os_error()),
+        _ => Ok(()),
+    }
+}
+
+/// Runs this program again with the same arguments, handing over `fd` (open across
+/// this one `exec`); returns only if that fails, with why.
 fn restart_with(fd: RawFd) -> String {
     use std::os::unix::process::CommandExt;
     let program = match std::env::current_exe() {
         Ok(program) => program,
         Err(e) => return format!("cannot restart: {e}"),
     };
+    if let Err(e) = set_close_on_exec(fd, false) {
+        return format!("cannot restart: {e}");
+    }
     let error = std::process::Command::new(program)
         .args(std::env::args_os().skip(1))
         .env(LISTEN_FD, fd.to_string())

@@ -5,7 +5,7 @@
 use std::sync::Arc;
 
 use super::compaction::{self, Policy};
-use super::{Event, MAX_OUTPUT_TOKENS, PromptResult, Shared, skills, tasks};
+use super::{Event, MAX_OUTPUT_TOKENS, PromptResult, Shared, arguments, skills, tasks};
 use crate::Error;
 use crate::agent_config::{AgentConfig, Skill, Subagent, ThinkingLevel, ToolDef};
 use crate::models::{
@@ -250,14 +250,19 @@ impl Conversation<'_, '_> {
             args: call.arguments.clone(),
         });
         let mut spent = Usage::default();
-        let outcome = if self.persona.tools.iter().any(|t| t.name == call.name) {
-            let args = call.arguments.to_string();
-            let (outcome, used) = self
-                .shared
-                .call_guest_tool(&self.key, &self.version, &call.name, &args)
-                .await?;
-            spent = used;
-            outcome
+        let outcome = if let Some(tool) = self.persona.tools.iter().find(|t| t.name == call.name) {
+            match arguments::check(&tool.parameters, &call.arguments) {
+                Ok(()) => {
+                    let args = call.arguments.to_string();
+                    let (outcome, used) = self
+                        .shared
+                        .call_guest_tool(&self.key, &self.version, &call.name, &args)
+                        .await?;
+                    spent = used;
+                    outcome
+                }
+                Err(misfit) => Err(misfit),
+            }
         } else if call.name == skills::SKILL_TOOL && !self.persona.skills.is_empty() {
             match call.arguments["name"].as_str() {
                 Some(name) => skills::body(&self.persona.skills, name).map(str::to_string),

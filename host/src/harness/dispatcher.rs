@@ -86,7 +86,9 @@ async fn deliver(shared: &Arc<Shared>, event: Claimed) {
         () = renew => unreachable!("lease renewal never ends"),
     };
     let settle = match outcome {
-        Ok(_) => Settle::Done,
+        Ok(result) => Settle::Done {
+            answer: result.text,
+        },
         Err(e) if event.attempt >= settings.max_attempts() => {
             tracing::warn!(dispatch = %event.id, attempts = event.attempt, "event is dead: {e}");
             Settle::Dead {

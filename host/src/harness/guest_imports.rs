@@ -24,11 +24,12 @@ pub struct RunLog {
 }
 
 impl RunLog {
-    /// The log of run `id`, starting at event 0, started by a caller with `scope`.
+    /// The log of run `id`, started by a caller with `scope`. Events are numbered from
+    /// 1, as PyFlue numbers them, so that `after=0` means every event.
     pub fn new(id: String, scope: Scope) -> Self {
         Self {
             id,
-            next: AtomicU64::new(0),
+            next: AtomicU64::new(1),
             scope,
         }
     }

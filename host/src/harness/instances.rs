@@ -257,7 +257,7 @@ impl Shared {
     /// The error for a failed guest call, counting traps and limits passed.
     fn guest_failure(&self, agent: &str, source: GuestError) -> Error {
         if matches!(source, GuestError::Trap(_) | GuestError::Limit { .. }) {
-            self.stats.guest_traps.fetch_add(1, Ordering::Relaxed);
+            self.stats.guest_trapped(agent);
         }
         Error::Guest {
             agent: agent.to_string(),

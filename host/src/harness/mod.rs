@@ -1,6 +1,7 @@
 //! The agent loop: instructions + session history + prompt → model → tool calls → … →
 //! final text, with a bound on tool rounds, events for streaming, and the usage summed.
 
+mod arguments;
 mod backoff;
 mod compaction;
 mod conversation;
@@ -14,9 +15,11 @@ mod tasks;
 pub mod workflows;
 
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, Weak};
 
+use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
 use serde_json::json;
 
 use crate::Error;
@@ -83,29 +86,87 @@ pub struct Shared {
     session_locks: Mutex<HashMap<SessionKey, Weak<tokio::sync::Mutex<()>>>>,
 }
 
-/// Running totals since the host started.
+/// Running totals since the host started, by agent (and its tenant), as Prometheus
+/// counters; `GET /metrics` exposes them.
 #[derive(Debug, Default)]
 pub struct Stats {
-    pub prompts: AtomicU64,
-    pub failed_prompts: AtomicU64,
-    pub input_tokens: AtomicU64,
-    pub output_tokens: AtomicU64,
-    pub guest_traps: AtomicU64,
+    pub prompts: Family<AgentLabels, Counter>,
+    pub failed_prompts: Family<AgentLabels, Counter>,
+    pub input_tokens: Family<AgentLabels, Counter>,
+    pub output_tokens: Family<AgentLabels, Counter>,
+    pub guest_traps: Family<AgentLabels, Counter>,
+}
+
+/// The labels of the per-agent counters: the agent's host name, and its tenant (empty
+/// for the operator's agents). Instance ids are never labels: they are unbounded.
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct AgentLabels {
+    pub agent: String,
+    pub tenant: String,
+}
+
+impl AgentLabels {
+    fn of(agent: &str) -> Self {
+        Self {
+            agent: agent.to_string(),
+            tenant: tenant_of(agent).unwrap_or_default().to_string(),
+        }
+    }
 }
 
 impl Stats {
-    fn record(&self, outcome: &Result<PromptResult, Error>) {
-        self.prompts.fetch_add(1, Ordering::Relaxed);
+    fn record(&self, agent: &str, outcome: &Result<PromptResult, Error>) {
+        let labels = AgentLabels::of(agent);
+        self.prompts.get_or_create(&labels).inc();
         match outcome {
             Ok(r) => {
                 self.input_tokens
-                    .fetch_add(r.usage.input, Ordering::Relaxed);
+                    .get_or_create(&labels)
+                    .inc_by(r.usage.input);
                 self.output_tokens
-                    .fetch_add(r.usage.output, Ordering::Relaxed);
+                    .get_or_create(&labels)
+                    .inc_by(r.usage.output);
             }
             Err(_) => {
-                self.failed_prompts.fetch_add(1, Ordering::Relaxed);
+                self.failed_prompts.get_or_create(&labels).inc();
             }
+        }
+    }
+
+    /// Counts a guest call that trapped or passed a limit.
+    pub fn guest_trapped(&self, agent: &str) {
+        self.guest_traps
+            .get_or_create(&AgentLabels::of(agent))
+            .inc();
+    }
+
+    /// Registers the counters in `registry`; it reads the same counts.
+    pub fn register(&self, registry: &mut prometheus_client::registry::Registry) {
+        let families = [
+            ("flue_prompts", "Prompts run", &self.prompts),
+            (
+                "flue_prompt_failures",
+                "Prompts that failed",
+                &self.failed_prompts,
+            ),
+            (
+                "flue_input_tokens",
+                "Input tokens the prompts used",
+                &self.input_tokens,
+            ),
+            (
+                "flue_output_tokens",
+                "Output tokens the prompts used",
+                &self.output_tokens,
+            ),
+            (
+                "flue_guest_traps",
+                "Guest calls that trapped or passed a limit",
+                &self.guest_traps,
+            ),
+        ];
+        for (name, help, family) in families {
+            registry.register(name, help, family.clone());
         }
     }
 }
@@ -167,6 +228,8 @@ pub struct PromptResult {
 
 impl PromptResult {
     /// The wire's result object: `{"text", "metadata", "usage", "model": {"id"}}`.
+    /// `usage` counts tokens; it carries no `cost`, which PyFlue's client takes as 0 when
+    /// absent: the host keeps no price list, and a made-up 0 would mislead.
     pub fn to_wire(&self) -> serde_json::Value {
         let u = &self.usage;
         json!({
@@ -176,7 +239,6 @@ impl PromptResult {
                 "input": u.input, "output": u.output,
                 "cache_read": u.cache_read, "cache_write": u.cache_write,
                 "total_tokens": u.total(),
-                "cost": {"input": 0.0, "output": 0.0, "cache_read": 0.0, "cache_write": 0.0, "total": 0.0}
             },
             "model": {"id": self.model}
         })
@@ -272,6 +334,18 @@ impl Shared {
         allowed.then(|| Arc::new(Fetch::new(self.fetch_client.clone(), hosts)))
     }
 
+    /// Forgets a session's messages and its virtual sandbox's files, in turn with its
+    /// prompts (none runs meanwhile, on this host or, on PostgreSQL, another).
+    pub async fn reset_session(self: &Arc<Self>, key: &SessionKey) -> Result<(), Error> {
+        let (config, _) = self.instance_config(&key.instance).await?;
+        let store = self.store_for(&config);
+        let lock = self.session_lock(key);
+        let _turn = lock.lock().await;
+        let _hold = store.hold_session(key).await?;
+        store.clear_session(key).await?;
+        sandbox::forget(store, key).await
+    }
+
     fn session_lock(&self, key: &SessionKey) -> Arc<tokio::sync::Mutex<()>> {
         let mut locks = self.session_locks.lock().expect("session locks");
         if let Some(lock) = locks.get(key).and_then(Weak::upgrade) {
@@ -304,7 +378,7 @@ impl Shared {
                     retry_after: None,
                 })
             });
-        self.stats.record(&outcome);
+        self.stats.record(agent, &outcome);
         outcome
     }
 

@@ -7,7 +7,7 @@ use std::time::Duration;
 use super::Shared;
 use crate::Error;
 use crate::agent_config::{AgentConfig, Sandbox as Kind};
-use crate::store::SessionKey;
+use crate::store::{SessionKey, Store};
 use crate::tools::{Sandbox, ShellPolicy, VirtualTree};
 
 /// How long a `bash` command may run unless `flue.toml` says otherwise.
@@ -16,6 +16,15 @@ const DEFAULT_COMMAND_TIMEOUT: Duration = Duration::from_secs(10);
 /// The state key a session's virtual tree is kept under.
 fn state_key(session: &str) -> String {
     format!("flue.sandbox:{session}")
+}
+
+/// Empties a session's stored virtual tree, if it has one.
+pub(super) async fn forget(store: &dyn Store, key: &SessionKey) -> Result<(), Error> {
+    let state = state_key(&key.session);
+    if store.state_get(&key.instance, &state).await?.is_some() {
+        store.state_set(&key.instance, &state, "{}").await?;
+    }
+    Ok(())
 }
 
 impl Shared {

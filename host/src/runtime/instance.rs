@@ -365,7 +365,7 @@ fn guest_output(stderr: &str) -> String {
         .lines()
         .filter(|l| !l.starts_with("note: run with `RUST_BACKTRACE"));
     let lines = lines.map(|line| {
-        let location = line.starts_with("thread '") && line.contains("' panicked at ");
+        let location = line.starts_with("thread '") && line.contains(" panicked at ");
         if location { "panicked:" } else { line }
     });
     lines.collect::<Vec<_>>().join("\n").trim().to_string()
@@ -377,7 +377,7 @@ mod tests {
 
     #[test]
     fn a_guest_panic_is_told_without_its_source_path() {
-        let stderr = "thread '<unnamed>' panicked at /home/dev/agent/src/lib.rs:12:5:\nboom\n\
+        let stderr = "thread '<unnamed>' (1) panicked at /home/dev/agent/src/lib.rs:12:5:\nboom\n\
                       note: run with `RUST_BACKTRACE=1` environment variable to display a backtrace\n";
         assert_eq!(guest_output(stderr), "panicked:\nboom");
         assert_eq!(guest_output("plain text\n"), "plain text");

@@ -193,6 +193,15 @@ impl Caller<'_> {
         }
     }
 
+    /// Refuses all but an admin key when keys are configured: for the management API's
+    /// reads, which are open without keys (on loopback, as every route then is).
+    pub fn admin_reader(&self) -> Result<(), ApiError> {
+        match self.0 {
+            None => Ok(()),
+            Some(_) => self.admin(),
+        }
+    }
+
     /// Refuses tenants' keys: for the operator's routes (workflows, runs, metrics).
     pub fn operator(&self) -> Result<(), ApiError> {
         match self.tenant() {

@@ -1,20 +1,26 @@
-//! `POST /agents/{name}/{id}/dispatch` (answered once the event is durably stored) and
-//! `GET /dispatches/{id}` (how its delivery went).
+//! `POST /agents/{name}/{id}/dispatch` (answered once the event is durably stored),
+//! `GET /dispatches/{id}` (how its delivery went, and the agent's answer),
+//! `GET /dispatches` (a list, e.g. the dead ones) and `POST /dispatches/{id}/retry`.
+
+use std::collections::HashMap;
 
 use axum::body::Body;
-use axum::extract::{Path, State};
+use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Json, Response};
 use serde_json::{Value, json};
 
+use super::auth::Caller;
 use super::error::ApiError;
+use super::openapi;
 use super::{App, admit, instance_path, read_body, request};
-use crate::{DEFAULT_SESSION, DispatchRecord};
+use crate::{DEFAULT_SESSION, DispatchFilter, DispatchRecord, DispatchStatus};
 
 /// The header a client may set so a retried dispatch is accepted only once.
 const IDEMPOTENCY_HEADER: &str = "idempotency-key";
 
 /// `POST /agents/{name}/{id}/dispatch` with `{"session"?, "input", "idempotency_key"?}`.
+#[utoipa::path(post, path = "/agents/{name}/{id}/dispatch", params(("name" = String, Path, description = "The agent"), ("id" = String, Path, description = "The instance id"), ("Idempotency-Key" = Option<String>, Header, description = "A repeat returns the first receipt; another event under the same key is 409")), request_body = openapi::DispatchBody, responses((status = 202, description = "Durably stored", body = openapi::DispatchReceipt), (status = 400, description = "Bad request", body = openapi::ErrorEnvelope), (status = 401, description = "No valid key", body = openapi::ErrorEnvelope), (status = 403, description = "Outside the key's scope", body = openapi::ErrorEnvelope), (status = 404, description = "No such agent or instance", body = openapi::ErrorEnvelope), (status = 409, description = "The idempotency key was used for another event", body = openapi::ErrorEnvelope)))]
 pub async fn accept(
     State(app): State<App>,
     path: Path<(String, String)>,
@@ -68,24 +74,110 @@ pub async fn accept(
 
 /// `GET /dispatches/{id}`: the event's status, attempts and last error. A key that may
 /// not reach the event's instance is told it does not exist.
+#[utoipa::path(get, path = "/dispatches/{id}", params(("id" = String, Path, description = "The dispatch id")), responses((status = 200, description = "The event and its delivery", body = openapi::DispatchRecord), (status = 401, description = "No valid key", body = openapi::ErrorEnvelope), (status = 404, description = "No such dispatch for this key", body = openapi::ErrorEnvelope)))]
 pub async fn status(
     State(app): State<App>,
     Path(dispatch): Path<String>,
     headers: HeaderMap,
 ) -> Result<Json<Value>, ApiError> {
-    let not_found = || ApiError::not_found(format!("no dispatch '{dispatch}'"));
-    let record = app
-        .host
-        .dispatch_status(&dispatch)
+    let (record, agent) = reachable(&app, &headers, &dispatch).await?;
+    Ok(Json(record_json(&record, &agent)))
+}
+
+/// The event `id` and its agent's name as the caller knows it, if the caller's key may
+/// reach the event's instance; otherwise `404`, as if it did not exist.
+async fn reachable(
+    app: &App,
+    headers: &HeaderMap,
+    id: &str,
+) -> Result<(DispatchRecord, String), ApiError> {
+    let not_found = || ApiError::not_found(format!("no dispatch '{id}'"));
+    let caller = app.auth.caller(headers, None)?;
+    let record = app.host.dispatch_status(id).await?.ok_or_else(not_found)?;
+    let agent = admitted(app, &caller, &record)
         .await?
         .ok_or_else(not_found)?;
+    Ok((record, agent))
+}
+
+/// The agent's name as the caller knows it, if its key and the agent's `authorize`
+/// let the caller reach the record's instance.
+async fn admitted(
+    app: &App,
+    caller: &Caller<'_>,
+    record: &DispatchRecord,
+) -> Result<Option<String>, ApiError> {
     let instance = &record.session.instance;
+    let Some(agent) = caller.local(&instance.agent) else {
+        return Ok(None);
+    };
+    if caller.check(&instance.agent, &instance.id).is_err() {
+        return Ok(None);
+    }
+    let identity = caller.identity();
+    let lets_in = app
+        .host
+        .authorize(&instance.agent, &instance.id, &identity)
+        .await?;
+    Ok(lets_in.then(|| agent.to_string()))
+}
+
+/// `GET /dispatches?status=dead&agent=&limit=&offset=`: `{"dispatches": [record]}`,
+/// oldest first, only events the caller's key may reach.
+#[utoipa::path(get, path = "/dispatches", operation_id = "list_dispatches", params(("status" = Option<String>, Query, description = "`queued`, `running`, `done` or `dead`"), ("agent" = Option<String>, Query, description = "Only this agent's events"), ("limit" = Option<u64>, Query, description = "At most this many (1–1000, default 100)"), ("offset" = Option<u64>, Query, description = "Skip this many")), responses((status = 200, description = "The events", body = openapi::DispatchList), (status = 400, description = "A bad status or number", body = openapi::ErrorEnvelope), (status = 401, description = "No valid key", body = openapi::ErrorEnvelope)))]
+pub async fn list(
+    State(app): State<App>,
+    Query(query): Query<HashMap<String, String>>,
+    headers: HeaderMap,
+) -> Result<Json<Value>, ApiError> {
     let caller = app.auth.caller(&headers, None)?;
-    caller
-        .check(&instance.agent, &instance.id)
-        .map_err(|_| not_found())?;
-    let agent = caller.local(&instance.agent).ok_or_else(not_found)?;
-    Ok(Json(record_json(&record, agent)))
+    let number = |key: &str, default: u64| -> Result<u64, ApiError> {
+        query.get(key).map_or(Ok(default), |v| {
+            v.parse()
+                .map_err(|_| ApiError::invalid_request(format!("\"{key}\" must be a whole number")))
+        })
+    };
+    let status = match query.get("status") {
+        None => None,
+        Some(s) => Some(DispatchStatus::parse(s).map_err(|_| {
+            ApiError::invalid_request("\"status\" is one of queued, running, done, dead")
+        })?),
+    };
+    let filter = DispatchFilter {
+        status,
+        agent: query.get("agent").map(|a| caller.qualify(a)).transpose()?,
+        limit: number("limit", 100)?.clamp(1, 1000),
+        offset: number("offset", 0)?,
+    };
+    let mut dispatches = Vec::new();
+    for record in app.host.list_dispatches(&filter).await? {
+        if let Some(agent) = admitted(&app, &caller, &record).await? {
+            dispatches.push(record_json(&record, &agent));
+        }
+    }
+    Ok(Json(json!({ "dispatches": dispatches })))
+}
+
+/// `POST /dispatches/{id}/retry`: queues a dead event again, for one more attempt.
+#[utoipa::path(post, path = "/dispatches/{id}/retry", params(("id" = String, Path, description = "The dispatch id")), responses((status = 200, description = "Queued again", body = openapi::DispatchRecord), (status = 401, description = "No valid key", body = openapi::ErrorEnvelope), (status = 404, description = "No such dispatch for this key", body = openapi::ErrorEnvelope), (status = 409, description = "It is not dead", body = openapi::ErrorEnvelope)))]
+pub async fn retry(
+    State(app): State<App>,
+    Path(dispatch): Path<String>,
+    headers: HeaderMap,
+) -> Result<Json<Value>, ApiError> {
+    let (record, agent) = reachable(&app, &headers, &dispatch).await?;
+    if !app.host.retry_dispatch(&dispatch).await? {
+        return Err(ApiError::new(
+            StatusCode::CONFLICT,
+            "conflict",
+            format!(
+                "dispatch '{dispatch}' is {}, not dead: only dead events are retried",
+                record.status.as_str()
+            ),
+        ));
+    }
+    let (record, _) = reachable(&app, &headers, &dispatch).await?;
+    Ok(Json(record_json(&record, &agent)))
 }
 
 /// The wire record of a dispatch; `agent` is the agent's name as the caller knows it.
@@ -103,6 +195,7 @@ fn record_json(r: &DispatchRecord, agent: &str) -> Value {
         "last_error": r.last_error, "lastError": r.last_error,
         "accepted_at": accepted, "acceptedAt": accepted,
         "finished_at": finished, "finishedAt": finished,
+        "answer": r.answer,
     })
 }
 

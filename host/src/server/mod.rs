@@ -2,14 +2,16 @@
 //! translates requests into library calls and results into wire shapes.
 
 mod admin;
+mod admin_reads;
 pub mod auth;
 mod dispatch;
 mod error;
 mod events;
 mod metrics;
-mod openapi;
+pub mod openapi;
 mod request;
 mod runs;
+mod sessions;
 mod stream;
 mod ws;
 
@@ -81,11 +83,11 @@ pub async fn serve(
     let (stop_tx, stop_rx) = watch::channel(false);
     let (sockets, mut all_closed) = mpsc::channel(1);
     let app = App {
+        metrics: Arc::new(metrics::Metrics::new(&host)),
         host,
         auth: Arc::new(options.auth),
         body_limit: options.body_limit,
         shutdown: stop_rx,
-        metrics: Arc::default(),
         sockets,
     };
     // Answers and stream events are small writes: send each at once.
@@ -120,7 +122,22 @@ fn router(app: App) -> Router {
             "/agents/{name}/{id}/dispatch",
             post(dispatch::accept).fallback(|| async { ApiError::method_not_allowed(&["POST"]) }),
         )
+        .route(
+            "/agents/{name}/{id}/sessions",
+            only_get(get(sessions::list)),
+        )
+        .route(
+            "/agents/{name}/{id}/sessions/{session}",
+            get(sessions::history)
+                .delete(sessions::reset)
+                .fallback(|| async { ApiError::method_not_allowed(&["GET", "DELETE"]) }),
+        )
+        .route("/dispatches", only_get(get(dispatch::list)))
         .route("/dispatches/{id}", only_get(get(dispatch::status)))
+        .route(
+            "/dispatches/{id}/retry",
+            post(dispatch::retry).fallback(|| async { ApiError::method_not_allowed(&["POST"]) }),
+        )
         .route("/workflows", only_get(get(runs::list_workflows)))
         .route(
             "/workflows/{name}",
@@ -141,11 +158,19 @@ fn router(app: App) -> Router {
                 .delete(admin::uninstall)
                 .fallback(|| async { ApiError::method_not_allowed(&["PUT", "DELETE"]) }),
         )
-        .route("/metrics", only_get(get(metrics_text)))
+        .route("/admin/agents", only_get(get(admin_reads::agents)))
         .route(
-            "/openapi.json",
-            only_get(get(|| async { Json(openapi::document()) })),
+            "/admin/agents/{name}/instances",
+            only_get(get(admin_reads::instances)),
         )
+        .route(
+            "/admin/agents/{name}/instances/{id}/runs",
+            only_get(get(admin_reads::instance_runs)),
+        )
+        .route("/admin/runs", only_get(get(admin_reads::runs)))
+        .route("/admin/runs/{id}", only_get(get(admin_reads::run)))
+        .route("/metrics", only_get(get(metrics_text)))
+        .route("/openapi.json", only_get(get(openapi_document)))
         .fallback(unknown_route)
         .layer(axum::middleware::from_fn_with_state(
             app.clone(),
@@ -158,15 +183,28 @@ fn only_get(route: MethodRouter<App>) -> MethodRouter<App> {
     route.fallback(|| async { ApiError::method_not_allowed(&["GET"]) })
 }
 
+#[utoipa::path(get, path = "/health", security(()), responses((status = 200, description = "The server is up", body = openapi::Health)))]
 async fn health() -> Json<serde_json::Value> {
     Json(json!({"ok": true, "framework": FRAMEWORK}))
 }
 
+#[utoipa::path(get, path = "/metrics", responses((status = 200, description = "Prometheus text exposition", body = String, content_type = "text/plain"), (status = 401, description = "No valid key", body = openapi::ErrorEnvelope), (status = 403, description = "A tenant's key", body = openapi::ErrorEnvelope)))]
 async fn metrics_text(State(app): State<App>, headers: HeaderMap) -> Result<String, ApiError> {
     app.auth.caller(&headers, None)?.operator()?;
-    Ok(app.metrics.render(&app.host))
+    Ok(app.metrics.render())
 }
 
+/// `GET /openapi.json`: like every route but `/health`, for callers with a key.
+#[utoipa::path(get, path = "/openapi.json", responses((status = 200, description = "This document", body = Object), (status = 401, description = "No valid key", body = openapi::ErrorEnvelope)))]
+async fn openapi_document(
+    State(app): State<App>,
+    headers: HeaderMap,
+) -> Result<Json<serde_json::Value>, ApiError> {
+    app.auth.caller(&headers, None)?;
+    Ok(Json(openapi::document()))
+}
+
+#[utoipa::path(get, path = "/agents", responses((status = 200, description = "The agents the caller may use", body = openapi::AgentList), (status = 401, description = "No valid key", body = openapi::ErrorEnvelope)))]
 async fn list_agents(
     State(app): State<App>,
     headers: HeaderMap,
@@ -178,13 +216,16 @@ async fn list_agents(
         .into_iter()
         .filter_map(|a| {
             let name = caller.sees(&a.name)?;
-            Some(json!({"name": name, "path": a.path.display().to_string(), "triggers": {}}))
+            // The file as the caller's namespace holds it, never a path on the server.
+            let path = format!("{name}.wasm");
+            Some(json!({"name": name, "path": path, "triggers": {}}))
         })
         .collect();
     Ok(Json(json!({ "agents": agents })))
 }
 
 /// `POST /agents/{name}/{id}`: a JSON result, or SSE with `Accept: text/event-stream`.
+#[utoipa::path(post, path = "/agents/{name}/{id}", params(("name" = String, Path, description = "The agent"), ("id" = String, Path, description = "The instance id")), request_body = openapi::PromptBody, responses((status = 200, description = "The result; with `Accept: text/event-stream`, SSE events `start`, `delta`, `tool_start`, `tool_end`, `task_start`, `task_end`, `compaction`, then `end` or `error`", body = openapi::ResultEnvelope), (status = 400, description = "Bad request", body = openapi::ErrorEnvelope), (status = 401, description = "No valid key", body = openapi::ErrorEnvelope), (status = 403, description = "Outside the key's scope", body = openapi::ErrorEnvelope), (status = 404, description = "No such agent or instance", body = openapi::ErrorEnvelope), (status = 413, description = "Body over 1 MiB", body = openapi::ErrorEnvelope), (status = 415, description = "Not JSON", body = openapi::ErrorEnvelope), (status = 422, description = "A limit was passed", body = openapi::ErrorEnvelope), (status = 429, description = "A rate or budget; see Retry-After", body = openapi::ErrorEnvelope), (status = 500, description = "The agent failed", body = openapi::ErrorEnvelope), (status = 502, description = "The model provider failed", body = openapi::ErrorEnvelope)))]
 async fn prompt(
     State(app): State<App>,
     path: Path<(String, String)>,
@@ -195,11 +236,7 @@ async fn prompt(
     let agent = admit(&app, &headers, None, &name, &id).await?;
     let body = read_body(&app, body).await?;
     let request = request::from_http(&headers, &body)?;
-    let session = app
-        .host
-        .init_agent(&agent, &id)
-        .await?
-        .session(&request.session);
+    let session = request.session_on(app.host.init_agent(&agent, &id).await?);
     if request::wants_sse(&headers) {
         return Ok(stream::respond(session, request.message));
     }
@@ -238,6 +275,7 @@ async fn read_body(app: &App, body: Body) -> Result<axum::body::Bytes, ApiError>
 }
 
 /// `GET /agents/{name}/{id}` with a WebSocket upgrade.
+#[utoipa::path(get, path = "/agents/{name}/{id}", operation_id = "connect_agent", params(("name" = String, Path, description = "The agent"), ("id" = String, Path, description = "The instance id")), responses((status = 101, description = "WebSocket: send {\"type\": \"prompt\", \"message\", \"session\"?, \"model\"?}, receive {\"type\": \"result\", \"result\"} or {\"type\": \"error\", \"error\"}"), (status = 400, description = "Bad request", body = openapi::ErrorEnvelope), (status = 401, description = "No valid key", body = openapi::ErrorEnvelope), (status = 403, description = "Outside the key's scope", body = openapi::ErrorEnvelope), (status = 404, description = "No such agent or instance", body = openapi::ErrorEnvelope), (status = 405, description = "GET without an upgrade", body = openapi::ErrorEnvelope)))]
 async fn connect(
     State(app): State<App>,
     path: Path<(String, String)>,

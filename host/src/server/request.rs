@@ -11,6 +11,9 @@ use crate::DEFAULT_SESSION;
 pub struct PromptRequest {
     pub message: String,
     pub session: String,
+    /// Another model for this prompt (`provider/model` or a `flue.toml` alias); the
+    /// agent's policies still decide whether it may be used.
+    pub model: Option<String>,
 }
 
 /// Reads an HTTP prompt body: it must be a JSON object.
@@ -49,7 +52,7 @@ pub fn json_body(headers: &HeaderMap, body: &[u8]) -> Result<Value, ApiError> {
     })
 }
 
-/// Reads a prompt object: `{"message" | "prompt", "session"?}`, possibly wrapped in
+/// Reads a prompt object: `{"message" | "prompt", "session"?, "model"?}`, possibly wrapped in
 /// `{"payload": {…}}`.
 pub fn from_value(value: &Value) -> Result<PromptRequest, ApiError> {
     let object = value
@@ -78,7 +81,31 @@ pub fn from_value(value: &Value) -> Result<PromptRequest, ApiError> {
             ));
         }
     };
-    Ok(PromptRequest { message, session })
+    let model = match fields.get("model") {
+        None | Some(Value::Null) => None,
+        Some(Value::String(m)) if !m.trim().is_empty() => Some(m.clone()),
+        Some(_) => {
+            return Err(ApiError::invalid_request(
+                "\"model\" must be a non-empty string such as \"anthropic/claude-haiku-4-5\"",
+            ));
+        }
+    };
+    Ok(PromptRequest {
+        message,
+        session,
+        model,
+    })
+}
+
+impl PromptRequest {
+    /// The session it names, on `harness`, with its model if it names one.
+    pub fn session_on(&self, harness: crate::Harness) -> crate::Session {
+        match &self.model {
+            Some(model) => harness.with_model(model),
+            None => harness,
+        }
+        .session(&self.session)
+    }
 }
 
 #[cfg(test)]
@@ -93,9 +120,12 @@ mod tests {
             plain,
             PromptRequest {
                 message: "hi".into(),
-                session: "b".into()
+                session: "b".into(),
+                model: None,
             }
         );
+        let chosen = from_value(&json!({"message": "hi", "model": "openai/gpt-4o-mini"})).unwrap();
+        assert_eq!(chosen.model.as_deref(), Some("openai/gpt-4o-mini"));
         let alias = from_value(&json!({"prompt": "hi"})).unwrap();
         assert_eq!(alias.session, "default");
         let wrapped = from_value(&json!({"payload": {"message": "hi", "session": "c"}})).unwrap();
@@ -106,6 +136,7 @@ mod tests {
             json!({"message": 3}),
             json!({"message": " "}),
             json!({"message": "x", "session": 1}),
+            json!({"message": "x", "model": 4}),
         ] {
             assert_eq!(
                 from_value(&bad).unwrap_err().status,

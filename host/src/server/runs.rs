@@ -18,6 +18,7 @@ use serde_json::{Value, json};
 use super::auth::Scope;
 use super::dispatch::iso8601;
 use super::error::ApiError;
+use super::openapi;
 use super::{App, read_body, request};
 use crate::harness::workflows::parse_json;
 use crate::{RunEvent, RunRecord, RunStatus};
@@ -26,6 +27,7 @@ use crate::{RunEvent, RunRecord, RunStatus};
 const MAX_PAGE: u64 = 1000;
 
 /// `GET /workflows`: `{"workflows": [{"name"}]}`, for the operator's keys.
+#[utoipa::path(get, path = "/workflows", responses((status = 200, description = "The loaded workflows", body = openapi::WorkflowList), (status = 401, description = "No valid key", body = openapi::ErrorEnvelope), (status = 403, description = "A tenant's key", body = openapi::ErrorEnvelope)))]
 pub async fn list_workflows(
     State(app): State<App>,
     headers: HeaderMap,
@@ -37,6 +39,7 @@ pub async fn list_workflows(
 }
 
 /// `POST /workflows/{name}`: the body (or its `payload` field) is the payload.
+#[utoipa::path(post, path = "/workflows/{name}", params(("name" = String, Path, description = "The workflow"), ("wait" = Option<String>, Query, description = "`result`: answer when the run ends")), request_body = Object, responses((status = 202, description = "The run started; with `Accept: text/event-stream`, its events as SSE", body = openapi::RunAccepted), (status = 200, description = "With `?wait=result`: the run's result", body = Object), (status = 401, description = "No valid key", body = openapi::ErrorEnvelope), (status = 403, description = "A tenant's key", body = openapi::ErrorEnvelope), (status = 404, description = "No such workflow", body = openapi::ErrorEnvelope), (status = 500, description = "With `?wait=result`: the run failed", body = openapi::ErrorEnvelope)))]
 pub async fn start(
     State(app): State<App>,
     Path(name): Path<String>,
@@ -107,6 +110,7 @@ fn sse(app: &App, run_id: &str, after: Option<u64>) -> Response {
 }
 
 /// `GET /runs/{id}/stream`: the run's events as SSE, after `Last-Event-ID` if given.
+#[utoipa::path(get, path = "/runs/{id}/stream", params(("id" = String, Path, description = "The run id"), ("Last-Event-ID" = Option<u64>, Header, description = "Resume after this event")), responses((status = 200, description = "The run's events as SSE, ending with `run_end`", body = String, content_type = "text/event-stream"), (status = 404, description = "No such run", body = openapi::ErrorEnvelope)))]
 pub async fn stream(
     State(app): State<App>,
     Path(id): Path<String>,
@@ -127,6 +131,7 @@ pub async fn stream(
 }
 
 /// `POST /runs/{id}/cancel`: stops a run in progress.
+#[utoipa::path(post, path = "/runs/{id}/cancel", params(("id" = String, Path, description = "The run id")), responses((status = 200, description = "Cancelled", body = Object), (status = 404, description = "No such run", body = openapi::ErrorEnvelope), (status = 409, description = "It already ended", body = openapi::ErrorEnvelope)))]
 pub async fn cancel(
     State(app): State<App>,
     Path(id): Path<String>,
@@ -148,6 +153,7 @@ pub async fn cancel(
 
 /// `GET /workflows/{name}` upgraded to a WebSocket: the client sends `{"payload": …}`,
 /// the server sends the run's events, then `{"type": "result", …}`, and closes.
+#[utoipa::path(get, path = "/workflows/{name}", operation_id = "connect_workflow", params(("name" = String, Path, description = "The workflow")), responses((status = 101, description = "WebSocket: send {\"payload\": …}, receive each event, then {\"type\": \"result\"}"), (status = 401, description = "No valid key", body = openapi::ErrorEnvelope), (status = 403, description = "A tenant's key", body = openapi::ErrorEnvelope), (status = 405, description = "GET without an upgrade", body = openapi::ErrorEnvelope)))]
 pub async fn connect(
     State(app): State<App>,
     Path(name): Path<String>,
@@ -237,6 +243,7 @@ async fn existing(app: &App, id: &str) -> Result<RunRecord, ApiError> {
 }
 
 /// `GET /runs/{id}`: the run record.
+#[utoipa::path(get, path = "/runs/{id}", params(("id" = String, Path, description = "The run id")), responses((status = 200, description = "The run", body = openapi::RunRecord), (status = 404, description = "No such run", body = openapi::ErrorEnvelope)))]
 pub async fn record(
     State(app): State<App>,
     Path(id): Path<String>,
@@ -246,7 +253,10 @@ pub async fn record(
     Ok(Json(record_json(&existing(&app, &id).await?)))
 }
 
-/// `GET /runs/{id}/events?after=N&limit=M`: a page of the run's events.
+/// `GET /runs/{id}/events?after=N&limit=M&types=a,b`: a page of the run's events
+/// (numbered from 1, so `after=0` is all), only those of the listed types if given;
+/// `next_after` is where the next page starts, whatever the filter left out.
+#[utoipa::path(get, path = "/runs/{id}/events", params(("id" = String, Path, description = "The run id"), ("after" = Option<u64>, Query, description = "Events after this index (0: all)"), ("limit" = Option<u64>, Query, description = "At most this many (1–1000)"), ("types" = Option<String>, Query, description = "Only these event types, comma-separated")), responses((status = 200, description = "A page of events", body = openapi::RunEvents), (status = 400, description = "A bad number", body = openapi::ErrorEnvelope), (status = 404, description = "No such run", body = openapi::ErrorEnvelope)))]
 pub async fn events(
     State(app): State<App>,
     Path(id): Path<String>,
@@ -266,25 +276,34 @@ pub async fn events(
     };
     let (after, limit) = (
         number("after")?,
-        number("limit")?.unwrap_or(100).clamp(1, MAX_PAGE),
+        number("limit")?.unwrap_or(MAX_PAGE).clamp(1, MAX_PAGE),
     );
+    let types: Option<Vec<&str>> = query
+        .get("types")
+        .map(|t| t.split(',').map(str::trim).collect());
     existing(&app, &id).await?;
     let page = app.host.run_events(&id, after, limit).await?;
-    let next = page.last().map(|e| e.index).or(after);
-    let events: Vec<Value> = page.iter().map(|e| event_json(&id, e)).collect();
+    let next = page.last().map(|e| e.index).or(after).unwrap_or(0);
+    let wanted = |e: &&RunEvent| types.as_ref().is_none_or(|t| t.contains(&e.kind.as_str()));
+    let events: Vec<Value> = page
+        .iter()
+        .filter(wanted)
+        .map(|e| event_json(&id, e))
+        .collect();
     Ok(Json(
         json!({"run_id": id, "runId": id, "events": events, "next_after": next, "nextAfter": next}),
     ))
 }
 
-fn record_json(r: &RunRecord) -> Value {
+/// A run record in PyFlue's shape (times as epoch seconds and as ISO 8601).
+pub(super) fn record_json(r: &RunRecord) -> Value {
     let failed = r.status == RunStatus::Failed;
     json!({
         "run_id": r.id, "runId": r.id,
         "agent": r.workflow, "agentName": r.workflow,
         "agent_id": r.id, "instanceId": r.id,
-        "started_at": r.started_at_ms / 1000, "startedAt": iso8601(r.started_at_ms),
-        "ended_at": r.ended_at_ms.map(|t| t / 1000), "endedAt": r.ended_at_ms.map(iso8601),
+        "started_at": seconds(r.started_at_ms), "startedAt": iso8601(r.started_at_ms),
+        "ended_at": r.ended_at_ms.map(seconds), "endedAt": r.ended_at_ms.map(iso8601),
         "durationMs": r.ended_at_ms.map(|t| t - r.started_at_ms),
         "status": r.status.as_str(),
         "is_error": failed, "isError": failed,
@@ -299,7 +318,13 @@ fn event_json(run: &str, e: &RunEvent) -> Value {
         "run_id": run, "runId": run,
         "event_index": e.index, "eventIndex": e.index,
         "type": e.kind,
-        "timestamp": iso8601(e.at_ms),
+        "timestamp": seconds(e.at_ms),
         "data": parse_json(&e.data),
     })
+}
+
+/// Milliseconds since the epoch as seconds, with the milliseconds as a fraction
+/// (PyFlue's `started_at`, `timestamp`).
+fn seconds(ms: i64) -> f64 {
+    ms as f64 / 1000.0
 }

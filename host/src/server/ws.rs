@@ -56,8 +56,8 @@ async fn answer(harness: &Harness, text: &str) -> Value {
             ));
         }
         let prompt = request::from_value(&value)?;
-        let result = harness
-            .session(&prompt.session)
+        let result = prompt
+            .session_on(harness.clone())
             .prompt(&prompt.message)
             .await?;
         Ok(json!({"type": "result", "result": result.to_wire()}))

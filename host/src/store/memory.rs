@@ -31,6 +31,22 @@ impl Store for MemoryStore {
         Ok(())
     }
 
+    async fn sessions(&self, instance: &InstanceKey) -> Result<Vec<String>, StoreError> {
+        let sessions = self.sessions.lock().expect("memory store lock");
+        let mut names: Vec<String> = sessions
+            .iter()
+            .filter(|(key, messages)| key.instance == *instance && !messages.is_empty())
+            .map(|(key, _)| key.session.clone())
+            .collect();
+        names.sort();
+        Ok(names)
+    }
+
+    async fn clear_session(&self, key: &SessionKey) -> Result<(), StoreError> {
+        self.sessions.lock().expect("memory store lock").remove(key);
+        Ok(())
+    }
+
     async fn state_get(
         &self,
         instance: &InstanceKey,

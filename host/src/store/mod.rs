@@ -19,7 +19,7 @@ pub use memory::MemoryStore;
 pub use postgres::PostgresStore;
 pub use queue::Queue;
 pub use runs::Runs;
-pub use sqlite::{DEFAULT_HISTORY_CACHE_BYTES, SqliteStore};
+pub use sqlite::{DEFAULT_HISTORY_CACHE_BYTES, SqliteStore, in_use};
 
 /// Everything a host keeps durably, in one database.
 pub trait Backend: Store + Queue + Runs {}
@@ -106,6 +106,10 @@ pub trait Store: Send + Sync {
     async fn history(&self, key: &SessionKey) -> Result<Vec<Message>, StoreError>;
     /// Appends messages to a session, all or none.
     async fn append(&self, key: &SessionKey, messages: &[Message]) -> Result<(), StoreError>;
+    /// The sessions of an instance that hold messages, by name, sorted.
+    async fn sessions(&self, instance: &InstanceKey) -> Result<Vec<String>, StoreError>;
+    /// Forgets a session's messages: its history starts again, empty.
+    async fn clear_session(&self, key: &SessionKey) -> Result<(), StoreError>;
     /// A value the instance stored.
     async fn state_get(
         &self,

@@ -24,6 +24,10 @@ pub struct Receipt {
     pub id: String,
     /// When it was first accepted, in milliseconds since the Unix epoch.
     pub accepted_at_ms: i64,
+    /// Whether the stored event is the one asked for: `false` when an earlier event
+    /// holds the idempotency key with another session or input (the key was reused for
+    /// a different request).
+    pub same_request: bool,
 }
 
 /// Where an event is in its life.
@@ -68,6 +72,20 @@ pub struct DispatchRecord {
     pub accepted_at_ms: i64,
     /// When it was done or declared dead.
     pub finished_at_ms: Option<i64>,
+    /// What the agent answered the event with, once it is done.
+    pub answer: Option<String>,
+}
+
+/// Which events [`Queue::list_dispatches`] returns: oldest first, `limit` of them after
+/// skipping `offset`.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct DispatchFilter {
+    /// Only events in this state.
+    pub status: Option<DispatchStatus>,
+    /// Only events of this agent (its host name).
+    pub agent: Option<String>,
+    pub offset: u64,
+    pub limit: u64,
 }
 
 /// An event a worker claimed and now holds a lease on.
@@ -83,8 +101,8 @@ pub struct Claimed {
 /// How an attempt ended.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Settle {
-    /// Processed.
-    Done,
+    /// Processed; the agent answered this.
+    Done { answer: String },
     /// Failed; try again no sooner than `after`.
     Retry { error: String, after: Duration },
     /// Failed for the last time.
@@ -106,6 +124,15 @@ pub trait Queue: Send + Sync {
     async fn settle(&self, id: &str, attempt: u32, outcome: Settle) -> Result<(), StoreError>;
     /// One event, if it exists.
     async fn dispatch(&self, id: &str) -> Result<Option<DispatchRecord>, StoreError>;
+    /// The events `filter` picks, oldest first.
+    async fn list_dispatches(
+        &self,
+        filter: &DispatchFilter,
+    ) -> Result<Vec<DispatchRecord>, StoreError>;
+    /// Queues a dead event again, due now, for one more attempt (attempts go on
+    /// counting, so a late outcome of an earlier attempt changes nothing); `false` if it
+    /// is not dead (or does not exist).
+    async fn retry(&self, id: &str) -> Result<bool, StoreError>;
 }
 
 /// A dispatch id: time-ordered and random enough to never collide in one database.

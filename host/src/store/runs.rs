@@ -85,6 +85,18 @@ pub struct RunEvent {
     pub at_ms: i64,
 }
 
+/// Which runs [`Runs::list_runs`] returns: newest first, `limit` of them after
+/// skipping `offset`.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct RunFilter {
+    /// Only runs of this workflow.
+    pub workflow: Option<String>,
+    /// Only runs in this state.
+    pub status: Option<RunStatus>,
+    pub offset: u64,
+    pub limit: u64,
+}
+
 /// Stored runs.
 #[async_trait]
 pub trait Runs: Send + Sync {
@@ -96,6 +108,8 @@ pub trait Runs: Send + Sync {
     async fn run_ended(&self, id: &str, end: &RunEnd, at_ms: i64) -> Result<(), StoreError>;
     /// A run, if it exists.
     async fn run(&self, id: &str) -> Result<Option<RunRecord>, StoreError>;
+    /// The runs `filter` picks, newest first.
+    async fn list_runs(&self, filter: &RunFilter) -> Result<Vec<RunRecord>, StoreError>;
     /// Up to `limit` events of a run with an index above `after` (all with `None`).
     async fn run_events(
         &self,

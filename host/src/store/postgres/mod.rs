@@ -30,7 +30,8 @@ const ACQUIRE_TIMEOUT: Duration = Duration::from_secs(60);
 const MIGRATION_LOCK: i64 = 0x666c_7565_5f6d_6967;
 
 /// Schema steps, applied in order; `flue_schema` records how many ran.
-const MIGRATIONS: &[&str] = &["CREATE TABLE messages (
+const MIGRATIONS: &[&str] = &[
+    "CREATE TABLE messages (
         id BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
         agent TEXT NOT NULL,
         instance_id TEXT NOT NULL,
@@ -83,7 +84,9 @@ const MIGRATIONS: &[&str] = &["CREATE TABLE messages (
         data TEXT NOT NULL,
         at BIGINT NOT NULL,
         PRIMARY KEY (run_id, idx)
-    );"];
+    );",
+    "ALTER TABLE dispatches ADD COLUMN answer TEXT;",
+];
 
 /// Sessions, state, the dispatch queue and runs in a PostgreSQL database.
 pub struct PostgresStore {
@@ -200,6 +203,30 @@ impl Store for PostgresStore {
                     .map_err(|e| StoreError(format!("a stored message is not valid: {e}")))
             })
             .collect()
+    }
+
+    async fn sessions(&self, instance: &InstanceKey) -> Result<Vec<String>, StoreError> {
+        let rows: Vec<(String,)> = sqlx::query_as(
+            "SELECT DISTINCT session FROM messages WHERE agent = $1 AND instance_id = $2
+             ORDER BY session",
+        )
+        .bind(&instance.agent)
+        .bind(&instance.id)
+        .fetch_all(&self.pool)
+        .await
+        .map_err(StoreError::from_display)?;
+        Ok(rows.into_iter().map(|(session,)| session).collect())
+    }
+
+    async fn clear_session(&self, key: &SessionKey) -> Result<(), StoreError> {
+        sqlx::query("DELETE FROM messages WHERE agent = $1 AND instance_id = $2 AND session = $3")
+            .bind(&key.instance.agent)
+            .bind(&key.instance.id)
+            .bind(&key.session)
+            .execute(&self.pool)
+            .await
+            .map(drop)
+            .map_err(StoreError::from_display)
     }
 
     async fn append(&self, key: &SessionKey, messages: &[Message]) -> Result<(), StoreError> {

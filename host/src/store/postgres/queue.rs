@@ -10,8 +10,8 @@ use sqlx::postgres::PgRow;
 
 use super::PostgresStore;
 use crate::store::queue::{
-    Claimed, DispatchRecord, DispatchStatus, NewDispatch, Queue, Receipt, Settle, lease_end,
-    new_dispatch_id,
+    Claimed, DispatchFilter, DispatchRecord, DispatchStatus, NewDispatch, Queue, Receipt, Settle,
+    lease_end, new_dispatch_id,
 };
 use crate::store::{InstanceKey, SessionKey, StoreError, now_millis};
 
@@ -30,13 +30,13 @@ impl Queue for PostgresStore {
     async fn enqueue(&self, event: NewDispatch) -> Result<Receipt, StoreError> {
         let at = now_millis();
         let key = &event.session;
-        let inserted: Option<(String, i64)> = sqlx::query_as(
+        let inserted: Option<(String, i64, bool)> = sqlx::query_as(
             "INSERT INTO dispatches
                 (id, agent, instance_id, session, input, idempotency_key, status, accepted_at, due_at)
              VALUES ($1, $2, $3, $4, $5, $6, 'queued', $7, $7)
              ON CONFLICT (agent, instance_id, idempotency_key) WHERE idempotency_key IS NOT NULL
              DO NOTHING
-             RETURNING id, accepted_at",
+             RETURNING id, accepted_at, true",
         )
         .bind(new_dispatch_id(at))
         .bind(&key.instance.agent)
@@ -48,20 +48,26 @@ impl Queue for PostgresStore {
         .fetch_optional(&self.pool)
         .await
         .map_err(StoreError::from_display)?;
-        let (id, accepted_at_ms) = match inserted {
+        let (id, accepted_at_ms, same_request) = match inserted {
             Some(first) => first,
             None => sqlx::query_as(
-                "SELECT id, accepted_at FROM dispatches
+                "SELECT id, accepted_at, session = $4 AND input = $5 FROM dispatches
                  WHERE agent = $1 AND instance_id = $2 AND idempotency_key = $3",
             )
             .bind(&key.instance.agent)
             .bind(&key.instance.id)
             .bind(&event.idempotency_key)
+            .bind(&key.session)
+            .bind(&event.input)
             .fetch_one(&self.pool)
             .await
             .map_err(StoreError::from_display)?,
         };
-        Ok(Receipt { id, accepted_at_ms })
+        Ok(Receipt {
+            id,
+            accepted_at_ms,
+            same_request,
+        })
     }
 
     async fn claim(&self, limit: usize, lease: Duration) -> Result<Vec<Claimed>, StoreError> {
@@ -118,11 +124,12 @@ impl Queue for PostgresStore {
     async fn settle(&self, id: &str, attempt: u32, outcome: Settle) -> Result<(), StoreError> {
         let now = now_millis();
         let query = match &outcome {
-            Settle::Done => sqlx::query(
-                "UPDATE dispatches SET status = 'done', lease_until = NULL, finished_at = $1
-                 WHERE id = $2 AND attempts = $3 AND status = 'running'",
+            Settle::Done { answer } => sqlx::query(
+                "UPDATE dispatches SET status = 'done', lease_until = NULL, finished_at = $1,
+                 answer = $2 WHERE id = $3 AND attempts = $4 AND status = 'running'",
             )
-            .bind(now),
+            .bind(now)
+            .bind(answer),
             Settle::Retry { error, after } => sqlx::query(
                 "UPDATE dispatches SET status = 'queued', lease_until = NULL, last_error = $1,
                  due_at = $2 WHERE id = $3 AND attempts = $4 AND status = 'running'",
@@ -148,26 +155,64 @@ impl Queue for PostgresStore {
     async fn dispatch(&self, id: &str) -> Result<Option<DispatchRecord>, StoreError> {
         let row = sqlx::query(
             "SELECT id, agent, instance_id, session, input, status, attempts, last_error,
-                    accepted_at, finished_at
+                    accepted_at, finished_at, answer
              FROM dispatches WHERE id = $1",
         )
         .bind(id)
         .fetch_optional(&self.pool)
         .await
         .map_err(StoreError::from_display)?;
-        row.map(|row| {
-            let status: String = row.get("status");
-            Ok(DispatchRecord {
-                id: row.get("id"),
-                session: session_of(&row),
-                input: row.get("input"),
-                status: DispatchStatus::parse(&status)?,
-                attempts: row.get::<i32, _>("attempts") as u32,
-                last_error: row.get("last_error"),
-                accepted_at_ms: row.get("accepted_at"),
-                finished_at_ms: row.get("finished_at"),
-            })
-        })
-        .transpose()
+        row.as_ref().map(record).transpose()
     }
+
+    async fn list_dispatches(
+        &self,
+        filter: &DispatchFilter,
+    ) -> Result<Vec<DispatchRecord>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT id, agent, instance_id, session, input, status, attempts, last_error,
+                    accepted_at, finished_at, answer
+             FROM dispatches
+             WHERE ($1::text IS NULL OR status = $1) AND ($2::text IS NULL OR agent = $2)
+             ORDER BY seq LIMIT $3 OFFSET $4",
+        )
+        .bind(filter.status.map(DispatchStatus::as_str))
+        .bind(filter.agent.as_deref())
+        .bind(filter.limit.min(i64::MAX as u64) as i64)
+        .bind(filter.offset.min(i64::MAX as u64) as i64)
+        .fetch_all(&self.pool)
+        .await
+        .map_err(StoreError::from_display)?;
+        rows.iter().map(record).collect()
+    }
+
+    async fn retry(&self, id: &str) -> Result<bool, StoreError> {
+        sqlx::query(
+            "UPDATE dispatches SET status = 'queued', due_at = $1, finished_at = NULL
+             WHERE id = $2 AND status = 'dead'",
+        )
+        .bind(now_millis())
+        .bind(id)
+        .execute(&self.pool)
+        .await
+        .map(|done| done.rows_affected() == 1)
+        .map_err(StoreError::from_display)
+    }
+}
+
+/// A dispatch record from a row of `id, agent, instance_id, session, input, status,
+/// attempts, last_error, accepted_at, finished_at, answer`.
+fn record(row: &PgRow) -> Result<DispatchRecord, StoreError> {
+    let status: String = row.get("status");
+    Ok(DispatchRecord {
+        id: row.get("id"),
+        session: session_of(row),
+        input: row.get("input"),
+        status: DispatchStatus::parse(&status)?,
+        attempts: row.get::<i32, _>("attempts") as u32,
+        last_error: row.get("last_error"),
+        accepted_at_ms: row.get("accepted_at"),
+        finished_at_ms: row.get("finished_at"),
+        answer: row.get("answer"),
+    })
 }

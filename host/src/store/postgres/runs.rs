@@ -5,7 +5,7 @@ use sqlx::Row;
 
 use super::PostgresStore;
 use crate::store::StoreError;
-use crate::store::runs::{RunEnd, RunEvent, RunRecord, RunStatus, Runs};
+use crate::store::runs::{RunEnd, RunEvent, RunFilter, RunRecord, RunStatus, Runs};
 
 #[async_trait]
 impl Runs for PostgresStore {
@@ -63,20 +63,25 @@ impl Runs for PostgresStore {
         .fetch_optional(&self.pool)
         .await
         .map_err(StoreError::from_display)?;
-        row.map(|row| {
-            let status: String = row.get("status");
-            Ok(RunRecord {
-                id: row.get("id"),
-                workflow: row.get("workflow"),
-                status: RunStatus::parse(&status)?,
-                result: row.get("result"),
-                error: row.get("error"),
-                started_at_ms: row.get("started_at"),
-                ended_at_ms: row.get("ended_at"),
-                event_count: row.get::<i64, _>("events") as u64,
-            })
-        })
-        .transpose()
+        row.as_ref().map(record).transpose()
+    }
+
+    async fn list_runs(&self, filter: &RunFilter) -> Result<Vec<RunRecord>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT id, workflow, status, result, error, started_at, ended_at,
+                    (SELECT COUNT(*) FROM run_events WHERE run_id = runs.id) AS events
+             FROM runs
+             WHERE ($1::text IS NULL OR workflow = $1) AND ($2::text IS NULL OR status = $2)
+             ORDER BY started_at DESC, id DESC LIMIT $3 OFFSET $4",
+        )
+        .bind(filter.workflow.as_deref())
+        .bind(filter.status.map(RunStatus::as_str))
+        .bind(filter.limit.min(i64::MAX as u64) as i64)
+        .bind(filter.offset.min(i64::MAX as u64) as i64)
+        .fetch_all(&self.pool)
+        .await
+        .map_err(StoreError::from_display)?;
+        rows.iter().map(record).collect()
     }
 
     async fn run_events(
@@ -105,4 +110,20 @@ impl Runs for PostgresStore {
             })
             .collect())
     }
+}
+
+/// A run record from a row of `id, workflow, status, result, error, started_at,
+/// ended_at, events`.
+fn record(row: &sqlx::postgres::PgRow) -> Result<RunRecord, StoreError> {
+    let status: String = row.get("status");
+    Ok(RunRecord {
+        id: row.get("id"),
+        workflow: row.get("workflow"),
+        status: RunStatus::parse(&status)?,
+        result: row.get("result"),
+        error: row.get("error"),
+        started_at_ms: row.get("started_at"),
+        ended_at_ms: row.get("ended_at"),
+        event_count: row.get::<i64, _>("events") as u64,
+    })
 }

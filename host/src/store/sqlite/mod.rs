@@ -117,6 +117,7 @@ const MIGRATIONS: &[&str] = &[
         FROM messages;
     DROP TABLE messages;
     ALTER TABLE messages_v3 RENAME TO messages;",
+    "ALTER TABLE dispatches ADD COLUMN answer TEXT;",
 ];
 
 /// Sessions, state and the dispatch queue in a SQLite database file.
@@ -228,6 +229,14 @@ fn parsed<T>(
     })
 }
 
+/// Whether another process owns the SQLite database at `path` now (holds its lock).
+pub fn in_use(path: &Path) -> bool {
+    let Ok(file) = File::open(path.with_extension("db.lock")) else {
+        return false;
+    };
+    matches!(file.try_lock(), Err(std::fs::TryLockError::WouldBlock))
+}
+
 /// Locks `<database>.lock` for as long as the returned file is open, so that no other
 /// process writes the database behind this one's history cache.
 fn take_ownership(path: &Path) -> Result<File, StoreError> {
@@ -288,6 +297,25 @@ impl Store for SqliteStore {
         })
         .await
         .map(drop)
+    }
+
+    async fn sessions(&self, instance: &InstanceKey) -> Result<Vec<String>, StoreError> {
+        let (agent, id) = (instance.agent.clone(), instance.id.clone());
+        self.read(move |conn| {
+            conn.prepare_cached(
+                "SELECT DISTINCT session FROM messages WHERE agent = ?1 AND instance_id = ?2
+                 ORDER BY session",
+            )?
+            .query_map((agent, id), |row| row.get(0))?
+            .collect()
+        })
+        .await
+    }
+
+    async fn clear_session(&self, key: &SessionKey) -> Result<(), StoreError> {
+        self.write(Write::Clear { key: key.clone() })
+            .await
+            .map(drop)
     }
 
     async fn state_get(

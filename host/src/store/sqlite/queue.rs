@@ -9,8 +9,8 @@ use rusqlite::{Connection, Row};
 use super::writer::{Done, Write};
 use super::{SqliteStore, execute, parsed};
 use crate::store::queue::{
-    Claimed, DispatchRecord, DispatchStatus, NewDispatch, Queue, Receipt, Settle, lease_end,
-    new_dispatch_id,
+    Claimed, DispatchFilter, DispatchRecord, DispatchStatus, NewDispatch, Queue, Receipt, Settle,
+    lease_end, new_dispatch_id,
 };
 use crate::store::{InstanceKey, SessionKey, StoreError, now_millis};
 
@@ -41,15 +41,24 @@ pub fn enqueue(
         return Ok(Receipt {
             id: id.to_string(),
             accepted_at_ms: at,
+            same_request: true,
         });
     }
     conn.query_row(
-        "SELECT id, accepted_at FROM dispatches WHERE agent = ?1 AND instance_id = ?2 AND idempotency_key = ?3",
-        (&key.instance.agent, &key.instance.id, &event.idempotency_key),
+        "SELECT id, accepted_at, session = ?4 AND input = ?5 FROM dispatches
+         WHERE agent = ?1 AND instance_id = ?2 AND idempotency_key = ?3",
+        (
+            &key.instance.agent,
+            &key.instance.id,
+            &event.idempotency_key,
+            &key.session,
+            &event.input,
+        ),
         |row| {
             Ok(Receipt {
                 id: row.get(0)?,
                 accepted_at_ms: row.get(1)?,
+                same_request: row.get(2)?,
             })
         },
     )
@@ -120,11 +129,11 @@ pub fn settle(
     now: i64,
 ) -> Result<(), StoreError> {
     match outcome {
-        Settle::Done => execute(
+        Settle::Done { answer } => execute(
             conn,
-            "UPDATE dispatches SET status = 'done', lease_until = NULL, finished_at = ?1
+            "UPDATE dispatches SET status = 'done', lease_until = NULL, finished_at = ?1, answer = ?4
              WHERE id = ?2 AND attempts = ?3 AND status = 'running'",
-            (now, id, attempt),
+            (now, id, attempt, answer),
         ),
         Settle::Retry { error, after } => execute(
             conn,
@@ -205,22 +214,75 @@ impl Queue for SqliteStore {
 
     async fn dispatch(&self, id: &str) -> Result<Option<DispatchRecord>, StoreError> {
         self.read_row(
-            "SELECT id, agent, instance_id, session, input, status, attempts, last_error, accepted_at, finished_at
+            "SELECT id, agent, instance_id, session, input, status, attempts, last_error,
+                    accepted_at, finished_at, answer
              FROM dispatches WHERE id = ?1",
             [id.to_string()],
-            |row| {
-                Ok(DispatchRecord {
-                    id: row.get(0)?,
-                    session: session_of(row)?,
-                    input: row.get(4)?,
-                    status: parsed(row, 5, DispatchStatus::parse)?,
-                    attempts: row.get(6)?,
-                    last_error: row.get(7)?,
-                    accepted_at_ms: row.get(8)?,
-                    finished_at_ms: row.get(9)?,
-                })
-            },
+            record,
         )
         .await
     }
+
+    async fn list_dispatches(
+        &self,
+        filter: &DispatchFilter,
+    ) -> Result<Vec<DispatchRecord>, StoreError> {
+        let params = (
+            filter.status.map(DispatchStatus::as_str),
+            filter.agent.clone(),
+            filter.limit.min(i64::MAX as u64) as i64,
+            filter.offset.min(i64::MAX as u64) as i64,
+        );
+        self.read(move |conn| {
+            conn.prepare_cached(
+                "SELECT id, agent, instance_id, session, input, status, attempts, last_error,
+                        accepted_at, finished_at, answer
+                 FROM dispatches WHERE (?1 IS NULL OR status = ?1) AND (?2 IS NULL OR agent = ?2)
+                 ORDER BY seq LIMIT ?3 OFFSET ?4",
+            )?
+            .query_map(params, record)?
+            .collect()
+        })
+        .await
+    }
+
+    async fn retry(&self, id: &str) -> Result<bool, StoreError> {
+        let write = Write::Retry {
+            id: id.to_string(),
+            now: now_millis(),
+        };
+        match self.write(write).await? {
+            Done::Changed(changed) => Ok(changed),
+            _ => Err(StoreError(
+                "the writer answered a retry with nothing".into(),
+            )),
+        }
+    }
+}
+
+/// Queues a dead event again; whether there was one.
+pub fn retry(conn: &Connection, id: &str, now: i64) -> Result<bool, StoreError> {
+    execute(
+        conn,
+        "UPDATE dispatches SET status = 'queued', due_at = ?1, finished_at = NULL
+         WHERE id = ?2 AND status = 'dead'",
+        (now, id),
+    )
+    .map(|changed| changed == 1)
+}
+
+/// A dispatch record from a row of `id, agent, instance_id, session, input, status,
+/// attempts, last_error, accepted_at, finished_at, answer`.
+fn record(row: &Row) -> rusqlite::Result<DispatchRecord> {
+    Ok(DispatchRecord {
+        id: row.get(0)?,
+        session: session_of(row)?,
+        input: row.get(4)?,
+        status: parsed(row, 5, DispatchStatus::parse)?,
+        attempts: row.get(6)?,
+        last_error: row.get(7)?,
+        accepted_at_ms: row.get(8)?,
+        finished_at_ms: row.get(9)?,
+        answer: row.get(10)?,
+    })
 }

@@ -7,7 +7,7 @@ use rusqlite::Connection;
 use super::writer::Write;
 use super::{SqliteStore, execute, parsed};
 use crate::store::StoreError;
-use crate::store::runs::{RunEnd, RunEvent, RunRecord, RunStatus, Runs};
+use crate::store::runs::{RunEnd, RunEvent, RunFilter, RunRecord, RunStatus, Runs};
 
 /// Records a run as started.
 pub fn started(conn: &Connection, id: &str, workflow: &str, at: i64) -> Result<(), StoreError> {
@@ -74,19 +74,28 @@ impl Runs for SqliteStore {
                     (SELECT COUNT(*) FROM run_events WHERE run_id = runs.id)
              FROM runs WHERE id = ?1",
             [id.to_string()],
-            |row| {
-                Ok(RunRecord {
-                    id: row.get(0)?,
-                    workflow: row.get(1)?,
-                    status: parsed(row, 2, RunStatus::parse)?,
-                    result: row.get(3)?,
-                    error: row.get(4)?,
-                    started_at_ms: row.get(5)?,
-                    ended_at_ms: row.get(6)?,
-                    event_count: row.get::<_, i64>(7)? as u64,
-                })
-            },
+            record,
         )
+        .await
+    }
+
+    async fn list_runs(&self, filter: &RunFilter) -> Result<Vec<RunRecord>, StoreError> {
+        let params = (
+            filter.workflow.clone(),
+            filter.status.map(RunStatus::as_str),
+            filter.limit.min(i64::MAX as u64) as i64,
+            filter.offset.min(i64::MAX as u64) as i64,
+        );
+        self.read(move |conn| {
+            conn.prepare_cached(
+                "SELECT id, workflow, status, result, error, started_at, ended_at,
+                        (SELECT COUNT(*) FROM run_events WHERE run_id = runs.id)
+                 FROM runs WHERE (?1 IS NULL OR workflow = ?1) AND (?2 IS NULL OR status = ?2)
+                 ORDER BY started_at DESC, id DESC LIMIT ?3 OFFSET ?4",
+            )?
+            .query_map(params, record)?
+            .collect()
+        })
         .await
     }
 
@@ -115,4 +124,19 @@ impl Runs for SqliteStore {
         })
         .await
     }
+}
+
+/// A run record from a row of `id, workflow, status, result, error, started_at,
+/// ended_at, event count`.
+fn record(row: &rusqlite::Row) -> rusqlite::Result<RunRecord> {
+    Ok(RunRecord {
+        id: row.get(0)?,
+        workflow: row.get(1)?,
+        status: parsed(row, 2, RunStatus::parse)?,
+        result: row.get(3)?,
+        error: row.get(4)?,
+        started_at_ms: row.get(5)?,
+        ended_at_ms: row.get(6)?,
+        event_count: row.get::<_, i64>(7)? as u64,
+    })
 }

@@ -49,6 +49,12 @@ pub enum Write {
     Load {
         key: SessionKey,
     },
+    /// Deletes a session's messages (and empties its cached history). A batch inserts
+    /// its appends before its other writes, so the caller holds the session's turn: no
+    /// append to that session is in flight.
+    Clear {
+        key: SessionKey,
+    },
     State {
         instance: InstanceKey,
         key: String,
@@ -74,6 +80,11 @@ pub enum Write {
         outcome: Settle,
         now: i64,
     },
+    /// Queues a dead event again.
+    Retry {
+        id: String,
+        now: i64,
+    },
     RunStarted {
         id: String,
         workflow: String,
@@ -93,6 +104,8 @@ pub enum Write {
 /// What a committed write gives back.
 pub enum Done {
     Nothing,
+    /// Whether a conditional update found its row.
+    Changed(bool),
     Receipt(Receipt),
     Claimed(Vec<Claimed>),
     /// A history and its stored size in bytes.
@@ -175,8 +188,12 @@ fn update_cache(cache: &HistoryCache, writes: &[&Write], outcomes: &[Done]) {
         }
     }
     for (write, outcome) in writes.iter().zip(outcomes) {
-        if let (Write::Load { key }, Done::History(messages, bytes)) = (write, outcome) {
-            cache.insert(key, messages.clone(), *bytes);
+        match (write, outcome) {
+            (Write::Load { key }, Done::History(messages, bytes)) => {
+                cache.insert(key, messages.clone(), *bytes);
+            }
+            (Write::Clear { key }, _) => cache.insert(key, Vec::new(), 0),
+            _ => {}
         }
     }
 }
@@ -282,6 +299,16 @@ fn apply(conn: &mut Connection, writes: &[&Write]) -> Result<Vec<Done>, StoreErr
                 let (messages, bytes) = load_history(&tx, key)?;
                 Done::History(messages, bytes)
             }
+            Write::Clear { key } => {
+                tx.prepare_cached(
+                    "DELETE FROM messages WHERE agent = ?1 AND instance_id = ?2 AND session = ?3",
+                )
+                .and_then(|mut delete| {
+                    delete.execute((&key.instance.agent, &key.instance.id, &key.session))
+                })
+                .map_err(StoreError::from_display)?;
+                Done::Nothing
+            }
             Write::State {
                 instance,
                 key,
@@ -309,6 +336,7 @@ fn apply(conn: &mut Connection, writes: &[&Write]) -> Result<Vec<Done>, StoreErr
                 queue::settle(&tx, id, *attempt, outcome, *now)?;
                 Done::Nothing
             }
+            Write::Retry { id, now } => Done::Changed(queue::retry(&tx, id, *now)?),
             Write::RunStarted { id, workflow, at } => {
                 runs::started(&tx, id, workflow, *at)?;
                 Done::Nothing
