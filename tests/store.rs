@@ -199,7 +199,7 @@ async fn everything_survives_reopening(db: Opener) {
         let store = db.open().await;
         store.append(&session, &[user("kept")]).await.unwrap();
         store.state_set(&session.instance, "k", "v").await.unwrap();
-        store.run_started("run_1", "wf", 1).await.unwrap();
+        store.run_started("run_1", "wf", None, 1).await.unwrap();
         let receipt = store.enqueue(event(&session, "{}", None)).await.unwrap();
         (receipt, "run_1")
     };
@@ -371,8 +371,14 @@ async fn expired_leases_are_claimed_again_and_late_attempts_change_nothing(db: O
 
 async fn runs_record_events_and_their_end(db: Opener) {
     let store = db.open().await;
-    store.run_started("run_a", "nightly", 100).await.unwrap();
-    store.run_started("run_b", "nightly", 100).await.unwrap();
+    store
+        .run_started("run_a", "nightly", Some("ops"), 100)
+        .await
+        .unwrap();
+    store
+        .run_started("run_b", "nightly", None, 100)
+        .await
+        .unwrap();
     for index in 0..5 {
         let event = RunEvent {
             index,
@@ -386,6 +392,7 @@ async fn runs_record_events_and_their_end(db: Opener) {
     assert_eq!(started.status, RunStatus::Running);
     assert_eq!(started.event_count, 5);
     assert_eq!(started.workflow, "nightly");
+    assert_eq!(started.started_by.as_deref(), Some("ops"));
     let page = store.run_events("run_a", Some(1), 2).await.unwrap();
     let indexes: Vec<_> = page.iter().map(|e| e.index).collect();
     assert_eq!(indexes, [2, 3]);
@@ -412,7 +419,10 @@ async fn runs_record_events_and_their_end(db: Opener) {
     assert!(store.run("run_missing").await.unwrap().is_none());
 
     // Listed newest first, by workflow and status, a page at a time.
-    store.run_started("run_c", "weekly", 300).await.unwrap();
+    store
+        .run_started("run_c", "weekly", None, 300)
+        .await
+        .unwrap();
     let list = async |filter: RunFilter| -> Vec<String> {
         let runs = store.list_runs(&filter).await.unwrap();
         runs.into_iter().map(|r| r.id).collect()

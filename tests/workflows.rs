@@ -347,13 +347,24 @@ async fn a_run_prompts_only_what_the_key_that_started_it_reaches() {
         .unwrap();
     assert_eq!(prompt_end["data"]["is_error"], true, "{prompt_end}");
 
-    // The operator's unrestricted key reaches that instance through the same workflow.
+    // The operator's unrestricted key reaches that instance through the same workflow;
+    // the limited key cannot read that run, which reached beyond it.
     let (status, body) = run("ops-key", "other-99").await;
     assert_eq!(
         (status, &body["status"]),
         (200, &json!("completed")),
         "{body}"
     );
+    let ops_run = body["run_id"].as_str().unwrap();
+    for path in ["", "/events", "/stream"] {
+        let read = client
+            .get(format!("{}/runs/{ops_run}{path}", server.url))
+            .bearer_auth("tickets-key")
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(read.status(), 404, "{path}");
+    }
 
     // A tenant's key may start no workflow, over HTTP or WebSocket.
     let (status, _) = run("acme-key", "ticket-1").await;

@@ -153,7 +153,10 @@ impl Shared {
             ))
         })?;
         let id = format!("run_{:011x}{:012x}", now_millis(), fastrand::u64(..) >> 16);
-        self.runs.run_started(&id, name, now_millis()).await?;
+        let started_by = scope.identity().key;
+        self.runs
+            .run_started(&id, name, started_by.as_deref(), now_millis())
+            .await?;
         let log = Arc::new(RunLog::new(id.clone(), scope));
         log.record(
             self,

@@ -193,6 +193,16 @@ impl Caller<'_> {
         }
     }
 
+    /// Whether the caller may follow a run the key named `started_by` started: that
+    /// key, an admin key, or one that reaches every agent and id (or anyone without keys).
+    pub fn follows(&self, started_by: Option<&str>) -> bool {
+        self.0.is_none_or(|key| {
+            key.admin
+                || Some(key.name.as_str()) == started_by
+                || (key.agents.iter().any(|a| a == "*") && key.ids == "*")
+        })
+    }
+
     /// Refuses all but an admin key when keys are configured: for the management API's
     /// reads, which are open without keys (on loopback, as every route then is).
     pub fn admin_reader(&self) -> Result<(), ApiError> {

@@ -122,8 +122,9 @@ async fn admitted(
     Ok(lets_in.then(|| agent.to_string()))
 }
 
-/// `GET /dispatches?status=dead&agent=&limit=&offset=`: `{"dispatches": [record]}`,
-/// oldest first, only events the caller's key may reach.
+/// `GET /dispatches?status=dead&agent=&limit=&offset=`: `{"dispatches": [record],
+/// "next_offset"}`, oldest first, only events the caller may reach; `offset` counts
+/// stored events (pass `next_offset` for the next page).
 #[utoipa::path(get, path = "/dispatches", operation_id = "list_dispatches", params(("status" = Option<String>, Query, description = "`queued`, `running`, `done` or `dead`"), ("agent" = Option<String>, Query, description = "Only this agent's events"), ("limit" = Option<u64>, Query, description = "At most this many (1–1000, default 100)"), ("offset" = Option<u64>, Query, description = "Skip this many")), responses((status = 200, description = "The events", body = openapi::DispatchList), (status = 400, description = "A bad status or number", body = openapi::ErrorEnvelope), (status = 401, description = "No valid key", body = openapi::ErrorEnvelope)))]
 pub async fn list(
     State(app): State<App>,
@@ -149,13 +150,33 @@ pub async fn list(
         limit: number("limit", 100)?.clamp(1, 1000),
         offset: number("offset", 0)?,
     };
+    // The key's checks run on stored pages until one full page passes them (or the
+    // store runs out); `next_offset` is where the next page of stored events starts.
     let mut dispatches = Vec::new();
-    for record in app.host.list_dispatches(&filter).await? {
-        if let Some(agent) = admitted(&app, &caller, &record).await? {
-            dispatches.push(record_json(&record, &agent));
+    let mut offset = filter.offset;
+    'pages: loop {
+        let page = DispatchFilter {
+            offset,
+            ..filter.clone()
+        };
+        let records = app.host.list_dispatches(&page).await?;
+        let fetched = records.len() as u64;
+        for record in records {
+            offset += 1;
+            if let Some(agent) = admitted(&app, &caller, &record).await? {
+                dispatches.push(record_json(&record, &agent));
+                if dispatches.len() as u64 == filter.limit {
+                    break 'pages;
+                }
+            }
+        }
+        if fetched < filter.limit {
+            break;
         }
     }
-    Ok(Json(json!({ "dispatches": dispatches })))
+    Ok(Json(
+        json!({ "dispatches": dispatches, "next_offset": offset }),
+    ))
 }
 
 /// `POST /dispatches/{id}/retry`: queues a dead event again, for one more attempt.

@@ -134,6 +134,8 @@ pub struct DispatchRecord {
 #[derive(ToSchema, Serialize)]
 pub struct DispatchList {
     dispatches: Vec<DispatchRecord>,
+    /// Where the next page of stored events starts.
+    next_offset: u64,
 }
 
 /// `GET /workflows`.

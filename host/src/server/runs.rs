@@ -116,8 +116,7 @@ pub async fn stream(
     Path(id): Path<String>,
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
-    app.auth.caller(&headers, None)?.operator()?;
-    existing(&app, &id).await?;
+    followed(&app, &headers, &id).await?;
     let after = match headers.get("last-event-id") {
         None => None,
         Some(v) => Some(
@@ -137,8 +136,7 @@ pub async fn cancel(
     Path(id): Path<String>,
     headers: HeaderMap,
 ) -> Result<Json<Value>, ApiError> {
-    app.auth.caller(&headers, None)?.operator()?;
-    let run = existing(&app, &id).await?;
+    let run = followed(&app, &headers, &id).await?;
     if !app.host.cancel_run(&id).await {
         return Err(ApiError::new(
             StatusCode::CONFLICT,
@@ -235,11 +233,17 @@ async fn run_over_socket(app: &App, name: &str, scope: Scope, socket: &mut WebSo
 }
 
 /// The run, or a 404.
-async fn existing(app: &App, id: &str) -> Result<RunRecord, ApiError> {
-    app.host
-        .run(id)
-        .await?
-        .ok_or_else(|| ApiError::not_found(format!("no run '{id}'")))
+/// The run, if the caller may follow it (the key that started it, a key that reaches
+/// every agent and id, or an admin key); otherwise `404`, as if it did not exist.
+async fn followed(app: &App, headers: &HeaderMap, id: &str) -> Result<RunRecord, ApiError> {
+    let caller = app.auth.caller(headers, None)?;
+    caller.operator()?;
+    let not_found = || ApiError::not_found(format!("no run '{id}'"));
+    let run = app.host.run(id).await?.ok_or_else(not_found)?;
+    match caller.follows(run.started_by.as_deref()) {
+        true => Ok(run),
+        false => Err(not_found()),
+    }
 }
 
 /// `GET /runs/{id}`: the run record.
@@ -249,8 +253,7 @@ pub async fn record(
     Path(id): Path<String>,
     headers: HeaderMap,
 ) -> Result<Json<Value>, ApiError> {
-    app.auth.caller(&headers, None)?.operator()?;
-    Ok(Json(record_json(&existing(&app, &id).await?)))
+    Ok(Json(record_json(&followed(&app, &headers, &id).await?)))
 }
 
 /// `GET /runs/{id}/events?after=N&limit=M&types=a,b`: a page of the run's events
@@ -263,7 +266,7 @@ pub async fn events(
     Query(query): Query<HashMap<String, String>>,
     headers: HeaderMap,
 ) -> Result<Json<Value>, ApiError> {
-    app.auth.caller(&headers, None)?.operator()?;
+    followed(&app, &headers, &id).await?;
     let number = |key: &str| -> Result<Option<u64>, ApiError> {
         query
             .get(key)
@@ -281,7 +284,6 @@ pub async fn events(
     let types: Option<Vec<&str>> = query
         .get("types")
         .map(|t| t.split(',').map(str::trim).collect());
-    existing(&app, &id).await?;
     let page = app.host.run_events(&id, after, limit).await?;
     let next = page.last().map(|e| e.index).or(after).unwrap_or(0);
     let wanted = |e: &&RunEvent| types.as_ref().is_none_or(|t| t.contains(&e.kind.as_str()));

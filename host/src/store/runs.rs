@@ -71,6 +71,9 @@ pub struct RunRecord {
     /// Why a failed run failed.
     pub error: Option<String>,
     pub started_at_ms: i64,
+    /// The name of the API key that started it; `None` without keys (or from the
+    /// command line).
+    pub started_by: Option<String>,
     pub ended_at_ms: Option<i64>,
     pub event_count: u64,
 }
@@ -100,8 +103,14 @@ pub struct RunFilter {
 /// Stored runs.
 #[async_trait]
 pub trait Runs: Send + Sync {
-    /// Records a run as started.
-    async fn run_started(&self, id: &str, workflow: &str, at_ms: i64) -> Result<(), StoreError>;
+    /// Records a run as started, by the key named `started_by` if any.
+    async fn run_started(
+        &self,
+        id: &str,
+        workflow: &str,
+        started_by: Option<&str>,
+        at_ms: i64,
+    ) -> Result<(), StoreError>;
     /// Appends an event to a run; events are numbered in the order they are recorded.
     async fn run_event(&self, id: &str, event: RunEvent) -> Result<(), StoreError>;
     /// Records how a run ended.

@@ -85,7 +85,8 @@ const MIGRATIONS: &[&str] = &[
         at BIGINT NOT NULL,
         PRIMARY KEY (run_id, idx)
     );",
-    "ALTER TABLE dispatches ADD COLUMN answer TEXT;",
+    "ALTER TABLE dispatches ADD COLUMN answer TEXT;
+    ALTER TABLE runs ADD COLUMN started_by TEXT;",
 ];
 
 /// Sessions, state, the dispatch queue and runs in a PostgreSQL database.

@@ -9,13 +9,21 @@ use crate::store::runs::{RunEnd, RunEvent, RunFilter, RunRecord, RunStatus, Runs
 
 #[async_trait]
 impl Runs for PostgresStore {
-    async fn run_started(&self, id: &str, workflow: &str, at_ms: i64) -> Result<(), StoreError> {
+    async fn run_started(
+        &self,
+        id: &str,
+        workflow: &str,
+        started_by: Option<&str>,
+        at_ms: i64,
+    ) -> Result<(), StoreError> {
         sqlx::query(
-            "INSERT INTO runs (id, workflow, status, started_at) VALUES ($1, $2, 'running', $3)",
+            "INSERT INTO runs (id, workflow, status, started_at, started_by)
+             VALUES ($1, $2, 'running', $3, $4)",
         )
         .bind(id)
         .bind(workflow)
         .bind(at_ms)
+        .bind(started_by)
         .execute(&self.pool)
         .await
         .map(drop)
@@ -56,7 +64,8 @@ impl Runs for PostgresStore {
     async fn run(&self, id: &str) -> Result<Option<RunRecord>, StoreError> {
         let row = sqlx::query(
             "SELECT id, workflow, status, result, error, started_at, ended_at,
-                    (SELECT COUNT(*) FROM run_events WHERE run_id = runs.id) AS events
+                    (SELECT COUNT(*) FROM run_events WHERE run_id = runs.id) AS events,
+                    started_by
              FROM runs WHERE id = $1",
         )
         .bind(id)
@@ -69,7 +78,8 @@ impl Runs for PostgresStore {
     async fn list_runs(&self, filter: &RunFilter) -> Result<Vec<RunRecord>, StoreError> {
         let rows = sqlx::query(
             "SELECT id, workflow, status, result, error, started_at, ended_at,
-                    (SELECT COUNT(*) FROM run_events WHERE run_id = runs.id) AS events
+                    (SELECT COUNT(*) FROM run_events WHERE run_id = runs.id) AS events,
+                    started_by
              FROM runs
              WHERE ($1::text IS NULL OR workflow = $1) AND ($2::text IS NULL OR status = $2)
              ORDER BY started_at DESC, id DESC LIMIT $3 OFFSET $4",
@@ -125,5 +135,6 @@ fn record(row: &sqlx::postgres::PgRow) -> Result<RunRecord, StoreError> {
         started_at_ms: row.get("started_at"),
         ended_at_ms: row.get("ended_at"),
         event_count: row.get::<i64, _>("events") as u64,
+        started_by: row.get("started_by"),
     })
 }

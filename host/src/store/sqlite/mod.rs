@@ -117,7 +117,8 @@ const MIGRATIONS: &[&str] = &[
         FROM messages;
     DROP TABLE messages;
     ALTER TABLE messages_v3 RENAME TO messages;",
-    "ALTER TABLE dispatches ADD COLUMN answer TEXT;",
+    "ALTER TABLE dispatches ADD COLUMN answer TEXT;
+    ALTER TABLE runs ADD COLUMN started_by TEXT;",
 ];
 
 /// Sessions, state and the dispatch queue in a SQLite database file.

@@ -10,11 +10,18 @@ use crate::store::StoreError;
 use crate::store::runs::{RunEnd, RunEvent, RunFilter, RunRecord, RunStatus, Runs};
 
 /// Records a run as started.
-pub fn started(conn: &Connection, id: &str, workflow: &str, at: i64) -> Result<(), StoreError> {
+pub fn started(
+    conn: &Connection,
+    id: &str,
+    workflow: &str,
+    started_by: Option<&str>,
+    at: i64,
+) -> Result<(), StoreError> {
     execute(
         conn,
-        "INSERT INTO runs (id, workflow, status, started_at) VALUES (?1, ?2, 'running', ?3)",
-        (id, workflow, at),
+        "INSERT INTO runs (id, workflow, status, started_at, started_by)
+         VALUES (?1, ?2, 'running', ?3, ?4)",
+        (id, workflow, at, started_by),
     )
     .map(drop)
 }
@@ -42,10 +49,17 @@ pub fn ended(conn: &Connection, id: &str, end: &RunEnd, at: i64) -> Result<(), S
 
 #[async_trait]
 impl Runs for SqliteStore {
-    async fn run_started(&self, id: &str, workflow: &str, at_ms: i64) -> Result<(), StoreError> {
+    async fn run_started(
+        &self,
+        id: &str,
+        workflow: &str,
+        started_by: Option<&str>,
+        at_ms: i64,
+    ) -> Result<(), StoreError> {
         let write = Write::RunStarted {
             id: id.to_string(),
             workflow: workflow.to_string(),
+            started_by: started_by.map(str::to_string),
             at: at_ms,
         };
         self.write(write).await.map(drop)
@@ -71,7 +85,7 @@ impl Runs for SqliteStore {
     async fn run(&self, id: &str) -> Result<Option<RunRecord>, StoreError> {
         self.read_row(
             "SELECT id, workflow, status, result, error, started_at, ended_at,
-                    (SELECT COUNT(*) FROM run_events WHERE run_id = runs.id)
+                    (SELECT COUNT(*) FROM run_events WHERE run_id = runs.id), started_by
              FROM runs WHERE id = ?1",
             [id.to_string()],
             record,
@@ -89,7 +103,7 @@ impl Runs for SqliteStore {
         self.read(move |conn| {
             conn.prepare_cached(
                 "SELECT id, workflow, status, result, error, started_at, ended_at,
-                        (SELECT COUNT(*) FROM run_events WHERE run_id = runs.id)
+                        (SELECT COUNT(*) FROM run_events WHERE run_id = runs.id), started_by
                  FROM runs WHERE (?1 IS NULL OR workflow = ?1) AND (?2 IS NULL OR status = ?2)
                  ORDER BY started_at DESC, id DESC LIMIT ?3 OFFSET ?4",
             )?
@@ -127,7 +141,7 @@ impl Runs for SqliteStore {
 }
 
 /// A run record from a row of `id, workflow, status, result, error, started_at,
-/// ended_at, event count`.
+/// ended_at, event count, started_by`.
 fn record(row: &rusqlite::Row) -> rusqlite::Result<RunRecord> {
     Ok(RunRecord {
         id: row.get(0)?,
@@ -138,5 +152,6 @@ fn record(row: &rusqlite::Row) -> rusqlite::Result<RunRecord> {
         started_at_ms: row.get(5)?,
         ended_at_ms: row.get(6)?,
         event_count: row.get::<_, i64>(7)? as u64,
+        started_by: row.get(8)?,
     })
 }

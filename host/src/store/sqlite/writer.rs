@@ -88,6 +88,7 @@ pub enum Write {
     RunStarted {
         id: String,
         workflow: String,
+        started_by: Option<String>,
         at: i64,
     },
     RunEvent {
@@ -337,8 +338,13 @@ fn apply(conn: &mut Connection, writes: &[&Write]) -> Result<Vec<Done>, StoreErr
                 Done::Nothing
             }
             Write::Retry { id, now } => Done::Changed(queue::retry(&tx, id, *now)?),
-            Write::RunStarted { id, workflow, at } => {
-                runs::started(&tx, id, workflow, *at)?;
+            Write::RunStarted {
+                id,
+                workflow,
+                started_by,
+                at,
+            } => {
+                runs::started(&tx, id, workflow, started_by.as_deref(), *at)?;
                 Done::Nothing
             }
             Write::RunEvent { id, event } => {
