@@ -406,14 +406,19 @@ impl HostOptions {
         })
     }
 
+    /// The project folder: the one holding `agents/` (and `flue.toml`); relative
+    /// sandbox folders start there.
+    pub fn project_dir(&self) -> &Path {
+        self.agents_dir.parent().unwrap_or(Path::new("."))
+    }
+
     /// The project's crates, built into `target/` beside `agents/` unless
     /// `CARGO_TARGET_DIR` says otherwise.
     pub fn build_project(&self) -> crate::build::Project {
-        let root = self.agents_dir.parent().unwrap_or(Path::new("."));
         crate::build::Project {
             agents_dir: self.agents_dir.clone(),
             workflows_dir: self.workflows_dir.clone(),
-            target_dir: root.join("target"),
+            target_dir: self.project_dir().join("target"),
         }
     }
 
@@ -423,10 +428,9 @@ impl HostOptions {
     /// sandbox writing there would change what other agents run). As canonical paths;
     /// those that do not exist (yet) are left out.
     pub fn host_files(&self) -> Vec<PathBuf> {
-        let root = self.agents_dir.parent().unwrap_or(Path::new("."));
         let files = [
             &self.data_dir,
-            &root.join("flue.toml"),
+            &self.project_dir().join("flue.toml"),
             &self.agents_dir,
             &self.workflows_dir,
             &self.skills_dir,

@@ -157,7 +157,7 @@ pub async fn run(cli: Cli) -> Result<(), String> {
             json,
             no_build,
         } => {
-            let host = open_host(&cli, no_build).await?;
+            let host = open_host(project_options(&cli)?, no_build).await?;
             let result = async {
                 let mut harness = host.init_agent(agent, id).await?;
                 if let Some(model) = model {
@@ -184,7 +184,7 @@ pub async fn run(cli: Cli) -> Result<(), String> {
             no_build,
         } => {
             let input = json_arg("--input", input)?;
-            let host = open_host(&cli, no_build).await?;
+            let host = open_host(project_options(&cli)?, no_build).await?;
             let receipt = host
                 .dispatch(agent, id, session, &input, idempotency_key.as_deref())
                 .await
@@ -202,7 +202,7 @@ pub async fn run(cli: Cli) -> Result<(), String> {
             no_build,
         } => {
             let payload = json_arg("--payload", payload)?;
-            let host = open_host(&cli, no_build).await?;
+            let host = open_host(project_options(&cli)?, no_build).await?;
             let run = host
                 .run_workflow(name, &payload, crate::access::Scope::default())
                 .await
@@ -239,11 +239,7 @@ pub async fn run(cli: Cli) -> Result<(), String> {
                 options.data_dir = dir.path().to_path_buf();
                 scratch = Some(dir);
             }
-            if !no_build {
-                build_project(&options)?;
-            }
-            let host = Host::open(options).await.map_err(|e| e.to_string());
-            let host = host?;
+            let host = open_host(options, no_build).await?;
             let config = host
                 .init_agent(agent, id)
                 .await
@@ -302,10 +298,9 @@ fn build_project(options: &HostOptions) -> Result<usize, String> {
     Ok(built.failed.len())
 }
 
-/// Builds the crates (unless told not to) and starts a host on the project. A crate
+/// Builds the crates (unless told not to) and starts a host with `options`. A crate
 /// that fails to build is reported; its last component, if any, is served.
-async fn open_host(cli: &Cli, no_build: bool) -> Result<Host, String> {
-    let options = project_options(cli)?;
+async fn open_host(options: HostOptions, no_build: bool) -> Result<Host, String> {
     if !no_build {
         build_project(&options)?;
     }

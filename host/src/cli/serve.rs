@@ -12,7 +12,7 @@ use std::sync::Arc;
 use tokio::net::TcpListener;
 use tokio::sync::Notify;
 
-use super::{Cli, Listen, open_host};
+use super::{Cli, Listen, open_host, project_options};
 use crate::server::{self, ServerOptions, auth::Auth};
 
 /// The environment variable that hands a listening socket to the restarted process.
@@ -25,7 +25,7 @@ pub async fn run(cli: &Cli, listen: &Listen, insecure: bool, dev: bool) -> Resul
         "localhost" => IpAddr::V4(Ipv4Addr::LOCALHOST),
         other => other.parse().map_err(|e| format!("--host {other}: {e}"))?,
     };
-    let host = open_host(cli, listen.no_build).await?;
+    let host = open_host(project_options(cli)?, listen.no_build).await?;
     let serving = Serving { ip, insecure, dev };
     let auth = serving.auth(&host.options().config)?;
     let listener = match inherited_listener()? {

@@ -1,7 +1,6 @@
 //! Opening a session's sandbox from its agent's configuration and the host's policy,
 //! and keeping a virtual tree with the session.
 
-use std::path::Path;
 use std::time::Duration;
 
 use super::Shared;
@@ -67,8 +66,9 @@ impl Shared {
                     .cwd
                     .as_deref()
                     .ok_or_else(|| refuse("a local sandbox needs a cwd".into()))?;
-                let project = self.options.agents_dir.parent().unwrap_or(Path::new("."));
-                let root = project
+                let root = self
+                    .options
+                    .project_dir()
                     .join(cwd)
                     .canonicalize()
                     .map_err(|e| refuse(format!("its sandbox folder {cwd}: {e}")))?;

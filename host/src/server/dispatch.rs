@@ -132,12 +132,6 @@ pub async fn list(
     headers: HeaderMap,
 ) -> Result<Json<Value>, ApiError> {
     let caller = app.auth.caller(&headers, None)?;
-    let number = |key: &str, default: u64| -> Result<u64, ApiError> {
-        query.get(key).map_or(Ok(default), |v| {
-            v.parse()
-                .map_err(|_| ApiError::invalid_request(format!("\"{key}\" must be a whole number")))
-        })
-    };
     let status = match query.get("status") {
         None => None,
         Some(s) => Some(DispatchStatus::parse(s).map_err(|_| {
@@ -147,8 +141,10 @@ pub async fn list(
     let filter = DispatchFilter {
         status,
         agent: query.get("agent").map(|a| caller.qualify(a)).transpose()?,
-        limit: number("limit", 100)?.clamp(1, 1000),
-        offset: number("offset", 0)?,
+        limit: request::query_number(&query, "limit")?
+            .unwrap_or(100)
+            .clamp(1, 1000),
+        offset: request::query_number(&query, "offset")?.unwrap_or(0),
     };
     // The key's checks run on stored pages until one full page passes them (or the
     // store runs out); `next_offset` is where the next page of stored events starts.

@@ -1,5 +1,7 @@
 //! Reading a prompt request: content type, JSON, the PyFlue field aliases and wrapping.
 
+use std::collections::HashMap;
+
 use axum::http::{HeaderMap, StatusCode, header};
 use serde_json::Value;
 
@@ -27,6 +29,17 @@ pub fn wants_sse(headers: &HeaderMap) -> bool {
         .get(header::ACCEPT)
         .and_then(|v| v.to_str().ok())
         .is_some_and(|v| v.contains("text/event-stream"))
+}
+
+/// The whole number a query parameter holds, if given; `400` if it holds another thing.
+pub fn query_number(query: &HashMap<String, String>, key: &str) -> Result<Option<u64>, ApiError> {
+    query
+        .get(key)
+        .map(|v| {
+            v.parse()
+                .map_err(|_| ApiError::invalid_request(format!("\"{key}\" must be a whole number")))
+        })
+        .transpose()
 }
 
 /// Reads a JSON request body (any JSON value), checking its content type.

@@ -267,19 +267,11 @@ pub async fn events(
     headers: HeaderMap,
 ) -> Result<Json<Value>, ApiError> {
     followed(&app, &headers, &id).await?;
-    let number = |key: &str| -> Result<Option<u64>, ApiError> {
-        query
-            .get(key)
-            .map(|v| {
-                v.parse().map_err(|_| {
-                    ApiError::invalid_request(format!("\"{key}\" must be a whole number"))
-                })
-            })
-            .transpose()
-    };
     let (after, limit) = (
-        number("after")?,
-        number("limit")?.unwrap_or(MAX_PAGE).clamp(1, MAX_PAGE),
+        request::query_number(&query, "after")?,
+        request::query_number(&query, "limit")?
+            .unwrap_or(MAX_PAGE)
+            .clamp(1, MAX_PAGE),
     );
     let types: Option<Vec<&str>> = query
         .get("types")
