@@ -297,6 +297,23 @@ async fn one_edit_is_one_build_and_one_reload_and_then_dev_rests() {
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
     assert!(server.stderr().contains("Reloaded workflow flow"));
+
+    // A crate `flue new` writes while `flue dev` runs is built and served, in a tenant's
+    // folder too.
+    assert!(flue(&["new", "later"]).success());
+    assert!(flue(&["new", "acme/later"]).success());
+    let deadline = Instant::now() + Duration::from_secs(120);
+    let later = || "later".to_string();
+    while !(agent_names(&ops).await.contains(&later())
+        && agent_names(&tenant).await.contains(&later()))
+    {
+        assert!(
+            Instant::now() < deadline,
+            "the new crates were not built: {}",
+            server.stderr()
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
 }
 
 #[tokio::test]

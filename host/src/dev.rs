@@ -160,6 +160,33 @@ impl Folders {
     }
 }
 
+impl Folders {
+    /// The crates a folder that appeared is or holds (`flue new` writing a crate, or a
+    /// tenant's folder with one). The files written in a new folder before the watcher
+    /// watches it raise no events of their own: the watch on a new folder starts only
+    /// once its creation is seen.
+    fn new_crates(&self, path: &Path) -> Vec<Change> {
+        let depth = |root: &Path| path.strip_prefix(root).ok().map(|r| r.iter().count());
+        let room = match (depth(&self.agents), depth(&self.workflows)) {
+            (Some(d @ 1..=2), _) => 2 - d,
+            (_, Some(1)) => 0,
+            _ => return Vec::new(),
+        };
+        if !path.is_dir() {
+            return Vec::new();
+        }
+        if build::is_crate(path) {
+            return vec![Change::Crate(path.to_path_buf())];
+        }
+        if room == 0 {
+            return Vec::new();
+        }
+        let inside = std::fs::read_dir(path).into_iter().flatten().flatten();
+        let crates = inside.map(|e| e.path()).filter(|p| build::is_crate(p));
+        crates.map(Change::Crate).collect()
+    }
+}
+
 fn is_component(file: &str) -> bool {
     file.ends_with(".wasm")
 }
@@ -232,7 +259,12 @@ impl Watched {
             }
             let changes: BTreeSet<Change> = paths
                 .iter()
-                .filter_map(|p| self.folders.classify(p))
+                .flat_map(|p| {
+                    self.folders
+                        .classify(p)
+                        .into_iter()
+                        .chain(self.folders.new_crates(p))
+                })
                 .collect();
             for change in changes {
                 match change {
@@ -363,6 +395,19 @@ mod tests {
             Some(Change::Workflow(root.join("workflows/w.wasm")))
         );
         assert_eq!(at("flue.toml"), Some(Change::Config));
+        // A folder that appears is looked into: a crate, or a tenant's folder of crates.
+        let appeared = |p: &str| folders.new_crates(&root.join(p));
+        assert_eq!(appeared("agents/a"), [Change::Crate(root.join("agents/a"))]);
+        assert_eq!(
+            appeared("agents/acme"),
+            [Change::Crate(root.join("agents/acme/b"))]
+        );
+        assert_eq!(
+            appeared("workflows/w"),
+            [Change::Crate(root.join("workflows/w"))]
+        );
+        assert!(appeared("agents/a/src").is_empty());
+        assert!(appeared("agents/a.wasm").is_empty());
         assert_eq!(at("notes.md"), None);
 
         let before = fingerprint(&root.join("agents/a"));
