@@ -288,6 +288,44 @@ async fn a_component_of_another_world_is_not_an_agent() {
     assert!(healthy_answer(&host).await.contains("ticket-1"));
 }
 
+#[tokio::test]
+async fn a_component_of_the_old_contract_is_refused_once_and_told_to_rebuild() {
+    let fake = FakeProvider::start(ticket_script).await;
+    let project = Project::new();
+    project.add_agent("old", &flue_tests::guest("tests/guests/old_contract"));
+    let refusal = |host: &Host| {
+        let problems = host.load_problems();
+        assert_eq!(problems.len(), 1, "{problems:?}");
+        problems[0].reason.clone()
+    };
+    let first = refusal(&project.host(&fake).await);
+    assert!(
+        first.contains("flue:agent@0.1.0") && first.contains("rebuild"),
+        "{first}"
+    );
+    let remembered = walkdir(&project.path().join(".flue"))
+        .into_iter()
+        .filter(|p| p.to_string_lossy().contains(".refused-"))
+        .count();
+    assert_eq!(
+        remembered, 1,
+        "the refusal is kept beside the compile cache"
+    );
+    assert_eq!(refusal(&project.host(&fake).await), first);
+}
+
+/// Every file under `dir`, at any depth.
+fn walkdir(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
+    let mut files = Vec::new();
+    for entry in std::fs::read_dir(dir).into_iter().flatten().flatten() {
+        match entry.file_type().is_ok_and(|t| t.is_dir()) {
+            true => files.extend(walkdir(&entry.path())),
+            false => files.push(entry.path()),
+        }
+    }
+    files
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_healthy_agent_answers_while_every_kind_of_guest_misbehaves() {
     let fake = FakeProvider::start(tool_by_prompt).await;

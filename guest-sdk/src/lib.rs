@@ -22,7 +22,7 @@ mod tool;
 
 use std::collections::BTreeMap;
 
-pub use bindings::flue::agent::types::LogLevel;
+pub use bindings::flue::agent::types::{HostError, LogLevel, Message};
 pub use config::{AgentConfig, Compaction, Profile, Sandbox, Skill, Subagent, ThinkingLevel};
 pub use serde_json::{Value, json};
 pub use tool::Tool;
@@ -43,8 +43,8 @@ pub mod bindings {
 /// Everything an agent usually needs.
 pub mod prelude {
     pub use crate::{
-        AgentConfig, Caller, Compaction, CreateContext, Profile, Sandbox, Subagent, ThinkingLevel,
-        Tool, Value, host, json,
+        AgentConfig, Caller, Compaction, CreateContext, HostError, Profile, Sandbox, Subagent,
+        ThinkingLevel, Tool, Value, host, json,
     };
 }
 
@@ -82,11 +82,10 @@ pub mod workflow_bindings {
         export_macro_name: "export_workflow_bindings",
         default_bindings_module: "flue_sdk::workflow_bindings",
         with: {
-            "flue:agent/types@0.1.0": crate::bindings::flue::agent::types,
-            "flue:agent/model@0.1.0": crate::bindings::flue::agent::model,
-            "flue:agent/session@0.1.0": crate::bindings::flue::agent::session,
-            "flue:agent/tools@0.1.0": crate::bindings::flue::agent::tools,
-            "flue:agent/log@0.1.0": crate::bindings::flue::agent::log,
+            "flue:agent/types@0.2.0": crate::bindings::flue::agent::types,
+            "flue:agent/model@0.2.0": crate::bindings::flue::agent::model,
+            "flue:agent/session@0.2.0": crate::bindings::flue::agent::session,
+            "flue:agent/log@0.2.0": crate::bindings::flue::agent::log,
         },
     });
 }
@@ -103,11 +102,10 @@ pub mod authorizing_bindings {
         export_macro_name: "export_authorizing_bindings",
         default_bindings_module: "flue_sdk::authorizing_bindings",
         with: {
-            "flue:agent/types@0.1.0": crate::bindings::flue::agent::types,
-            "flue:agent/model@0.1.0": crate::bindings::flue::agent::model,
-            "flue:agent/session@0.1.0": crate::bindings::flue::agent::session,
-            "flue:agent/tools@0.1.0": crate::bindings::flue::agent::tools,
-            "flue:agent/log@0.1.0": crate::bindings::flue::agent::log,
+            "flue:agent/types@0.2.0": crate::bindings::flue::agent::types,
+            "flue:agent/model@0.2.0": crate::bindings::flue::agent::model,
+            "flue:agent/session@0.2.0": crate::bindings::flue::agent::session,
+            "flue:agent/log@0.2.0": crate::bindings::flue::agent::log,
         },
     });
 }
@@ -123,36 +121,29 @@ pub struct Caller {
     pub claims: BTreeMap<String, String>,
 }
 
-impl Caller {
-    /// Reads the host's JSON description of a caller.
-    fn from_json(json: &str) -> Option<Self> {
-        let value: Value = serde_json::from_str(json).ok()?;
-        let text = |field: &str| value[field].as_str().map(str::to_string);
-        let claims = match &value["claims"] {
-            Value::Object(claims) => claims
-                .iter()
-                .filter_map(|(k, v)| Some((k.clone(), v.as_str()?.to_string())))
-                .collect(),
-            _ => BTreeMap::new(),
-        };
-        Some(Self {
-            tenant: text("tenant"),
-            key: text("key"),
-            claims,
-        })
-    }
-}
-
-/// Runs the agent's decision for the host's `authorize` call; a caller description
-/// that cannot be read is refused. Used by [`export_agent!`].
+/// Runs the agent's decision for the host's `authorize` call. Used by [`export_agent!`].
 #[doc(hidden)]
-pub fn __authorize(caller: &str, id: &str, decide: fn(&Caller, &str) -> bool) -> bool {
-    Caller::from_json(caller).is_some_and(|caller| decide(&caller, id))
+pub fn __authorize(
+    caller: bindings::flue::agent::types::Caller,
+    id: &str,
+    decide: fn(&Caller, &str) -> bool,
+) -> bool {
+    let caller = Caller {
+        tenant: caller.tenant,
+        key: caller.key,
+        claims: caller.claims.into_iter().collect(),
+    };
+    decide(&caller, id)
 }
 
 /// Sends a message to a session of an agent instance and returns its answer. Only
 /// workflows may call it.
-pub fn prompt_agent(agent: &str, id: &str, session: &str, message: &str) -> Result<String, String> {
+pub fn prompt_agent(
+    agent: &str,
+    id: &str,
+    session: &str,
+    message: &str,
+) -> Result<String, HostError> {
     workflow_bindings::flue::agent::agents::prompt(agent, id, session, message)
 }
 
@@ -229,8 +220,11 @@ macro_rules! export_agent {
         impl $crate::authorizing_bindings::Guest for FlueAgent {
             $crate::__agent_exports!($build);
 
-            fn authorize(caller: ::std::string::String, id: ::std::string::String) -> bool {
-                $crate::__authorize(&caller, &id, $decide)
+            fn authorize(
+                caller: $crate::bindings::flue::agent::types::Caller,
+                id: ::std::string::String,
+            ) -> bool {
+                $crate::__authorize(caller, &id, $decide)
             }
         }
 

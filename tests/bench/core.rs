@@ -7,7 +7,10 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
-use flue_host::runtime::{GuestHost, GuestLogLevel, Limits, Runtime};
+use flue_host::models::Message;
+use flue_host::runtime::{
+    Completion, CompletionRequest, GuestHost, GuestLogLevel, HostError, Limits, Runtime,
+};
 use flue_tests::{FakeProvider, Project, Reply, guest};
 
 /// Imports that answer instantly, so a tool call measures the guest boundary alone.
@@ -15,20 +18,17 @@ struct NoHost;
 
 #[async_trait]
 impl GuestHost for NoHost {
-    async fn complete(&self, _: String) -> Result<String, String> {
-        Err("not in benchmarks".into())
+    async fn complete(&self, _: CompletionRequest) -> Result<Completion, HostError> {
+        Err(HostError::Refused("not in benchmarks".into()))
     }
-    async fn history(&self, _: String) -> anyhow::Result<String> {
-        Ok("[]".into())
+    async fn history(&self, _: String) -> Result<Vec<Message>, HostError> {
+        Ok(Vec::new())
     }
-    async fn state_get(&self, _: String) -> anyhow::Result<Option<String>> {
+    async fn state_get(&self, _: String) -> Result<Option<String>, HostError> {
         Ok(None)
     }
-    async fn state_set(&self, _: String, _: String) -> anyhow::Result<()> {
+    async fn state_set(&self, _: String, _: String) -> Result<(), HostError> {
         Ok(())
-    }
-    async fn call_tool(&self, _: String, _: String) -> Result<String, String> {
-        Err("none".into())
     }
     fn log(&self, _: Option<&str>, _: GuestLogLevel, _: &str) {}
     async fn prompt_agent(
@@ -37,8 +37,8 @@ impl GuestHost for NoHost {
         _: String,
         _: String,
         _: String,
-    ) -> Result<String, String> {
-        Err("none".into())
+    ) -> Result<String, HostError> {
+        Err(HostError::Refused("none".into()))
     }
 }
 

@@ -8,10 +8,13 @@ use async_trait::async_trait;
 use serde_json::{Value, json};
 
 use super::{Prompt, Shared};
+use crate::Error;
 use crate::access::Scope;
 use crate::agent_config::AgentConfig;
 use crate::models::{Message, ModelRequest, Usage};
-use crate::runtime::{GuestHost, GuestLogLevel};
+use crate::runtime::{
+    Completion, CompletionRequest, GuestHost, GuestLogLevel, HostError, TokenUsage,
+};
 use crate::store::runs::RunEvent;
 use crate::store::{InstanceKey, SessionKey};
 
@@ -81,40 +84,33 @@ impl GuestImports {
         }
     }
 
-    fn shared(&self) -> anyhow::Result<Arc<Shared>> {
+    fn shared(&self) -> Result<Arc<Shared>, HostError> {
         self.shared
             .upgrade()
-            .ok_or_else(|| anyhow::anyhow!("the host is shutting down"))
+            .ok_or_else(|| HostError::Unavailable("the host is shutting down".into()))
     }
 }
 
 #[async_trait]
 impl GuestHost for GuestImports {
-    async fn complete(&self, request: String) -> Result<String, String> {
-        let shared = self.shared().map_err(|e| e.to_string())?;
-        let request: serde_json::Value =
-            serde_json::from_str(&request).map_err(|e| format!("request is not JSON: {e}"))?;
-        let prompt = request["prompt"]
-            .as_str()
-            .ok_or("request needs a \"prompt\" string")?;
-        let model = match request["model"].as_str() {
-            Some(m) => m.to_string(),
+    async fn complete(&self, request: CompletionRequest) -> Result<Completion, HostError> {
+        let shared = self.shared()?;
+        let model = match request.model {
+            Some(model) => model,
             None => self
                 .config
                 .get()
                 .and_then(|c| c.model.clone())
-                .ok_or("the agent sets no model; pass \"model\"")?,
+                .ok_or_else(|| HostError::Invalid("the agent sets no model; pass one".into()))?,
         };
-        let (model_ref, provider) = shared
-            .providers
-            .resolve(&model)
-            .map_err(|e| e.to_string())?;
+        let (model_ref, provider) =
+            (shared.providers.resolve(&model)).map_err(|e| HostError::Invalid(e.to_string()))?;
         let call = ModelRequest {
             model: model_ref.model.clone(),
-            system: request["system"].as_str().map(str::to_string),
+            system: request.system,
             thinking: None,
             messages: vec![Message::User {
-                content: prompt.to_string(),
+                content: request.prompt,
             }],
             tools: Vec::new(),
             max_tokens: super::MAX_OUTPUT_TOKENS,
@@ -127,38 +123,38 @@ impl GuestHost for GuestImports {
                 provider.complete(&call),
             )
             .await
-            .map_err(|e| e.to_string())?;
+            .map_err(host_error)?;
         self.spent.lock().expect("usage lock").add(answer.usage);
-        Ok(serde_json::json!({"text": answer.text, "usage": answer.usage, "model": model_ref.to_string()}).to_string())
+        Ok(Completion {
+            text: answer.text,
+            model: model_ref.to_string(),
+            usage: TokenUsage {
+                input_tokens: answer.usage.input,
+                output_tokens: answer.usage.output,
+            },
+        })
     }
 
-    async fn history(&self, session: String) -> anyhow::Result<String> {
+    async fn history(&self, session: String) -> Result<Vec<Message>, HostError> {
         let key = SessionKey {
             instance: self.key.clone(),
             session,
         };
         let shared = self.shared()?;
-        let messages = self.store(&shared).history(&key).await?;
-        Ok(serde_json::to_string(&messages)?)
+        let history = self.store(&shared).history(&key).await;
+        history.map_err(|e| host_error(e.into()))
     }
 
-    async fn state_get(&self, key: String) -> anyhow::Result<Option<String>> {
+    async fn state_get(&self, key: String) -> Result<Option<String>, HostError> {
         let shared = self.shared()?;
-        Ok(self.store(&shared).state_get(&self.key, &key).await?)
+        let value = self.store(&shared).state_get(&self.key, &key).await;
+        value.map_err(|e| host_error(e.into()))
     }
 
-    async fn state_set(&self, key: String, value: String) -> anyhow::Result<()> {
+    async fn state_set(&self, key: String, value: String) -> Result<(), HostError> {
         let shared = self.shared()?;
-        Ok(self
-            .store(&shared)
-            .state_set(&self.key, &key, &value)
-            .await?)
-    }
-
-    async fn call_tool(&self, name: String, _args: String) -> Result<String, String> {
-        Err(format!(
-            "the host offers no tool named '{name}' to this agent"
-        ))
+        let stored = self.store(&shared).state_set(&self.key, &key, &value).await;
+        stored.map_err(|e| host_error(e.into()))
     }
 
     async fn prompt_agent(
@@ -167,12 +163,12 @@ impl GuestHost for GuestImports {
         id: String,
         session: String,
         message: String,
-    ) -> Result<String, String> {
+    ) -> Result<String, HostError> {
         let run = self
             .run
             .as_ref()
-            .ok_or("only workflows may prompt agents")?;
-        let shared = self.shared().map_err(|e| e.to_string())?;
+            .ok_or_else(|| HostError::Refused("only workflows may prompt agents".into()))?;
+        let shared = self.shared()?;
         let key = SessionKey {
             instance: InstanceKey { agent, id },
             session,
@@ -188,7 +184,7 @@ impl GuestHost for GuestImports {
         let outcome = prompt_within_scope(&shared, &run.scope, &key, &message).await;
         let data = match &outcome {
             Ok(text) => json!({"target": target, "text": text, "is_error": false}),
-            Err(error) => json!({"target": target, "error": error, "is_error": true}),
+            Err(error) => json!({"target": target, "error": error.message(), "is_error": true}),
         };
         run.record(&shared, "prompt_end", data).await;
         outcome
@@ -223,27 +219,45 @@ async fn prompt_within_scope(
     scope: &Scope,
     key: &SessionKey,
     message: &str,
-) -> Result<String, String> {
+) -> Result<String, HostError> {
     let instance = &key.instance;
-    scope.check(&instance.agent, &instance.id)?;
+    scope
+        .check(&instance.agent, &instance.id)
+        .map_err(HostError::Refused)?;
     let admitted = shared
         .guest_authorizes(instance, &scope.identity())
         .await
-        .map_err(|e| e.to_string())?;
+        .map_err(host_error)?;
     if !admitted {
-        return Err(format!(
+        return Err(HostError::Refused(format!(
             "agent '{}' does not let this run's caller reach instance '{}'",
             instance.agent, instance.id
-        ));
+        )));
     }
     let prompt = Prompt {
         session: key,
         message,
         model_override: None,
     };
-    shared
-        .run_prompt(prompt, None)
-        .await
-        .map(|r| r.text)
-        .map_err(|e| e.to_string())
+    let answer = shared.run_prompt(prompt, None).await;
+    answer.map(|r| r.text).map_err(host_error)
+}
+
+/// How a guest sees a host call's failure: what the caller got wrong, what policy
+/// refuses, and what may pass later.
+fn host_error(error: Error) -> HostError {
+    let message = error.to_string();
+    match error {
+        Error::LimitExceeded { .. } => HostError::Refused(message),
+        Error::AgentNotFound { .. }
+        | Error::NotFound(_)
+        | Error::InvalidRequest(_)
+        | Error::Conflict(_)
+        | Error::Config { .. } => HostError::Invalid(message),
+        Error::Guest { .. }
+        | Error::Model(_)
+        | Error::Store(_)
+        | Error::Startup(_)
+        | Error::Io(_) => HostError::Unavailable(message),
+    }
 }

@@ -178,8 +178,7 @@ impl Shared {
         if !version.compiled.authorizes() {
             return Ok(true);
         }
-        let caller = serde_json::to_string(caller).expect("an identity serializes");
-        let id = key.id.clone();
+        let (caller, id) = (caller.clone(), key.id.clone());
         self.in_instance(key, &version, move |live| {
             Box::pin(async move { live.instance.authorize(&caller, &id).await })
         })

@@ -19,7 +19,6 @@ pub mod workflow {
             "flue:agent/types": super::flue::agent::types,
             "flue:agent/model": super::flue::agent::model,
             "flue:agent/session": super::flue::agent::session,
-            "flue:agent/tools": super::flue::agent::tools,
             "flue:agent/log": super::flue::agent::log,
         },
     });

@@ -1,5 +1,7 @@
 //! The on-disk cache of compiled components, keyed by the component's content hash and
-//! the engine's compatibility hash, so a second start does not recompile.
+//! the engine's compatibility hash, so a second start does not recompile; and the
+//! components this host refused, with why, so a second start does not compile them to
+//! refuse them again.
 
 use std::hash::{DefaultHasher, Hash, Hasher};
 use std::path::{Path, PathBuf};
@@ -17,6 +19,9 @@ pub fn load_or_compile(
     wasm: &[u8],
 ) -> Result<(Component, String, bool), GuestError> {
     let digest = digest(wasm);
+    if let Ok(reason) = std::fs::read_to_string(refusal_path(engine, cache_dir, &digest)) {
+        return Err(GuestError::Invalid(reason));
+    }
     let path = artifact_path(engine, cache_dir, &digest);
     if path.exists() {
         // SAFETY: files under the cache directory are written only by `store_artifact`
@@ -32,9 +37,11 @@ pub fn load_or_compile(
             "the file is not WebAssembly (no \\0asm header)".into(),
         ));
     }
-    let artifact = engine
-        .precompile_component(wasm)
-        .map_err(|e| GuestError::Invalid(format!("{}", e.root_cause())))?;
+    let artifact = engine.precompile_component(wasm).map_err(|e| {
+        let reason = format!("{}", e.root_cause());
+        remember_refusal(engine, cache_dir, &digest, &reason);
+        GuestError::Invalid(reason)
+    })?;
     store_artifact(&path, &artifact)?;
     // SAFETY: as above: the bytes were produced by this engine a moment ago.
     let component = unsafe { Component::deserialize(engine, &artifact) }
@@ -42,15 +49,32 @@ pub fn load_or_compile(
     Ok((component, digest, false))
 }
 
-fn artifact_path(engine: &Engine, cache_dir: &Path, digest: &str) -> PathBuf {
-    let mut h = DefaultHasher::new();
-    engine.precompile_compatibility_hash().hash(&mut h);
-    cache_dir
-        .join(format!("{:016x}", h.finish()))
-        .join(format!("{digest}.cwasm"))
+/// Remembers why the component `digest` names was refused. Kept per engine and per
+/// host version, since another host may accept it; a failure to write is only logged.
+pub fn remember_refusal(engine: &Engine, cache_dir: &Path, digest: &str, reason: &str) {
+    let path = refusal_path(engine, cache_dir, digest);
+    if let Err(e) = store_artifact(&path, reason.as_bytes()) {
+        tracing::warn!("{e}");
+    }
 }
 
-/// Writes atomically (temp file, then rename) so a crash never leaves half an artifact.
+fn artifact_path(engine: &Engine, cache_dir: &Path, digest: &str) -> PathBuf {
+    engine_dir(engine, cache_dir).join(format!("{digest}.cwasm"))
+}
+
+fn refusal_path(engine: &Engine, cache_dir: &Path, digest: &str) -> PathBuf {
+    let host = env!("CARGO_PKG_VERSION");
+    let wit = super::WIT_VERSION;
+    engine_dir(engine, cache_dir).join(format!("{digest}.refused-{host}-wit{wit}"))
+}
+
+fn engine_dir(engine: &Engine, cache_dir: &Path) -> PathBuf {
+    let mut h = DefaultHasher::new();
+    engine.precompile_compatibility_hash().hash(&mut h);
+    cache_dir.join(format!("{:016x}", h.finish()))
+}
+
+/// Writes atomically (temp file, then rename) so a crash never leaves half a file.
 fn store_artifact(path: &Path, bytes: &[u8]) -> Result<(), GuestError> {
     let io = |e: std::io::Error| {
         GuestError::Host(format!(

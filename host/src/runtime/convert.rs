@@ -99,3 +99,50 @@ fn thinking(t: wit::ThinkingLevel) -> cfg::ThinkingLevel {
         wit::ThinkingLevel::High => cfg::ThinkingLevel::High,
     }
 }
+
+/// A stored message as the guest's `session.history` gives it.
+pub fn message(m: crate::models::Message) -> wit::Message {
+    use crate::models::Message;
+    match m {
+        Message::User { content } => wit::Message::User(content),
+        Message::Assistant {
+            content,
+            tool_calls,
+        } => wit::Message::Assistant(wit::AssistantTurn {
+            text: content,
+            tool_calls: tool_calls
+                .into_iter()
+                .map(|call| wit::ToolCall {
+                    id: call.id,
+                    name: call.name,
+                    arguments: call.arguments.to_string(),
+                })
+                .collect(),
+        }),
+        Message::Tool {
+            tool_call_id,
+            name,
+            content,
+            is_error,
+        } => wit::Message::Tool(wit::ToolResult {
+            tool_call_id,
+            name,
+            content,
+            is_error,
+        }),
+        Message::Summary { content, .. } => wit::Message::Summary(content),
+    }
+}
+
+/// The host's description of a caller as the guest's `authorize` takes it.
+pub fn caller(identity: &crate::Identity) -> wit::Caller {
+    wit::Caller {
+        tenant: identity.tenant.clone(),
+        key: identity.key.clone(),
+        claims: identity
+            .claims
+            .iter()
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect(),
+    }
+}

@@ -7,25 +7,31 @@ use wasmtime::component::{HasSelf, Linker};
 
 use super::bindings::workflow::{Workflow, flue::agent::agents};
 use super::bindings::{Agent, flue::agent as wit};
+use super::convert;
 use super::instance::InstanceState;
+use crate::models::Message;
 
+/// A guest's question for the model (`model.complete`) and its answer.
+pub use wit::model::{Completion, CompletionRequest};
+/// Why a host call a guest made failed, as the guest sees it.
+pub use wit::types::HostError;
 /// Severity of a guest's log line.
 pub use wit::types::LogLevel as GuestLogLevel;
+/// Tokens one guest model call used.
+pub use wit::types::Usage as TokenUsage;
 
 /// What a running guest can ask of the host. One value per instance; `session` is the
 /// session whose prompt is running, if any.
 #[async_trait]
 pub trait GuestHost: Send + Sync {
-    /// A model completion on the guest's behalf (`model.complete`), JSON in and out.
-    async fn complete(&self, request: String) -> Result<String, String>;
-    /// A session's history as a JSON array (`session.history`).
-    async fn history(&self, session: String) -> anyhow::Result<String>;
+    /// A model completion on the guest's behalf (`model.complete`).
+    async fn complete(&self, request: CompletionRequest) -> Result<Completion, HostError>;
+    /// A session's history, oldest message first (`session.history`).
+    async fn history(&self, session: String) -> Result<Vec<Message>, HostError>;
     /// A durable per-instance value (`session.state-get`).
-    async fn state_get(&self, key: String) -> anyhow::Result<Option<String>>;
+    async fn state_get(&self, key: String) -> Result<Option<String>, HostError>;
     /// Stores a durable per-instance value (`session.state-set`).
-    async fn state_set(&self, key: String, value: String) -> anyhow::Result<()>;
-    /// A host-provided tool (`tools.call`).
-    async fn call_tool(&self, name: String, args: String) -> Result<String, String>;
+    async fn state_set(&self, key: String, value: String) -> Result<(), HostError>;
     /// A log line from the guest.
     fn log(&self, session: Option<&str>, level: GuestLogLevel, message: &str);
     /// A prompt to an agent instance on a workflow's behalf (`agents.prompt`); only
@@ -36,7 +42,16 @@ pub trait GuestHost: Send + Sync {
         id: String,
         session: String,
         message: String,
-    ) -> Result<String, String>;
+    ) -> Result<String, HostError>;
+}
+
+impl HostError {
+    /// The failure's text, whatever its kind.
+    pub fn message(&self) -> &str {
+        match self {
+            HostError::Invalid(m) | HostError::Refused(m) | HostError::Unavailable(m) => m,
+        }
+    }
 }
 
 /// The linker for agent components: WASI p2 (denying everything) and `flue:agent`.
@@ -55,39 +70,39 @@ pub fn workflow_linker(engine: &Engine) -> wasmtime::Result<Linker<InstanceState
     Ok(linker)
 }
 
-fn trap(e: anyhow::Error) -> wasmtime::Error {
-    wasmtime::Error::msg(format!("{e:#}"))
-}
-
 impl wit::types::Host for InstanceState {}
 
 impl wit::model::Host for InstanceState {
-    async fn complete(&mut self, request: String) -> wasmtime::Result<Result<String, String>> {
+    async fn complete(
+        &mut self,
+        request: CompletionRequest,
+    ) -> wasmtime::Result<Result<Completion, HostError>> {
         Ok(self.host.complete(request).await)
     }
 }
 
 impl wit::session::Host for InstanceState {
-    async fn history(&mut self, session: String) -> wasmtime::Result<String> {
-        self.host.history(session).await.map_err(trap)
-    }
-
-    async fn state_get(&mut self, key: String) -> wasmtime::Result<Option<String>> {
-        self.host.state_get(key).await.map_err(trap)
-    }
-
-    async fn state_set(&mut self, key: String, value: String) -> wasmtime::Result<()> {
-        self.host.state_set(key, value).await.map_err(trap)
-    }
-}
-
-impl wit::tools::Host for InstanceState {
-    async fn call(
+    async fn history(
         &mut self,
-        name: String,
-        args: String,
-    ) -> wasmtime::Result<Result<String, String>> {
-        Ok(self.host.call_tool(name, args).await)
+        session: String,
+    ) -> wasmtime::Result<Result<Vec<wit::types::Message>, HostError>> {
+        let history = self.host.history(session).await;
+        Ok(history.map(|messages| messages.into_iter().map(convert::message).collect()))
+    }
+
+    async fn state_get(
+        &mut self,
+        key: String,
+    ) -> wasmtime::Result<Result<Option<String>, HostError>> {
+        Ok(self.host.state_get(key).await)
+    }
+
+    async fn state_set(
+        &mut self,
+        key: String,
+        value: String,
+    ) -> wasmtime::Result<Result<(), HostError>> {
+        Ok(self.host.state_set(key, value).await)
     }
 }
 
@@ -98,7 +113,7 @@ impl agents::Host for InstanceState {
         id: String,
         session: String,
         message: String,
-    ) -> wasmtime::Result<Result<String, String>> {
+    ) -> wasmtime::Result<Result<String, HostError>> {
         Ok(self.host.prompt_agent(agent, id, session, message).await)
     }
 }

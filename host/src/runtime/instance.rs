@@ -13,7 +13,10 @@ use wasmtime_wasi::p2::pipe::MemoryOutputPipe;
 use wasmtime_wasi::{WasiCtx, WasiCtxBuilder, WasiCtxView, WasiView};
 
 use super::bindings::workflow::WorkflowPre;
-use super::bindings::{Agent, flue::agent::types::CreateContext};
+use super::bindings::{
+    Agent,
+    flue::agent::types::{Caller, CreateContext},
+};
 use super::{CompiledAgent, GuestError, GuestHost, Limits, convert, engine};
 use crate::agent_config::AgentConfig;
 
@@ -85,7 +88,7 @@ pub struct Instance {
     store: Store<InstanceState>,
     agent: Agent,
     /// The guest's `authorize`, if it exports one.
-    authorize: Option<TypedFunc<(String, String), (bool,)>>,
+    authorize: Option<TypedFunc<(Caller, String), (bool,)>>,
     limits: Limits,
 }
 
@@ -204,13 +207,17 @@ impl Instance {
         Ok(config)
     }
 
-    /// Asks the guest whether `caller` (JSON: tenant, key, claims) may reach instance
-    /// `id`; `true` when the agent leaves that to the host.
-    pub async fn authorize(&mut self, caller: &str, id: &str) -> Result<bool, GuestError> {
+    /// Asks the guest whether `caller` may reach instance `id`; `true` when the agent
+    /// leaves that to the host.
+    pub async fn authorize(
+        &mut self,
+        caller: &crate::Identity,
+        id: &str,
+    ) -> Result<bool, GuestError> {
         let Some(authorize) = self.authorize else {
             return Ok(true);
         };
-        let args = (caller.to_string(), id.to_string());
+        let args = (convert::caller(caller), id.to_string());
         let (allowed,) = guarded(&mut self.store, &self.limits, |s| {
             authorize.call_async(s, args)
         })

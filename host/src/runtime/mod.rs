@@ -3,6 +3,7 @@
 
 mod bindings;
 mod cache;
+mod contract;
 mod convert;
 mod engine;
 mod guest_threads;
@@ -19,7 +20,8 @@ use wasmtime::component::types::{ComponentItem, Type};
 use wasmtime::component::{Component, ComponentExportIndex, Linker};
 
 pub use cache::digest;
-pub use imports::{GuestHost, GuestLogLevel};
+pub use contract::WIT_VERSION;
+pub use imports::{Completion, CompletionRequest, GuestHost, GuestLogLevel, HostError, TokenUsage};
 pub use instance::{Instance, MAX_CONFIG_BYTES, MAX_TOOL_RESULT_BYTES};
 
 use bindings::AgentPre;
@@ -127,7 +129,7 @@ fn authorize_export(component: &Component) -> Result<Option<ComponentExportIndex
         ComponentItem::ComponentFunc(func) => {
             let params: Vec<Type> = func.params().map(|(_, ty)| ty).collect();
             let results: Vec<Type> = func.results().collect();
-            matches!(params.as_slice(), [Type::String, Type::String])
+            matches!(params.as_slice(), [Type::Record(_), Type::String])
                 && matches!(results.as_slice(), [Type::Bool])
         }
         _ => false,
@@ -135,7 +137,7 @@ fn authorize_export(component: &Component) -> Result<Option<ComponentExportIndex
     match fits {
         true => Ok(Some(index)),
         false => Err(GuestError::Invalid(
-            "its `authorize` export must be func(caller: string, id: string) -> bool".into(),
+            "its `authorize` export must be func(caller: caller, id: string) -> bool".into(),
         )),
     }
 }
@@ -197,18 +199,23 @@ impl Runtime {
     }
 
     /// Compiles (or loads from cache) a component and checks it is an agent.
-    /// Blocking: compiling takes a fraction of a second; call it off the async workers.
+    /// Blocking: compiling takes a fraction of a second (seconds for a Python or
+    /// JavaScript agent); call it off the async workers. A refused component is
+    /// remembered, so the same bytes are refused again without compiling.
     pub fn compile(&self, wasm: &[u8]) -> Result<CompiledAgent, GuestError> {
-        let (component, digest, from_cache): (Component, String, bool) =
-            cache::load_or_compile(&self.engine, &self.cache_dir, wasm)?;
-        let pre = self
-            .linker
-            .instantiate_pre(&component)
-            .and_then(AgentPre::new)
-            .map_err(|e| GuestError::Invalid(format!("{e}")))?;
+        let (component, digest, from_cache) = self.load(wasm)?;
+        let checked = contract::check(&self.engine, &component).and_then(|()| {
+            let pre = self
+                .linker
+                .instantiate_pre(&component)
+                .and_then(AgentPre::new)
+                .map_err(|e| GuestError::Invalid(format!("{e}")))?;
+            Ok((pre, authorize_export(&component)?))
+        });
+        let (pre, authorize) = checked.inspect_err(|e| self.refuse(&digest, e))?;
         Ok(CompiledAgent {
             pre,
-            authorize: authorize_export(&component)?,
+            authorize,
             digest,
             from_cache,
         })
@@ -217,13 +224,27 @@ impl Runtime {
     /// Compiles (or loads from cache) a component and checks it is a workflow.
     /// Blocking, like [`Self::compile`].
     pub fn compile_workflow(&self, wasm: &[u8]) -> Result<CompiledWorkflow, GuestError> {
-        let (component, _, _) = cache::load_or_compile(&self.engine, &self.cache_dir, wasm)?;
-        let pre = self
-            .workflow_linker
-            .instantiate_pre(&component)
-            .and_then(WorkflowPre::new)
-            .map_err(|e| GuestError::Invalid(format!("{e}")))?;
+        let (component, digest, _) = self.load(wasm)?;
+        let pre = contract::check(&self.engine, &component)
+            .and_then(|()| {
+                self.workflow_linker
+                    .instantiate_pre(&component)
+                    .and_then(WorkflowPre::new)
+                    .map_err(|e| GuestError::Invalid(format!("{e}")))
+            })
+            .inspect_err(|e| self.refuse(&digest, e))?;
         Ok(CompiledWorkflow { pre })
+    }
+
+    fn load(&self, wasm: &[u8]) -> Result<(Component, String, bool), GuestError> {
+        cache::load_or_compile(&self.engine, &self.cache_dir, wasm)
+    }
+
+    /// Remembers that the component `digest` names was refused, and why.
+    fn refuse(&self, digest: &str, error: &GuestError) {
+        if let GuestError::Invalid(reason) = error {
+            cache::remember_refusal(&self.engine, &self.cache_dir, digest, reason);
+        }
     }
 
     /// Runs a compiled workflow once with `payload`, bounded by `wall` in all; `host`

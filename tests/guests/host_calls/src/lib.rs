@@ -13,21 +13,20 @@ fn build(ctx: &CreateContext) -> AgentConfig {
         .instructions("A test agent.")
         .persist(!ctx.id.starts_with("ephemeral"))
         .tool(Tool::new("remember", "Store a value.").handler(|args| {
-            host::state_set(&text(&args, "key"), &text(&args, "value"));
+            host::state_set(&text(&args, "key"), &text(&args, "value"))?;
             host::info("stored a value");
             Ok("stored".into())
         }))
         .tool(Tool::new("recall", "Read a stored value.").handler(|args| {
-            Ok(host::state_get(&text(&args, "key")).unwrap_or_else(|| "nothing".into()))
+            Ok(host::state_get(&text(&args, "key"))?.unwrap_or_else(|| "nothing".into()))
         }))
         .tool(Tool::new("ask", "Ask the model.").handler(|args| {
-            host::complete(&text(&args, "question"), Some("Answer briefly."), None)
+            let answer = host::complete(&text(&args, "question"), Some("Answer briefly."), None)?;
+            Ok(answer.text)
         }))
         .tool(
-            Tool::new("history", "Count a session's messages.").handler(|args| {
-                let history = host::history(&text(&args, "session"));
-                Ok(history.as_array().map_or(0, Vec::len).to_string())
-            }),
+            Tool::new("history", "Count a session's messages.")
+                .handler(|args| Ok(host::history(&text(&args, "session"))?.len().to_string())),
         )
 }
 

@@ -14,7 +14,8 @@ fn run(payload: Value) -> Result<Value, String> {
         .ok_or("the payload needs a ticket")?;
     if payload["slow"] == true {
         return prompt_agent("support_assistant", ticket, "triage", "slow question")
-            .map(Value::String);
+            .map(Value::String)
+            .map_err(String::from);
     }
     let first = prompt_agent("support_assistant", ticket, "triage", "What is the status?")?;
     let second = prompt_agent(
