@@ -145,7 +145,7 @@ pub async fn run(cli: Cli) -> Result<(), String> {
             let options = project_options(&cli)?;
             build_project(&options).and_then(|failed| match failed {
                 0 => Ok(()),
-                n => Err(format!("{n} crate(s) failed to build")),
+                n => Err(format!("{n} agent(s) or workflow(s) failed to build")),
             })
         }
         Command::Run {

@@ -73,7 +73,9 @@ impl ModelRef {
 
     /// Splits `provider/model`; the model part may itself contain `/`.
     pub fn parse(s: &str) -> Result<Self, ModelError> {
-        match s.split_once('/') {
+        // `provider/model`, or PyFlue's `provider:model` when the colon comes first
+        // (`ollama/llama3:8b` is still provider `ollama`).
+        match s.split_once(['/', ':']) {
             Some((p, m)) if !p.is_empty() && !m.is_empty() => Ok(Self {
                 provider: p.to_string(),
                 model: m.to_string(),
@@ -261,6 +263,13 @@ mod tests {
         assert_eq!(r.provider, "ollama");
         assert_eq!(r.model, "library/llama3.2");
         assert_eq!(r.to_string(), "ollama/library/llama3.2");
+        let pyflue = ModelRef::parse("openai:gpt-4o-mini").unwrap();
+        assert_eq!(pyflue.to_string(), "openai/gpt-4o-mini");
+        let tagged = ModelRef::parse("ollama/llama3:8b").unwrap();
+        assert_eq!(
+            (tagged.provider.as_str(), tagged.model.as_str()),
+            ("ollama", "llama3:8b")
+        );
         assert!(ModelRef::parse("claude").is_err());
         assert!(ModelRef::parse("/x").is_err());
     }

@@ -27,8 +27,12 @@ pub fn guest_running() {
     GUEST_RUNNING.store(true, Ordering::Relaxed);
 }
 
-/// Core wasm instances per component instance: the main module plus the adapter shims.
-const CORE_INSTANCES_PER_COMPONENT: u32 = 8;
+/// Core wasm instances per component instance, as many as the largest component of the
+/// supported toolchains instantiates (counted with `wasm-tools print`): a Rust agent of
+/// wit-bindgen 0.61 3, a JavaScript agent of componentize-js 0.23 3, a Python agent of
+/// componentize-py 0.25 14 (CPython, its libc and runtime libraries, the WASI adapter
+/// and their shims). Each needs at most 2 memories and 4 tables.
+const CORE_INSTANCES_PER_COMPONENT: u32 = 14;
 
 /// The one engine of the host: epoch interruption, pooling allocator, no concurrency features.
 pub fn build(limits: &Limits) -> wasmtime::Result<Engine> {
