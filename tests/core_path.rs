@@ -155,8 +155,10 @@ async fn history_survives_a_restart_and_the_compile_cache_is_reused() {
         FakeProvider::start(|turn: &Turn| Reply::Text(format!("seen {} messages", turn.messages)))
             .await;
     let project = Project::new();
+    let mut options = project.options(&fake);
+    options.compile_cache = None;
     {
-        let host = project.host(&fake).await;
+        let host = project.host_with(options.clone()).await;
         assert_eq!(host.loaded_from_cache("support_assistant"), Some(false));
         let session = host
             .init_agent("support_assistant", "ticket-9")
@@ -168,7 +170,7 @@ async fn history_survives_a_restart_and_the_compile_cache_is_reused() {
             .await
             .unwrap();
     }
-    let host = project.host(&fake).await;
+    let host = project.host_with(options).await;
     assert_eq!(
         host.loaded_from_cache("support_assistant"),
         Some(true),

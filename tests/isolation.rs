@@ -292,7 +292,8 @@ async fn a_component_of_another_world_is_not_an_agent() {
 async fn a_component_of_the_old_contract_is_refused_once_and_told_to_rebuild() {
     let fake = FakeProvider::start(ticket_script).await;
     let project = Project::new();
-    project.add_agent("old", &flue_tests::guest("tests/guests/old_contract"));
+    let old = flue_tests::guest("tests/guests/old_contract");
+    project.add_agent("old", &old);
     let refusal = |host: &Host| {
         let problems = host.load_problems();
         assert_eq!(problems.len(), 1, "{problems:?}");

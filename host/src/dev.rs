@@ -1,9 +1,9 @@
 //! The development loop: watch `agents/` (tenants' folders included), `workflows/` and
-//! `flue.toml`, rebuild a crate when its contents change, hot-swap components as they
+//! `flue.toml`, rebuild an agent's source (a crate, a `.py`/`.ts`/`.js` file) when its contents change, hot-swap components as they
 //! appear, change or go away, and ask for a restart when `flue.toml` changes to a valid
 //! configuration. Only changes of content count: a file that is merely opened or
 //! read (cargo reading every manifest, the host reading a component) is no change, a
-//! crate whose files hash as at its last build is not rebuilt, and a component whose
+//! source whose files hash as at its last build is not rebuilt, and a component whose
 //! bytes are those already serving is not reloaded, so one edit makes one build and
 //! one reload, and the loop then rests.
 
@@ -31,8 +31,9 @@ pub struct DevWatch {
 /// What a changed path asks for.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
 enum Change {
-    /// A crate's files changed: rebuild it if their contents did.
-    Crate(PathBuf),
+    /// An agent's or workflow's source (a crate's files, a `.py`/`.ts`/`.js` file)
+    /// changed: rebuild it if its contents did.
+    Source(PathBuf),
     /// An agent's component file appeared, changed or went away.
     Agent(PathBuf),
     /// A workflow's component file appeared, changed or went away.
@@ -102,7 +103,7 @@ pub fn watch(
         .watch(project_dir, RecursiveMode::NonRecursive)
         .map_err(|e| format!("cannot watch {}: {e}", project_dir.display()))?;
     eprintln!("Watching {} for changes", folders.config.display());
-    let built = build::crates_in(&folders.agents)
+    let built = build::sources_in(&folders.agents)
         .into_iter()
         .chain(build::crates_in(&folders.workflows))
         .map(|dir| (dir.clone(), fingerprint(&dir)))
@@ -141,19 +142,23 @@ impl Folders {
         if let Ok(relative) = path.strip_prefix(&self.agents) {
             let parts: Vec<&str> = relative.iter().filter_map(|p| p.to_str()).collect();
             if let Some(dir) = crate_of(&self.agents, &parts, 2) {
-                return Some(Change::Crate(dir));
+                return Some(Change::Source(dir));
             }
-            let agent = match parts.as_slice() {
-                [file] => is_component(file),
-                [tenant, file] => self.tenants.iter().any(|t| t == tenant) && is_component(file),
-                _ => false,
+            let file = match parts.as_slice() {
+                [file] => Some(file),
+                [tenant, file] if self.tenants.iter().any(|t| t == tenant) => Some(file),
+                _ => None,
             };
-            return agent.then(|| Change::Agent(path.to_path_buf()));
+            return match file {
+                Some(file) if is_component(file) => Some(Change::Agent(path.to_path_buf())),
+                Some(file) if is_source_file(file) => Some(Change::Source(path.to_path_buf())),
+                _ => None,
+            };
         }
         let relative = path.strip_prefix(&self.workflows).ok()?;
         let parts: Vec<&str> = relative.iter().filter_map(|p| p.to_str()).collect();
         if let Some(dir) = crate_of(&self.workflows, &parts, 1) {
-            return Some(Change::Crate(dir));
+            return Some(Change::Source(dir));
         }
         matches!(parts.as_slice(), [file] if is_component(file))
             .then(|| Change::Workflow(path.to_path_buf()))
@@ -161,11 +166,11 @@ impl Folders {
 }
 
 impl Folders {
-    /// The crates a folder that appeared is or holds (`flue new` writing a crate, or a
-    /// tenant's folder with one). The files written in a new folder before the watcher
+    /// The sources a folder that appeared is or holds (`flue new` writing a crate, or a
+    /// tenant's folder with crates or agent files). The files written in a new folder before the watcher
     /// watches it raise no events of their own: the watch on a new folder starts only
     /// once its creation is seen.
-    fn new_crates(&self, path: &Path) -> Vec<Change> {
+    fn new_sources(&self, path: &Path) -> Vec<Change> {
         let depth = |root: &Path| path.strip_prefix(root).ok().map(|r| r.iter().count());
         let room = match (depth(&self.agents), depth(&self.workflows)) {
             (Some(d @ 1..=2), _) => 2 - d,
@@ -176,19 +181,26 @@ impl Folders {
             return Vec::new();
         }
         if build::is_crate(path) {
-            return vec![Change::Crate(path.to_path_buf())];
+            return vec![Change::Source(path.to_path_buf())];
         }
         if room == 0 {
             return Vec::new();
         }
         let inside = std::fs::read_dir(path).into_iter().flatten().flatten();
-        let crates = inside.map(|e| e.path()).filter(|p| build::is_crate(p));
-        crates.map(Change::Crate).collect()
+        let sources = inside
+            .map(|e| e.path())
+            .filter(|p| build::language_of(p).is_some());
+        sources.map(Change::Source).collect()
     }
 }
 
 fn is_component(file: &str) -> bool {
     file.ends_with(".wasm")
+}
+
+/// Whether a file in `agents/` is a Python, TypeScript or JavaScript agent.
+fn is_source_file(file: &str) -> bool {
+    [".py", ".ts", ".js"].iter().any(|x| file.ends_with(x))
 }
 
 /// The crate a path (as `parts` below `root`) belongs to, if a crate's folder lies at
@@ -206,11 +218,11 @@ fn crate_of(root: &Path, parts: &[&str], depth: usize) -> Option<PathBuf> {
     None
 }
 
-/// The SHA-256 of a crate's files (names and contents), build outputs and the lock
-/// file aside.
-fn fingerprint(crate_dir: &Path) -> [u8; 32] {
+/// The SHA-256 of a source's files (names and contents; one file for a `.py`/`.ts`/`.js`
+/// agent), a crate's build outputs and lock file aside.
+fn fingerprint(source: &Path) -> [u8; 32] {
     let mut hasher = Sha256::new();
-    let files = walkdir::WalkDir::new(crate_dir)
+    let files = walkdir::WalkDir::new(source)
         .sort_by_file_name()
         .into_iter()
         .filter_entry(|e| {
@@ -242,7 +254,7 @@ struct Watched {
     host: Host,
     project: Project,
     folders: Folders,
-    /// Each crate's fingerprint at its last build.
+    /// Each source's fingerprint at its last build.
     built: HashMap<PathBuf, [u8; 32]>,
     /// `flue.toml` as last read.
     config: Option<[u8; 32]>,
@@ -263,12 +275,12 @@ impl Watched {
                     self.folders
                         .classify(p)
                         .into_iter()
-                        .chain(self.folders.new_crates(p))
+                        .chain(self.folders.new_sources(p))
                 })
                 .collect();
             for change in changes {
                 match change {
-                    Change::Crate(dir) => self.rebuild_if_changed(dir).await,
+                    Change::Source(dir) => self.rebuild_if_changed(dir).await,
                     Change::Agent(path) => reload_agent(&self.host, &path).await,
                     Change::Workflow(path) => reload_workflow(&self.host, &path).await,
                     Change::Config => self.config_changed(),
@@ -277,11 +289,11 @@ impl Watched {
         }
     }
 
-    /// Rebuilds a crate unless its files hash as at its last successful build (a build
-    /// that failed is tried again on the crate's next change).
+    /// Rebuilds a source unless its files hash as at its last successful build (a build
+    /// that failed is tried again on the source's next change).
     async fn rebuild_if_changed(&mut self, dir: PathBuf) {
         let print = fingerprint(&dir);
-        if self.built.get(&dir) != Some(&print) && build::is_crate(&dir) {
+        if self.built.get(&dir) != Some(&print) && build::language_of(&dir).is_some() {
             self.built.remove(&dir);
             if rebuild(&self.project, dir.clone()).await {
                 self.built.insert(dir, print);
@@ -347,11 +359,11 @@ async fn reload_workflow(host: &Host, path: &Path) {
     }
 }
 
-/// Rebuilds one crate; its new component then arrives as a component change. Returns
+/// Rebuilds one source; its new component then arrives as a component change. Returns
 /// whether it built.
-async fn rebuild(project: &Project, crate_dir: PathBuf) -> bool {
+async fn rebuild(project: &Project, source: PathBuf) -> bool {
     let project = project.clone();
-    let built = tokio::task::spawn_blocking(move || project.build(&crate_dir)).await;
+    let built = tokio::task::spawn_blocking(move || project.build(&source)).await;
     match built {
         Ok(Ok(_)) => return true,
         Ok(Err(e)) => eprintln!("error: {e}"),
@@ -378,7 +390,7 @@ mod tests {
             tenants: vec!["acme".into()],
         };
         let at = |p: &str| folders.classify(&root.join(p));
-        let crate_at = |p: &str| Some(Change::Crate(root.join(p)));
+        let crate_at = |p: &str| Some(Change::Source(root.join(p)));
         assert_eq!(at("agents/a/src/lib.rs"), crate_at("agents/a"));
         assert_eq!(at("agents/a/Cargo.toml"), crate_at("agents/a"));
         assert_eq!(at("agents/a/Cargo.lock"), None);
@@ -396,19 +408,27 @@ mod tests {
         );
         assert_eq!(at("flue.toml"), Some(Change::Config));
         // A folder that appears is looked into: a crate, or a tenant's folder of crates.
-        let appeared = |p: &str| folders.new_crates(&root.join(p));
-        assert_eq!(appeared("agents/a"), [Change::Crate(root.join("agents/a"))]);
+        let appeared = |p: &str| folders.new_sources(&root.join(p));
+        assert_eq!(
+            appeared("agents/a"),
+            [Change::Source(root.join("agents/a"))]
+        );
         assert_eq!(
             appeared("agents/acme"),
-            [Change::Crate(root.join("agents/acme/b"))]
+            [Change::Source(root.join("agents/acme/b"))]
         );
         assert_eq!(
             appeared("workflows/w"),
-            [Change::Crate(root.join("workflows/w"))]
+            [Change::Source(root.join("workflows/w"))]
         );
         assert!(appeared("agents/a/src").is_empty());
         assert!(appeared("agents/a.wasm").is_empty());
         assert_eq!(at("notes.md"), None);
+        let source = |p: &str| Some(Change::Source(root.join(p)));
+        assert_eq!(at("agents/helper.py"), source("agents/helper.py"));
+        assert_eq!(at("agents/acme/helper.ts"), source("agents/acme/helper.ts"));
+        assert_eq!(at("agents/globex/helper.js"), None, "not a declared tenant");
+        assert_eq!(at("agents/a/src/helper.py"), crate_at("agents/a"));
 
         let before = fingerprint(&root.join("agents/a"));
         std::fs::write(root.join("agents/a/Cargo.lock"), "lock").unwrap();

@@ -72,7 +72,7 @@ impl Host {
     pub async fn open(options: HostOptions) -> Result<Self, Error> {
         let limits = options.config.runtime_limits();
         let runtime = Arc::new(
-            Runtime::new(limits, options.data_dir.join("cache"))
+            Runtime::new(limits, options.compile_cache_dir())
                 .map_err(|e| Error::Startup(e.to_string()))?,
         );
         let sqlite_path = options.sqlite_path();

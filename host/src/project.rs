@@ -371,6 +371,10 @@ pub struct HostOptions {
     pub agents_dir: PathBuf,
     /// Where the compile cache and the SQLite database live (default `.flue`).
     pub data_dir: PathBuf,
+    /// Where compiled machine code is kept, and the components this host refused
+    /// (`FLUE_COMPILE_CACHE`; `None`: `<data_dir>/cache`). Hosts may share one: a Python
+    /// or JavaScript agent takes seconds to compile.
+    pub compile_cache: Option<PathBuf>,
     /// A PostgreSQL database (`postgres://…`) to keep state in instead of SQLite, so
     /// that several hosts can share it (`FLUE_DATABASE_URL`).
     pub database_url: Option<String>,
@@ -396,6 +400,9 @@ impl HostOptions {
         Ok(Self {
             env: crate::models::process_env(&config.providers),
             agents_dir: dir.join("agents"),
+            compile_cache: std::env::var_os("FLUE_COMPILE_CACHE")
+                .filter(|v| !v.is_empty())
+                .map(PathBuf::from),
             data_dir,
             database_url: std::env::var("FLUE_DATABASE_URL")
                 .ok()
@@ -430,12 +437,19 @@ impl HostOptions {
     pub fn host_files(&self) -> Vec<PathBuf> {
         let files = [
             &self.data_dir,
+            &self.compile_cache_dir(),
             &self.project_dir().join("flue.toml"),
             &self.agents_dir,
             &self.workflows_dir,
             &self.skills_dir,
         ];
         files.iter().filter_map(|p| p.canonicalize().ok()).collect()
+    }
+
+    /// Where compiled machine code is kept: [`Self::compile_cache`], else
+    /// `<data_dir>/cache`.
+    pub fn compile_cache_dir(&self) -> PathBuf {
+        (self.compile_cache.clone()).unwrap_or_else(|| self.data_dir.join("cache"))
     }
 
     /// The SQLite database file, used when no PostgreSQL URL is given.
@@ -543,6 +557,7 @@ mod tests {
         let mut options = HostOptions {
             agents_dir: "agents".into(),
             data_dir: "/data".into(),
+            compile_cache: None,
             database_url: None,
             workflows_dir: "workflows".into(),
             skills_dir: "skills".into(),

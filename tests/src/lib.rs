@@ -27,20 +27,28 @@ pub fn workspace() -> PathBuf {
         .to_path_buf()
 }
 
-/// Builds a guest crate (path relative to the workspace, e.g. `agents/support_assistant`)
-/// once per process and returns its component file.
-pub fn guest(crate_path: &str) -> PathBuf {
+/// Builds a guest (path relative to the workspace: a crate such as
+/// `agents/support_assistant`, or a Python, TypeScript or JavaScript agent file) once per
+/// process with the real toolchain and returns its component file.
+pub fn guest(source: &str) -> PathBuf {
     static BUILT: OnceLock<Mutex<HashMap<String, PathBuf>>> = OnceLock::new();
     let built = BUILT.get_or_init(Default::default);
     let mut built = built.lock().unwrap_or_else(|e| e.into_inner());
     built
-        .entry(crate_path.to_string())
+        .entry(source.to_string())
         .or_insert_with(|| {
             flue_host::build::ensure_target().expect("the wasm32-wasip2 target is available");
-            flue_host::build::build_crate(&workspace().join(crate_path), None)
-                .expect("the guest crate builds")
+            let target = workspace().join("target");
+            flue_host::build::component(&workspace().join(source), &target)
+                .unwrap_or_else(|e| panic!("{source} builds: {e}"))
         })
         .clone()
+}
+
+/// The compile cache every test host shares (`target/flue-test-compile-cache`), so that
+/// each Python or JavaScript component is compiled once per machine, not per test.
+pub fn compile_cache() -> PathBuf {
+    workspace().join("target").join("flue-test-compile-cache")
 }
 
 /// A throwaway project folder: `agents/` with chosen components, and a data directory.
@@ -99,6 +107,7 @@ impl Project {
         HostOptions {
             agents_dir: self.path().join("agents"),
             data_dir: self.path().join(".flue"),
+            compile_cache: Some(compile_cache()),
             database_url: None,
             skills_dir: self.path().join("skills"),
             workflows_dir: self.path().join("workflows"),
@@ -109,7 +118,11 @@ impl Project {
 
     /// Starts a host on this project with test-sized limits.
     pub async fn host(&self, fake: &FakeProvider) -> Host {
-        let mut options = self.options(fake);
+        self.host_with(self.options(fake)).await
+    }
+
+    /// Starts a host with `options` and test-sized limits.
+    pub async fn host_with(&self, mut options: HostOptions) -> Host {
         options.config.limits.cpu_ms_per_call = Some(300);
         // Far above the CPU limit: a looping guest gives its core away on every tick, so
         // on a busy machine its 300 ms of CPU can take seconds.

@@ -81,6 +81,19 @@ pub fn component_of(source: &Path) -> PathBuf {
     source.with_extension("wasm")
 }
 
+/// Builds one agent source (a crate, a `.py`, `.ts` or `.js` file) with its language's
+/// toolchain, fetched first if need be, and returns the path of the component built
+/// under `target_dir`. Compiler errors go to stderr, pointing at the author's file.
+pub fn component(source: &Path, target_dir: &Path) -> Result<PathBuf, String> {
+    let tools = Toolchains::default();
+    match language_of(source) {
+        Some(Language::Rust) => build_crate(source, Some(target_dir)),
+        Some(Language::Python) => python::build(source, target_dir, &tools),
+        Some(Language::JavaScript) => javascript::build(source, target_dir, &tools),
+        None => Err(format!("{} is not an agent's source", source.display())),
+    }
+}
+
 /// A project's folders of sources, and where their builds go.
 #[derive(Debug, Clone)]
 pub struct Project {
@@ -144,13 +157,7 @@ impl Project {
             ));
         }
         eprintln!("Building {name}…");
-        let tools = Toolchains::default();
-        let wasm = match language_of(source) {
-            Some(Language::Rust) => build_crate(source, Some(&self.target_dir))?,
-            Some(Language::Python) => python::build(source, &self.target_dir, &tools)?,
-            Some(Language::JavaScript) => javascript::build(source, &self.target_dir, &tools)?,
-            None => return Err(format!("{} is not an agent's source", source.display())),
-        };
+        let wasm = component(source, &self.target_dir)?;
         copy_if_changed(&wasm, &dest)
             .map_err(|e| format!("cannot write {}: {e}", dest.display()))?;
         Ok(name)
