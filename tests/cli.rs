@@ -331,3 +331,31 @@ async fn dispatch_workflow_and_inspect_beside_a_running_server() {
         tokio::time::sleep(std::time::Duration::from_millis(100)).await;
     }
 }
+
+/// A TypeScript syntax error points at the file, line and column; two sources of one
+/// agent name are refused, naming both; the rest of the project still builds.
+#[tokio::test]
+async fn build_errors_point_at_the_authors_files() {
+    let fake = FakeProvider::start(flue_tests::ticket_script).await;
+    let project = Project::empty();
+    let agents = project.path().join("agents");
+    std::fs::write(
+        agents.join("broken.ts"),
+        "export default {\n  oops: ,\n};\n",
+    )
+    .unwrap();
+    std::fs::write(agents.join("twin.py"), "").unwrap();
+    std::fs::write(agents.join("twin.js"), "").unwrap();
+    let output = flue(project.path(), &fake, &["build"], &[]).await;
+    let err = stderr(&output);
+    assert!(!output.status.success(), "{err}");
+    assert!(err.contains("agents/broken.ts:2:9: error"), "{err}");
+    let twin_py = agents.join("twin.py").display().to_string();
+    let twin_js = agents.join("twin.js").display().to_string();
+    assert!(
+        err.lines()
+            .any(|l| l.contains(&twin_py) && l.contains(&twin_js) && l.contains("same agent")),
+        "{err}"
+    );
+    assert!(!agents.join("twin.wasm").exists());
+}

@@ -473,3 +473,62 @@ async fn agent_logs_show_in_flue_dev() {
     })
     .await;
 }
+
+const PY_HELPER: &str = r#"from flue import create_agent
+
+default = create_agent(lambda ctx: {
+    "model": "anthropic/claude-haiku-4-5",
+    "instructions": "version one",
+})
+"#;
+
+/// A Python agent file is rebuilt and swapped in as it is edited, while requests run
+/// and none fails; a syntax error is reported with the file and line, and the version
+/// serving keeps serving.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_edited_python_agent_is_served_and_a_syntax_error_keeps_the_old_one() {
+    let fake = FakeProvider::start(instructions).await;
+    let project = Project::new();
+    let source = project.path().join("agents/helper.py");
+    std::fs::write(&source, PY_HELPER).unwrap();
+    let target = flue_tests::workspace().join("target");
+    let built = flue_host::build::component(&source, &target).expect("the agent builds");
+    std::fs::copy(built, project.path().join("agents/helper.wasm")).unwrap();
+    let server = Server::start(project.path(), &fake, "dev", &[]).await;
+    let client = Client::new(&server.url);
+    let ask = async || {
+        let reply = client.agent("helper", "t").prompt("which?", None).await;
+        reply
+            .expect("no request fails while the agent is rebuilt")
+            .text
+    };
+    assert_eq!(ask().await, "version one");
+
+    let edited = Instant::now();
+    edit(&source, "version one", "version two");
+    while ask().await != "version two" {
+        assert!(
+            edited.elapsed() < Duration::from_secs(120),
+            "{}",
+            server.stderr()
+        );
+    }
+    eprintln!("edit -> served: {:?}", edited.elapsed());
+
+    let before = server.stderr().len();
+    edit(
+        &source,
+        "create_agent(lambda ctx: {",
+        "create_agent(lambda ctx {",
+    );
+    eventually("the syntax error is reported", async || {
+        server.stderr()[before..].contains("failed")
+    })
+    .await;
+    let log = server.stderr()[before..].to_string();
+    assert!(
+        log.contains(&format!("{}\", line 3", source.display())) && log.contains("SyntaxError"),
+        "the error names the file and line: {log}"
+    );
+    assert_eq!(ask().await, "version two", "the old version keeps serving");
+}

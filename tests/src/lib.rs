@@ -259,6 +259,7 @@ impl Server {
             .args(extra)
             .envs(provider_env(fake))
             .env("CARGO_TARGET_DIR", workspace().join("target"))
+            .env("FLUE_COMPILE_CACHE", compile_cache())
             .env_remove("FLUE_DATA_DIR")
             .env_remove("FLUE_DATABASE_URL")
             .stdout(std::process::Stdio::piped())
