@@ -1,5 +1,7 @@
 //! Core-path figures: cold start from the compile cache, instantiate + `create`, a guest
-//! tool call, and one prompt turn against an instant fake provider.
+//! tool call, and one prompt turn against an instant fake provider; then, for a Rust, a
+//! Python and a TypeScript agent side by side: compile time, a new instance, a tool call
+//! and the resident memory of an idle instance.
 //!
 //! Run with `cargo run --release -p flue-tests --bin bench-core`.
 
@@ -156,6 +158,108 @@ async fn main() {
         .collect();
     report("prompt turn, end to end (incl. HTTP + SQLite)", turns);
     report("prompt turn, host overhead (minus HTTP median)", overhead);
+
+    for (label, source, tool) in LANGUAGES {
+        language(label, source, tool).await;
+    }
+}
+
+/// One agent per language: (label, source, tool that answers at once).
+const LANGUAGES: [(&str, &str, &str); 3] = [
+    ("Rust", "agents/support_assistant", "ticket_status"),
+    ("Python", "tests/agents/py_agent.py", "whoami"),
+    ("TypeScript", "tests/agents/ts_agent.ts", "whoami"),
+];
+
+/// How many idle instances the resident-memory figure is taken over.
+const IDLE_INSTANCES: usize = 1000;
+
+/// Compile time, new instance, tool call and idle resident memory of one agent.
+async fn language(label: &str, source: &str, tool: &str) {
+    let wasm = std::fs::read(guest(source)).expect("the agent builds");
+    let cache = tempfile::tempdir().expect("a temp dir");
+    let limits = Limits {
+        max_instances: IDLE_INSTANCES as u32 + 1,
+        ..Limits::default()
+    };
+    let runtime = Runtime::new(limits, cache.path().to_path_buf()).expect("the engine starts");
+    let t = Instant::now();
+    let compiled = runtime.compile(&wasm).expect("the agent compiles");
+    let compile = t.elapsed();
+    let t = Instant::now();
+    runtime.compile(&wasm).expect("cached load");
+    println!(
+        "{label:<11} component {:>6.1} MiB, compile {compile:>8.1?}, cached load {:>8.1?}",
+        wasm.len() as f64 / (1 << 20) as f64,
+        t.elapsed()
+    );
+    let host: Arc<dyn GuestHost> = Arc::new(NoHost);
+    let start = async |i: usize| {
+        let mut instance = runtime
+            .instantiate(&compiled, host.clone(), runtime.limits())
+            .await
+            .expect("instantiates");
+        instance
+            .create("agent", &format!("id-{i}"), Vec::new(), None)
+            .await
+            .expect("creates");
+        instance
+    };
+    let instantiate = time(300, |_| async {
+        (runtime
+            .instantiate(&compiled, host.clone(), runtime.limits())
+            .await)
+            .expect("instantiates");
+    })
+    .await;
+    report(&format!("{label}: instantiate"), instantiate);
+    let new = time(300, |i| async move {
+        start(i).await;
+    })
+    .await;
+    report(&format!("{label}: instantiate + create"), new);
+
+    let mut instance = start(0).await;
+    let mut calls = Vec::with_capacity(5000);
+    for _ in 0..5000 {
+        let t = Instant::now();
+        let answer = instance.call_tool("s", tool, "{}").await.expect("no trap");
+        answer.expect("tool ok");
+        calls.push(t.elapsed());
+    }
+    report(&format!("{label}: guest tool call ({tool})"), calls);
+    drop(instance);
+
+    let before = memory();
+    let mut idle = Vec::with_capacity(IDLE_INSTANCES);
+    for i in 0..IDLE_INSTANCES {
+        idle.push(start(i).await);
+    }
+    let after = memory();
+    for (name, (was, is)) in ["resident (RSS)", "proportional (PSS)", "private dirty"]
+        .iter()
+        .zip(before.iter().zip(after))
+    {
+        println!(
+            "{:<48} {:>10.1} KiB  (over {IDLE_INSTANCES} instances)",
+            format!("{label}: {name} memory per idle instance"),
+            is.saturating_sub(*was) as f64 / IDLE_INSTANCES as f64
+        );
+    }
+}
+
+/// This process's resident, proportional and private dirty memory in KiB, from
+/// `/proc/self/smaps_rollup` (zeros where there is none). The resident set counts a
+/// page shared by many instances (a copy-on-write memory image) once per instance;
+/// the proportional set counts it once.
+fn memory() -> [usize; 3] {
+    let rollup = std::fs::read_to_string("/proc/self/smaps_rollup").unwrap_or_default();
+    let field = |name: &str| {
+        let line = rollup.lines().find(|l| l.starts_with(name));
+        let kib = line.and_then(|l| l.split_whitespace().nth(1)?.parse().ok());
+        kib.unwrap_or(0)
+    };
+    [field("Rss:"), field("Pss:"), field("Private_Dirty:")]
 }
 
 fn median(samples: &[Duration]) -> Duration {

@@ -59,17 +59,31 @@ def world(module) -> type:
 
 
 def _initialize(initialize, context):
-    takes_ctx = any(
-        p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD, p.VAR_POSITIONAL)
-        for p in inspect.signature(initialize).parameters.values()
-    )
+    takes_ctx, _ = _parameters(initialize)
     return initialize(context) if takes_ctx else initialize()
 
 
 def _execute(execute, arguments):
-    if "signal" in inspect.signature(execute).parameters:
-        return execute(arguments, signal=None)
-    return execute(arguments)
+    _, takes_signal = _parameters(execute)
+    return execute(arguments, signal=None) if takes_signal else execute(arguments)
+
+
+def _parameters(function):
+    """Whether ``function`` takes a positional argument, and a ``signal`` one. Read from
+    its code object where it has one: ``inspect.signature`` costs a tool call more than
+    the tool itself."""
+    code = getattr(function, "__code__", None)
+    if code is None:
+        parameters = inspect.signature(function).parameters.values()
+        positional = any(
+            p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD, p.VAR_POSITIONAL)
+            for p in parameters
+        )
+        return positional, any(p.name == "signal" for p in parameters)
+    bound = 1 if inspect.ismethod(function) else 0
+    named = code.co_varnames[: code.co_argcount + code.co_kwonlyargcount]
+    positional = code.co_argcount > bound or bool(code.co_flags & inspect.CO_VARARGS)
+    return positional, "signal" in named
 
 
 def _payload(text):
