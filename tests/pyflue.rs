@@ -6,10 +6,11 @@ use serde_json::{Value, json};
 
 /// Runs one of the Python scripts in `tests/pyflue/` against `url` and returns what it
 /// printed.
-async fn pyflue(script: &str, url: &str) -> Value {
+async fn pyflue(script: &str, url: &str, args: &[&str]) -> Value {
     let output = tokio::process::Command::new("python3")
         .arg(workspace().join("tests/pyflue").join(script))
         .arg(url)
+        .args(args)
         .output()
         .await
         .expect("python3 runs");
@@ -26,13 +27,45 @@ async fn the_pyflue_client_works_unchanged() {
     let fake = FakeProvider::start(ticket_script).await;
     let project = Project::new();
     let server = Server::start(project.path(), &fake, "serve", &[]).await;
-    let seen = pyflue("client_check.py", &server.url).await;
-
-    assert_eq!(seen["health"]["ok"], true);
+    let seen = pyflue("client_check.py", &server.url, &[]).await;
     assert_eq!(
         seen["agents"],
         serde_json::json!(["hostile", "support_assistant"])
     );
+    check_client_session(&seen, &fake);
+}
+
+/// The same client against the Python and TypeScript versions of the support example.
+#[tokio::test]
+async fn the_pyflue_client_talks_to_python_and_typescript_agents_unchanged() {
+    let project = Project::empty();
+    for example in ["support_python", "support_typescript"] {
+        let source = match example {
+            "support_python" => "agents/support_python.py",
+            _ => "agents/support_typescript.ts",
+        };
+        project.add_agent(example, &guest(source));
+    }
+    let fake = FakeProvider::start(ticket_script).await;
+    let server = Server::start(project.path(), &fake, "serve", &[]).await;
+    for example in ["support_python", "support_typescript"] {
+        let fake_before = fake.requests().len();
+        let seen = pyflue("client_check.py", &server.url, &[example]).await;
+        assert_eq!(
+            seen["agents"],
+            json!(["support_python", "support_typescript"])
+        );
+        assert!(fake.requests().len() > fake_before);
+        check_client_session(&seen, &fake);
+        let text = seen["invoked"]["result"]["text"].as_str().unwrap();
+        assert!(text.contains("refund approved"), "{example}: {text}");
+    }
+}
+
+/// What `client_check.py` saw of one agent: a prompt, a stream and two WebSocket
+/// prompts of instance `ticket-8472`, whose tool knows its ticket.
+fn check_client_session(seen: &Value, fake: &FakeProvider) {
+    assert_eq!(seen["health"]["ok"], true);
     let text = seen["invoked"]["result"]["text"].as_str().unwrap();
     assert!(text.contains("Ticket ticket-8472: open"), "{text}");
 
@@ -95,7 +128,7 @@ async fn the_pyflue_client_works_with_keys_workflows_runs_and_admin() {
         .unwrap();
     assert_eq!(anonymous.status(), 401, "keys are required");
     let url = server.url.replace("http://", "http://admin:admin-key@");
-    let seen = pyflue("client_keys_check.py", &url).await;
+    let seen = pyflue("client_keys_check.py", &url, &[]).await;
 
     assert!(
         seen["invoked"]["result"]["text"]
