@@ -32,12 +32,17 @@ pub struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
-    /// Create a new agent crate: agents/<name>, or agents/<tenant>/<name> for
-    /// `<tenant>/<name>`.
+    /// Create a new agent: a crate agents/<name>/ (agents/<tenant>/<name>/ for
+    /// `<tenant>/<name>`), or one file for a name ending in .py, .ts or .js.
     New { name: String },
-    /// Build every agent crate (agents/<name>/, agents/<tenant>/<name>/) into
-    /// <name>.wasm beside it, and every workflow crate under workflows/.
+    /// Build every agent (crates agents/<name>/ and files agents/<name>.py|.ts|.js,
+    /// also in tenants' folders) into <name>.wasm beside it, and every workflow crate
+    /// under workflows/.
     Build,
+    /// Install the pinned compilers of Python and TypeScript/JavaScript agents into the
+    /// tool cache (FLUE_TOOLS_DIR, else ~/.cache/flue/tools); builds otherwise fetch
+    /// them the first time they need them.
+    Toolchains,
     /// Send one prompt to an agent instance and print the answer.
     Run {
         agent: String,
@@ -140,6 +145,13 @@ pub async fn run(cli: Cli) -> Result<(), String> {
                 .map(|c| c.tenant_names())
                 .unwrap_or_default();
             scaffold::new_agent(&cli.project, name, &tenants)
+        }
+        Command::Toolchains => {
+            let tools = crate::build::Toolchains::default();
+            let python = tools.componentize_py()?;
+            let node = tools.node_modules()?;
+            eprintln!("Python agents: {}\nJavaScript and TypeScript agents: {}", python.display(), node.display());
+            Ok(())
         }
         Command::Build => {
             let options = project_options(&cli)?;

@@ -44,9 +44,21 @@ wit-bindgen = "0.61"
 "#;
 
 /// Writes `agents/<name>/` (or `agents/<tenant>/<name>/` for `tenant/name`) with
-/// `Cargo.toml` and `src/lib.rs`, and the SDK into the project if it has none.
-/// `tenants` are `flue.toml`'s, to warn about a folder no tenant owns.
+/// `Cargo.toml` and `src/lib.rs`, and the SDK into the project if it has none; for a
+/// name ending in `.py`, `.ts` or `.js`, the one agent file instead (its SDK ships in
+/// `flue`). `tenants` are `flue.toml`'s, to warn about a folder no tenant owns.
 pub fn new_agent(project: &Path, name: &str, tenants: &[String]) -> Result<(), String> {
+    let (name, template) = match name.rsplit_once('.') {
+        Some((stem, extension)) => match FILE_TEMPLATES.iter().find(|(x, _)| *x == extension) {
+            Some(&(extension, template)) => (stem, Some((extension, template))),
+            None => {
+                return Err(format!(
+                    "'{name}': an agent file ends in .py, .ts or .js; a crate's name has no extension"
+                ));
+            }
+        },
+        None => (name, None),
+    };
     let parts: Vec<&str> = name.split('/').collect();
     let (tenant, agent) = match parts.as_slice() {
         [agent] => (None, *agent),
@@ -67,8 +79,27 @@ pub fn new_agent(project: &Path, name: &str, tenants: &[String]) -> Result<(), S
         Some(tenant) => agents_dir.join(tenant).join(agent),
         None => agents_dir.join(agent),
     };
-    if dir.exists() {
-        return Err(format!("{} already exists", dir.display()));
+    let taken = std::iter::once(dir.clone())
+        .chain(FILE_TEMPLATES.iter().map(|(x, _)| dir.with_extension(x)))
+        .find(|p| p.exists());
+    if let Some(taken) = taken {
+        return Err(format!(
+            "{} already names agent '{agent}'",
+            taken.display()
+        ));
+    }
+    if let Some((extension, template)) = template {
+        if extension == "py" && agent.contains('-') {
+            return Err(format!(
+                "'{agent}' cannot name a Python agent: its file is a module, use '_' instead of '-'"
+            ));
+        }
+        let file = dir.with_extension(extension);
+        let io = |e: std::io::Error| format!("cannot write {}: {e}", file.display());
+        std::fs::create_dir_all(file.parent().unwrap_or(project)).map_err(io)?;
+        std::fs::write(&file, template).map_err(io)?;
+        eprintln!("Created {}; build it with `flue build`.", file.display());
+        return Ok(());
     }
     write_sdk(project)?;
     let sdk = "../".repeat(parts.len() + 1) + "guest-sdk";
@@ -149,6 +180,75 @@ fn build(ctx: &CreateContext) -> AgentConfig {
 }
 
 flue_sdk::export_agent!(build);
+"#;
+
+/// Agent files by extension: a Python (PyFlue) module, a TypeScript and a JavaScript
+/// (Flue) module.
+const FILE_TEMPLATES: &[(&str, &str)] = &[
+    ("py", PY_AGENT),
+    ("ts", TS_AGENT),
+    ("js", JS_AGENT),
+];
+
+const PY_AGENT: &str = r#""""An agent. `flue build` compiles it to a WebAssembly component."""
+
+from flue import create_agent, define_tool
+
+
+def build(ctx):
+    return {
+        "model": "anthropic/claude-haiku-4-5",
+        "instructions": f"You are a helpful assistant for {ctx.id}.",
+        "tools": [
+            define_tool(
+                "echo",
+                lambda args: args["text"],
+                description="Repeat the given text.",
+                parameters={
+                    "type": "object",
+                    "properties": {"text": {"type": "string"}},
+                    "required": ["text"],
+                },
+            )
+        ],
+    }
+
+
+default = create_agent(build)
+"#;
+
+const TS_AGENT: &str = r#"// An agent. `flue build` compiles it to a WebAssembly component.
+import { createAgent, defineTool, Type } from '@flue/runtime';
+
+export default createAgent(({ id }: { id: string }) => ({
+  model: 'anthropic/claude-haiku-4-5',
+  instructions: `You are a helpful assistant for ${id}.`,
+  tools: [
+    defineTool({
+      name: 'echo',
+      description: 'Repeat the given text.',
+      parameters: Type.Object({ text: Type.String() }),
+      execute: async ({ text }: { text: string }) => text,
+    }),
+  ],
+}));
+"#;
+
+const JS_AGENT: &str = r#"// An agent. `flue build` compiles it to a WebAssembly component.
+import { createAgent, defineTool } from '@flue/runtime';
+
+export default createAgent(({ id }) => ({
+  model: 'anthropic/claude-haiku-4-5',
+  instructions: `You are a helpful assistant for ${id}.`,
+  tools: [
+    defineTool({
+      name: 'echo',
+      description: 'Repeat the given text.',
+      parameters: { type: 'object', properties: { text: { type: 'string' } }, required: ['text'] },
+      execute: async ({ text }) => text,
+    }),
+  ],
+}));
 "#;
 
 #[cfg(test)]
