@@ -6,7 +6,7 @@ use std::time::{Duration, Instant};
 
 use flue_host::{Error, Host};
 use flue_tests::hostile::{healthy_answer, tool_by_prompt};
-use flue_tests::{FakeProvider, Project, guest};
+use flue_tests::{FakeProvider, Project, Reply, Turn, guest};
 
 /// The agents under test: a PyFlue-style module and a Flue-style TypeScript module.
 const AGENTS: [(&str, &str); 2] = [
@@ -124,9 +124,20 @@ async fn a_loop_or_a_memory_bomb_fails_its_own_call_only() {
     assert!(healthy_answer(&host).await.contains("ticket-1"));
 }
 
+/// [`tool_by_prompt`], and a short answer to a tool's own question (`host.complete`).
+fn answering_tools(turn: &Turn) -> Reply {
+    match turn.system.as_deref() {
+        Some("Answer briefly.") => Reply::Text(format!(
+            "guest asked: {}",
+            turn.last_user_text.clone().unwrap_or_default()
+        )),
+        _ => tool_by_prompt(turn),
+    }
+}
+
 #[tokio::test]
 async fn host_calls_state_and_sessions_persist() {
-    let fake = FakeProvider::start(tool_by_prompt).await;
+    let fake = FakeProvider::start(answering_tools).await;
     let project = project();
     {
         let host = project.host(&fake).await;

@@ -35,6 +35,11 @@ def remember(args):
     return "stored"
 
 
+def ask(args):
+    answer = host.complete(args["question"], system="Answer briefly.")
+    return f"{answer.text} ({answer.model}, {answer.output_tokens} tokens out)"
+
+
 def build(ctx):
     ticket = ctx.id
     return {
@@ -51,6 +56,7 @@ def build(ctx):
             define_tool("remember", remember, description="Stores a value."),
             define_tool("recall", lambda args: host.get_state(args["key"]) or "nothing",
                         description="Reads a stored value."),
+            define_tool("ask", ask, description="Asks the model."),
             define_tool("history", lambda args: len(host.history(args.get("session", "s"))),
                         description="Counts a session's messages."),
         ],

@@ -59,6 +59,15 @@ export default createAgent(async ({ id }: Context) => ({
       execute: async ({ key }: { key: string }) => host.getState(key) ?? 'nothing',
     }),
     defineTool({
+      name: 'ask',
+      description: 'Asks the model.',
+      parameters: Type.Object({ question: Type.String() }),
+      execute: async ({ question }: { question: string }) => {
+        const answer = host.complete(question, { system: 'Answer briefly.' });
+        return `${answer.text} (${answer.model}, ${answer.usage.outputTokens} tokens out)`;
+      },
+    }),
+    defineTool({
       name: 'spin',
       description: 'Loops forever.',
       parameters: Type.Object({}),

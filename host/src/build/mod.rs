@@ -300,7 +300,7 @@ mod tests {
     use super::*;
 
     #[test]
-    fn crates_are_found_directly_and_in_tenant_folders() {
+    fn sources_are_found_directly_and_in_tenant_folders() {
         let dir = std::env::temp_dir().join(format!("flue-crates-{}", std::process::id()));
         for folder in [
             "agents/a/src",
@@ -313,6 +313,14 @@ mod tests {
         for manifest in ["agents/a", "agents/acme/b", "workflows/w"] {
             std::fs::write(dir.join(manifest).join("Cargo.toml"), "").unwrap();
         }
+        for file in [
+            "agents/p.py",
+            "agents/acme/t.ts",
+            "agents/notes.md",
+            "workflows/x.py",
+        ] {
+            std::fs::write(dir.join(file), "").unwrap();
+        }
         let project = Project {
             agents_dir: dir.join("agents"),
             workflows_dir: dir.join("workflows"),
@@ -323,6 +331,29 @@ mod tests {
         let names: Vec<String> = agents.iter().map(|c| project.name_of(c)).collect();
         assert_eq!(names, ["a", "acme/b"]);
         assert_eq!(project.name_of(&dir.join("workflows/w")), "w");
+        let sources = sources_in(&project.agents_dir);
+        let names: Vec<String> = sources.iter().map(|c| project.name_of(c)).collect();
+        assert_eq!(names, ["a", "acme/b", "acme/t", "p"]);
+        assert_eq!(
+            language_of(&dir.join("agents/p.py")),
+            Some(Language::Python)
+        );
+        assert_eq!(
+            language_of(&dir.join("agents/acme/t.ts")),
+            Some(Language::JavaScript)
+        );
+        assert_eq!(
+            component_of(&dir.join("agents/p.py")),
+            dir.join("agents/p.wasm")
+        );
+        assert_eq!(crates_in(&project.workflows_dir), [dir.join("workflows/w")]);
+
+        std::fs::write(dir.join("agents/a.js"), "").unwrap();
+        let clash = project.build(&dir.join("agents/a.js")).unwrap_err();
+        assert!(
+            clash.contains("agents/a.js") && clash.contains("agents/a"),
+            "{clash}"
+        );
         std::fs::remove_dir_all(dir).unwrap();
     }
 }

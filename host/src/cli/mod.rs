@@ -150,7 +150,11 @@ pub async fn run(cli: Cli) -> Result<(), String> {
             let tools = crate::build::Toolchains::default();
             let python = tools.componentize_py()?;
             let node = tools.node_modules()?;
-            eprintln!("Python agents: {}\nJavaScript and TypeScript agents: {}", python.display(), node.display());
+            eprintln!(
+                "Python agents: {}\nJavaScript and TypeScript agents: {}",
+                python.display(),
+                node.display()
+            );
             Ok(())
         }
         Command::Build => {

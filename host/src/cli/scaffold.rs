@@ -83,10 +83,7 @@ pub fn new_agent(project: &Path, name: &str, tenants: &[String]) -> Result<(), S
         .chain(FILE_TEMPLATES.iter().map(|(x, _)| dir.with_extension(x)))
         .find(|p| p.exists());
     if let Some(taken) = taken {
-        return Err(format!(
-            "{} already names agent '{agent}'",
-            taken.display()
-        ));
+        return Err(format!("{} already names agent '{agent}'", taken.display()));
     }
     if let Some((extension, template)) = template {
         if extension == "py" && agent.contains('-') {
@@ -184,11 +181,7 @@ flue_sdk::export_agent!(build);
 
 /// Agent files by extension: a Python (PyFlue) module, a TypeScript and a JavaScript
 /// (Flue) module.
-const FILE_TEMPLATES: &[(&str, &str)] = &[
-    ("py", PY_AGENT),
-    ("ts", TS_AGENT),
-    ("js", JS_AGENT),
-];
+const FILE_TEMPLATES: &[(&str, &str)] = &[("py", PY_AGENT), ("ts", TS_AGENT), ("js", JS_AGENT)];
 
 const PY_AGENT: &str = r#""""An agent. `flue build` compiles it to a WebAssembly component."""
 

@@ -1,7 +1,12 @@
 //! An agent of the retired `flue:agent@0.1.0` contract (its WIT is kept beside it):
 //! the host must refuse it with a message that says to rebuild.
 
-wit_bindgen::generate!({ path: "wit", world: "flue:agent/agent" });
+#[allow(clippy::too_many_arguments)]
+mod bindings {
+    wit_bindgen::generate!({ path: "wit", world: "flue:agent/agent", pub_export_macro: true });
+}
+
+use bindings::{AgentConfig, Guest, flue};
 
 struct Old;
 
@@ -15,4 +20,4 @@ impl Guest for Old {
     }
 }
 
-export!(Old);
+bindings::export!(Old with_types_in bindings);
