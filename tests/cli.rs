@@ -358,4 +358,24 @@ async fn build_errors_point_at_the_authors_files() {
         "{err}"
     );
     assert!(!agents.join("twin.wasm").exists());
+
+    // Without python3 and node on PATH, each agent that needs one says what to install.
+    std::fs::remove_file(agents.join("twin.js")).unwrap();
+    let no_tools = tempfile::tempdir().unwrap();
+    let output = tokio::process::Command::new(flue_binary())
+        .arg("--project")
+        .arg(project.path())
+        .arg("build")
+        .env("PATH", no_tools.path())
+        .output()
+        .await
+        .unwrap();
+    let err = stderr(&output);
+    assert!(!output.status.success(), "{err}");
+    for (program, what) in [("python3", "Python 3.9 or newer"), ("node", "Node.js 18")] {
+        assert!(
+            err.contains(&format!("needs `{program}`, which was not found")) && err.contains(what),
+            "{err}"
+        );
+    }
 }

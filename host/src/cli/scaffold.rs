@@ -83,7 +83,10 @@ pub fn new_agent(project: &Path, name: &str, tenants: &[String]) -> Result<(), S
         .chain(FILE_TEMPLATES.iter().map(|(x, _)| dir.with_extension(x)))
         .find(|p| p.exists());
     if let Some(taken) = taken {
-        return Err(format!("{} already names agent '{agent}'", taken.display()));
+        return Err(format!(
+            "{} already exists: it is agent '{agent}'",
+            taken.display()
+        ));
     }
     if let Some((extension, template)) = template {
         if extension == "py" && agent.contains('-') {

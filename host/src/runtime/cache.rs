@@ -12,14 +12,18 @@ use wasmtime::component::Component;
 
 use super::GuestError;
 
-/// Returns the component for `wasm`, its SHA-256, and whether it came from the cache.
+/// Returns the component for `wasm`, its SHA-256, and whether it came from the cache;
+/// `world` (`agent`, `workflow`) names what the caller expects it to be, for the
+/// refusals remembered.
 pub fn load_or_compile(
     engine: &Engine,
     cache_dir: &Path,
     wasm: &[u8],
+    world: &str,
 ) -> Result<(Component, String, bool), GuestError> {
     let digest = digest(wasm);
-    if let Ok(reason) = std::fs::read_to_string(refusal_path(engine, cache_dir, &digest)) {
+    let refusal = refusal_path(engine, cache_dir, &digest, world);
+    if let Ok(reason) = std::fs::read_to_string(&refusal) {
         return Err(GuestError::Invalid(reason));
     }
     let path = artifact_path(engine, cache_dir, &digest);
@@ -37,23 +41,35 @@ pub fn load_or_compile(
             "the file is not WebAssembly (no \\0asm header)".into(),
         ));
     }
-    let artifact = engine.precompile_component(wasm).map_err(|e| {
-        let reason = format!("{}", e.root_cause());
-        remember_refusal(engine, cache_dir, &digest, &reason);
+    let refuse = |reason: String| {
+        remember(&refusal, &reason);
         GuestError::Invalid(reason)
-    })?;
-    store_artifact(&path, &artifact)?;
-    // SAFETY: as above: the bytes were produced by this engine a moment ago.
+    };
+    let artifact =
+        (engine.precompile_component(wasm)).map_err(|e| refuse(format!("{}", e.root_cause())))?;
+    // SAFETY: as above: the bytes were produced by this engine a moment ago. What fails
+    // here is what the engine's limits refuse (more core instances than the pool holds).
     let component = unsafe { Component::deserialize(engine, &artifact) }
-        .map_err(|e| GuestError::Host(format!("cannot load a freshly compiled artifact: {e}")))?;
+        .map_err(|e| refuse(format!("{}", e.root_cause())))?;
+    store_artifact(&path, &artifact)?;
     Ok((component, digest, false))
 }
 
-/// Remembers why the component `digest` names was refused. Kept per engine and per
-/// host version, since another host may accept it; a failure to write is only logged.
-pub fn remember_refusal(engine: &Engine, cache_dir: &Path, digest: &str, reason: &str) {
-    let path = refusal_path(engine, cache_dir, digest);
-    if let Err(e) = store_artifact(&path, reason.as_bytes()) {
+/// Remembers why the component `digest` names was refused as a `world`. Kept per
+/// engine and per host version, since another host may accept it.
+pub fn remember_refusal(
+    engine: &Engine,
+    cache_dir: &Path,
+    digest: &str,
+    world: &str,
+    reason: &str,
+) {
+    remember(&refusal_path(engine, cache_dir, digest, world), reason);
+}
+
+/// Writes a refusal's reason; a failure to write is only logged.
+fn remember(path: &Path, reason: &str) {
+    if let Err(e) = store_artifact(path, reason.as_bytes()) {
         tracing::warn!("{e}");
     }
 }
@@ -62,10 +78,10 @@ fn artifact_path(engine: &Engine, cache_dir: &Path, digest: &str) -> PathBuf {
     engine_dir(engine, cache_dir).join(format!("{digest}.cwasm"))
 }
 
-fn refusal_path(engine: &Engine, cache_dir: &Path, digest: &str) -> PathBuf {
+fn refusal_path(engine: &Engine, cache_dir: &Path, digest: &str, world: &str) -> PathBuf {
     let host = env!("CARGO_PKG_VERSION");
     let wit = super::WIT_VERSION;
-    engine_dir(engine, cache_dir).join(format!("{digest}.refused-{host}-wit{wit}"))
+    engine_dir(engine, cache_dir).join(format!("{digest}.refused-{world}-{host}-wit{wit}"))
 }
 
 fn engine_dir(engine: &Engine, cache_dir: &Path) -> PathBuf {

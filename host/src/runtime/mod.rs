@@ -203,7 +203,7 @@ impl Runtime {
     /// JavaScript agent); call it off the async workers. A refused component is
     /// remembered, so the same bytes are refused again without compiling.
     pub fn compile(&self, wasm: &[u8]) -> Result<CompiledAgent, GuestError> {
-        let (component, digest, from_cache) = self.load(wasm)?;
+        let (component, digest, from_cache) = self.load(wasm, "agent")?;
         let checked = contract::check(&self.engine, &component).and_then(|()| {
             let pre = self
                 .linker
@@ -212,7 +212,7 @@ impl Runtime {
                 .map_err(|e| GuestError::Invalid(format!("{e}")))?;
             Ok((pre, authorize_export(&component)?))
         });
-        let (pre, authorize) = checked.inspect_err(|e| self.refuse(&digest, e))?;
+        let (pre, authorize) = checked.inspect_err(|e| self.refuse(&digest, "agent", e))?;
         Ok(CompiledAgent {
             pre,
             authorize,
@@ -224,7 +224,7 @@ impl Runtime {
     /// Compiles (or loads from cache) a component and checks it is a workflow.
     /// Blocking, like [`Self::compile`].
     pub fn compile_workflow(&self, wasm: &[u8]) -> Result<CompiledWorkflow, GuestError> {
-        let (component, digest, _) = self.load(wasm)?;
+        let (component, digest, _) = self.load(wasm, "workflow")?;
         let pre = contract::check(&self.engine, &component)
             .and_then(|()| {
                 self.workflow_linker
@@ -232,18 +232,18 @@ impl Runtime {
                     .and_then(WorkflowPre::new)
                     .map_err(|e| GuestError::Invalid(format!("{e}")))
             })
-            .inspect_err(|e| self.refuse(&digest, e))?;
+            .inspect_err(|e| self.refuse(&digest, "workflow", e))?;
         Ok(CompiledWorkflow { pre })
     }
 
-    fn load(&self, wasm: &[u8]) -> Result<(Component, String, bool), GuestError> {
-        cache::load_or_compile(&self.engine, &self.cache_dir, wasm)
+    fn load(&self, wasm: &[u8], world: &str) -> Result<(Component, String, bool), GuestError> {
+        cache::load_or_compile(&self.engine, &self.cache_dir, wasm, world)
     }
 
-    /// Remembers that the component `digest` names was refused, and why.
-    fn refuse(&self, digest: &str, error: &GuestError) {
+    /// Remembers that the component `digest` names was refused as a `world`, and why.
+    fn refuse(&self, digest: &str, world: &str, error: &GuestError) {
         if let GuestError::Invalid(reason) = error {
-            cache::remember_refusal(&self.engine, &self.cache_dir, digest, reason);
+            cache::remember_refusal(&self.engine, &self.cache_dir, digest, world, reason);
         }
     }
 
