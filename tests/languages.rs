@@ -88,8 +88,13 @@ async fn a_tool_that_raises_is_an_error_the_model_sees() {
         let said = call(&host, agent, "t", "whoami").await.unwrap();
         assert_eq!(said, "tool said: t", "{agent}: the instance lives on");
     }
-    let unknown = call(&host, "py_agent", "t", "nope").await.unwrap();
-    assert!(unknown.contains("nope"), "{unknown}");
+    for (agent, _) in AGENTS {
+        let said = call(&host, agent, "t", "bad_model").await.unwrap();
+        assert!(
+            said.starts_with("tool said: invalid") && said.contains("nowhere"),
+            "{agent}: a failed host call is a HostError of its kind: {said}"
+        );
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

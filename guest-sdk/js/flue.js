@@ -157,14 +157,14 @@ export async function __create(agent, ctx) {
   return {
     profile: config.profile ? profile(config.profile) : undefined,
     model: model(config.model),
-    instructions: config.instructions,
+    instructions: str(config.instructions, 'instructions'),
     thinkingLevel: thinking(config.thinkingLevel),
     tools: tools(config.tools),
     skills: skills(config.skills),
     subagents: (config.subagents ?? []).map(subagent),
-    compaction: compaction(config.compaction),
+    compaction: compaction(config.compaction ?? config.profile?.compaction),
     sandbox: sandbox(config.sandbox),
-    cwd: config.cwd,
+    cwd: str(config.cwd, 'cwd'),
     persist: config.persist === undefined ? undefined : Boolean(config.persist),
   };
 }
@@ -177,7 +177,7 @@ export async function __callTool(name, args) {
   return typeof result === 'string' ? result : JSON.stringify(result ?? null);
 }
 
-/** An error's text for the host: the message, with a stack where there is one. */
+/** An error's text for the host: `Name: message`, or a host call's failure as sent. */
 export function __describe(e) {
   if (e && typeof e === 'object' && 'payload' in e && !(e instanceof Error)) {
     return typeof e.payload === 'string' ? e.payload : JSON.stringify(e.payload);
@@ -206,7 +206,22 @@ function onlyKeys(object, allowed, where) {
 }
 
 function model(value) {
-  return typeof value === 'string' ? value : undefined;
+  if (value === undefined || value === null || value === false || value === '') return undefined;
+  return str(value, 'model');
+}
+
+// The component carries strings only where WIT says string: anything else would trap.
+function str(value, field) {
+  if (value === undefined || value === null || typeof value === 'string') return value ?? undefined;
+  throw new TypeError(`${field} must be a string, not ${typeof value} ${JSON.stringify(value)}`);
+}
+
+function u32(value, field) {
+  if (value === undefined || value === null) return undefined;
+  if (!Number.isInteger(value) || value < 0 || value >= 2 ** 32) {
+    throw new TypeError(`${field} must be a whole number from 0 to 2**32 - 1, not ${value}`);
+  }
+  return value;
 }
 
 function thinking(level) {
@@ -230,34 +245,49 @@ function sandbox(value) {
 function compaction(value) {
   if (value === undefined || value === null) return undefined;
   if (value === false) return { enabled: false };
-  return { enabled: value.enabled ?? true, maxTokens: value.maxTokens, keepRecent: value.keepRecent };
+  onlyKeys(value, ['enabled', 'maxTokens', 'keepRecent', 'contextWindowTokens', 'reserveTokens'], 'compaction');
+  let maxTokens = value.maxTokens;
+  if (maxTokens === undefined && value.contextWindowTokens !== undefined) {
+    maxTokens = Math.max(value.contextWindowTokens - (value.reserveTokens ?? 16384), 0);
+  }
+  return {
+    enabled: Boolean(value.enabled ?? true),
+    maxTokens: u32(maxTokens, 'compaction maxTokens'),
+    keepRecent: u32(value.keepRecent, 'compaction keepRecent'),
+  };
 }
 
 function tools(list) {
-  return (list ?? []).map((tool) => {
+  return (list ?? []).map((tool, index) => {
+    if (!tool || typeof tool.name !== 'string' || !tool.name) {
+      throw new TypeError(`tools[${index}] must come from defineTool({ name, ... })`);
+    }
     handlers.set(tool.name, tool);
     return {
       name: tool.name,
-      description: tool.description ?? '',
+      description: str(tool.description, `tool '${tool.name}' description`) ?? '',
       parameters: JSON.stringify(tool.parameters ?? { type: 'object', properties: {} }),
     };
   });
 }
 
 function skills(list) {
-  return (list ?? []).map((s) => ({
-    name: s.name,
-    description: s.description ?? '',
-    body: s.body ?? s.content ?? '',
-  }));
+  return (list ?? []).map((s, index) => {
+    if (!s || typeof s.name !== 'string' || !s.name) throw new TypeError(`skills[${index}] needs a name`);
+    return {
+      name: s.name,
+      description: str(s.description, `skill '${s.name}' description`) ?? '',
+      body: str(s.body ?? s.content, `skill '${s.name}' body`) ?? '',
+    };
+  });
 }
 
 function profile(p) {
   onlyKeys(p, PROFILE_KEYS, 'profile');
   return {
-    name: p.name,
+    name: str(p.name, 'profile name'),
     model: model(p.model),
-    instructions: p.instructions,
+    instructions: str(p.instructions, 'profile instructions'),
     thinkingLevel: thinking(p.thinkingLevel),
     tools: tools(p.tools),
     skills: skills(p.skills),
@@ -267,12 +297,13 @@ function profile(p) {
 
 function subagent(p) {
   onlyKeys(p, PROFILE_KEYS, `subagent '${p && p.name}'`);
+  if (typeof p.name !== 'string' || !p.name) throw new TypeError('every subagent needs a name');
   return {
     name: p.name,
-    description: p.description ?? '',
-    agent: p.agent,
+    description: str(p.description, 'subagent description') ?? '',
+    agent: str(p.agent, 'subagent agent'),
     model: model(p.model),
-    instructions: p.instructions,
+    instructions: str(p.instructions, 'subagent instructions'),
     thinkingLevel: thinking(p.thinkingLevel),
     tools: tools(p.tools),
     skills: skills(p.skills),

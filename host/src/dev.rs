@@ -151,7 +151,9 @@ impl Folders {
             };
             return match file {
                 Some(file) if is_component(file) => Some(Change::Agent(path.to_path_buf())),
-                Some(file) if is_source_file(file) => Some(Change::Source(path.to_path_buf())),
+                Some(file) if build::is_agent_file_name(file) => {
+                    Some(Change::Source(path.to_path_buf()))
+                }
                 _ => None,
             };
         }
@@ -196,11 +198,6 @@ impl Folders {
 
 fn is_component(file: &str) -> bool {
     file.ends_with(".wasm")
-}
-
-/// Whether a file in `agents/` is a Python, TypeScript or JavaScript agent.
-fn is_source_file(file: &str) -> bool {
-    [".py", ".ts", ".js"].iter().any(|x| file.ends_with(x))
 }
 
 /// The crate a path (as `parts` below `root`) belongs to, if a crate's folder lies at
@@ -429,6 +426,9 @@ mod tests {
         assert_eq!(at("agents/acme/helper.ts"), source("agents/acme/helper.ts"));
         assert_eq!(at("agents/globex/helper.js"), None, "not a declared tenant");
         assert_eq!(at("agents/a/src/helper.py"), crate_at("agents/a"));
+        for not_agents in ["agents/.#helper.py", "agents/env.d.ts", "agents/helper.py~"] {
+            assert_eq!(at(not_agents), None, "{not_agents}");
+        }
 
         let before = fingerprint(&root.join("agents/a"));
         std::fs::write(root.join("agents/a/Cargo.lock"), "lock").unwrap();

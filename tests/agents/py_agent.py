@@ -1,7 +1,7 @@
 """A test agent written as a PyFlue agent module, with tools that use the host and
 tools that misbehave."""
 
-from flue import host
+from flue import HostError, host
 from pyflue import create_agent, define_agent_profile, define_tool
 
 base = define_agent_profile({
@@ -40,6 +40,14 @@ def ask(args):
     return f"{answer.text} ({answer.model}, {answer.output_tokens} tokens out)"
 
 
+def bad_model(args):
+    try:
+        host.complete("hi", model="nowhere/none")
+    except HostError as e:
+        return f"{e.kind}: {e.message}"
+    return "no error"
+
+
 def build(ctx):
     ticket = ctx.id
     return {
@@ -57,6 +65,7 @@ def build(ctx):
             define_tool("recall", lambda args: host.get_state(args["key"]) or "nothing",
                         description="Reads a stored value."),
             define_tool("ask", ask, description="Asks the model."),
+            define_tool("bad_model", bad_model, description="Asks a model that is not there."),
             define_tool("history", lambda args: len(host.history(args.get("session", "s"))),
                         description="Counts a session's messages."),
         ],

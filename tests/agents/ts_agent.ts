@@ -1,5 +1,5 @@
 // A test agent written as a Flue TypeScript agent module.
-import { createAgent, defineAgentProfile, defineTool, host, Type } from '@flue/runtime';
+import { createAgent, defineAgentProfile, defineTool, host, HostError, Type } from '@flue/runtime';
 
 interface Context {
   id: string;
@@ -65,6 +65,20 @@ export default createAgent(async ({ id }: Context) => ({
       execute: async ({ question }: { question: string }) => {
         const answer = host.complete(question, { system: 'Answer briefly.' });
         return `${answer.text} (${answer.model}, ${answer.usage.outputTokens} tokens out)`;
+      },
+    }),
+    defineTool({
+      name: 'bad_model',
+      description: 'Asks a model that is not there.',
+      parameters: Type.Object({}),
+      execute: async () => {
+        try {
+          host.complete('hi', { model: 'nowhere/none' });
+        } catch (e) {
+          if (e instanceof HostError) return `${e.kind}: ${e.message}`;
+          throw e;
+        }
+        return 'no error';
       },
     }),
     defineTool({

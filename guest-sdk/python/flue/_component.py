@@ -22,13 +22,13 @@ from . import (
 _NO_PARAMETERS = {"type": "object", "properties": {}}
 
 
-def world(module) -> type:
+def world(module, file_name: str) -> type:
     """The ``WitWorld`` class componentize-py exports, serving ``module``'s agent (its
-    ``default``, else its ``agent``)."""
+    ``default``, else its ``agent``); ``file_name`` is the author's file, for messages."""
     agent = getattr(module, "default", None) or getattr(module, "agent", None)
     if not getattr(agent, "__pyflue_created_agent__", False):
         raise TypeError(
-            f"{module.__name__}.py must set `default = create_agent(init)` "
+            f"{file_name} must set `default = create_agent(init)` "
             "(from flue or pyflue import create_agent)"
         )
     handlers = {}
@@ -42,8 +42,8 @@ def world(module) -> type:
                 config = _resolve(_initialize(agent.initialize, context))
                 handlers.clear()
                 return _agent_config(config, handlers)
-            except Exception as e:
-                raise Err(_describe(e, module))
+            except BaseException as e:
+                raise Err(_describe(e, module, file_name))
 
         def call_tool(self, name: str, args: str) -> str:
             try:
@@ -52,8 +52,8 @@ def world(module) -> type:
                     raise LookupError(f"this agent has no tool named '{name}'")
                 arguments = json.loads(args) if args.strip() else {}
                 return _text(_resolve(_execute(tool.execute, arguments)))
-            except Exception as e:
-                raise Err(_describe(e, module))
+            except BaseException as e:
+                raise Err(_describe(e, module, file_name))
 
     return WitWorld
 
@@ -105,11 +105,12 @@ def _text(result) -> str:
     return json.dumps(result, default=str)
 
 
-def _describe(error: Exception, module) -> str:
+def _describe(error: BaseException, module, file_name: str) -> str:
     """``Type: message``, with the author's line where the error came from."""
-    frames = [f for f in traceback.extract_tb(error.__traceback__) if f.filename.endswith(
-        f"/{module.__name__}.py")]
-    where = f" (at {module.__name__}.py line {frames[-1].lineno})" if frames else ""
+    frames = [
+        f for f in traceback.extract_tb(error.__traceback__) if f.filename == module.__file__
+    ]
+    where = f" (at {file_name} line {frames[-1].lineno})" if frames else ""
     return f"{type(error).__name__}: {error}{where}"
 
 
@@ -165,23 +166,25 @@ def _agent_config(config, handlers) -> wit.AgentConfig:
     return wit.AgentConfig(
         profile=_profile(as_profile(profile, "profile"), handlers) if profile else None,
         model=_model(c.get("model")),
-        instructions=c.get("instructions"),
+        instructions=_str(c.get("instructions"), "instructions"),
         thinking_level=_thinking(c.get("thinking_level")),
         tools=_tools(c.get("tools"), handlers),
         skills=_skills(c.get("skills")),
         subagents=[_subagent(s, handlers) for s in c.get("subagents") or ()],
-        compaction=_compaction(c.get("compaction")),
+        compaction=_compaction(
+            c["compaction"] if c.get("compaction") is not None else _profile_compaction(profile)
+        ),
         sandbox=_sandbox(c.get("sandbox")),
-        cwd=c.get("cwd"),
+        cwd=_str(c.get("cwd"), "cwd"),
         persist=None if c.get("persist") is None else bool(c.get("persist")),
     )
 
 
 def _profile(p: AgentProfile, handlers) -> wit.Profile:
     return wit.Profile(
-        name=p.name,
+        name=_str(p.name, "profile name"),
         model=_model(p.model),
-        instructions=p.instructions,
+        instructions=_str(p.instructions, "profile instructions"),
         thinking_level=_thinking(p.thinking_level),
         tools=_tools(p.tools, handlers),
         skills=_skills(p.skills),
@@ -189,16 +192,21 @@ def _profile(p: AgentProfile, handlers) -> wit.Profile:
     )
 
 
+def _profile_compaction(profile):
+    """A profile's compaction, which applies when the agent sets none (as in PyFlue)."""
+    return as_profile(profile, "profile").compaction if profile else None
+
+
 def _subagent(value, handlers) -> wit.Subagent:
     p = as_profile(value, "subagents")
     if not p.name:
         raise ValueError("every subagent needs a name")
     return wit.Subagent(
-        name=p.name,
-        description=p.description or "",
-        agent=p.agent,
+        name=_str(p.name, "subagent name"),
+        description=_str(p.description, "subagent description") or "",
+        agent=_str(p.agent, "subagent agent"),
         model=_model(p.model),
-        instructions=p.instructions,
+        instructions=_str(p.instructions, "subagent instructions"),
         thinking_level=_thinking(p.thinking_level),
         tools=_tools(p.tools, handlers),
         skills=_skills(p.skills),
@@ -206,7 +214,25 @@ def _subagent(value, handlers) -> wit.Subagent:
 
 
 def _model(value):
-    return value if isinstance(value, str) and value else None
+    if value is False or value is None or value == "":
+        return None
+    return _str(value, "model")
+
+
+def _str(value, field):
+    """``value`` if it is a string (or None): the component cannot carry anything else."""
+    if value is None or isinstance(value, str):
+        return value
+    raise ValueError(f"{field} must be a string, not {type(value).__name__} {value!r}")
+
+
+def _u32(value, field):
+    """``value`` if it is a whole number that fits in 32 bits unsigned (or None)."""
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value < 2**32:
+        raise ValueError(f"{field} must be a whole number from 0 to 2**32 - 1, not {value!r}")
+    return value
 
 
 _LEVELS = {
@@ -247,8 +273,17 @@ def _compaction(value):
     c = value if isinstance(value, CompactionConfig) else CompactionConfig(**value)
     max_tokens = c.max_tokens
     if max_tokens is None and c.context_window_tokens is not None:
-        max_tokens = max(c.context_window_tokens - (c.reserve_tokens or 0), 0)
-    return wit.Compaction(enabled=c.enabled, max_tokens=max_tokens, keep_recent=c.keep_recent)
+        reserve = PYFLUE_RESERVE_TOKENS if c.reserve_tokens is None else c.reserve_tokens
+        max_tokens = max(c.context_window_tokens - reserve, 0)
+    return wit.Compaction(
+        enabled=bool(c.enabled),
+        max_tokens=_u32(max_tokens, "compaction max_tokens"),
+        keep_recent=_u32(c.keep_recent, "compaction keep_recent"),
+    )
+
+
+# PyFlue's default room kept for the answer when compaction is given a context window.
+PYFLUE_RESERVE_TOKENS = 16384
 
 
 def _tools(tools, handlers) -> list:
@@ -261,7 +296,7 @@ def _tools(tools, handlers) -> list:
         parameters = getattr(tool, "parameters", None) or _NO_PARAMETERS
         defs.append(wit.ToolDef(
             name=name,
-            description=getattr(tool, "description", "") or "",
+            description=_str(getattr(tool, "description", ""), f"tool '{name}' description") or "",
             parameters=json.dumps(parameters),
         ))
     return defs
@@ -271,6 +306,10 @@ def _skills(skills) -> list:
     out = []
     for s in skills or ():
         get = s.get if isinstance(s, Mapping) else (lambda k, d=None, s=s: getattr(s, k, d))
-        body = get("instructions") or get("body") or ""
-        out.append(wit.Skill(name=get("name"), description=get("description") or "", body=body))
+        name = _str(get("name"), "skill name")
+        if not name:
+            raise ValueError("every skill needs a name")
+        body = _str(get("instructions") or get("body"), f"skill '{name}' instructions") or ""
+        description = _str(get("description"), f"skill '{name}' description") or ""
+        out.append(wit.Skill(name=name, description=description, body=body))
     return out

@@ -1,13 +1,15 @@
 //! TypeScript and JavaScript agents: esbuild bundles the module with the SDK
-//! (`guest-sdk/js/`), componentize-js compiles the bundle (`javascript.mjs`).
+//! (`guest-sdk/js/`) and everything it imports; componentize-js compiles the bundle.
+//! Both run in `javascript.mjs`, one step at a time, so that the compiled component is
+//! keyed by the bundle itself: an edit of any file the agent imports rebuilds it.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use super::toolchain::{COMPONENTIZE_JS, ESBUILD, TYPEBOX, Toolchains};
-use super::{Inputs, componentized};
+use super::{Inputs, componentized, work_folder};
 
-/// The SDK and the build script, as the build's work folder holds them.
+/// The SDK and the WIT, as the build's work folder holds them.
 const INPUTS: Inputs = &[
     ("sdk/flue.js", include_str!("../../../guest-sdk/js/flue.js")),
     (
@@ -20,19 +22,33 @@ const BUILD_SCRIPT: &str = include_str!("javascript.mjs");
 
 /// Builds `agents/<name>.ts` (or `.js`) and returns the component's path.
 pub fn build(source: &Path, target_dir: &Path, tools: &Toolchains) -> Result<PathBuf, String> {
-    let salt = format!("{COMPONENTIZE_JS} {ESBUILD} {TYPEBOX}\n{BUILD_SCRIPT}");
-    componentized(source, target_dir, "js", &salt, INPUTS, |work, out| {
-        let node_modules = tools.node_modules()?;
-        // The script finds esbuild and componentize-js in the node_modules beside it.
-        let script = node_modules.with_file_name("flue-build.mjs");
+    let node_modules = tools.node_modules()?;
+    // The script finds esbuild and componentize-js in the node_modules beside it.
+    let script = node_modules.with_file_name("flue-build.mjs");
+    if std::fs::read(&script).ok().as_deref() != Some(BUILD_SCRIPT.as_bytes()) {
         super::write_atomically(&script, BUILD_SCRIPT.as_bytes())
             .map_err(|e| format!("cannot write {}: {e}", script.display()))?;
+    }
+    let work = work_folder(target_dir, "js", INPUTS)?;
+    let work = work.path();
+    let step = |name: &str| {
         let mut node = Command::new("node");
-        node.arg(&script)
-            .arg(std::path::absolute(source).map_err(|e| e.to_string())?)
-            .arg(work.join("sdk"))
-            .arg(work.join("wit"))
-            .arg(out);
-        super::run_compiler(node, source, str::to_string)
+        node.arg(&script).arg(name);
+        node
+    };
+    let bundle = work.join("agent.js");
+    let mut bundling = step("bundle");
+    bundling
+        .arg(std::path::absolute(source).map_err(|e| e.to_string())?)
+        .arg(work.join("sdk"))
+        .arg(&bundle);
+    super::run_compiler(bundling, source, str::to_string)?;
+    let bundled = std::fs::read(&bundle).map_err(|e| format!("cannot read the bundle: {e}"))?;
+    let salt = format!("{COMPONENTIZE_JS} {ESBUILD} {TYPEBOX}\n{BUILD_SCRIPT}");
+    let parts: [&[u8]; 3] = [&bundled, INPUTS[2].1.as_bytes(), salt.as_bytes()];
+    componentized(&parts, target_dir, "js", |out| {
+        let mut compiling = step("componentize");
+        compiling.arg(&bundle).arg(work.join("wit")).arg(out);
+        super::run_compiler(compiling, source, str::to_string)
     })
 }

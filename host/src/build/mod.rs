@@ -33,7 +33,8 @@ pub fn language_of(path: &Path) -> Option<Language> {
     if is_crate(path) {
         return Some(Language::Rust);
     }
-    if !path.is_file() {
+    let name = path.file_name()?.to_str()?;
+    if !path.is_file() || !is_agent_file_name(name) {
         return None;
     }
     match path.extension()?.to_str()? {
@@ -41,6 +42,14 @@ pub fn language_of(path: &Path) -> Option<Language> {
         "ts" | "js" => Some(Language::JavaScript),
         _ => None,
     }
+}
+
+/// Whether a file name can be an agent's: `.py`, `.ts` or `.js`, not hidden (editors'
+/// and systems' files start with `.`) and not a TypeScript declaration file (`.d.ts`).
+pub fn is_agent_file_name(name: &str) -> bool {
+    !name.starts_with('.')
+        && !name.ends_with(".d.ts")
+        && [".py", ".ts", ".js"].iter().any(|x| name.ends_with(x))
 }
 
 /// The crates of one folder: each subfolder holding a `Cargo.toml`, and, one level down,
@@ -198,48 +207,14 @@ fn same_folder(a: &Path, b: &Path) -> bool {
 /// contents).
 type Inputs<'a> = &'a [(&'a str, &'a str)];
 
-/// Builds `source` with `compile(work folder, output file)` unless a component built
-/// from the same source, `inputs` and `salt` (the toolchain's versions) is kept under
-/// `target_dir/flue-<kind>/`, and returns the component's path. These compilers take
-/// tens of seconds, so an unchanged agent is not compiled again.
-fn componentized(
-    source: &Path,
-    target_dir: &Path,
-    kind: &str,
-    salt: &str,
-    inputs: Inputs,
-    compile: impl FnOnce(&Path, &Path) -> Result<(), String>,
-) -> Result<PathBuf, String> {
-    use sha2::{Digest, Sha256};
-    let code =
-        std::fs::read(source).map_err(|e| format!("cannot read {}: {e}", source.display()))?;
-    let mut key = Sha256::new();
-    for part in [
-        source.file_name().unwrap_or_default().as_encoded_bytes(),
-        &code,
-        salt.as_bytes(),
-    ] {
-        key.update(part);
-        key.update([0]);
-    }
-    for (name, text) in inputs {
-        key.update(format!("{name}\0{text}\0"));
-    }
-    let key: String = key
-        .finalize()
-        .iter()
-        .take(16)
-        .map(|b| format!("{b:02x}"))
-        .collect();
+/// A fresh work folder under `target_dir/flue-<kind>/` holding `inputs`; removed when
+/// dropped.
+fn work_folder(target_dir: &Path, kind: &str, inputs: Inputs) -> Result<tempfile::TempDir, String> {
     let dir = target_dir.join(format!("flue-{kind}"));
-    let out = dir.join(format!("{key}.wasm"));
-    if out.is_file() {
-        return Ok(out);
-    }
     let io = |e: std::io::Error| format!("cannot write {}: {e}", dir.display());
     std::fs::create_dir_all(&dir).map_err(io)?;
     let work = tempfile::Builder::new()
-        .prefix(&key)
+        .prefix("work-")
         .tempdir_in(&dir)
         .map_err(io)?;
     for (name, text) in inputs {
@@ -247,10 +222,49 @@ fn componentized(
         std::fs::create_dir_all(path.parent().unwrap_or(work.path())).map_err(io)?;
         std::fs::write(&path, text).map_err(io)?;
     }
-    let built = work.path().join("agent.wasm");
-    compile(work.path(), &built)?;
-    std::fs::rename(&built, &out).map_err(io)?;
+    Ok(work)
+}
+
+/// The component built from `parts` (all of what it is compiled from: the agent's code
+/// as compiled, the SDK, the toolchain's versions), kept as
+/// `target_dir/flue-<kind>/<hash>.wasm`: made by `compile(output file)` unless it is
+/// there already. These compilers take tens of seconds, so an agent whose parts are
+/// unchanged is not compiled again.
+fn componentized(
+    parts: &[&[u8]],
+    target_dir: &Path,
+    kind: &str,
+    compile: impl FnOnce(&Path) -> Result<(), String>,
+) -> Result<PathBuf, String> {
+    use sha2::{Digest, Sha256};
+    let mut key = Sha256::new();
+    key.update(env!("CARGO_PKG_VERSION"));
+    for part in parts {
+        key.update((part.len() as u64).to_le_bytes());
+        key.update(part);
+    }
+    let key: String = (key.finalize().iter().take(16))
+        .map(|b| format!("{b:02x}"))
+        .collect();
+    let dir = target_dir.join(format!("flue-{kind}"));
+    let out = dir.join(format!("{key}.wasm"));
+    if out.is_file() {
+        return Ok(out);
+    }
+    let built = dir.join(format!("{key}.wasm.tmp{}", std::process::id()));
+    compile(&built)?;
+    std::fs::rename(&built, &out).map_err(|e| format!("cannot write {}: {e}", out.display()))?;
     Ok(out)
+}
+
+/// The bytes of `inputs`, to key a cached component with.
+fn inputs_bytes(inputs: Inputs) -> Vec<u8> {
+    inputs
+        .iter()
+        .flat_map(|(name, text)| [name.as_bytes(), b"\0", text.as_bytes(), b"\0"])
+        .flatten()
+        .copied()
+        .collect()
 }
 
 /// Runs a compiler; on failure its output goes to stderr, each line through `shown` (which

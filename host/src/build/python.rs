@@ -5,7 +5,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use super::toolchain::{COMPONENTIZE_PY, Toolchains};
-use super::{Inputs, componentized};
+use super::{Inputs, componentized, inputs_bytes, work_folder};
 
 /// The SDK and the WIT, as the build's work folder holds them.
 const INPUTS: Inputs = &[
@@ -36,28 +36,33 @@ const INPUTS: Inputs = &[
     ("wit/agent.wit", include_str!("../../../wit/agent.wit")),
 ];
 
-/// Module names the build itself uses, which an agent's file may not take.
-const TAKEN: &[&str] = &[
-    "flue",
-    "pyflue",
-    "flue_app",
-    "wit_world",
-    "componentize_py_types",
-];
+/// The name the agent's module is imported by inside the component: one of the build's
+/// own, so that no file name (`json.py`, `types.py`) shadows a module Python or the SDK
+/// imports.
+const MODULE: &str = "flue_agent_module";
 
 /// Builds `agents/<name>.py` and returns the component's path.
 pub fn build(source: &Path, target_dir: &Path, tools: &Toolchains) -> Result<PathBuf, String> {
-    let module = module_name(source)?;
+    let code =
+        std::fs::read(source).map_err(|e| format!("cannot read {}: {e}", source.display()))?;
+    let file_name = source.file_name().unwrap_or_default().to_string_lossy();
+    let app = format!(
+        "from flue import _component\nimport {MODULE}\n\nWitWorld = _component.world({MODULE}, {file_name:?})\n"
+    );
     let salt = format!("componentize-py {COMPONENTIZE_PY}");
-    componentized(source, target_dir, "py", &salt, INPUTS, |work, out| {
-        let agent_dir = work.join("agent");
-        std::fs::create_dir_all(&agent_dir).map_err(|e| e.to_string())?;
-        std::fs::copy(source, agent_dir.join(format!("{module}.py")))
-            .map_err(|e| format!("cannot read {}: {e}", source.display()))?;
-        let app = format!(
-            "from flue import _component\nimport {module}\n\nWitWorld = _component.world({module})\n"
-        );
-        std::fs::write(work.join("sdk/flue_app.py"), app).map_err(|e| e.to_string())?;
+    let parts: [&[u8]; 4] = [
+        &code,
+        app.as_bytes(),
+        &inputs_bytes(INPUTS),
+        salt.as_bytes(),
+    ];
+    componentized(&parts, target_dir, "py", |out| {
+        let work = work_folder(target_dir, "py", INPUTS)?;
+        let work = work.path();
+        let io = |e: std::io::Error| format!("cannot write in {}: {e}", work.display());
+        std::fs::create_dir_all(work.join("agent")).map_err(io)?;
+        std::fs::write(work.join(format!("agent/{MODULE}.py")), &code).map_err(io)?;
+        std::fs::write(work.join("sdk/flue_app.py"), &app).map_err(io)?;
         let componentize_py = tools.componentize_py()?;
         let mut python = Command::new(tools.python()?);
         python
@@ -76,30 +81,11 @@ pub fn build(source: &Path, target_dir: &Path, tools: &Toolchains) -> Result<Pat
                 "flue_app",
             ])
             .args(["-p", "sdk", "-p", "agent", "-o"])
-            .arg(out)
+            .arg(std::path::absolute(out).map_err(|e| e.to_string())?)
             .current_dir(work);
         // The compiler names the agent's file by where the build mounts it (`/1`).
-        let mounted = format!("/1/{module}.py");
+        let mounted = format!("/1/{MODULE}.py");
         let shown = source.display().to_string();
         super::run_compiler(python, source, |line| line.replace(&mounted, &shown))
     })
-}
-
-/// The module name of `agents/<name>.py`: `<name>`, which Python must be able to import.
-fn module_name(source: &Path) -> Result<String, String> {
-    let stem = source.file_stem().unwrap_or_default().to_string_lossy();
-    let identifier = stem
-        .chars()
-        .next()
-        .is_some_and(|c| c.is_alphabetic() || c == '_')
-        && stem.chars().all(|c| c.is_alphanumeric() || c == '_');
-    if !identifier || TAKEN.contains(&stem.as_ref()) {
-        return Err(format!(
-            "{}: a Python agent's file name must be a module name of its own (letters, \
-             digits and _, not one of {}); rename the file",
-            source.display(),
-            TAKEN.join(", ")
-        ));
-    }
-    Ok(stem.into_owned())
 }

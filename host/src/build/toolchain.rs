@@ -20,6 +20,7 @@ pub const TYPEBOX: &str = "0.34.52";
 /// folder (`XDG_CACHE_HOME`, else `~/.cache`).
 #[derive(Debug, Clone)]
 pub struct Toolchains {
+    /// The tool cache: one folder per pinned toolchain.
     pub dir: PathBuf,
 }
 
@@ -42,7 +43,8 @@ impl Default for Toolchains {
 
 impl Toolchains {
     /// The folder holding the `componentize_py` package, installed with `pip install
-    /// --target` if missing. Run it with [`Self::python`].
+    /// --target` if missing. Run it with [`Self::python`]. Errors say what is missing
+    /// (`python3`, pip) or that the install failed (its output went to stderr).
     pub fn componentize_py(&self) -> Result<PathBuf, String> {
         let python = self.python()?;
         self.installed(&format!("componentize-py-{COMPONENTIZE_PY}"), |dir| {
@@ -60,8 +62,9 @@ impl Toolchains {
         })
     }
 
-    /// The `node_modules` folder holding componentize-js and esbuild, installed with
-    /// `npm install` if missing.
+    /// The `node_modules` folder holding componentize-js, esbuild and TypeBox, installed
+    /// with `npm install` if missing. Errors say what is missing (`node`, npm) or that the
+    /// install failed (its output went to stderr).
     pub fn node_modules(&self) -> Result<PathBuf, String> {
         found(
             "node",

@@ -89,25 +89,20 @@ pub fn new_agent(project: &Path, name: &str, tenants: &[String]) -> Result<(), S
         ));
     }
     if let Some((extension, template)) = template {
-        if extension == "py" && agent.contains('-') {
-            return Err(format!(
-                "'{agent}' cannot name a Python agent: its file is a module, use '_' instead of '-'"
-            ));
-        }
         let file = dir.with_extension(extension);
         let io = |e: std::io::Error| format!("cannot write {}: {e}", file.display());
         std::fs::create_dir_all(file.parent().unwrap_or(project)).map_err(io)?;
         std::fs::write(&file, template).map_err(io)?;
         eprintln!("Created {}; build it with `flue build`.", file.display());
-        return Ok(());
+    } else {
+        write_sdk(project)?;
+        let sdk = "../".repeat(parts.len() + 1) + "guest-sdk";
+        let io = |e: std::io::Error| format!("cannot write {}: {e}", dir.display());
+        std::fs::create_dir_all(dir.join("src")).map_err(io)?;
+        std::fs::write(dir.join("Cargo.toml"), manifest(agent, &sdk)).map_err(io)?;
+        std::fs::write(dir.join("src/lib.rs"), LIB_RS).map_err(io)?;
+        eprintln!("Created {}; build it with `flue build`.", dir.display());
     }
-    write_sdk(project)?;
-    let sdk = "../".repeat(parts.len() + 1) + "guest-sdk";
-    let io = |e: std::io::Error| format!("cannot write {}: {e}", dir.display());
-    std::fs::create_dir_all(dir.join("src")).map_err(io)?;
-    std::fs::write(dir.join("Cargo.toml"), manifest(agent, &sdk)).map_err(io)?;
-    std::fs::write(dir.join("src/lib.rs"), LIB_RS).map_err(io)?;
-    eprintln!("Created {}; build it with `flue build`.", dir.display());
     if let Some(tenant) = tenant.filter(|t| !tenants.iter().any(|d| d == t)) {
         eprintln!(
             "note: flue.toml declares no tenant '{tenant}': add [tenants.{tenant}] so that its agents are served"

@@ -13,16 +13,16 @@ use wasmtime::component::Component;
 use super::GuestError;
 
 /// Returns the component for `wasm`, its SHA-256, and whether it came from the cache;
-/// `world` (`agent`, `workflow`) names what the caller expects it to be, for the
-/// refusals remembered.
+/// `verdict` names what a refusal depends on besides the bytes (the world the caller
+/// expects, the memory cap), for the refusals remembered.
 pub fn load_or_compile(
     engine: &Engine,
     cache_dir: &Path,
     wasm: &[u8],
-    world: &str,
+    verdict: &str,
 ) -> Result<(Component, String, bool), GuestError> {
     let digest = digest(wasm);
-    let refusal = refusal_path(engine, cache_dir, &digest, world);
+    let refusal = refusal_path(engine, cache_dir, &digest, verdict);
     if let Ok(reason) = std::fs::read_to_string(&refusal) {
         return Err(GuestError::Invalid(reason));
     }
@@ -51,20 +51,24 @@ pub fn load_or_compile(
     // here is what the engine's limits refuse (more core instances than the pool holds).
     let component = unsafe { Component::deserialize(engine, &artifact) }
         .map_err(|e| refuse(format!("{}", e.root_cause())))?;
-    store_artifact(&path, &artifact)?;
+    // The component is compiled: a cache that cannot be written costs the next start a
+    // compile, not this one its agent.
+    if let Err(e) = store_artifact(&path, &artifact) {
+        tracing::warn!("{e}");
+    }
     Ok((component, digest, false))
 }
 
-/// Remembers why the component `digest` names was refused as a `world`. Kept per
+/// Remembers why the component `digest` names was refused under `verdict`. Kept per
 /// engine and per host version, since another host may accept it.
 pub fn remember_refusal(
     engine: &Engine,
     cache_dir: &Path,
     digest: &str,
-    world: &str,
+    verdict: &str,
     reason: &str,
 ) {
-    remember(&refusal_path(engine, cache_dir, digest, world), reason);
+    remember(&refusal_path(engine, cache_dir, digest, verdict), reason);
 }
 
 /// Writes a refusal's reason; a failure to write is only logged.
@@ -78,10 +82,10 @@ fn artifact_path(engine: &Engine, cache_dir: &Path, digest: &str) -> PathBuf {
     engine_dir(engine, cache_dir).join(format!("{digest}.cwasm"))
 }
 
-fn refusal_path(engine: &Engine, cache_dir: &Path, digest: &str, world: &str) -> PathBuf {
+fn refusal_path(engine: &Engine, cache_dir: &Path, digest: &str, verdict: &str) -> PathBuf {
     let host = env!("CARGO_PKG_VERSION");
     let wit = super::WIT_VERSION;
-    engine_dir(engine, cache_dir).join(format!("{digest}.refused-{world}-{host}-wit{wit}"))
+    engine_dir(engine, cache_dir).join(format!("{digest}.refused-{verdict}-{host}-wit{wit}"))
 }
 
 fn engine_dir(engine: &Engine, cache_dir: &Path) -> PathBuf {
@@ -90,7 +94,9 @@ fn engine_dir(engine: &Engine, cache_dir: &Path) -> PathBuf {
     cache_dir.join(format!("{:016x}", h.finish()))
 }
 
-/// Writes atomically (temp file, then rename) so a crash never leaves half a file.
+/// Writes atomically (a temporary file of its own, then a rename) so that a crash never
+/// leaves half a file, and two writers of the same file (two hosts, or two threads,
+/// compiling the same component) never write into one temporary file.
 fn store_artifact(path: &Path, bytes: &[u8]) -> Result<(), GuestError> {
     let io = |e: std::io::Error| {
         GuestError::Host(format!(
@@ -100,9 +106,10 @@ fn store_artifact(path: &Path, bytes: &[u8]) -> Result<(), GuestError> {
     };
     let dir = path.parent().expect("artifact paths have a parent");
     std::fs::create_dir_all(dir).map_err(io)?;
-    let tmp = path.with_extension(format!("tmp{}", std::process::id()));
-    std::fs::write(&tmp, bytes).map_err(io)?;
-    std::fs::rename(&tmp, path).map_err(io)
+    let mut tmp = tempfile::NamedTempFile::new_in(dir).map_err(io)?;
+    std::io::Write::write_all(&mut tmp, bytes).map_err(io)?;
+    tmp.persist(path).map_err(|e| io(e.error))?;
+    Ok(())
 }
 
 /// The hex SHA-256 of a component's bytes: its identity in the cache and the registry.

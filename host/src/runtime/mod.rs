@@ -237,14 +237,22 @@ impl Runtime {
     }
 
     fn load(&self, wasm: &[u8], world: &str) -> Result<(Component, String, bool), GuestError> {
-        cache::load_or_compile(&self.engine, &self.cache_dir, wasm, world)
+        cache::load_or_compile(&self.engine, &self.cache_dir, wasm, &self.verdict(world))
     }
 
     /// Remembers that the component `digest` names was refused as a `world`, and why.
     fn refuse(&self, digest: &str, world: &str, error: &GuestError) {
         if let GuestError::Invalid(reason) = error {
-            cache::remember_refusal(&self.engine, &self.cache_dir, digest, world, reason);
+            let verdict = self.verdict(world);
+            cache::remember_refusal(&self.engine, &self.cache_dir, digest, &verdict, reason);
         }
+    }
+
+    /// What a refusal depends on besides the component and the host's version: the world
+    /// it was loaded as and the memory cap (a component whose memory starts above the cap
+    /// is refused, and loads once the cap is raised).
+    fn verdict(&self, world: &str) -> String {
+        format!("{world}-{}mib", self.limits.memory_bytes >> 20)
     }
 
     /// Runs a compiled workflow once with `payload`, bounded by `wall` in all; `host`
