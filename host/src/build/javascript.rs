@@ -9,6 +9,8 @@ use std::process::Command;
 use super::toolchain::{COMPONENTIZE_JS, ESBUILD, TYPEBOX, Toolchains};
 use super::{Inputs, componentized, work_folder};
 
+/// The contract the component is compiled for.
+const WIT: &str = include_str!("../../../wit/agent.wit");
 /// The SDK and the WIT, as the build's work folder holds them.
 const INPUTS: Inputs = &[
     ("sdk/flue.js", include_str!("../../../guest-sdk/js/flue.js")),
@@ -16,7 +18,7 @@ const INPUTS: Inputs = &[
         "sdk/entry.js",
         include_str!("../../../guest-sdk/js/entry.js"),
     ),
-    ("wit/agent.wit", include_str!("../../../wit/agent.wit")),
+    ("wit/agent.wit", WIT),
 ];
 const BUILD_SCRIPT: &str = include_str!("javascript.mjs");
 
@@ -45,7 +47,7 @@ pub fn build(source: &Path, target_dir: &Path, tools: &Toolchains) -> Result<Pat
     super::run_compiler(bundling, source, str::to_string)?;
     let bundled = std::fs::read(&bundle).map_err(|e| format!("cannot read the bundle: {e}"))?;
     let salt = format!("{COMPONENTIZE_JS} {ESBUILD} {TYPEBOX}\n{BUILD_SCRIPT}");
-    let parts: [&[u8]; 3] = [&bundled, INPUTS[2].1.as_bytes(), salt.as_bytes()];
+    let parts: [&[u8]; 3] = [&bundled, WIT.as_bytes(), salt.as_bytes()];
     componentized(&parts, target_dir, "js", |out| {
         let mut compiling = step("componentize");
         compiling.arg(&bundle).arg(work.join("wit")).arg(out);

@@ -251,9 +251,15 @@ fn componentized(
     if out.is_file() {
         return Ok(out);
     }
-    let built = dir.join(format!("{key}.wasm.tmp{}", std::process::id()));
+    let io = |e: std::io::Error| format!("cannot write {}: {e}", out.display());
+    std::fs::create_dir_all(&dir).map_err(io)?;
+    let built = tempfile::Builder::new()
+        .prefix(&key)
+        .tempfile_in(&dir)
+        .map_err(io)?
+        .into_temp_path();
     compile(&built)?;
-    std::fs::rename(&built, &out).map_err(|e| format!("cannot write {}: {e}", out.display()))?;
+    built.persist(&out).map_err(|e| io(e.error))?;
     Ok(out)
 }
 
@@ -292,11 +298,12 @@ fn run_compiler(
     })
 }
 
-/// Writes via a temporary file and a rename, so no reader sees half a file.
+/// Writes via a temporary file of its own and a rename, so that no reader sees half a
+/// file and two writers never share a temporary file.
 fn write_atomically(dest: &Path, bytes: &[u8]) -> std::io::Result<()> {
-    let tmp = dest.with_extension(format!("tmp{}", std::process::id()));
-    std::fs::write(&tmp, bytes)?;
-    std::fs::rename(&tmp, dest)
+    let mut tmp = tempfile::NamedTempFile::new_in(dest.parent().unwrap_or(Path::new(".")))?;
+    std::io::Write::write_all(&mut tmp, bytes)?;
+    tmp.persist(dest).map(drop).map_err(|e| e.error)
 }
 
 /// Copies via a temporary file and a rename, so a watcher never sees half a component;

@@ -2,7 +2,6 @@
 //! (`guest-sdk/python/`: `flue`, and `pyflue` for modules written for PyFlue).
 
 use std::path::{Path, PathBuf};
-use std::process::Command;
 
 use super::toolchain::{COMPONENTIZE_PY, Toolchains};
 use super::{Inputs, componentized, inputs_bytes, work_folder};
@@ -63,15 +62,8 @@ pub fn build(source: &Path, target_dir: &Path, tools: &Toolchains) -> Result<Pat
         std::fs::create_dir_all(work.join("agent")).map_err(io)?;
         std::fs::write(work.join(format!("agent/{MODULE}.py")), &code).map_err(io)?;
         std::fs::write(work.join("sdk/flue_app.py"), &app).map_err(io)?;
-        let componentize_py = tools.componentize_py()?;
-        let mut python = Command::new(tools.python()?);
+        let mut python = tools.componentize_py_command()?;
         python
-            .arg("-c")
-            .arg(format!(
-                "import sys; sys.path.insert(0, {:?}); sys.argv[0] = 'componentize-py'; \
-                 from componentize_py import script; sys.exit(script())",
-                componentize_py.display().to_string()
-            ))
             .args([
                 "-d",
                 "wit",

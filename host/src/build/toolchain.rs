@@ -43,12 +43,29 @@ impl Default for Toolchains {
 
 impl Toolchains {
     /// The folder holding the `componentize_py` package, installed with `pip install
-    /// --target` if missing. Run it with [`Self::python`]. Errors say what is missing
-    /// (`python3`, pip) or that the install failed (its output went to stderr).
+    /// --target` if missing. Errors say what is missing (`python3`, pip) or that the
+    /// install failed (its output went to stderr).
     pub fn componentize_py(&self) -> Result<PathBuf, String> {
+        self.install_componentize_py(&self.python()?)
+    }
+
+    /// A command that runs componentize-py with `python3` (installed first, as
+    /// [`Self::componentize_py`]); add its arguments.
+    pub fn componentize_py_command(&self) -> Result<Command, String> {
         let python = self.python()?;
+        let package = self.install_componentize_py(&python)?;
+        let mut command = Command::new(python);
+        command.arg("-c").arg(format!(
+            "import sys; sys.path.insert(0, {:?}); sys.argv[0] = 'componentize-py'; \
+             from componentize_py import script; sys.exit(script())",
+            package.display().to_string()
+        ));
+        Ok(command)
+    }
+
+    fn install_componentize_py(&self, python: &Path) -> Result<PathBuf, String> {
         self.installed(&format!("componentize-py-{COMPONENTIZE_PY}"), |dir| {
-            let mut pip = Command::new(&python);
+            let mut pip = Command::new(python);
             pip.args(["-m", "pip", "install", "--disable-pip-version-check"])
                 .arg("--root-user-action=ignore")
                 .args(["--no-input", "--progress-bar", "off", "--target"])
