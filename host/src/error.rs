@@ -66,6 +66,10 @@ impl Error {
             Error::NotFound(_) => (404, "not_found"),
             Error::Guest { source, .. } if source.limit().is_some() => (422, "limit_exceeded"),
             Error::Guest { .. } | Error::Config { .. } => (500, "agent_error"),
+            Error::Model(ModelError::Busy {
+                rate_limited: true, ..
+            }) => (429, "model_rate_limited"),
+            Error::Model(ModelError::Busy { .. }) => (503, "model_unavailable"),
             Error::Model(_) => (502, "model_error"),
             Error::Store(_) | Error::Startup(_) | Error::Io(_) => (500, "internal_error"),
             Error::LimitExceeded { limit, .. } => match limit.as_str() {
@@ -75,7 +79,7 @@ impl Error {
             },
         };
         let mut error =
-            serde_json::json!({"type": kind, "message": self.to_string(), "details": ""});
+            serde_json::json!({"type": kind, "message": self.public_message(), "details": ""});
         if let Error::AgentNotFound { available, .. } = self {
             error["dev"] = format!("available agents: {}", available.join(", ")).into();
         }
@@ -89,10 +93,37 @@ impl Error {
         (status, serde_json::json!({ "error": error }))
     }
 
-    /// How long until the same call may pass a limit it was refused for.
+    /// The message a caller is shown: the error itself, except where it would carry
+    /// what only the host's operator may read (a database's own text, paths, a guest's
+    /// output, which may hold a tool's input); the host's log has those in full.
+    pub fn public_message(&self) -> String {
+        match self {
+            Error::Store(_) | Error::Startup(_) | Error::Io(_) => {
+                "the host failed to complete the request; its log has the details".into()
+            }
+            Error::Guest {
+                agent,
+                source: GuestError::Trap(_),
+            } => format!("agent '{agent}': the agent trapped; its output is in the host's log"),
+            other => other.to_string(),
+        }
+    }
+
+    /// Whether the error is the host's or the agent's own failure rather than the
+    /// request's: what an operator should find in the log.
+    pub fn is_internal(&self) -> bool {
+        matches!(
+            self,
+            Error::Store(_) | Error::Startup(_) | Error::Io(_) | Error::Guest { .. }
+        )
+    }
+
+    /// How long until the same call may pass a limit it was refused for, or until a
+    /// busy provider said to come back.
     pub fn retry_after(&self) -> Option<std::time::Duration> {
         match self {
             Error::LimitExceeded { retry_after, .. } => *retry_after,
+            Error::Model(model) => model.retry_after(),
             _ => None,
         }
     }

@@ -78,6 +78,7 @@ fn text_len(message: &Message) -> usize {
         Message::Assistant {
             content,
             tool_calls,
+            ..
         } => {
             let calls: usize = tool_calls
                 .iter()
@@ -125,6 +126,7 @@ pub fn summary_request(model: &str, messages: &[Message]) -> ModelRequest {
             Message::Assistant {
                 content,
                 tool_calls,
+                ..
             } => {
                 let mut line = format!("Assistant: {content}");
                 for call in tool_calls {
@@ -163,6 +165,7 @@ mod tests {
         Message::Assistant {
             content: text.into(),
             tool_calls: Vec::new(),
+            reasoning: Vec::new(),
         }
     }
 

@@ -9,7 +9,7 @@ use super::{Event, MAX_OUTPUT_TOKENS, PromptResult, Shared, arguments, skills, t
 use crate::Error;
 use crate::agent_config::{AgentConfig, Skill, Subagent, ThinkingLevel, ToolDef};
 use crate::models::{
-    BoxFuture, Message, ModelRequest, Provider, StreamEvent, ToolCall, ToolSpec, Usage,
+    BoxFuture, Message, ModelRef, ModelRequest, Provider, StreamEvent, ToolCall, ToolSpec, Usage,
 };
 use crate::registry::AgentVersion;
 use crate::store::SessionKey;
@@ -86,9 +86,6 @@ impl Conversation<'_, '_> {
         let shared = self.shared;
         let store = shared.store_for(&self.config);
         let (model_ref, provider) = shared.providers.resolve(&self.persona.model)?;
-        let agent = self.key.instance.agent.clone();
-        let model_name = model_ref.to_string();
-        let policy = Policy::of(&self.config, &model_ref);
         let mut request = ModelRequest {
             model: model_ref.model.clone(),
             system: skills::instructions(
@@ -103,6 +100,38 @@ impl Conversation<'_, '_> {
         // The first `stored` messages of the request are already in the store.
         let mut stored = request.messages.len();
         request.messages.push(Message::User { content: message });
+        let outcome = self
+            .rounds(&model_ref, provider.as_ref(), &mut request, &mut stored)
+            .await;
+        let new = &request.messages[stored..];
+        let keep = match &outcome {
+            Ok(_) => new.len(),
+            Err(_) => complete_rounds(new),
+        };
+        // A turn that failed keeps the user's message and the rounds it completed, if
+        // the model answered at all; one that failed at once leaves no trace.
+        if outcome.is_ok() || keep > 1 {
+            let saved = store.append(&self.key, &new[..keep]).await;
+            if let Err(e) = saved {
+                return Err(outcome.err().unwrap_or(e.into()));
+            }
+        }
+        outcome
+    }
+
+    /// Model calls and tool rounds until the model answers without calling a tool; the
+    /// messages they add are pushed onto `request`.
+    async fn rounds(
+        &mut self,
+        model_ref: &ModelRef,
+        provider: &dyn Provider,
+        request: &mut ModelRequest,
+        stored: &mut usize,
+    ) -> Result<PromptResult, Error> {
+        let shared = self.shared;
+        let agent = self.key.instance.agent.clone();
+        let model_name = model_ref.to_string();
+        let policy = Policy::of(&self.config, model_ref);
         let mut usage = Usage::default();
         let max_rounds = shared
             .policies
@@ -110,14 +139,8 @@ impl Conversation<'_, '_> {
         for round in 0..=max_rounds {
             if let Some(policy) = &policy {
                 usage.add(
-                    self.compact(
-                        policy,
-                        provider.as_ref(),
-                        &model_name,
-                        &mut request,
-                        &mut stored,
-                    )
-                    .await?,
+                    self.compact(policy, provider, &model_name, request, stored)
+                        .await?,
                 );
             }
             let events = self.events.as_deref_mut();
@@ -127,23 +150,19 @@ impl Conversation<'_, '_> {
                         let mut forward = |e: StreamEvent| match e {
                             StreamEvent::TextDelta(text) => sink(Event::TextDelta { text }),
                         };
-                        provider.stream(&request, &mut forward).await
+                        provider.stream(request, &mut forward).await
                     }
-                    None => provider.complete(&request).await,
+                    None => provider.complete(request).await,
                 }
             };
             let answer = shared.policies.metered(&agent, &model_name, call).await?;
             usage.add(answer.usage);
-            request.messages.push(Message::Assistant {
-                content: answer.text.clone(),
-                tool_calls: answer.tool_calls.clone(),
-            });
+            request.messages.push(answer.to_message());
             if answer.tool_calls.is_empty() {
-                store.append(&self.key, &request.messages[stored..]).await?;
                 return Ok(PromptResult {
                     text: answer.text,
                     usage,
-                    model: model_ref.to_string(),
+                    model: model_name,
                 });
             }
             if round == max_rounds {
@@ -254,12 +273,21 @@ impl Conversation<'_, '_> {
             match arguments::check(&tool.parameters, &call.arguments) {
                 Ok(()) => {
                     let args = call.arguments.to_string();
-                    let (outcome, used) = self
+                    let called = self
                         .shared
                         .call_guest_tool(&self.key, &self.version, &call.name, &args)
-                        .await?;
-                    spent = used;
-                    outcome
+                        .await;
+                    match called {
+                        Ok((outcome, used)) => {
+                            spent = used;
+                            outcome
+                        }
+                        // The instance is replaced; the model hears how its tool failed.
+                        Err(Error::Guest { source, .. }) if source.fails_its_call_only() => {
+                            Err(format!("the tool failed: {source}"))
+                        }
+                        Err(e) => return Err(e),
+                    }
                 }
                 Err(misfit) => Err(misfit),
             }
@@ -307,5 +335,57 @@ impl Conversation<'_, '_> {
         if let Some(sink) = self.events.as_deref_mut() {
             sink(event);
         }
+    }
+}
+
+/// How many of a failed turn's new messages (the user's, then model answers and tool
+/// results) form whole rounds: an answer whose tool calls did not all get a result is
+/// cut, with the results it did get.
+fn complete_rounds(new: &[Message]) -> usize {
+    let last_answer = new
+        .iter()
+        .rposition(|m| matches!(m, Message::Assistant { .. }));
+    match last_answer.map(|at| (at, &new[at])) {
+        Some((at, Message::Assistant { tool_calls, .. }))
+            if new.len() - at - 1 < tool_calls.len() =>
+        {
+            at
+        }
+        _ => new.len(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn a_failed_turn_keeps_whole_rounds_only() {
+        let user = Message::User {
+            content: "hi".into(),
+        };
+        let call = |id: &str| ToolCall {
+            id: id.into(),
+            name: "t".into(),
+            arguments: json!({}),
+        };
+        let asked = |calls: Vec<ToolCall>| Message::Assistant {
+            content: String::new(),
+            tool_calls: calls,
+            reasoning: Vec::new(),
+        };
+        let result = |id: &str| Message::Tool {
+            tool_call_id: id.into(),
+            name: "t".into(),
+            content: "ok".into(),
+            is_error: false,
+        };
+        assert_eq!(complete_rounds(std::slice::from_ref(&user)), 1);
+        let whole = [user.clone(), asked(vec![call("a")]), result("a")];
+        assert_eq!(complete_rounds(&whole), 3);
+        let mut cut = whole.to_vec();
+        cut.extend([asked(vec![call("b"), call("c")]), result("b")]);
+        assert_eq!(complete_rounds(&cut), 3);
     }
 }

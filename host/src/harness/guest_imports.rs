@@ -136,6 +136,7 @@ impl GuestHost for GuestImports {
     }
 
     async fn history(&self, session: String) -> Result<Vec<Message>, HostError> {
+        super::check_name("session name", &session).map_err(host_error)?;
         let key = SessionKey {
             instance: self.key.clone(),
             session,
@@ -146,12 +147,15 @@ impl GuestHost for GuestImports {
     }
 
     async fn state_get(&self, key: String) -> Result<Option<String>, HostError> {
+        super::check_text("state key", &key).map_err(host_error)?;
         let shared = self.shared()?;
         let value = self.store(&shared).state_get(&self.key, &key).await;
         value.map_err(|e| host_error(e.into()))
     }
 
     async fn state_set(&self, key: String, value: String) -> Result<(), HostError> {
+        super::check_text("state key", &key).map_err(host_error)?;
+        super::check_text("state value", &value).map_err(host_error)?;
         let shared = self.shared()?;
         let stored = self.store(&shared).state_set(&self.key, &key, &value).await;
         stored.map_err(|e| host_error(e.into()))

@@ -40,18 +40,61 @@ pub const MAX_NAME_BYTES: usize = 256;
 /// The longest prompt message, in bytes.
 pub const MAX_MESSAGE_BYTES: usize = 256 << 10;
 
-/// Refuses an empty or over-long instance id or session name.
+/// Refuses an instance id or session name that is empty, over-long, only blanks, `.`
+/// or `..` (which read as paths), or holds a control character such as NUL (which
+/// PostgreSQL cannot keep in text): the same refusal whatever the store.
 pub fn check_name(what: &str, name: &str) -> Result<(), Error> {
-    if name.is_empty() {
-        return Err(Error::InvalidRequest(format!("the {what} is empty")));
+    let refuse = |why: String| Err(Error::InvalidRequest(format!("the {what} {why}")));
+    if name.trim().is_empty() {
+        return refuse(if name.is_empty() {
+            "is empty".into()
+        } else {
+            "is only blanks".into()
+        });
     }
     if name.len() > MAX_NAME_BYTES {
-        return Err(Error::InvalidRequest(format!(
-            "the {what} is {} bytes long; at most {MAX_NAME_BYTES} are allowed",
+        return refuse(format!(
+            "is {} bytes long; at most {MAX_NAME_BYTES} are allowed",
             name.len()
-        )));
+        ));
+    }
+    if name == "." || name == ".." {
+        return refuse(format!("may not be '{name}'"));
+    }
+    if let Some(c) = name.chars().find(|c| c.is_control()) {
+        return refuse(format!(
+            "holds the control character U+{:04X}; names are printable text",
+            c as u32
+        ));
     }
     Ok(())
+}
+
+/// Refuses text holding NUL (U+0000), which PostgreSQL cannot keep in a text value.
+pub fn check_text(what: &str, text: &str) -> Result<(), Error> {
+    match text.contains('\0') {
+        true => Err(Error::InvalidRequest(format!(
+            "the {what} holds NUL (U+0000), which cannot be stored"
+        ))),
+        false => Ok(()),
+    }
+}
+
+#[cfg(test)]
+mod name_tests {
+    use super::*;
+
+    #[test]
+    fn names_that_no_store_keeps_alike_are_refused() {
+        for good in ["T-1", "a b", "ticket/7", "é"] {
+            assert!(check_name("id", good).is_ok(), "{good:?}");
+        }
+        for bad in ["", " ", "\t", ".", "..", "x\0y", "a\nb", "\u{7f}"] {
+            assert!(check_name("id", bad).is_err(), "{bad:?}");
+        }
+        assert!(check_text("value", "a\0b").is_err());
+        assert!(check_text("value", "ab").is_ok());
+    }
 }
 
 /// The most output tokens one model call may produce.

@@ -1,4 +1,7 @@
-//! The Anthropic Messages API: `POST /v1/messages`, whole or streamed.
+//! The Anthropic Messages API: `POST /v1/messages`, whole or streamed
+//! (<https://docs.anthropic.com/en/api/messages>, <https://docs.anthropic.com/en/api/messages-streaming>).
+//! With thinking on, the signed thinking blocks of an answer are kept and sent back at
+//! the head of its assistant turn, as a tool loop requires.
 
 use std::borrow::Cow;
 use std::collections::BTreeMap;
@@ -6,11 +9,12 @@ use std::collections::BTreeMap;
 use serde::Serialize;
 use serde_json::{Value, json};
 
-use super::client::{Wire, bad_response, event_json};
+use super::client::{Wire, bad_response, event_json, reported};
 use super::resolve::Endpoint;
 use super::sse::SseEvent;
 use super::{
-    Message, ModelError, ModelRequest, ModelResponse, StreamEvent, ThinkingLevel, ToolCall, Usage,
+    Message, ModelError, ModelRequest, ModelResponse, Reasoning, StreamEvent, ThinkingLevel,
+    ToolCall, Usage, new_tool_call_id,
 };
 
 const API_VERSION: &str = "2023-06-01";
@@ -30,7 +34,7 @@ impl Wire for Anthropic {
 
     type Body<'a> = Body<'a>;
 
-    fn request_body(request: &ModelRequest, stream: bool) -> Body<'_> {
+    fn request_body<'a>(_: &'a Endpoint, request: &'a ModelRequest, stream: bool) -> Body<'a> {
         request_body(request, stream)
     }
 
@@ -109,6 +113,13 @@ enum Content<'a> {
 #[derive(Serialize)]
 #[serde(tag = "type", rename_all = "snake_case")]
 enum Block<'a> {
+    Thinking {
+        thinking: &'a str,
+        signature: &'a str,
+    },
+    RedactedThinking {
+        data: &'a str,
+    },
     Text {
         text: &'a str,
     },
@@ -131,7 +142,7 @@ fn request_body(request: &ModelRequest, stream: bool) -> Body<'_> {
         model: &request.model,
         // The answer's own budget comes on top of the thinking budget.
         max_tokens: request.max_tokens + budget.unwrap_or(0),
-        messages: messages(&request.messages),
+        messages: messages(&request.messages, budget.is_some()),
         thinking: budget.map(|budget_tokens| Thinking {
             r#type: "enabled",
             budget_tokens,
@@ -151,8 +162,9 @@ fn request_body(request: &ModelRequest, stream: bool) -> Body<'_> {
 }
 
 /// Maps messages; consecutive tool results become one user message of `tool_result` blocks.
-/// An assistant turn with neither text nor tool calls is left out: the API rejects it.
-fn messages(messages: &[Message]) -> Vec<Turn<'_>> {
+/// With thinking on, an assistant turn starts with its thinking blocks, unchanged. An
+/// assistant turn with nothing to send is left out: the API rejects it.
+fn messages(messages: &[Message], thinking: bool) -> Vec<Turn<'_>> {
     let mut out: Vec<Turn> = Vec::with_capacity(messages.len());
     for message in messages {
         match message {
@@ -163,14 +175,25 @@ fn messages(messages: &[Message]) -> Vec<Turn<'_>> {
             Message::Assistant {
                 content,
                 tool_calls,
+                reasoning,
             } => {
+                let reasoning = reasoning.iter().filter(|_| thinking).map(|r| match r {
+                    Reasoning::Thinking {
+                        thinking,
+                        signature,
+                    } => Block::Thinking {
+                        thinking,
+                        signature,
+                    },
+                    Reasoning::RedactedThinking { data } => Block::RedactedThinking { data },
+                });
                 let text = (!content.is_empty()).then_some(Block::Text { text: content });
                 let calls = tool_calls.iter().map(|c| Block::ToolUse {
                     id: &c.id,
                     name: &c.name,
                     input: &c.arguments,
                 });
-                let blocks: Vec<Block> = text.into_iter().chain(calls).collect();
+                let blocks: Vec<Block> = reasoning.chain(text).chain(calls).collect();
                 if !blocks.is_empty() {
                     out.push(Turn {
                         role: "assistant",
@@ -241,38 +264,64 @@ fn parse_response(endpoint: &Endpoint, body: &Value) -> Result<ModelResponse, Mo
                 .text
                 .push_str(block["text"].as_str().unwrap_or_default()),
             Some("tool_use") => {
-                response
-                    .tool_calls
-                    .push(tool_call(endpoint, block, block["input"].clone())?)
+                let input = match &block["input"] {
+                    Value::Null => json!({}),
+                    input => input.clone(),
+                };
+                response.tool_calls.push(tool_call(endpoint, block, input)?)
             }
-            _ => {} // thinking and other blocks are not part of the answer text
+            _ => response.reasoning.extend(reasoning(block)),
         }
     }
     Ok(response)
 }
 
+/// A whole thinking or redacted-thinking block as [`Reasoning`]; `None` for other blocks.
+fn reasoning(block: &Value) -> Option<Reasoning> {
+    let text = |k: &str| block[k].as_str().unwrap_or_default().to_string();
+    match block["type"].as_str()? {
+        "thinking" => Some(Reasoning::Thinking {
+            thinking: text("thinking"),
+            signature: text("signature"),
+        }),
+        "redacted_thinking" => Some(Reasoning::RedactedThinking { data: text("data") }),
+        _ => None,
+    }
+}
+
+/// A tool call from a `tool_use` block; an id is made up if a compatible server sent none.
 fn tool_call(endpoint: &Endpoint, block: &Value, arguments: Value) -> Result<ToolCall, ModelError> {
-    let field = |k: &str| {
-        block[k]
-            .as_str()
-            .map(str::to_string)
-            .ok_or_else(|| bad_response(endpoint, format!("a tool_use block has no {k}")))
-    };
+    let name = block["name"]
+        .as_str()
+        .ok_or_else(|| bad_response(endpoint, "a tool_use block has no name"))?;
+    let id = block["id"].as_str().filter(|id| !id.is_empty());
     Ok(ToolCall {
-        id: field("id")?,
-        name: field("name")?,
+        id: id.map_or_else(new_tool_call_id, str::to_string),
+        name: name.to_string(),
         arguments,
     })
+}
+
+/// A content block being streamed.
+enum PartialBlock {
+    /// A `tool_use` block and its input JSON so far.
+    ToolUse(Value, String),
+    /// A thinking block (or a redacted one, whole at its start).
+    Reasoning(Reasoning),
 }
 
 /// What a stream has said so far.
 #[derive(Default)]
 pub struct StreamState {
     response: ModelResponse,
-    /// Tool-use blocks being streamed, by block index: the block and its partial JSON.
-    pending: BTreeMap<u64, (Value, String)>,
-    /// Completed tool calls, by block index (so they keep the provider's order).
+    /// Blocks being streamed, by block index.
+    pending: BTreeMap<u64, PartialBlock>,
+    /// Completed tool calls and reasoning, by block index (so they keep the provider's
+    /// order).
     calls: BTreeMap<u64, ToolCall>,
+    reasoning: BTreeMap<u64, Reasoning>,
+    /// The answer said why it stopped (`message_delta` with a `stop_reason`).
+    stop_reason: bool,
     stopped: bool,
 }
 
@@ -288,64 +337,85 @@ impl StreamState {
             "message_start" => {
                 self.response.usage = usage(&event["message"]["usage"], Usage::default());
             }
-            "content_block_start" if event["content_block"]["type"] == "tool_use" => {
-                self.pending
-                    .insert(index, (event["content_block"].clone(), String::new()));
-            }
-            "content_block_delta" => {
-                let delta = &event["delta"];
-                match delta["type"].as_str() {
-                    Some("text_delta") => {
-                        if let Some(text) = delta["text"].as_str().filter(|t| !t.is_empty()) {
-                            self.response.text.push_str(text);
-                            sink(StreamEvent::TextDelta(text.to_string()));
-                        }
-                    }
-                    Some("input_json_delta") => {
-                        if let Some((_, json)) = self.pending.get_mut(&index) {
-                            json.push_str(delta["partial_json"].as_str().unwrap_or_default());
-                        }
-                    }
-                    _ => {}
+            "content_block_start" => {
+                let block = &event["content_block"];
+                let partial = match block["type"].as_str() {
+                    Some("tool_use") => Some(PartialBlock::ToolUse(block.clone(), String::new())),
+                    _ => reasoning(block).map(PartialBlock::Reasoning),
+                };
+                if let Some(partial) = partial {
+                    self.pending.insert(index, partial);
                 }
             }
-            "content_block_stop" => {
-                if let Some((block, json)) = self.pending.remove(&index) {
-                    let arguments = if json.trim().is_empty() {
-                        json!({})
-                    } else {
+            "content_block_delta" => self.delta(index, &event["delta"], sink),
+            "content_block_stop" => match self.pending.remove(&index) {
+                Some(PartialBlock::ToolUse(block, json)) => {
+                    let arguments = if !json.trim().is_empty() {
                         serde_json::from_str(&json).map_err(|e| {
-                            bad_response(endpoint, format!("tool arguments are not JSON: {e}"))
+                            bad_response(
+                                endpoint,
+                                format!("the input of a tool_use block is not JSON ({e}): {json}"),
+                            )
                         })?
+                    } else if block["input"].is_object() {
+                        // Sent whole at the start, as some compatible servers do.
+                        block["input"].clone()
+                    } else {
+                        json!({})
                     };
                     self.calls
                         .insert(index, tool_call(endpoint, &block, arguments)?);
                 }
+                Some(PartialBlock::Reasoning(reasoning)) => {
+                    self.reasoning.insert(index, reasoning);
+                }
+                None => {}
+            },
+            "message_delta" => {
+                self.stop_reason |= event["delta"]["stop_reason"].is_string();
+                self.response.usage = usage(&event["usage"], self.response.usage);
             }
-            "message_delta" => self.response.usage = usage(&event["usage"], self.response.usage),
             "message_stop" => self.stopped = true,
-            "error" => {
-                let error = &event["error"];
-                let kind = error["type"].as_str().unwrap_or("error");
-                let message = error["message"].as_str().unwrap_or("no message");
-                return Err(bad_response(
-                    endpoint,
-                    format!("the stream reported {kind}: {message}"),
-                ));
-            }
+            "error" => return Err(reported(endpoint, &event["error"])),
             _ => {} // ping, and event types added later
         }
         Ok(())
     }
 
+    /// Takes in a `content_block_delta`.
+    fn delta(&mut self, index: u64, delta: &Value, sink: &mut (dyn FnMut(StreamEvent) + Send)) {
+        let piece = |k: &str| delta[k].as_str().unwrap_or_default();
+        match (delta["type"].as_str(), self.pending.get_mut(&index)) {
+            (Some("text_delta"), _) if !piece("text").is_empty() => {
+                self.response.text.push_str(piece("text"));
+                sink(StreamEvent::TextDelta(piece("text").to_string()));
+            }
+            (Some("input_json_delta"), Some(PartialBlock::ToolUse(_, json))) => {
+                json.push_str(piece("partial_json"));
+            }
+            (
+                Some("thinking_delta"),
+                Some(PartialBlock::Reasoning(Reasoning::Thinking { thinking, .. })),
+            ) => thinking.push_str(piece("thinking")),
+            (
+                Some("signature_delta"),
+                Some(PartialBlock::Reasoning(Reasoning::Thinking { signature, .. })),
+            ) => signature.push_str(piece("signature")),
+            _ => {}
+        }
+    }
+
+    /// The answer, once the stream has ended: whole if it ended with `message_stop`, or
+    /// said why it stopped and left no block open (some servers end there).
     fn finish(mut self, endpoint: &Endpoint) -> Result<ModelResponse, ModelError> {
-        if !self.stopped {
-            return Err(bad_response(
-                endpoint,
-                "the stream ended before message_stop",
-            ));
+        if !self.stopped && !(self.stop_reason && self.pending.is_empty()) {
+            return Err(ModelError::Incomplete {
+                provider: endpoint.provider.clone(),
+                reason: "the stream ended before message_stop".into(),
+            });
         }
         self.response.tool_calls = self.calls.into_values().collect();
+        self.response.reasoning = self.reasoning.into_values().collect();
         Ok(self.response)
     }
 }
@@ -362,6 +432,8 @@ mod tests {
             base_url: "http://x".into(),
             base_url_var: "ANTHROPIC_BASE_URL".into(),
             api_key: None,
+            retry: Default::default(),
+            capabilities: Default::default(),
         }
     }
 
@@ -388,6 +460,7 @@ mod tests {
                             arguments: json!({"x": 1}),
                         },
                     ],
+                    reasoning: Vec::new(),
                 },
                 Message::Tool {
                     tool_call_id: "a".into(),
@@ -435,8 +508,9 @@ mod tests {
         let empty_turn = Message::Assistant {
             content: String::new(),
             tool_calls: Vec::new(),
+            reasoning: Vec::new(),
         };
-        assert!(super::messages(&[empty_turn]).is_empty());
+        assert!(super::messages(&[empty_turn], true).is_empty());
     }
 
     #[test]
@@ -578,5 +652,163 @@ mod tests {
                 .0
                 .is_err()
         );
+    }
+
+    /// The events of a signed thinking block, then a tool call, ended by `message_delta`
+    /// and, if `stop`, `message_stop`.
+    fn thinking_then_tool(stop: bool) -> String {
+        let mut events = vec![
+            (
+                "message_start",
+                json!({"type": "message_start", "message": {"usage": {"input_tokens": 20}}}),
+            ),
+            (
+                "content_block_start",
+                json!({"type": "content_block_start", "index": 0, "content_block": {"type": "thinking", "thinking": ""}}),
+            ),
+            (
+                "content_block_delta",
+                json!({"type": "content_block_delta", "index": 0, "delta": {"type": "thinking_delta", "thinking": "List first."}}),
+            ),
+            (
+                "content_block_delta",
+                json!({"type": "content_block_delta", "index": 0, "delta": {"type": "signature_delta", "signature": "EqQBsig"}}),
+            ),
+            (
+                "content_block_stop",
+                json!({"type": "content_block_stop", "index": 0}),
+            ),
+            (
+                "content_block_start",
+                json!({"type": "content_block_start", "index": 1, "content_block": {"type": "redacted_thinking", "data": "opaque"}}),
+            ),
+            (
+                "content_block_stop",
+                json!({"type": "content_block_stop", "index": 1}),
+            ),
+            (
+                "content_block_start",
+                json!({"type": "content_block_start", "index": 2, "content_block": {"type": "tool_use", "id": "toolu_1", "name": "ls", "input": {"path": "."}}}),
+            ),
+            (
+                "content_block_stop",
+                json!({"type": "content_block_stop", "index": 2}),
+            ),
+            (
+                "message_delta",
+                json!({"type": "message_delta", "delta": {"stop_reason": "tool_use"}, "usage": {"output_tokens": 9}}),
+            ),
+        ];
+        if stop {
+            events.push(("message_stop", json!({"type": "message_stop"})));
+        }
+        sse(&events)
+    }
+
+    #[test]
+    fn thinking_is_kept_apart_from_text_and_sent_back_first() {
+        for stop in [true, false] {
+            let (response, sent) = replay::<Anthropic>(&endpoint(), &thinking_then_tool(stop));
+            let response = response.unwrap();
+            assert!(
+                sent.is_empty() && response.text.is_empty(),
+                "thinking is never text"
+            );
+            assert_eq!(
+                response.reasoning,
+                [
+                    Reasoning::Thinking {
+                        thinking: "List first.".into(),
+                        signature: "EqQBsig".into()
+                    },
+                    Reasoning::RedactedThinking {
+                        data: "opaque".into()
+                    }
+                ]
+            );
+            assert_eq!(
+                response.tool_calls[0].arguments,
+                json!({"path": "."}),
+                "input sent whole at the start"
+            );
+            let mut request = ModelRequest {
+                model: "m".into(),
+                system: None,
+                messages: vec![
+                    Message::User {
+                        content: "review".into(),
+                    },
+                    response.to_message(),
+                ],
+                tools: Vec::new(),
+                max_tokens: 100,
+                thinking: Some(ThinkingLevel::Medium),
+            };
+            let body = serde_json::to_value(request_body(&request, false)).unwrap();
+            let blocks = &body["messages"][1]["content"];
+            assert_eq!(
+                blocks[0],
+                json!({"type": "thinking", "thinking": "List first.", "signature": "EqQBsig"})
+            );
+            assert_eq!(
+                blocks[1],
+                json!({"type": "redacted_thinking", "data": "opaque"})
+            );
+            assert_eq!(blocks[2]["type"], "tool_use");
+            request.thinking = None;
+            let body = serde_json::to_value(request_body(&request, false)).unwrap();
+            assert_eq!(
+                body["messages"][1]["content"][0]["type"], "tool_use",
+                "only with thinking on"
+            );
+        }
+        let body = json!({"content": [
+            {"type": "thinking", "thinking": "t", "signature": "s"},
+            {"type": "tool_use", "name": "ls", "input": {}}
+        ]});
+        let whole = parse_response(&endpoint(), &body).unwrap();
+        assert_eq!(whole.reasoning.len(), 1);
+        assert!(
+            whole.tool_calls[0].id.starts_with("call_"),
+            "an id is made up"
+        );
+    }
+
+    #[test]
+    fn overload_before_content_is_busy_and_a_cut_stream_is_incomplete() {
+        let overloaded = sse(&[
+            (
+                "message_start",
+                json!({"type": "message_start", "message": {"usage": {}}}),
+            ),
+            ("ping", json!({"type": "ping"})),
+            (
+                "error",
+                json!({"type": "error", "error": {"type": "overloaded_error", "message": "Overloaded"}}),
+            ),
+        ]);
+        let err = replay::<Anthropic>(&endpoint(), &overloaded).0.unwrap_err();
+        assert!(
+            matches!(
+                err,
+                ModelError::Busy {
+                    rate_limited: false,
+                    ..
+                }
+            ),
+            "{err:?}"
+        );
+        let invalid = sse(&[(
+            "error",
+            json!({"type": "error", "error": {"type": "invalid_request_error", "message": "no"}}),
+        )]);
+        let err = replay::<Anthropic>(&endpoint(), &invalid).0.unwrap_err();
+        assert!(matches!(err, ModelError::Reported { .. }), "{err:?}");
+        let cut = sse(&[(
+            "message_start",
+            json!({"type": "message_start", "message": {"usage": {}}}),
+        )]);
+        let err = replay::<Anthropic>(&endpoint(), &cut).0.unwrap_err();
+        assert!(matches!(err, ModelError::Incomplete { .. }), "{err:?}");
     }
 }

@@ -9,6 +9,7 @@ use serde::Serialize;
 use serde_json::Value;
 
 use super::resolve::Endpoint;
+use super::retry::retry_after;
 use super::sse::{SseEvent, SseParser};
 use super::{BoxFuture, EventSink, ModelError, ModelRequest, ModelResponse, Provider, StreamEvent};
 
@@ -25,8 +26,12 @@ pub trait Wire: Send + Sync + 'static {
     fn headers(endpoint: &Endpoint) -> Vec<(&'static str, String)>;
     /// The JSON body of a request, borrowed from it.
     type Body<'a>: Serialize + Send + Sync;
-    /// The JSON body for a request.
-    fn request_body(request: &ModelRequest, stream: bool) -> Self::Body<'_>;
+    /// The JSON body for a request to this endpoint.
+    fn request_body<'a>(
+        endpoint: &'a Endpoint,
+        request: &'a ModelRequest,
+        stream: bool,
+    ) -> Self::Body<'a>;
     /// Reads a whole response body.
     fn parse_response(endpoint: &Endpoint, body: &Value) -> Result<ModelResponse, ModelError>;
     /// Takes in one stream event, forwarding text deltas to `sink`.
@@ -85,17 +90,50 @@ impl<W: Wire> Client<W> {
             &self.endpoint,
             &self.url,
             &self.headers,
-            &W::request_body(request, stream),
+            &W::request_body(&self.endpoint, request, stream),
         )
         .await
     }
 
+    /// One completion, answered whole; transient failures are retried.
     async fn complete_whole(&self, request: &ModelRequest) -> Result<ModelResponse, ModelError> {
+        let mut retries = self.endpoint.retry.start();
+        loop {
+            match self.complete_once(request).await {
+                Ok(response) => return Ok(response),
+                Err(error) => retries.after(error, true).await?,
+            }
+        }
+    }
+
+    async fn complete_once(&self, request: &ModelRequest) -> Result<ModelResponse, ModelError> {
         let response = self.send(request, false).await?;
         W::parse_response(&self.endpoint, &read_json(&self.endpoint, response).await?)
     }
 
+    /// One completion, streamed; a transient failure is retried while nothing of the
+    /// answer has reached `sink`.
     async fn complete_streamed(
+        &self,
+        request: &ModelRequest,
+        sink: EventSink<'_>,
+    ) -> Result<ModelResponse, ModelError> {
+        let mut retries = self.endpoint.retry.start();
+        loop {
+            let mut delivered = false;
+            let mut tracked = |event: StreamEvent| {
+                delivered = true;
+                sink(event);
+            };
+            let outcome = self.stream_once(request, &mut tracked).await;
+            match outcome {
+                Ok(response) => return Ok(response),
+                Err(error) => retries.after(error, !delivered).await?,
+            }
+        }
+    }
+
+    async fn stream_once(
         &self,
         request: &ModelRequest,
         sink: EventSink<'_>,
@@ -128,7 +166,8 @@ impl<W: Wire> Provider for Client<W> {
 }
 
 /// Posts a JSON body to `url` and returns the response if its status is a success;
-/// every failure becomes the matching [`ModelError`].
+/// every failure becomes the matching [`ModelError`]: 429, 408, 5xx and Anthropic's 529
+/// are [`ModelError::Busy`], with the provider's `retry-after`.
 async fn post_json(
     http: &reqwest::Client,
     endpoint: &Endpoint,
@@ -147,6 +186,7 @@ async fn post_json(
     if status.is_success() {
         return Ok(response);
     }
+    let retry_after = retry_after(response.headers());
     let mut body = response.text().await.unwrap_or_default();
     if body.len() > ERROR_BODY_LIMIT {
         let cut = (0..=ERROR_BODY_LIMIT)
@@ -156,9 +196,19 @@ async fn post_json(
         body.truncate(cut);
         body.push('…');
     }
+    let code = status.as_u16();
+    if code == 429 || code == 408 || status.is_server_error() {
+        return Err(ModelError::Busy {
+            provider: endpoint.provider.clone(),
+            rate_limited: code == 429,
+            detail: format!("HTTP {code}: {body}"),
+            retry_after,
+            attempts: 1,
+        });
+    }
     Err(ModelError::Status {
         provider: endpoint.provider.clone(),
-        status: status.as_u16(),
+        status: code,
         body,
     })
 }
@@ -172,13 +222,15 @@ async fn read_events(
     let mut parser = SseParser::default();
     let mut bytes = response.bytes_stream();
     while let Some(chunk) = bytes.next().await {
-        let chunk = chunk
-            .map_err(|e| bad_response(endpoint, format!("the stream broke: {}", root_cause(&e))))?;
+        let chunk = chunk.map_err(|e| ModelError::Incomplete {
+            provider: endpoint.provider.clone(),
+            reason: format!("the connection broke: {}", root_cause(&e)),
+        })?;
         for event in parser.feed(&chunk) {
             on_event(event)?;
         }
     }
-    Ok(())
+    parser.finish().map_or(Ok(()), on_event)
 }
 
 /// Reads a whole JSON response body.
@@ -186,10 +238,10 @@ async fn read_json(
     endpoint: &Endpoint,
     response: reqwest::Response,
 ) -> Result<serde_json::Value, ModelError> {
-    let bytes = response
-        .bytes()
-        .await
-        .map_err(|e| bad_response(endpoint, format!("the body broke off: {}", root_cause(&e))))?;
+    let bytes = response.bytes().await.map_err(|e| ModelError::Incomplete {
+        provider: endpoint.provider.clone(),
+        reason: format!("the body broke off: {}", root_cause(&e)),
+    })?;
     serde_json::from_slice(&bytes)
         .map_err(|e| bad_response(endpoint, format!("the body is not JSON: {e}")))
 }
@@ -199,6 +251,44 @@ pub fn bad_response(endpoint: &Endpoint, reason: impl Into<String>) -> ModelErro
     ModelError::BadResponse {
         provider: endpoint.provider.clone(),
         reason: reason.into(),
+    }
+}
+
+/// The error for an `{"error": {"type", "message"}}` object a provider sent in a
+/// stream or a success body: [`ModelError::Busy`] for overload, rate limits and server
+/// errors, which may pass if tried again, [`ModelError::Reported`] for the rest.
+pub fn reported(endpoint: &Endpoint, error: &Value) -> ModelError {
+    let kind = error["type"]
+        .as_str()
+        .or(error["code"].as_str())
+        .unwrap_or("error")
+        .to_string();
+    let message = error["message"].as_str().or(error.as_str());
+    let message = message.map_or_else(|| error.to_string(), str::to_string);
+    let rate_limited = kind.contains("rate_limit");
+    let transient = rate_limited
+        || [
+            "overloaded",
+            "api_error",
+            "server_error",
+            "timeout",
+            "unavailable",
+        ]
+        .iter()
+        .any(|k| kind.contains(k));
+    if transient {
+        return ModelError::Busy {
+            provider: endpoint.provider.clone(),
+            rate_limited,
+            detail: format!("{kind}: {message}"),
+            retry_after: None,
+            attempts: 1,
+        };
+    }
+    ModelError::Reported {
+        provider: endpoint.provider.clone(),
+        kind,
+        message,
     }
 }
 

@@ -2,18 +2,22 @@
 //! each provider's wire format. This is the only module that knows those formats.
 
 mod anthropic;
+mod capabilities;
 mod client;
 mod openai;
 mod resolve;
+mod retry;
 mod sse;
 
 use std::future::Future;
 use std::pin::Pin;
+use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
 pub use crate::agent_config::ThinkingLevel;
 
+pub use capabilities::{ModelSettings, TokenLimitField};
 pub use resolve::{ModelRef, ProviderKind, ProviderSettings, Providers, process_env};
 
 /// One message of a conversation, as the harness stores it.
@@ -22,12 +26,15 @@ pub use resolve::{ModelRef, ProviderKind, ProviderSettings, Providers, process_e
 pub enum Message {
     /// What the user (or an event) said.
     User { content: String },
-    /// What the model answered: text, tool calls, or both.
+    /// What the model answered: text, tool calls, or both, and the provider's own record
+    /// of its reasoning, which is sent back unchanged and never shown as text.
     Assistant {
         #[serde(default)]
         content: String,
         #[serde(default, skip_serializing_if = "Vec::is_empty")]
         tool_calls: Vec<ToolCall>,
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        reasoning: Vec<Reasoning>,
     },
     /// The outcome of one tool call.
     Tool {
@@ -54,6 +61,19 @@ impl Message {
             _ => None,
         }
     }
+}
+
+/// Reasoning a provider asks to get back verbatim on later turns: Anthropic's extended
+/// thinking blocks (`thinking` with its `signature`, or `redacted_thinking`), which must
+/// lead the assistant turn of a tool loop when thinking is on
+/// (<https://docs.anthropic.com/en/docs/build-with-claude/extended-thinking>).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum Reasoning {
+    /// A summary of the model's thinking and the signature that vouches for it.
+    Thinking { thinking: String, signature: String },
+    /// Thinking the provider encrypted; `data` is opaque.
+    RedactedThinking { data: String },
 }
 
 /// A tool call requested by the model.
@@ -117,7 +137,26 @@ impl Usage {
 pub struct ModelResponse {
     pub text: String,
     pub tool_calls: Vec<ToolCall>,
+    /// Reasoning to send back with this turn (see [`Reasoning`]).
+    pub reasoning: Vec<Reasoning>,
     pub usage: Usage,
+}
+
+impl ModelResponse {
+    /// The assistant message that records this answer in a conversation.
+    pub fn to_message(&self) -> Message {
+        Message::Assistant {
+            content: self.text.clone(),
+            tool_calls: self.tool_calls.clone(),
+            reasoning: self.reasoning.clone(),
+        }
+    }
+}
+
+/// A tool-call id for a call the provider sent without one: unique, so that two calls
+/// (and the child sessions of two tasks) never share one.
+pub fn new_tool_call_id() -> String {
+    format!("call_{:016x}", fastrand::u64(..))
 }
 
 /// What a streaming call reports as it goes.
@@ -152,14 +191,56 @@ pub enum ModelError {
         reason: String,
         base_url_var: String,
     },
+    /// The provider refused the request (a status it will answer again the same way).
     #[error("{provider} answered {status}: {body}")]
     Status {
         provider: String,
         status: u16,
         body: String,
     },
+    /// The provider is overloaded, failing (HTTP 5xx, 529) or rate-limiting this host
+    /// (HTTP 429), or said so in an error event before any content; it was tried
+    /// `attempts` times. `retry_after` is when the provider said to come back.
+    #[error("{provider} is {} after {attempts} attempt(s): {detail}", if *rate_limited { "rate-limiting this host" } else { "unavailable" })]
+    Busy {
+        provider: String,
+        rate_limited: bool,
+        detail: String,
+        retry_after: Option<Duration>,
+        attempts: u32,
+    },
+    /// The provider reported an error of its own kind in a stream or a success body.
+    #[error("{provider} reported {kind}: {message}")]
+    Reported {
+        provider: String,
+        kind: String,
+        message: String,
+    },
+    /// The answer stopped before it was complete (no finish reason, a broken connection).
+    #[error("{provider}'s answer broke off: {reason}")]
+    Incomplete { provider: String, reason: String },
+    /// The answer is not in the provider's format (not JSON, a field of the wrong type).
     #[error("{provider} sent a response this host cannot read: {reason}")]
     BadResponse { provider: String, reason: String },
+}
+
+impl ModelError {
+    /// Whether the same request may succeed if sent again: the provider was busy, or the
+    /// answer broke off.
+    pub fn is_transient(&self) -> bool {
+        matches!(
+            self,
+            ModelError::Busy { .. } | ModelError::Incomplete { .. }
+        )
+    }
+
+    /// When the provider said the same request may be sent again.
+    pub fn retry_after(&self) -> Option<Duration> {
+        match self {
+            ModelError::Busy { retry_after, .. } => *retry_after,
+            _ => None,
+        }
+    }
 }
 
 /// A boxed future, so providers can sit behind `dyn`.

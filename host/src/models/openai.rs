@@ -1,17 +1,22 @@
-//! OpenAI Chat Completions (`POST {base}/chat/completions`), which OpenAI-compatible
-//! servers such as Ollama speak too; whole or streamed.
+//! OpenAI Chat Completions (`POST {base}/chat/completions`,
+//! <https://platform.openai.com/docs/api-reference/chat>), which OpenAI-compatible servers
+//! (Ollama, llama.cpp, vLLM, LiteLLM-style gateways) speak too, each with its own quirks:
+//! a stream may end without `[DONE]`, tool calls may share an `index` or carry none,
+//! `arguments` may be an object rather than a JSON text, ids may be missing, and usage
+//! may come in any chunk. All of those are read here.
 
 use std::borrow::Cow;
-use std::collections::BTreeMap;
 
 use serde::Serialize;
 use serde_json::{Value, json};
 
-use super::client::{Wire, bad_response, event_json};
+use super::capabilities::TokenLimitField;
+use super::client::{Wire, bad_response, event_json, reported};
 use super::resolve::Endpoint;
 use super::sse::SseEvent;
 use super::{
     Message, ModelError, ModelRequest, ModelResponse, StreamEvent, ThinkingLevel, ToolCall, Usage,
+    new_tool_call_id,
 };
 
 /// The OpenAI Chat Completions wire format.
@@ -29,8 +34,12 @@ impl Wire for OpenAi {
 
     type Body<'a> = Body<'a>;
 
-    fn request_body(request: &ModelRequest, stream: bool) -> Body<'_> {
-        request_body(request, stream)
+    fn request_body<'a>(
+        endpoint: &'a Endpoint,
+        request: &'a ModelRequest,
+        stream: bool,
+    ) -> Body<'a> {
+        request_body(endpoint, request, stream)
     }
 
     fn parse_response(endpoint: &Endpoint, body: &Value) -> Result<ModelResponse, ModelError> {
@@ -48,7 +57,7 @@ impl Wire for OpenAi {
         } else {
             let chunk = event_json(endpoint, event)?;
             reported_error(endpoint, &chunk)?;
-            state.apply(&chunk, sink);
+            state.apply(endpoint, &chunk, sink)?;
         }
         Ok(())
     }
@@ -73,7 +82,10 @@ fn reasoning_effort(level: ThinkingLevel) -> Option<&'static str> {
 #[derive(Serialize)]
 pub struct Body<'a> {
     model: &'a str,
-    max_tokens: u32,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    max_tokens: Option<u32>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    max_completion_tokens: Option<u32>,
     messages: Vec<Turn<'a>>,
     #[serde(skip_serializing_if = "<[_]>::is_empty")]
     tools: Vec<Tool<'a>>,
@@ -139,15 +151,19 @@ struct CallFunction<'a> {
     arguments: String,
 }
 
-/// The request body for a [`ModelRequest`].
-fn request_body(request: &ModelRequest, stream: bool) -> Body<'_> {
+/// The request body for a [`ModelRequest`], fitted to what the model accepts.
+fn request_body<'a>(endpoint: &Endpoint, request: &'a ModelRequest, stream: bool) -> Body<'a> {
     let system = request
         .system
         .iter()
         .map(|content| Turn::System { content });
+    let capabilities = endpoint.capabilities.of(&request.model);
+    let limit = Some(request.max_tokens);
+    let completion_limit = capabilities.token_limit_field == TokenLimitField::MaxCompletionTokens;
     Body {
         model: &request.model,
-        max_tokens: request.max_tokens,
+        max_tokens: limit.filter(|_| !completion_limit),
+        max_completion_tokens: limit.filter(|_| completion_limit),
         messages: system.chain(request.messages.iter().map(message)).collect(),
         tools: request
             .tools
@@ -161,7 +177,10 @@ fn request_body(request: &ModelRequest, stream: bool) -> Body<'_> {
                 },
             })
             .collect(),
-        reasoning_effort: request.thinking.and_then(reasoning_effort),
+        reasoning_effort: request
+            .thinking
+            .and_then(reasoning_effort)
+            .filter(|_| capabilities.reasoning_effort),
         stream,
         stream_options: stream.then_some(StreamOptions {
             include_usage: true,
@@ -177,6 +196,7 @@ fn message(m: &Message) -> Turn<'_> {
         Message::Assistant {
             content,
             tool_calls,
+            ..
         } => Turn::Assistant {
             content: (!content.is_empty()).then_some(content.as_str()),
             tool_calls: tool_calls
@@ -202,46 +222,73 @@ fn message(m: &Message) -> Turn<'_> {
     }
 }
 
-/// Usage, with cached prompt tokens counted as cache reads rather than input.
+/// Usage, with cached prompt tokens counted as cache reads rather than input. Reads
+/// OpenAI's names and the `input_tokens`/`output_tokens` some gateways use instead.
 fn usage(u: &Value) -> Usage {
-    let prompt = u["prompt_tokens"].as_u64().unwrap_or(0);
+    let count = |names: [&str; 2]| names.iter().find_map(|n| u[n].as_u64()).unwrap_or(0);
+    let prompt = count(["prompt_tokens", "input_tokens"]);
     let cached = u["prompt_tokens_details"]["cached_tokens"]
         .as_u64()
         .unwrap_or(0)
         .min(prompt);
     Usage {
         input: prompt - cached,
-        output: u["completion_tokens"].as_u64().unwrap_or(0),
+        output: count(["completion_tokens", "output_tokens"]),
         cache_read: cached,
         cache_write: 0,
     }
 }
 
-fn parse_arguments(endpoint: &Endpoint, name: &str, text: &str) -> Result<Value, ModelError> {
-    if text.trim().is_empty() {
-        return Ok(json!({}));
+/// The usage a body or chunk carries, wherever the server put it: at the top (OpenAI),
+/// in the choice (some compatible servers) or under `x_groq`.
+fn usage_in(body: &Value) -> Option<Usage> {
+    [
+        &body["usage"],
+        &body["choices"][0]["usage"],
+        &body["x_groq"]["usage"],
+    ]
+    .into_iter()
+    .find(|u| u.is_object())
+    .map(usage)
+}
+
+/// A tool call's arguments from what the server sent: a JSON text (OpenAI), an object
+/// (Ollama and others), or nothing.
+fn parse_arguments(
+    endpoint: &Endpoint,
+    name: &str,
+    arguments: &Value,
+) -> Result<Value, ModelError> {
+    match arguments {
+        Value::Null => Ok(json!({})),
+        Value::String(text) if text.trim().is_empty() => Ok(json!({})),
+        Value::String(text) => serde_json::from_str(text).map_err(|e| {
+            bad_response(
+                endpoint,
+                format!("the arguments of tool call '{name}' are not JSON ({e}): {text}"),
+            )
+        }),
+        other => Ok(other.clone()),
     }
-    serde_json::from_str(text).map_err(|e| {
-        bad_response(
-            endpoint,
-            format!("arguments of tool call '{name}' are not JSON: {e}"),
-        )
-    })
 }
 
 /// Fails on an `{"error": ...}` body, which OpenAI sends mid-stream and some compatible
 /// servers send with a success status.
 fn reported_error(endpoint: &Endpoint, body: &Value) -> Result<(), ModelError> {
-    let error = &body["error"];
-    if error.is_null() {
-        return Ok(());
+    match &body["error"] {
+        Value::Null => Ok(()),
+        error => Err(reported(endpoint, error)),
     }
-    let message = error["message"].as_str().or(error.as_str());
-    let message = message.map_or_else(|| error.to_string(), str::to_string);
-    Err(bad_response(
-        endpoint,
-        format!("the server reported an error: {message}"),
-    ))
+}
+
+/// A tool call's name and id, with an id made up when the server sent none.
+fn named_call(call: &Value) -> (String, String) {
+    let id = call["id"].as_str().filter(|id| !id.is_empty());
+    let name = call["function"]["name"].as_str().unwrap_or_default();
+    (
+        id.map_or_else(new_tool_call_id, str::to_string),
+        name.to_string(),
+    )
 }
 
 /// Reads a whole (non-streamed) response.
@@ -258,18 +305,11 @@ fn parse_response(endpoint: &Endpoint, body: &Value) -> Result<ModelResponse, Mo
         .as_array()
         .into_iter()
         .flatten()
-        .map(|c| {
-            let name = c["function"]["name"]
-                .as_str()
-                .unwrap_or_default()
-                .to_string();
-            let arguments = parse_arguments(
-                endpoint,
-                &name,
-                c["function"]["arguments"].as_str().unwrap_or_default(),
-            )?;
+        .map(|call| {
+            let (id, name) = named_call(call);
+            let arguments = parse_arguments(endpoint, &name, &call["function"]["arguments"])?;
             Ok(ToolCall {
-                id: c["id"].as_str().unwrap_or_default().to_string(),
+                id,
                 name,
                 arguments,
             })
@@ -278,60 +318,133 @@ fn parse_response(endpoint: &Endpoint, body: &Value) -> Result<ModelResponse, Mo
     Ok(ModelResponse {
         text: message["content"].as_str().unwrap_or_default().to_string(),
         tool_calls,
-        usage: usage(&body["usage"]),
+        reasoning: Vec::new(),
+        usage: usage_in(body).unwrap_or_default(),
     })
 }
 
-/// A tool call being streamed: id, name and argument text so far.
-#[derive(Default)]
+/// A tool call being streamed.
 struct PartialCall {
+    /// The server's id, or one made up if it sent none.
     id: String,
+    /// Whether the id came from the server (a later fragment may still bring it).
+    id_given: bool,
+    /// The `index` the server gave it, if any.
+    index: Option<u64>,
     name: String,
-    arguments: String,
+    /// The argument text so far, or the whole arguments when sent as an object.
+    arguments: Value,
 }
 
 /// What a stream has said so far.
 #[derive(Default)]
 pub struct StreamState {
     response: ModelResponse,
-    calls: BTreeMap<u64, PartialCall>,
+    /// Tool calls in the order they started.
+    calls: Vec<PartialCall>,
+    /// A choice said why it finished (`stop`, `tool_calls`, `length`).
+    finished: bool,
     done: bool,
 }
 
 impl StreamState {
-    fn apply(&mut self, chunk: &Value, sink: &mut (dyn FnMut(StreamEvent) + Send)) {
-        if chunk["usage"].is_object() {
-            self.response.usage = usage(&chunk["usage"]);
+    fn apply(
+        &mut self,
+        endpoint: &Endpoint,
+        chunk: &Value,
+        sink: &mut (dyn FnMut(StreamEvent) + Send),
+    ) -> Result<(), ModelError> {
+        if let Some(usage) = usage_in(chunk) {
+            self.response.usage = usage;
         }
-        let delta = &chunk["choices"][0]["delta"];
+        let choice = &chunk["choices"][0];
+        if choice["finish_reason"].is_string() {
+            self.finished = true;
+        }
+        let delta = &choice["delta"];
         if let Some(text) = delta["content"].as_str().filter(|t| !t.is_empty()) {
             self.response.text.push_str(text);
             sink(StreamEvent::TextDelta(text.to_string()));
         }
-        for call in delta["tool_calls"].as_array().into_iter().flatten() {
-            let partial = self
+        for fragment in delta["tool_calls"].as_array().into_iter().flatten() {
+            self.take_fragment(endpoint, fragment)?;
+        }
+        Ok(())
+    }
+
+    /// Adds a fragment of a tool call to the call it continues: the call with its id if
+    /// it has one, else the latest call with its index, else the latest call; a new id
+    /// starts a new call even at an index already used.
+    fn take_fragment(&mut self, endpoint: &Endpoint, fragment: &Value) -> Result<(), ModelError> {
+        let id = fragment["id"].as_str().filter(|id| !id.is_empty());
+        let index = fragment["index"].as_u64();
+        let position = match id {
+            Some(id) => self
                 .calls
-                .entry(call["index"].as_u64().unwrap_or(0))
-                .or_default();
-            if let Some(id) = call["id"].as_str() {
-                partial.id = id.to_string();
+                .iter()
+                .position(|c| c.id_given && c.id == id)
+                .or_else(|| {
+                    // The first fragment at this index that carries the id of a call started
+                    // without one.
+                    self.calls
+                        .iter()
+                        .rposition(|c| !c.id_given && index.is_some() && c.index == index)
+                }),
+            None => match index {
+                Some(_) => self.calls.iter().rposition(|c| c.index == index),
+                None => self.calls.len().checked_sub(1),
+            },
+        };
+        let call = match position {
+            Some(at) => &mut self.calls[at],
+            None => {
+                self.calls.push(PartialCall {
+                    id: id.map_or_else(new_tool_call_id, str::to_string),
+                    id_given: id.is_some(),
+                    index,
+                    name: String::new(),
+                    arguments: Value::String(String::new()),
+                });
+                self.calls.last_mut().expect("just pushed")
             }
-            if let Some(name) = call["function"]["name"].as_str() {
-                partial.name.push_str(name);
-            }
-            if let Some(args) = call["function"]["arguments"].as_str() {
-                partial.arguments.push_str(args);
+        };
+        if let Some(id) = id.filter(|_| !call.id_given) {
+            call.id = id.to_string();
+            call.id_given = true;
+        }
+        if let Some(name) = fragment["function"]["name"].as_str() {
+            // Some servers repeat the whole name in every fragment.
+            if call.name != name {
+                call.name.push_str(name);
             }
         }
+        match (&mut call.arguments, &fragment["function"]["arguments"]) {
+            (_, Value::Null) => {}
+            (Value::String(so_far), Value::String(more)) => so_far.push_str(more),
+            (slot, whole) if whole.is_object() => *slot = whole.clone(),
+            (_, other) => {
+                return Err(bad_response(
+                    endpoint,
+                    format!(
+                        "tool call '{}' has arguments of an unknown shape: {other}",
+                        call.name
+                    ),
+                ));
+            }
+        }
+        Ok(())
     }
 
     fn finish(mut self, endpoint: &Endpoint) -> Result<ModelResponse, ModelError> {
-        if !self.done {
-            return Err(bad_response(endpoint, "the stream ended before [DONE]"));
+        if !self.done && !self.finished {
+            return Err(ModelError::Incomplete {
+                provider: endpoint.provider.clone(),
+                reason: "the stream ended before a finish_reason or data: [DONE]".into(),
+            });
         }
         self.response.tool_calls = self
             .calls
-            .into_values()
+            .into_iter()
             .map(|c| {
                 Ok(ToolCall {
                     arguments: parse_arguments(endpoint, &c.name, &c.arguments)?,
@@ -355,6 +468,8 @@ mod tests {
             base_url: "http://x/v1".into(),
             base_url_var: "OPENAI_BASE_URL".into(),
             api_key: None,
+            retry: Default::default(),
+            capabilities: Default::default(),
         }
     }
 
@@ -374,6 +489,7 @@ mod tests {
                         name: "t".into(),
                         arguments: json!({"a": 1}),
                     }],
+                    reasoning: Vec::new(),
                 },
                 Message::Tool {
                     tool_call_id: "call_1".into(),
@@ -386,7 +502,7 @@ mod tests {
             max_tokens: 50,
             thinking: Some(ThinkingLevel::Low),
         };
-        let body = serde_json::to_value(request_body(&request, false)).unwrap();
+        let body = serde_json::to_value(request_body(&endpoint(), &request, false)).unwrap();
         assert_eq!(body["messages"][0]["role"], "system");
         assert_eq!(body["reasoning_effort"], "low");
         assert_eq!(body["messages"][2]["content"], Value::Null);
@@ -494,5 +610,116 @@ mod tests {
         let whole_error = json!({"error": "model not found"});
         let err = parse_response(&endpoint(), &whole_error).unwrap_err();
         assert!(err.to_string().contains("model not found"), "{err}");
+    }
+
+    #[test]
+    fn a_stream_that_finished_counts_without_done() {
+        let finished = sse(
+            &[
+                delta(json!({"content": "Complete answer."})),
+                json!({"choices": [{"index": 0, "delta": {}, "finish_reason": "stop"}]}),
+                json!({"choices": [], "usage": {"prompt_tokens": 10, "completion_tokens": 5}}),
+            ],
+            false,
+        );
+        let response = replay::<OpenAi>(&endpoint(), &finished).0.unwrap();
+        assert_eq!(response.text, "Complete answer.");
+        assert_eq!(response.usage.output, 5);
+        let cut = sse(&[delta(json!({"content": "Compl"}))], false);
+        let err = replay::<OpenAi>(&endpoint(), &cut).0.unwrap_err();
+        assert!(matches!(err, ModelError::Incomplete { .. }), "{err:?}");
+    }
+
+    #[test]
+    fn tool_calls_are_told_apart_by_id_and_keep_object_arguments() {
+        let call = |id: &str, args: Value, index: Option<u64>| {
+            let mut call = json!({"id": id, "type": "function", "function": {"name": "ticket_status", "arguments": args}});
+            if let Some(index) = index {
+                call["index"] = json!(index);
+            }
+            delta(json!({"tool_calls": [call]}))
+        };
+        for index in [Some(0), None] {
+            let raw = sse(
+                &[
+                    call("call_a", json!("{\"detail\": true}"), index),
+                    call("call_b", json!({"detail": false}), index),
+                    json!({"choices": [{"index": 0, "delta": {}, "finish_reason": "tool_calls"}]}),
+                ],
+                true,
+            );
+            let response = replay::<OpenAi>(&endpoint(), &raw).0.unwrap();
+            let calls: Vec<_> = response
+                .tool_calls
+                .iter()
+                .map(|c| (c.id.as_str(), c.arguments.clone()))
+                .collect();
+            assert_eq!(
+                calls,
+                [
+                    ("call_a", json!({"detail": true})),
+                    ("call_b", json!({"detail": false}))
+                ],
+                "index {index:?}"
+            );
+        }
+        let repeated_name = sse(
+            &[
+                delta(
+                    json!({"tool_calls": [{"index": 0, "id": "c1", "function": {"name": "t", "arguments": "{\"a\""}}]}),
+                ),
+                delta(
+                    json!({"tool_calls": [{"index": 0, "function": {"name": "t", "arguments": ": 1}"}}]}),
+                ),
+            ],
+            true,
+        );
+        let response = replay::<OpenAi>(&endpoint(), &repeated_name).0.unwrap();
+        assert_eq!(response.tool_calls[0].name, "t");
+        assert_eq!(response.tool_calls[0].arguments, json!({"a": 1}));
+    }
+
+    #[test]
+    fn missing_ids_are_made_up_uniquely_and_usage_is_found() {
+        let call = json!({"type": "function", "function": {"name": "task", "arguments": {"x": 1}}});
+        let body = json!({
+            "choices": [{"message": {"role": "assistant", "content": null, "tool_calls": [call, call]},
+                "usage": {"prompt_tokens": 3, "completion_tokens": 2}}]
+        });
+        let response = parse_response(&endpoint(), &body).unwrap();
+        let [first, second] = &response.tool_calls[..] else {
+            panic!("two calls: {response:?}");
+        };
+        assert!(
+            !first.id.is_empty() && first.id != second.id,
+            "{first:?} {second:?}"
+        );
+        assert_eq!(first.arguments, json!({"x": 1}));
+        assert_eq!(response.usage.input, 3, "usage inside the choice");
+    }
+
+    #[test]
+    fn requests_fit_reasoning_models() {
+        let request = |model: &str| ModelRequest {
+            model: model.into(),
+            system: None,
+            messages: Vec::new(),
+            tools: Vec::new(),
+            max_tokens: 64,
+            thinking: Some(ThinkingLevel::Low),
+        };
+        let o3 = request("o3-mini");
+        let body = serde_json::to_value(request_body(&endpoint(), &o3, false)).unwrap();
+        assert_eq!(body["max_completion_tokens"], 64);
+        assert!(body.get("max_tokens").is_none());
+        assert_eq!(body["reasoning_effort"], "low");
+        let gpt4o = request("gpt-4o-mini");
+        let body = serde_json::to_value(request_body(&endpoint(), &gpt4o, false)).unwrap();
+        assert_eq!(body["max_tokens"], 64);
+        assert!(body.get("max_completion_tokens").is_none());
+        assert!(
+            body.get("reasoning_effort").is_none(),
+            "chat models refuse it"
+        );
     }
 }

@@ -7,7 +7,9 @@ use std::sync::{Arc, RwLock};
 
 use serde::Deserialize;
 
+use super::capabilities::{CapabilityTable, ModelSettings};
 use super::client::Client;
+use super::retry::{DEFAULT_FIRST_DELAY, DEFAULT_MAX_RETRIES, RetryPolicy};
 use super::{ModelError, Provider, anthropic::Anthropic, openai::OpenAi};
 
 /// Which wire format a provider speaks.
@@ -32,6 +34,15 @@ pub struct ProviderSettings {
     pub api_key_env: Option<String>,
     /// The API key itself (prefer `api_key_env`).
     pub api_key: Option<String>,
+    /// What its models accept, by name pattern: `[providers.<name>.models."o3*"]`.
+    #[serde(default)]
+    pub models: BTreeMap<String, ModelSettings>,
+    /// Retries of a call the provider could not answer now (HTTP 429, 529, 5xx, an error
+    /// event before any content); default 3, 0 turns them off.
+    pub max_retries: Option<u32>,
+    /// The delay before the first retry, in milliseconds, doubled with jitter for each
+    /// further one; default 500.
+    pub retry_delay_ms: Option<u64>,
 }
 
 /// Where and how one provider is called, once settings and environment are applied.
@@ -43,6 +54,10 @@ pub struct Endpoint {
     /// The setting a user changes to point elsewhere, named in errors.
     pub base_url_var: String,
     pub api_key: Option<String>,
+    /// How transient failures are retried.
+    pub retry: RetryPolicy,
+    /// What each model accepts.
+    pub capabilities: CapabilityTable,
 }
 
 /// A parsed `provider/model` string.
@@ -197,7 +212,7 @@ impl Providers {
             .unwrap_or_else(|| format!("base_url in flue.toml [providers.{name}]"));
         let base_url = builtin
             .and_then(|b| self.env.get(b.base_url_var).cloned())
-            .or(configured.base_url)
+            .or(configured.base_url.clone())
             .or(builtin.map(|b| b.base_url.to_string()))
             .ok_or_else(|| {
                 ModelError::UnknownProvider(format!("{name} (flue.toml gives it no base_url)"))
@@ -208,6 +223,7 @@ impl Providers {
             .or(builtin.and_then(|b| b.key_var.map(str::to_string)));
         let api_key = configured
             .api_key
+            .clone()
             .or_else(|| key_var.as_ref().and_then(|v| self.env.get(v).cloned()))
             .filter(|k| !k.is_empty());
         if api_key.is_none()
@@ -218,11 +234,23 @@ impl Providers {
                 env_var: var,
             });
         }
+        let capabilities = CapabilityTable::new(&configured.models).map_err(|reason| {
+            ModelError::UnknownProvider(format!(
+                "{name} (flue.toml [providers.{name}.models]: {reason})"
+            ))
+        })?;
         let endpoint = Endpoint {
             provider: name.to_string(),
             base_url: base_url.trim_end_matches('/').to_string(),
             base_url_var,
             api_key,
+            retry: RetryPolicy {
+                max_retries: configured.max_retries.unwrap_or(DEFAULT_MAX_RETRIES),
+                first_delay: configured
+                    .retry_delay_ms
+                    .map_or(DEFAULT_FIRST_DELAY, std::time::Duration::from_millis),
+            },
+            capabilities,
         };
         let http = self.http.clone();
         Ok(match kind {

@@ -1,4 +1,8 @@
-//! Server-Sent Events, parsed incrementally from a provider's streaming response.
+//! Server-Sent Events, parsed incrementally from a provider's streaming response, by
+//! the WHATWG rules (<https://html.spec.whatwg.org/multipage/server-sent-events.html>,
+//! "Parsing an event stream"): lines end in CRLF, LF or CR; a leading BOM is skipped;
+//! lines starting with `:` are comments; `id` and `retry` fields are read and ignored;
+//! a blank line ends an event, which is dispatched only if it has data.
 
 /// One complete server-sent event.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -16,31 +20,68 @@ pub struct SseParser {
     buffer: Vec<u8>,
     event: Option<String>,
     data: Vec<String>,
+    /// The last chunk ended in CR: an LF that starts the next one ends no further line.
+    after_cr: bool,
+    /// Whether the start of the stream (where a BOM may be) is behind.
+    started: bool,
 }
 
 impl SseParser {
     /// Adds a chunk and returns the events it completed.
-    pub fn feed(&mut self, chunk: &[u8]) -> Vec<SseEvent> {
+    pub fn feed(&mut self, mut chunk: &[u8]) -> Vec<SseEvent> {
+        if std::mem::take(&mut self.after_cr) && chunk.first() == Some(&b'\n') {
+            chunk = &chunk[1..];
+        }
         let mut search_from = self.buffer.len();
         self.buffer.extend_from_slice(chunk);
+        if !self.started {
+            // Nothing is taken out of the buffer before this is settled, so it holds the
+            // stream from its first byte.
+            let bom = "\u{feff}".as_bytes();
+            let n = self.buffer.len().min(bom.len());
+            if self.buffer[..n] != bom[..n] {
+                self.started = true;
+            } else if n == bom.len() {
+                self.buffer.drain(..n);
+                search_from = 0;
+                self.started = true;
+            } else {
+                return Vec::new();
+            }
+        }
         let mut events = Vec::new();
         let mut line_start = 0;
-        while let Some(end) = self.buffer[search_from..].iter().position(|&b| b == b'\n') {
-            let end = search_from + end;
+        while let Some(offset) = self.buffer[search_from..]
+            .iter()
+            .position(|&b| b == b'\n' || b == b'\r')
+        {
+            let end = search_from + offset;
             let line = String::from_utf8_lossy(&self.buffer[line_start..end]).into_owned();
-            events.extend(self.line(line.strip_suffix('\r').unwrap_or(&line)));
+            events.extend(self.line(&line));
             line_start = end + 1;
+            if self.buffer[end] == b'\r' {
+                match self.buffer.get(end + 1) {
+                    Some(b'\n') => line_start += 1,
+                    Some(_) => {}
+                    None => self.after_cr = true,
+                }
+            }
             search_from = line_start;
         }
         self.buffer.drain(..line_start);
         events
     }
 
+    /// The event the stream ended in the middle of, once it has ended: some servers
+    /// leave out the blank line after their last event. A line cut short is dropped.
+    pub fn finish(mut self) -> Option<SseEvent> {
+        self.line("")
+    }
+
     /// Takes in one line (without its line ending); a blank line completes an event.
     fn line(&mut self, line: &str) -> Option<SseEvent> {
         if line.is_empty() {
             let event = self.event.take();
-            // An event without data lines is dropped, as the SSE specification says.
             return (!self.data.is_empty()).then(|| SseEvent {
                 event,
                 data: std::mem::take(&mut self.data).join("\n"),
@@ -51,7 +92,7 @@ impl SseParser {
         match field {
             "event" => self.event = Some(value.to_string()),
             "data" => self.data.push(value.to_string()),
-            _ => {} // comments (empty field), id and retry are not needed
+            _ => {} // comments (empty field name), `id`, `retry` and unknown fields
         }
         None
     }
@@ -70,12 +111,13 @@ pub(super) fn replay<W: super::client::Wire>(
     let mut sent = Vec::new();
     let mut state = W::Stream::default();
     let mut parser = SseParser::default();
-    let played = raw.as_bytes().chunks(7).try_for_each(|chunk| {
-        parser
-            .feed(chunk)
-            .iter()
-            .try_for_each(|event| W::on_event(&mut state, endpoint, event, &mut |e| sent.push(e)))
-    });
+    let mut on_event =
+        |event: SseEvent| W::on_event(&mut state, endpoint, &event, &mut |e| sent.push(e));
+    let played = raw
+        .as_bytes()
+        .chunks(7)
+        .try_for_each(|chunk| parser.feed(chunk).into_iter().try_for_each(&mut on_event))
+        .and_then(|()| parser.finish().map_or(Ok(()), &mut on_event));
     (played.and_then(|()| W::finish(state, endpoint)), sent)
 }
 
@@ -85,7 +127,7 @@ mod tests {
 
     #[test]
     fn events_survive_arbitrary_chunk_boundaries() {
-        let stream = "event: a\r\ndata: {\"x\":\"é\"}\r\n\r\n: comment\n\nevent: no-data\n\ndata: one\ndata: two\n\ndata:\n\ndata: cut off";
+        let stream = "\u{feff}event: a\r\ndata: {\"x\":\"é\"}\r\n\r\n: comment\rretry: 10\rid: 7\r\revent: no-data\n\ndata: one\ndata: two\n\ndata:\r\n\r\ndata: cut off";
         let whole = SseParser::default().feed(stream.as_bytes());
         assert_eq!(
             whole,
@@ -113,5 +155,15 @@ mod tests {
                 .collect();
             assert_eq!(events, whole, "chunk size {size}");
         }
+    }
+
+    #[test]
+    fn a_last_event_without_its_blank_line_is_kept_and_a_cut_line_is_not() {
+        let mut parser = SseParser::default();
+        assert!(parser.feed(b"data: [DONE]\n").is_empty());
+        assert_eq!(parser.finish().unwrap().data, "[DONE]");
+        let mut cut = SseParser::default();
+        assert!(cut.feed(b"data: {\"half").is_empty());
+        assert_eq!(cut.finish(), None);
     }
 }

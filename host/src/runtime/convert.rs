@@ -108,6 +108,7 @@ pub fn message(m: crate::models::Message) -> wit::Message {
         Message::Assistant {
             content,
             tool_calls,
+            ..
         } => wit::Message::Assistant(wit::AssistantTurn {
             text: content,
             tool_calls: tool_calls

@@ -3,7 +3,9 @@
 //! `DELETE` on the same path removes it.
 
 use axum::body::{Body, to_bytes};
-use axum::extract::{Path, State};
+use axum::extract::State;
+
+use super::request::Path;
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Json, Response};
 use futures_util::StreamExt;

@@ -6,7 +6,9 @@
 
 use std::collections::HashMap;
 
-use axum::extract::{Path, Query, State};
+use axum::extract::{Query, State};
+
+use super::request::Path;
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::Json;
 use base64::Engine;

@@ -60,6 +60,9 @@ impl ApiError {
 
 impl From<crate::Error> for ApiError {
     fn from(e: crate::Error) -> Self {
+        if e.is_internal() {
+            tracing::error!("{e}");
+        }
         let (status, body) = e.to_wire();
         Self {
             status: StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR),

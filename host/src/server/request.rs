@@ -2,7 +2,10 @@
 
 use std::collections::HashMap;
 
+use axum::extract::FromRequestParts;
+use axum::http::request::Parts;
 use axum::http::{HeaderMap, StatusCode, header};
+use serde::de::DeserializeOwned;
 use serde_json::Value;
 
 use super::error::ApiError;
@@ -16,6 +19,24 @@ pub struct PromptRequest {
     /// Another model for this prompt (`provider/model` or a `flue.toml` alias); the
     /// agent's policies still decide whether it may be used.
     pub model: Option<String>,
+}
+
+/// The path's parameters, like axum's `Path`, but refused in the error envelope: a
+/// segment that is not UTF-8 once percent-decoded is a `400 invalid_request`.
+pub struct Path<T>(pub T);
+
+impl<S: Send + Sync, T: DeserializeOwned + Send> FromRequestParts<S> for Path<T> {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, ApiError> {
+        match axum::extract::Path::<T>::from_request_parts(parts, state).await {
+            Ok(axum::extract::Path(params)) => Ok(Path(params)),
+            Err(rejection) => Err(ApiError::invalid_request(format!(
+                "the path cannot be read: {}",
+                rejection.body_text()
+            ))),
+        }
+    }
 }
 
 /// Reads an HTTP prompt body: it must be a JSON object.

@@ -3,7 +3,9 @@
 //! resets it (its next prompt starts a new conversation). The same keys and the agent's
 //! `authorize` decide as for prompting the instance.
 
-use axum::extract::{Path, State};
+use axum::extract::State;
+
+use super::request::Path;
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::Json;
 use serde_json::{Value, json};

@@ -17,12 +17,19 @@ pub async fn serve(mut socket: WebSocket, harness: Harness, mut shutdown: watch:
             m = socket.recv() => m,
             _ = shutdown.wait_for(|stop| *stop) => break,
         };
-        let text = match message {
-            Some(Ok(Message::Text(text))) => text,
+        let reply = match message {
+            Some(Ok(Message::Text(text))) => answer(&harness, text.as_str()).await,
+            // A client that sends bytes (a Buffer, `ws.send(msg.encode())`) means the same
+            // JSON text; bytes that are not UTF-8 get an error reply.
+            Some(Ok(Message::Binary(bytes))) => match std::str::from_utf8(&bytes) {
+                Ok(text) => answer(&harness, text).await,
+                Err(_) => json!({"type": "error", "error": ApiError::invalid_request(
+                    "a binary message must hold the prompt's JSON as UTF-8 text"
+                ).body["error"]}),
+            },
             Some(Ok(Message::Close(_))) | None | Some(Err(_)) => return,
-            Some(Ok(_)) => continue, // pings are answered by the library; binary is ignored
+            Some(Ok(_)) => continue, // pings are answered by the library
         };
-        let reply = answer(&harness, text.as_str()).await;
         if socket
             .send(Message::Text(reply.to_string().into()))
             .await

@@ -125,7 +125,7 @@ impl Queue for PostgresStore {
         let now = now_millis();
         let query = match &outcome {
             Settle::Done { answer } => sqlx::query(
-                "UPDATE dispatches SET status = 'done', lease_until = NULL, finished_at = $1,
+                "UPDATE dispatches SET status = 'done', lease_until = NULL, last_error = NULL, finished_at = $1,
                  answer = $2 WHERE id = $3 AND attempts = $4 AND status = 'running'",
             )
             .bind(now)

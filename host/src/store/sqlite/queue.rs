@@ -131,7 +131,7 @@ pub fn settle(
     match outcome {
         Settle::Done { answer } => execute(
             conn,
-            "UPDATE dispatches SET status = 'done', lease_until = NULL, finished_at = ?1, answer = ?4
+            "UPDATE dispatches SET status = 'done', lease_until = NULL, last_error = NULL, finished_at = ?1, answer = ?4
              WHERE id = ?2 AND attempts = ?3 AND status = 'running'",
             (now, id, attempt, answer),
         ),
