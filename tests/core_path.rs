@@ -321,7 +321,7 @@ async fn profiles_merge_and_thinking_reaches_the_provider() {
     let config = harness.config().await.unwrap();
     assert_eq!(
         config.model.as_deref(),
-        Some("openai/gpt-4o-mini"),
+        Some("openai/o4-mini"),
         "from the profile"
     );
     assert_eq!(

@@ -228,7 +228,7 @@ async fn a_failing_event_is_retried_then_dead_while_others_proceed() {
     let mut options = project.options(&fake);
     options.config.dispatch.max_attempts = Some(3);
     options.config.dispatch.backoff_ms = Some(20);
-    let host = flue_host::Host::open(options).await.unwrap();
+    let host = project.host_with(options).await;
     host.start_dispatcher();
     let poison = host
         .dispatch(
@@ -312,5 +312,9 @@ async fn a_failing_event_is_retried_then_dead_while_others_proceed() {
     assert_eq!(
         (retried.attempts, retried.answer.as_deref()),
         (4, Some("fine"))
+    );
+    assert_eq!(
+        retried.last_error, None,
+        "a delivered event shows no earlier attempt's error"
     );
 }

@@ -242,3 +242,120 @@ async fn size_limits_answer_with_clear_errors() {
     assert_eq!(status, 200, "within the limits all is well");
     server.terminate().await;
 }
+
+/// What each store answers to names it cannot keep alike, and to frames and paths that
+/// are not what a route expects: the same 4xx, in the error envelope, on SQLite and on
+/// PostgreSQL.
+#[tokio::test]
+async fn names_no_store_keeps_alike_are_refused_the_same_on_both_stores() {
+    let fake = FakeProvider::start(flue_tests::ticket_script).await;
+    let mut answers = Vec::new();
+    for database_url in [None, Some(flue_tests::postgres::fresh_database().await)] {
+        let project = Project::empty();
+        project.add_agent("support_assistant", &guest("agents/support_assistant"));
+        let mut options = project.options(&fake);
+        options.database_url = database_url;
+        let host = project.host_with(options).await;
+        let server = flue_tests::InProcessServer::start(host).await;
+        let client = reqwest::Client::new();
+        let post = async |path: &str, body: &str| {
+            let response = client
+                .post(format!("{}/agents/support_assistant/{path}", server.url))
+                .header("content-type", "application/json")
+                .body(body.to_string())
+                .send()
+                .await
+                .unwrap();
+            let status = response.status().as_u16();
+            let body: Value = response.json().await.expect("the error envelope");
+            (status, body["error"]["type"].as_str().map(str::to_string))
+        };
+        let mut seen = vec![
+            post("T-1", r#"{"message":"a\u0000b","session":"s1"}"#).await,
+            post("T-1", r#"{"message":"hi","session":"n\u0000ul"}"#).await,
+            post("x%00y", r#"{"message":"status?"}"#).await,
+            post("%20", r#"{"message":"hi"}"#).await,
+            post("%2E%2E", r#"{"message":"hi"}"#).await,
+            post("%FF", r#"{"message":"hi"}"#).await,
+            post(
+                "T-1/dispatch",
+                r#"{"input":{"t":"a\u0000b"},"session":"s4"}"#,
+            )
+            .await,
+            post("T-1/dispatch", r#"{"input":1,"session":"d\u0000"}"#).await,
+        ];
+        let history = get_json(
+            &client,
+            format!("{}/agents/support_assistant/T-1/sessions/s1", server.url),
+        )
+        .await;
+        seen.push((
+            200,
+            history["messages"][0]["content"]
+                .as_str()
+                .map(str::to_string),
+        ));
+        answers.push(seen);
+        server.stop().await;
+    }
+    let refused = (400, Some("invalid_request".to_string()));
+    let [sqlite, postgres] = &answers[..] else {
+        unreachable!()
+    };
+    assert_eq!(sqlite, postgres, "both stores answer alike");
+    assert_eq!(sqlite[0].0, 200, "NUL in a message is kept (as JSON text)");
+    for (at, what) in [
+        (1, "session"),
+        (2, "id"),
+        (3, "blank id"),
+        (4, "'..' id"),
+        (5, "non-UTF-8 id"),
+        (7, "dispatch session"),
+    ] {
+        assert_eq!(sqlite[at], refused, "{what}");
+    }
+    assert_eq!(sqlite[6].0, 202, "NUL in a dispatch input is kept");
+    assert_eq!(
+        sqlite[8].1.as_deref(),
+        Some("a\0b"),
+        "and read back as sent"
+    );
+}
+
+/// A WebSocket client that sends its prompt as a binary frame gets an answer, and one
+/// whose bytes are not text gets an error reply.
+#[tokio::test]
+async fn binary_websocket_frames_are_answered() {
+    use futures_util::{SinkExt, StreamExt};
+    use tokio_tungstenite::tungstenite::Message;
+    let fake = FakeProvider::start(flue_tests::ticket_script).await;
+    let project = Project::empty();
+    project.add_agent("support_assistant", &guest("agents/support_assistant"));
+    let server = flue_tests::InProcessServer::start(project.host(&fake).await).await;
+    let url = format!(
+        "{}/agents/support_assistant/T-1",
+        server.url.replacen("http", "ws", 1)
+    );
+    let (mut socket, _) = tokio_tungstenite::connect_async(url).await.unwrap();
+    let prompt = json!({"type": "prompt", "message": "status?", "session": "s1", "id": 1});
+    let mut reply = async |frame: Message| {
+        socket.send(frame).await.unwrap();
+        loop {
+            if let Message::Text(text) = socket.next().await.expect("a reply").unwrap() {
+                return serde_json::from_str::<Value>(&text).unwrap();
+            }
+        }
+    };
+    let answer = reply(Message::Binary(prompt.to_string().into_bytes().into())).await;
+    assert_eq!(
+        (answer["type"].as_str(), answer["id"].as_i64()),
+        (Some("result"), Some(1)),
+        "{answer}"
+    );
+    assert!(answer["result"]["text"].as_str().unwrap().contains("T-1"));
+    let refused = reply(Message::Binary(vec![0xff, 0xfe].into())).await;
+    assert_eq!(refused["error"]["type"], "invalid_request", "{refused}");
+    let again = reply(Message::Text(prompt.to_string().into())).await;
+    assert_eq!(again["type"], "result", "the socket stays open");
+    server.stop().await;
+}

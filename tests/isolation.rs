@@ -4,13 +4,16 @@
 use std::time::{Duration, Instant};
 
 use flue_host::{Error, Host};
-use flue_tests::hostile::{ATTACKS, Attack, call, healthy_answer, tool_by_prompt};
+use flue_tests::hostile::{ATTACKS, Attack, call, failure, healthy_answer, tool_by_prompt};
 use flue_tests::{FakeProvider, Project, ticket_script};
 
+/// How the guest failed: an instance that could not start fails the prompt; a tool that
+/// trapped or passed a limit is an error result the model sees (the instance is replaced).
 fn guest_error(result: Result<String, Error>) -> String {
-    match result {
-        Err(e @ Error::Guest { .. }) => e.to_string(),
-        other => panic!("expected a guest error, got {other:?}"),
+    let start_failed = matches!(&result, Err(Error::Guest { .. }));
+    match (start_failed || result.is_ok(), failure(result)) {
+        (true, Some(failure)) => failure,
+        (_, other) => panic!("expected a guest failure, got {other:?}"),
     }
 }
 

@@ -188,8 +188,8 @@ async fn every_route_and_error_envelope() {
             "/agents/support_assistant/1",
             Some("application/json"),
             r#"{"message":"provider down"}"#,
-            502,
-            "model_error",
+            503,
+            "model_unavailable",
         ),
         ("GET", "/nowhere", None, "", 404, "not_found"),
     ];
@@ -244,11 +244,16 @@ async fn every_route_and_error_envelope() {
     .await;
     assert_eq!((status, error_type(&got)), (413, "payload_too_large"));
 
-    // A guest trap, or a guest over its CPU limit, is an error in the envelope; the
-    // server carries on.
-    let trapped = client.agent("hostile", "h").prompt("call boom", None).await;
+    // A guest that traps in a tool gives the model the tool's failure (its instance is
+    // replaced); a guest over its CPU limit is an error in the envelope; the server
+    // carries on.
+    let trapped = client
+        .agent("hostile", "h")
+        .prompt("call boom", None)
+        .await
+        .unwrap();
     assert!(
-        matches!(&trapped, Err(ClientError::Api { status: 500, kind, .. }) if kind == "agent_error"),
+        trapped.text.contains("the tool failed") && trapped.text.contains("boom from the guest"),
         "{trapped:?}"
     );
     let spun = client.agent("hostile", "h").prompt("call spin", None).await;
@@ -380,7 +385,7 @@ async fn sse_streams_events_as_they_happen() {
     let mut saw_error = false;
     while let Some(event) = failing.next().await {
         if let Err(ClientError::Api { kind, .. }) = event {
-            assert_eq!(kind, "model_error");
+            assert_eq!(kind, "model_unavailable");
             saw_error = true;
         }
     }

@@ -55,6 +55,20 @@ pub fn tool_by_prompt(turn: &Turn) -> Reply {
     }
 }
 
+/// How the answer starts when the hostile tool failed (a trap, a limit, an answer
+/// refused): the host gave the model the failure as the tool's error result, and the
+/// script repeats it.
+pub const TOOL_FAILED: &str = "tool said: the tool failed: ";
+
+/// The failure a hostile call met: its instance's start (an error), or its tool (the
+/// failure the model was told of). `None` if it did not fail.
+pub fn failure(outcome: Result<String, Error>) -> Option<String> {
+    match outcome {
+        Err(e) => Some(e.to_string()),
+        Ok(text) => text.starts_with(TOOL_FAILED).then_some(text),
+    }
+}
+
 /// Has the hostile agent's instance `id` call `tool` (with optional JSON arguments
 /// after a space) and returns the final text.
 pub async fn call(host: &Host, id: &str, tool: &str) -> Result<String, Error> {
@@ -119,7 +133,7 @@ impl Attack {
                             true => format!("{attack}#{calls}"),
                             false => format!("attack-{attack}"),
                         };
-                        failures += call(&host, &id, attack).await.is_err() as u32;
+                        failures += failure(call(&host, &id, attack).await).is_some() as u32;
                         tokio::time::sleep(Duration::from_millis(20)).await;
                     }
                     (calls, failures)

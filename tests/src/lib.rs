@@ -5,6 +5,7 @@ pub mod fake_provider;
 pub mod hostile;
 pub mod load;
 pub mod postgres;
+pub mod replay;
 
 use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
@@ -104,6 +105,11 @@ impl Project {
 
     /// Host options for this project, with providers pointed at `fake`.
     pub fn options(&self, fake: &FakeProvider) -> HostOptions {
+        self.options_with_env(provider_env(fake))
+    }
+
+    /// Host options for this project, with `env` as the provider environment.
+    pub fn options_with_env(&self, env: BTreeMap<String, String>) -> HostOptions {
         HostOptions {
             agents_dir: self.path().join("agents"),
             data_dir: self.path().join(".flue"),
@@ -112,7 +118,7 @@ impl Project {
             skills_dir: self.path().join("skills"),
             workflows_dir: self.path().join("workflows"),
             config: ProjectConfig::default(),
-            env: provider_env(fake),
+            env,
         }
     }
 
@@ -129,6 +135,12 @@ impl Project {
         options.config.limits.wall_ms_per_call = Some(6000);
         options.config.limits.memory_mb = Some(32);
         options.config.limits.max_instances = Some(64);
+        // A provider failure is retried after milliseconds, not the half second and more
+        // a real provider is given.
+        for provider in ["anthropic", "openai", "ollama"] {
+            let settings = options.config.providers.entry(provider.into()).or_default();
+            settings.retry_delay_ms.get_or_insert(5);
+        }
         Host::open(options).await.expect("the host starts")
     }
 }

@@ -12,6 +12,7 @@ use crate::models::{
     BoxFuture, Message, ModelRef, ModelRequest, Provider, StreamEvent, ToolCall, ToolSpec, Usage,
 };
 use crate::registry::AgentVersion;
+use crate::runtime::GuestError;
 use crate::store::SessionKey;
 use crate::tools::{FETCH_TOOL, Fetch, Sandbox};
 
@@ -282,10 +283,12 @@ impl Conversation<'_, '_> {
                             spent = used;
                             outcome
                         }
-                        // The instance is replaced; the model hears how its tool failed.
-                        Err(Error::Guest { source, .. }) if source.fails_its_call_only() => {
-                            Err(format!("the tool failed: {source}"))
-                        }
+                        // A trap: the instance is replaced, and the model hears how its
+                        // tool failed. A limit passed still fails the prompt, as policy.
+                        Err(Error::Guest {
+                            source: source @ GuestError::Trap(_),
+                            ..
+                        }) => Err(format!("the tool failed: {source}")),
                         Err(e) => return Err(e),
                     }
                 }

@@ -408,7 +408,8 @@ impl StreamState {
     /// The answer, once the stream has ended: whole if it ended with `message_stop`, or
     /// said why it stopped and left no block open (some servers end there).
     fn finish(mut self, endpoint: &Endpoint) -> Result<ModelResponse, ModelError> {
-        if !self.stopped && !(self.stop_reason && self.pending.is_empty()) {
+        let whole = self.stopped || (self.stop_reason && self.pending.is_empty());
+        if !whole {
             return Err(ModelError::Incomplete {
                 provider: endpoint.provider.clone(),
                 reason: "the stream ended before message_stop".into(),

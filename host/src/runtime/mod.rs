@@ -91,15 +91,6 @@ pub enum GuestError {
 }
 
 impl GuestError {
-    /// Whether the failure belongs to the one call that met it (a trap, a limit, an
-    /// answer too large), rather than to the instance's start or the host.
-    pub fn fails_its_call_only(&self) -> bool {
-        matches!(
-            self,
-            GuestError::Trap(_) | GuestError::Limit { .. } | GuestError::Oversized(_)
-        )
-    }
-
     /// The limit the call passed (`memory_mb`, `cpu_ms_per_call`, `wall_ms_per_call`),
     /// if that is why it failed.
     pub fn limit(&self) -> Option<&'static str> {

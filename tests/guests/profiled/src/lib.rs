@@ -5,7 +5,7 @@ use flue_sdk::prelude::*;
 
 fn base() -> Profile {
     Profile::new("base")
-        .model("openai/gpt-4o-mini")
+        .model("openai/o4-mini")
         .instructions("profile instructions")
         .thinking_level(ThinkingLevel::High)
         .tool(Tool::new("shared", "From the profile.").handler(|_| Ok("shared".into())))
