@@ -223,9 +223,12 @@ async fn unknown_agents_empty_messages_and_provider_errors_are_clear() {
         failed.to_string().contains("529") && failed.to_string().contains("overloaded"),
         "{failed}"
     );
-    assert!(
-        session.history().await.unwrap().is_empty(),
-        "a failed prompt stores nothing"
+    assert_eq!(
+        session.history().await.unwrap(),
+        [Message::User {
+            content: "hello".into()
+        }],
+        "a failed prompt keeps the user's message and nothing the model did not say"
     );
 
     let mut options = project.options(&fake);

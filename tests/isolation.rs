@@ -4,16 +4,23 @@
 use std::time::{Duration, Instant};
 
 use flue_host::{Error, Host};
-use flue_tests::hostile::{ATTACKS, Attack, call, failure, healthy_answer, tool_by_prompt};
+use flue_tests::hostile::{ATTACKS, Attack, TOOL_FAILED, call, healthy_answer, tool_by_prompt};
 use flue_tests::{FakeProvider, Project, ticket_script};
 
-/// How the guest failed: an instance that could not start fails the prompt; a tool that
-/// trapped or passed a limit is an error result the model sees (the instance is replaced).
+/// The error of a prompt whose guest passed a limit or could not start.
 fn guest_error(result: Result<String, Error>) -> String {
-    let start_failed = matches!(&result, Err(Error::Guest { .. }));
-    match (start_failed || result.is_ok(), failure(result)) {
-        (true, Some(failure)) => failure,
-        (_, other) => panic!("expected a guest failure, got {other:?}"),
+    match result {
+        Err(e @ Error::Guest { .. }) => e.to_string(),
+        other => panic!("expected a guest error, got {other:?}"),
+    }
+}
+
+/// What the model was told when the guest trapped in its tool: the prompt went on, and
+/// the instance is replaced.
+fn tool_trap(result: Result<String, Error>) -> String {
+    match result {
+        Ok(text) if text.starts_with(TOOL_FAILED) => text,
+        other => panic!("expected the tool's trap as its result, got {other:?}"),
     }
 }
 
@@ -66,7 +73,7 @@ async fn a_panic_reports_the_guest_message() {
     let fake = FakeProvider::start(tool_by_prompt).await;
     let project = Project::new();
     let host = project.host(&fake).await;
-    let error = guest_error(call(&host, "c", "boom").await);
+    let error = tool_trap(call(&host, "c", "boom").await);
     assert!(error.contains("boom from the guest"), "{error}");
     assert!(
         !error.contains(".rs:") && !error.contains("RUST_BACKTRACE"),
@@ -181,7 +188,7 @@ async fn a_stack_overflow_traps_that_call_only() {
     let fake = FakeProvider::start(tool_by_prompt).await;
     let project = Project::new();
     let host = project.host(&fake).await;
-    let error = guest_error(call(&host, "e", "recurse").await);
+    let error = tool_trap(call(&host, "e", "recurse").await);
     // Rust keeps its frames in linear memory, so the overflow shows as an access out of
     // bounds; a guest whose frames are on the wasm stack sees "call stack exhausted".
     assert!(
@@ -202,7 +209,7 @@ async fn answers_too_large_or_not_text_are_refused() {
         error.contains("tool 'flood' returned 8.0 MiB; at most 1.0 MiB is allowed"),
         "{error}"
     );
-    let error = guest_error(call(&host, "f", "garbage").await);
+    let error = tool_trap(call(&host, "f", "garbage").await);
     assert!(error.contains("utf-8"), "{error}");
     let error = guest_error(call(&host, "huge-config", "whoami").await);
     assert!(

@@ -323,12 +323,20 @@ async fn tool_calls_that_share_an_index_or_carry_none_stay_apart() {
             !results[1].1.contains("refund approved"),
             "{kind}: {results:?}"
         );
-        let starts = run.seen[0]
+        let started: Vec<&str> = run.seen[0]
             .events
             .iter()
             .filter(|(k, _)| k == "tool_start")
-            .count();
-        assert_eq!(starts, 2, "{kind}");
+            .map(|(_, data)| data["toolCallId"].as_str().unwrap())
+            .collect();
+        assert_eq!(started, ["call_a", "call_b"], "{kind}");
+        let stored: Vec<&str> = run.history[1]["tool_calls"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|c| c["id"].as_str().unwrap())
+            .collect();
+        assert_eq!(stored, started, "{kind}");
         assert_eq!(run.seen[0].text.as_deref(), Some("done"));
     }
 }
@@ -404,12 +412,18 @@ async fn when_retries_run_out_the_caller_is_told_to_come_back_later() {
             3,
             "{transport:?}: the first attempt and two retries"
         );
-        assert!(
-            run.history.is_empty(),
-            "nothing happened, so nothing is kept"
-        );
+        let roles: Vec<&str> = run
+            .history
+            .iter()
+            .map(|m| m["role"].as_str().unwrap())
+            .collect();
+        assert_eq!(roles, ["user"], "{transport:?}: the user's message is kept");
         if transport == Json {
             assert_eq!(seen.status, 503);
+            assert!(
+                seen.retry_after.is_some(),
+                "the caller learns when to come back"
+            );
         }
     }
     let limited = Case::new("anthropic-rate-limited", "support_assistant", toml);
@@ -596,5 +610,45 @@ async fn flue_run_gives_each_task_of_id_less_tool_calls_its_own_session() {
     assert!(
         helper.contains("mk-BRAVO") && !helper.contains("ALPHA"),
         "{helper}"
+    );
+}
+
+#[tokio::test]
+async fn a_failure_after_text_reached_the_caller_is_not_retried() {
+    let toml = "[providers.anthropic]\nretry_delay_ms = 10\n";
+    let run = Case::new("anthropic-error-after-text", "support_assistant", toml)
+        .run(Sse, &["hi"])
+        .await;
+    let seen = &run.seen[0];
+    let deltas: Vec<&str> = seen
+        .events
+        .iter()
+        .filter(|(k, _)| k == "delta")
+        .map(|(_, d)| d["text"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        deltas.concat(),
+        "Partial answ",
+        "the text arrived once: {seen:?}"
+    );
+    assert_eq!(seen.error.as_ref().unwrap()["type"], "model_unavailable");
+    assert_eq!(run.requests.len(), 1, "no second call once text was shown");
+}
+
+#[tokio::test]
+async fn a_server_that_ignores_stream_and_answers_whole_is_understood() {
+    let run = Case::new(
+        "openai-whole-answer-to-a-stream",
+        "support_assistant",
+        OPENAI_COMPATIBLE,
+    )
+    .run(Sse, &["hi"])
+    .await;
+    assert_eq!(run.requests[0].body["stream"], true);
+    assert_eq!(
+        run.seen[0].text.as_deref(),
+        Some("Whole anyway."),
+        "{:?}",
+        run.seen[0]
     );
 }

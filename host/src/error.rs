@@ -69,7 +69,9 @@ impl Error {
             Error::Model(ModelError::Busy {
                 rate_limited: true, ..
             }) => (429, "model_rate_limited"),
-            Error::Model(ModelError::Busy { .. }) => (503, "model_unavailable"),
+            Error::Model(ModelError::Busy { .. } | ModelError::Incomplete { .. }) => {
+                (503, "model_unavailable")
+            }
             Error::Model(_) => (502, "model_error"),
             Error::Store(_) | Error::Startup(_) | Error::Io(_) => (500, "internal_error"),
             Error::LimitExceeded { limit, .. } => match limit.as_str() {
@@ -167,6 +169,57 @@ mod tests {
             assert_eq!(got, status, "{limit}");
             assert_eq!(body["error"]["type"], "limit_exceeded");
             assert_eq!(body["error"]["meta"]["limit"], limit);
+        }
+    }
+
+    #[test]
+    fn a_busy_provider_is_429_or_503_with_its_retry_after() {
+        let busy = |rate_limited| {
+            Error::Model(ModelError::Busy {
+                provider: "anthropic".into(),
+                rate_limited,
+                detail: "HTTP 529: overloaded".into(),
+                retry_after: Some(std::time::Duration::from_secs(45)),
+                attempts: 4,
+            })
+        };
+        let (status, body) = busy(true).to_wire();
+        assert_eq!(
+            (status, &body["error"]["type"]),
+            (429, &"model_rate_limited".into())
+        );
+        assert_eq!(body["error"]["meta"]["retry_after_ms"], 45_000);
+        let (status, body) = busy(false).to_wire();
+        assert_eq!(
+            (status, &body["error"]["type"]),
+            (503, &"model_unavailable".into())
+        );
+        assert!(
+            body["error"]["message"]
+                .as_str()
+                .unwrap()
+                .contains("after 4 attempt(s)")
+        );
+    }
+
+    #[test]
+    fn a_500_carries_no_database_text_or_guest_output() {
+        let store = Error::Store(StoreError::from_display(
+            "error returned from database: invalid byte sequence for encoding \"UTF8\": 0x00",
+        ));
+        let trap = Error::Guest {
+            agent: "a".into(),
+            source: GuestError::Trap("guest stderr: panicked: secret tool input".into()),
+        };
+        for error in [store, trap] {
+            let (status, body) = error.to_wire();
+            let message = body["error"]["message"].as_str().unwrap();
+            assert_eq!(status, 500);
+            assert!(
+                !message.contains("UTF8") && !message.contains("secret"),
+                "{message}"
+            );
+            assert!(error.is_internal(), "logged for the operator");
         }
     }
 }

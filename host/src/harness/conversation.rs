@@ -104,20 +104,18 @@ impl Conversation<'_, '_> {
         let outcome = self
             .rounds(&model_ref, provider.as_ref(), &mut request, &mut stored)
             .await;
+        // A turn that failed keeps the user's message and the rounds it completed.
         let new = &request.messages[stored..];
         let keep = match &outcome {
             Ok(_) => new.len(),
             Err(_) => complete_rounds(new),
         };
-        // A turn that failed keeps the user's message and the rounds it completed, if
-        // the model answered at all; one that failed at once leaves no trace.
-        if outcome.is_ok() || keep > 1 {
-            let saved = store.append(&self.key, &new[..keep]).await;
-            if let Err(e) = saved {
-                return Err(outcome.err().unwrap_or(e.into()));
-            }
+        let saved = store.append(&self.key, &new[..keep]).await;
+        match (outcome, saved) {
+            (Err(e), _) => Err(e),
+            (Ok(_), Err(e)) => Err(e.into()),
+            (Ok(done), Ok(())) => Ok(done),
         }
-        outcome
     }
 
     /// Model calls and tool rounds until the model answers without calling a tool; the
@@ -286,9 +284,12 @@ impl Conversation<'_, '_> {
                         // A trap: the instance is replaced, and the model hears how its
                         // tool failed. A limit passed still fails the prompt, as policy.
                         Err(Error::Guest {
+                            agent,
                             source: source @ GuestError::Trap(_),
-                            ..
-                        }) => Err(format!("the tool failed: {source}")),
+                        }) => {
+                            tracing::warn!("agent '{agent}': tool '{}': {source}", call.name);
+                            Err(format!("the tool failed: {source}"))
+                        }
                         Err(e) => return Err(e),
                     }
                 }
@@ -342,8 +343,8 @@ impl Conversation<'_, '_> {
 }
 
 /// How many of a failed turn's new messages (the user's, then model answers and tool
-/// results) form whole rounds: an answer whose tool calls did not all get a result is
-/// cut, with the results it did get.
+/// results) to keep: the user's message and the whole rounds; an answer whose tool calls
+/// did not all get a result is cut, with the results it did get.
 fn complete_rounds(new: &[Message]) -> usize {
     let last_answer = new
         .iter()

@@ -250,7 +250,7 @@ async fn prompt_within_scope(
 /// How a guest sees a host call's failure: what the caller got wrong, what policy
 /// refuses, and what may pass later.
 fn host_error(error: Error) -> HostError {
-    let message = error.to_string();
+    let message = error.public_message();
     match error {
         Error::LimitExceeded { .. } => HostError::Refused(message),
         Error::AgentNotFound { .. }

@@ -251,6 +251,9 @@ fn usage(u: &Value, base: Usage) -> Usage {
 
 /// Reads a whole (non-streamed) response.
 fn parse_response(endpoint: &Endpoint, body: &Value) -> Result<ModelResponse, ModelError> {
+    if body["type"] == "error" {
+        return Err(reported(endpoint, &body["error"]));
+    }
     let blocks = body["content"]
         .as_array()
         .ok_or_else(|| bad_response(endpoint, "the response has no content array"))?;
@@ -406,9 +409,9 @@ impl StreamState {
     }
 
     /// The answer, once the stream has ended: whole if it ended with `message_stop`, or
-    /// said why it stopped and left no block open (some servers end there).
+    /// said why it stopped (some servers end there), and left no block open.
     fn finish(mut self, endpoint: &Endpoint) -> Result<ModelResponse, ModelError> {
-        let whole = self.stopped || (self.stop_reason && self.pending.is_empty());
+        let whole = (self.stopped || self.stop_reason) && self.pending.is_empty();
         if !whole {
             return Err(ModelError::Incomplete {
                 provider: endpoint.provider.clone(),

@@ -35,6 +35,9 @@ pub struct ModelSettings {
 pub struct Capabilities {
     pub token_limit_field: TokenLimitField,
     pub reasoning_effort: bool,
+    /// Whether `reasoning_effort` may be `minimal` (the gpt-5 family; the o-series
+    /// starts at `low`).
+    pub minimal_effort: bool,
 }
 
 /// The capabilities of every model of one provider: built-in knowledge of OpenAI's model
@@ -69,7 +72,9 @@ impl CapabilityTable {
             } else {
                 TokenLimitField::MaxTokens
             },
-            reasoning_effort: reasoning || !is_openai_chat_model(model),
+            reasoning_effort: (reasoning || !is_openai_chat_model(model))
+                && !is_openai_model_without_effort(model),
+            minimal_effort: !reasoning || model.starts_with("gpt-5"),
         };
         if let Some((_, rule)) = self.rules.iter().find(|(glob, _)| glob.is_match(model)) {
             if let Some(field) = rule.token_limit_field {
@@ -92,6 +97,13 @@ fn is_openai_reasoning_model(model: &str) -> bool {
             .is_some_and(|rest| rest.is_empty() || rest.starts_with(['-', '.']))
     };
     ["o1", "o3", "o4", "gpt-5"].iter().any(|p| family(p)) && !model.starts_with("gpt-5-chat")
+}
+
+/// OpenAI's first reasoning models, which take no `reasoning_effort` at all.
+fn is_openai_model_without_effort(model: &str) -> bool {
+    ["o1-mini", "o1-preview"]
+        .iter()
+        .any(|p| model.starts_with(p))
 }
 
 /// OpenAI's chat models, which refuse `reasoning_effort`.
@@ -129,6 +141,13 @@ mod tests {
             assert_eq!(c.token_limit_field, TokenLimitField::MaxTokens, "{model}");
             assert!(!c.reasoning_effort, "{model}");
         }
+        let early = table.of("o1-mini");
+        assert_eq!(
+            early.token_limit_field,
+            TokenLimitField::MaxCompletionTokens
+        );
+        assert!(!early.reasoning_effort);
+        assert!(!table.of("o3").minimal_effort && table.of("gpt-5-nano").minimal_effort);
         let local = table.of("qwen2.5");
         assert_eq!(local.token_limit_field, TokenLimitField::MaxTokens);
         assert!(

@@ -139,6 +139,15 @@ impl<W: Wire> Client<W> {
         sink: EventSink<'_>,
     ) -> Result<ModelResponse, ModelError> {
         let response = self.send(request, true).await?;
+        if !is_event_stream(&response) {
+            // A server that ignores `stream` (or reports an error) answers whole.
+            let body = read_json(&self.endpoint, response).await?;
+            let whole = W::parse_response(&self.endpoint, &body)?;
+            if !whole.text.is_empty() {
+                sink(StreamEvent::TextDelta(whole.text.clone()));
+            }
+            return Ok(whole);
+        }
         let mut state = W::Stream::default();
         read_events(&self.endpoint, response, |event| {
             W::on_event(&mut state, &self.endpoint, &event, sink)
@@ -221,6 +230,11 @@ async fn read_events(
 ) -> Result<(), ModelError> {
     let mut parser = SseParser::default();
     let mut bytes = response.bytes_stream();
+    // An event whose data is empty says nothing to any provider's format.
+    let mut on_event = |event: SseEvent| match event.data.is_empty() {
+        true => Ok(()),
+        false => on_event(event),
+    };
     while let Some(chunk) = bytes.next().await {
         let chunk = chunk.map_err(|e| ModelError::Incomplete {
             provider: endpoint.provider.clone(),
@@ -230,7 +244,15 @@ async fn read_events(
             on_event(event)?;
         }
     }
-    parser.finish().map_or(Ok(()), on_event)
+    parser.finish().map_or(Ok(()), &mut on_event)
+}
+
+/// Whether a response is an event stream: its content type says so, or says nothing.
+fn is_event_stream(response: &reqwest::Response) -> bool {
+    let content_type = response.headers().get(reqwest::header::CONTENT_TYPE);
+    content_type
+        .and_then(|v| v.to_str().ok())
+        .is_none_or(|v| !v.contains("json"))
 }
 
 /// Reads a whole JSON response body.
@@ -258,24 +280,35 @@ pub fn bad_response(endpoint: &Endpoint, reason: impl Into<String>) -> ModelErro
 /// stream or a success body: [`ModelError::Busy`] for overload, rate limits and server
 /// errors, which may pass if tried again, [`ModelError::Reported`] for the rest.
 pub fn reported(endpoint: &Endpoint, error: &Value) -> ModelError {
-    let kind = error["type"]
-        .as_str()
-        .or(error["code"].as_str())
-        .unwrap_or("error")
-        .to_string();
+    let text = |k: &str| match &error[k] {
+        Value::String(s) => Some(s.clone()),
+        Value::Number(n) => Some(n.to_string()),
+        _ => None,
+    };
+    let (kind, code) = (text("type"), text("code"));
     let message = error["message"].as_str().or(error.as_str());
     let message = message.map_or_else(|| error.to_string(), str::to_string);
-    let rate_limited = kind.contains("rate_limit");
+    // Either field may name the trouble: OpenAI puts `rate_limit_exceeded` in `code`,
+    // vLLM says `InternalServerError`, others give an HTTP status as the code.
+    let says = |words: &[&str]| {
+        [&kind, &code]
+            .into_iter()
+            .flatten()
+            .any(|f| words.iter().any(|w| f.to_ascii_lowercase().contains(w)))
+    };
+    let status = code.as_deref().and_then(|c| c.parse::<u16>().ok());
+    let rate_limited = says(&["rate_limit"]) || status == Some(429);
     let transient = rate_limited
-        || [
+        || says(&[
             "overloaded",
             "api_error",
             "server_error",
+            "internalserver",
             "timeout",
             "unavailable",
-        ]
-        .iter()
-        .any(|k| kind.contains(k));
+        ])
+        || status.is_some_and(|s| s >= 500);
+    let kind = kind.or(code).unwrap_or_else(|| "error".into());
     if transient {
         return ModelError::Busy {
             provider: endpoint.provider.clone(),

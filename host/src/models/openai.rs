@@ -10,7 +10,7 @@ use std::borrow::Cow;
 use serde::Serialize;
 use serde_json::{Value, json};
 
-use super::capabilities::TokenLimitField;
+use super::capabilities::{Capabilities, TokenLimitField};
 use super::client::{Wire, bad_response, event_json, reported};
 use super::resolve::Endpoint;
 use super::sse::SseEvent;
@@ -67,10 +67,12 @@ impl Wire for OpenAi {
     }
 }
 
-/// The `reasoning_effort` for a thinking level (`None` for off).
-fn reasoning_effort(level: ThinkingLevel) -> Option<&'static str> {
+/// The `reasoning_effort` for a thinking level (`None` for off); `minimal` where the
+/// model takes no `minimal` becomes `low`.
+fn reasoning_effort(level: ThinkingLevel, capabilities: Capabilities) -> Option<&'static str> {
     match level {
         ThinkingLevel::Off => None,
+        ThinkingLevel::Minimal if !capabilities.minimal_effort => Some("low"),
         ThinkingLevel::Minimal => Some("minimal"),
         ThinkingLevel::Low => Some("low"),
         ThinkingLevel::Medium => Some("medium"),
@@ -179,7 +181,7 @@ fn request_body<'a>(endpoint: &Endpoint, request: &'a ModelRequest, stream: bool
             .collect(),
         reasoning_effort: request
             .thinking
-            .and_then(reasoning_effort)
+            .and_then(|level| reasoning_effort(level, capabilities))
             .filter(|_| capabilities.reasoning_effort),
         stream,
         stream_options: stream.then_some(StreamOptions {
@@ -336,6 +338,17 @@ struct PartialCall {
     arguments: Value,
 }
 
+impl PartialCall {
+    /// Whether the call has its name and arguments that are complete JSON.
+    fn is_whole(&self) -> bool {
+        !self.name.is_empty()
+            && match &self.arguments {
+                Value::String(text) => serde_json::from_str::<Value>(text).is_ok(),
+                other => other.is_object(),
+            }
+    }
+}
+
 /// What a stream has said so far.
 #[derive(Default)]
 pub struct StreamState {
@@ -373,8 +386,9 @@ impl StreamState {
     }
 
     /// Adds a fragment of a tool call to the call it continues: the call with its id if
-    /// it has one, else the latest call with its index, else the latest call; a new id
-    /// starts a new call even at an index already used.
+    /// it has one, else the latest call with its index, else the latest call; a new id,
+    /// or a tool's name after a whole call, starts a new call even at an index already
+    /// used.
     fn take_fragment(&mut self, endpoint: &Endpoint, fragment: &Value) -> Result<(), ModelError> {
         let id = fragment["id"].as_str().filter(|id| !id.is_empty());
         let index = fragment["index"].as_u64();
@@ -390,10 +404,18 @@ impl StreamState {
                         .iter()
                         .rposition(|c| !c.id_given && index.is_some() && c.index == index)
                 }),
-            None => match index {
-                Some(_) => self.calls.iter().rposition(|c| c.index == index),
-                None => self.calls.len().checked_sub(1),
-            },
+            None => {
+                let latest = match index {
+                    Some(_) => self.calls.iter().rposition(|c| c.index == index),
+                    None => self.calls.len().checked_sub(1),
+                };
+                // Without an id, a fragment that names a tool after a call that is
+                // already whole (named, its arguments complete JSON) starts another.
+                let names_a_tool = fragment["function"]["name"]
+                    .as_str()
+                    .is_some_and(|n| !n.is_empty());
+                latest.filter(|&at| !(names_a_tool && self.calls[at].is_whole()))
+            }
         };
         let call = match position {
             Some(at) => &mut self.calls[at],
@@ -680,6 +702,29 @@ mod tests {
     }
 
     #[test]
+    fn id_less_calls_without_an_index_stay_two() {
+        let call = |args: Value| {
+            delta(
+                json!({"tool_calls": [{"function": {"name": "ticket_status", "arguments": args}}]}),
+            )
+        };
+        for (first, second) in [
+            (json!({"detail": true}), json!({"detail": false})),
+            (json!("{\"detail\": true}"), json!("{\"detail\": false}")),
+        ] {
+            let raw = sse(&[call(first), call(second)], true);
+            let response = replay::<OpenAi>(&endpoint(), &raw).0.unwrap();
+            let args: Vec<Value> = response
+                .tool_calls
+                .iter()
+                .map(|c| c.arguments.clone())
+                .collect();
+            assert_eq!(args, [json!({"detail": true}), json!({"detail": false})]);
+            assert_ne!(response.tool_calls[0].id, response.tool_calls[1].id);
+        }
+    }
+
+    #[test]
     fn missing_ids_are_made_up_uniquely_and_usage_is_found() {
         let call = json!({"type": "function", "function": {"name": "task", "arguments": {"x": 1}}});
         let body = json!({
@@ -713,6 +758,13 @@ mod tests {
         assert_eq!(body["max_completion_tokens"], 64);
         assert!(body.get("max_tokens").is_none());
         assert_eq!(body["reasoning_effort"], "low");
+        let mut minimal = request("o3-mini");
+        minimal.thinking = Some(ThinkingLevel::Minimal);
+        let body = serde_json::to_value(request_body(&endpoint(), &minimal, false)).unwrap();
+        assert_eq!(
+            body["reasoning_effort"], "low",
+            "the o-series takes no minimal"
+        );
         let gpt4o = request("gpt-4o-mini");
         let body = serde_json::to_value(request_body(&endpoint(), &gpt4o, false)).unwrap();
         assert_eq!(body["max_tokens"], 64);

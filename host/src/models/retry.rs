@@ -49,6 +49,7 @@ impl RetryPolicy {
         Retries {
             delays,
             attempts: 0,
+            last_delay: self.first_delay,
         }
     }
 }
@@ -57,6 +58,8 @@ impl RetryPolicy {
 pub struct Retries {
     delays: ExponentialBackoff,
     attempts: u32,
+    /// The delay before the latest retry (the first delay before any).
+    last_delay: Duration,
 }
 
 impl Retries {
@@ -77,9 +80,15 @@ impl Retries {
             return Err(error);
         }
         let Some(delay) = self.delays.next() else {
+            // Out of retries: a provider that named no time to come back is given the
+            // last delay, so the caller still learns when to try again.
+            if let ModelError::Busy { retry_after, .. } = &mut error {
+                retry_after.get_or_insert(self.last_delay);
+            }
             return Err(error);
         };
         let delay = delay.max(asked.unwrap_or_default());
+        self.last_delay = delay;
         tracing::warn!("{error}; trying again in {delay:.1?}");
         tokio::time::sleep(delay).await;
         Ok(())
@@ -131,7 +140,11 @@ mod tests {
         assert!(retries.after(busy(Some(asked)), true).await.is_ok());
         assert!(started.elapsed() >= asked, "waited {:?}", started.elapsed());
         match retries.after(busy(None), true).await {
-            Err(ModelError::Busy { attempts: 3, .. }) => {}
+            Err(ModelError::Busy {
+                attempts: 3,
+                retry_after: Some(after),
+                ..
+            }) => assert!(after >= asked, "the last delay is passed on: {after:?}"),
             other => panic!("the third failure ends the call: {other:?}"),
         }
         let mut fresh = policy.start();

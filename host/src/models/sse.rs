@@ -2,7 +2,9 @@
 //! the WHATWG rules (<https://html.spec.whatwg.org/multipage/server-sent-events.html>,
 //! "Parsing an event stream"): lines end in CRLF, LF or CR; a leading BOM is skipped;
 //! lines starting with `:` are comments; `id` and `retry` fields are read and ignored;
-//! a blank line ends an event, which is dispatched only if it has data.
+//! a blank line ends an event, which is dispatched only if it has data. One departure:
+//! an event the stream ends in, without its blank line, is dispatched too
+//! ([`SseParser::finish`]), since some servers end that way.
 
 /// One complete server-sent event.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -29,6 +31,9 @@ pub struct SseParser {
 impl SseParser {
     /// Adds a chunk and returns the events it completed.
     pub fn feed(&mut self, mut chunk: &[u8]) -> Vec<SseEvent> {
+        if chunk.is_empty() {
+            return Vec::new();
+        }
         if std::mem::take(&mut self.after_cr) && chunk.first() == Some(&b'\n') {
             chunk = &chunk[1..];
         }
@@ -111,8 +116,10 @@ pub(super) fn replay<W: super::client::Wire>(
     let mut sent = Vec::new();
     let mut state = W::Stream::default();
     let mut parser = SseParser::default();
-    let mut on_event =
-        |event: SseEvent| W::on_event(&mut state, endpoint, &event, &mut |e| sent.push(e));
+    let mut on_event = |event: SseEvent| match event.data.is_empty() {
+        true => Ok(()),
+        false => W::on_event(&mut state, endpoint, &event, &mut |e| sent.push(e)),
+    };
     let played = raw
         .as_bytes()
         .chunks(7)

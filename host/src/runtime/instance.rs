@@ -266,18 +266,25 @@ where
     store.data_mut().cpu = CpuMeter::start();
     store.set_epoch_deadline(1);
     let stderr = store.data().stderr.clone();
+    // Only what this call writes is reported: earlier calls' output may be other
+    // sessions'.
+    let written_before = stderr.contents().len();
     match tokio::time::timeout(limits.wall_per_call, call(store)).await {
         Err(_) => Err(GuestError::Limit {
             limit: "wall_ms_per_call",
             message: format!("did not answer within {:?}", limits.wall_per_call),
         }),
         Ok(Ok(value)) => Ok(value),
-        Ok(Err(e)) => Err(describe_trap(&e, limits, &stderr)),
+        Ok(Err(e)) => {
+            let output = stderr.contents().slice(written_before..);
+            Err(describe_trap(&e, limits, &output))
+        }
     }
 }
 
-/// Turns a wasmtime error into a short, clear reason, with the guest's panic message if any.
-fn describe_trap(e: &wasmtime::Error, limits: &Limits, stderr: &MemoryOutputPipe) -> GuestError {
+/// Turns a wasmtime error into a short, clear reason, with the panic message the guest
+/// wrote to stderr during the call, if any.
+fn describe_trap(e: &wasmtime::Error, limits: &Limits, stderr: &[u8]) -> GuestError {
     let (cpu, memory) = (limits.cpu_per_call, limits.memory_bytes);
     if e.downcast_ref::<PoolConcurrencyLimitError>().is_some() {
         return GuestError::TooManyInstances(limits.max_instances);
@@ -295,7 +302,7 @@ fn describe_trap(e: &wasmtime::Error, limits: &Limits, stderr: &MemoryOutputPipe
         Some(trap) => (None, format!("{trap}")),
         None => (None, root),
     };
-    let output = guest_output(&String::from_utf8_lossy(&stderr.contents()));
+    let output = guest_output(&String::from_utf8_lossy(stderr));
     let message = match output.is_empty() {
         true => reason,
         false => format!("{reason}; guest stderr: {output}"),

@@ -2,7 +2,7 @@
 
 use std::collections::HashMap;
 
-use axum::extract::FromRequestParts;
+use axum::extract::{FromRequestParts, RawPathParams};
 use axum::http::request::Parts;
 use axum::http::{HeaderMap, StatusCode, header};
 use serde::de::DeserializeOwned;
@@ -22,13 +22,21 @@ pub struct PromptRequest {
 }
 
 /// The path's parameters, like axum's `Path`, but refused in the error envelope: a
-/// segment that is not UTF-8 once percent-decoded is a `400 invalid_request`.
+/// segment that is not UTF-8 once percent-decoded, or that holds a control character
+/// (NUL, which no store keeps alike, among them), is a `400 invalid_request`.
 pub struct Path<T>(pub T);
 
 impl<S: Send + Sync, T: DeserializeOwned + Send> FromRequestParts<S> for Path<T> {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, ApiError> {
+        if let Ok(raw) = RawPathParams::from_request_parts(parts, state).await
+            && let Some((name, _)) = raw.iter().find(|(_, v)| v.chars().any(char::is_control))
+        {
+            return Err(ApiError::invalid_request(format!(
+                "the path's {name} holds a control character"
+            )));
+        }
         match axum::extract::Path::<T>::from_request_parts(parts, state).await {
             Ok(axum::extract::Path(params)) => Ok(Path(params)),
             Err(rejection) => Err(ApiError::invalid_request(format!(

@@ -73,7 +73,7 @@ pub fn now_millis() -> i64 {
 pub struct StoreError(String);
 
 impl StoreError {
-    fn from_display(e: impl std::fmt::Display) -> Self {
+    pub(crate) fn from_display(e: impl std::fmt::Display) -> Self {
         Self(e.to_string())
     }
 }
