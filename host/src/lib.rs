@@ -26,6 +26,8 @@ pub mod runtime;
 pub mod server;
 pub mod store;
 pub mod tools;
+mod user_tools;
+pub mod weights;
 
 use std::sync::Arc;
 use std::time::Duration;

@@ -5,7 +5,12 @@
 //! or two that install at once, never leave a broken toolchain behind.
 
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
+use std::process::Command;
+
+use crate::user_tools::{self, run};
+
+/// What the toolchains are fetched for, as errors say it.
+const PURPOSE: &str = "building this agent";
 
 /// componentize-py's version on PyPI: turns a Python module into a component.
 pub const COMPONENTIZE_PY: &str = "0.25.1";
@@ -26,18 +31,9 @@ pub struct Toolchains {
 
 impl Default for Toolchains {
     fn default() -> Self {
-        let env = |name| {
-            std::env::var_os(name)
-                .filter(|v| !v.is_empty())
-                .map(PathBuf::from)
-        };
-        let dir = env("FLUE_TOOLS_DIR").unwrap_or_else(|| {
-            let cache = env("XDG_CACHE_HOME")
-                .or_else(|| env("HOME").map(|home| home.join(".cache")))
-                .unwrap_or_else(std::env::temp_dir);
-            cache.join("flue").join("tools")
-        });
-        Self { dir }
+        Self {
+            dir: user_tools::cache_dir("FLUE_TOOLS_DIR", "tools"),
+        }
     }
 }
 
@@ -83,10 +79,11 @@ impl Toolchains {
     /// with `npm install` if missing. Errors say what is missing (`node`, npm) or that the
     /// install failed (its output went to stderr).
     pub fn node_modules(&self) -> Result<PathBuf, String> {
-        found(
+        user_tools::found(
             "node",
             "--version",
             "Node.js 18 or newer (https://nodejs.org)",
+            PURPOSE,
         )?;
         let name = format!("componentize-js-{COMPONENTIZE_JS}-esbuild-{ESBUILD}-typebox-{TYPEBOX}");
         let folder = self.installed(&name, |dir| {
@@ -115,8 +112,7 @@ impl Toolchains {
 
     /// The Python interpreter that runs componentize-py: `python3`.
     pub fn python(&self) -> Result<PathBuf, String> {
-        found("python3", "--version", "Python 3.9 or newer with pip")?;
-        Ok(PathBuf::from("python3"))
+        user_tools::python(PURPOSE)
     }
 
     /// `self.dir/<name>`, installed by `install(temporary folder)` first if missing.
@@ -151,35 +147,4 @@ impl Toolchains {
             Err(e) => Err(io(e)),
         }
     }
-}
-
-/// Checks that `program` runs, or says what to install.
-fn found(program: &str, version_flag: &str, what: &str) -> Result<(), String> {
-    let ran = Command::new(program)
-        .arg(version_flag)
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .status();
-    match ran {
-        Ok(status) if status.success() => Ok(()),
-        _ => Err(format!(
-            "building this agent needs `{program}`, which was not found or does not run: \
-             install {what}, and make sure `{program}` is on PATH"
-        )),
-    }
-}
-
-/// Runs an installer with its output on stderr (the user's progress), or says why it failed.
-fn run(mut command: Command, name: &str, what: &str) -> Result<(), String> {
-    let status = command
-        .stdout(std::io::stderr())
-        .stderr(Stdio::inherit())
-        .status()
-        .map_err(|e| format!("cannot run {name}: {e}; install {what}"))?;
-    status.success().then_some(()).ok_or_else(|| {
-        format!(
-            "{name} failed (see its output above): the registry may be unreachable, or \
-             the disk full; it is tried again on the next build"
-        )
-    })
 }

