@@ -47,6 +47,16 @@ struct Run {
     history: Vec<Value>,
 }
 
+impl Run {
+    /// The roles of the stored messages, oldest first.
+    fn roles(&self) -> Vec<&str> {
+        self.history
+            .iter()
+            .map(|m| m["role"].as_str().expect("a role"))
+            .collect()
+    }
+}
+
 /// A corpus kind and the agent it runs on.
 struct Case<'a> {
     kind: &'a str,
@@ -412,11 +422,7 @@ async fn when_retries_run_out_the_caller_is_told_to_come_back_later() {
             3,
             "{transport:?}: the first attempt and two retries"
         );
-        let roles: Vec<&str> = run
-            .history
-            .iter()
-            .map(|m| m["role"].as_str().unwrap())
-            .collect();
+        let roles = run.roles();
         assert_eq!(roles, ["user"], "{transport:?}: the user's message is kept");
         if transport == Json {
             assert_eq!(seen.status, 503);
@@ -557,11 +563,7 @@ async fn a_turn_that_fails_after_a_tool_round_keeps_what_happened() {
         assert_eq!(run.seen[1].text.as_deref(), Some("Back again."));
         // The user's message, the tool call and its result were kept; the next prompt
         // carried them.
-        let roles: Vec<&str> = run
-            .history
-            .iter()
-            .map(|m| m["role"].as_str().unwrap())
-            .collect();
+        let roles = run.roles();
         assert_eq!(
             roles,
             ["user", "assistant", "tool", "user", "assistant"],
