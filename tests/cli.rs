@@ -101,6 +101,8 @@ async fn run_prompts_the_support_example_and_the_tool_sees_the_ticket_id() {
 async fn errors_are_clear_and_exit_nonzero() {
     let fake = FakeProvider::start(ticket_script).await;
     let project = Project::new();
+    // With the embedded model's fallback off, a missing key is an error.
+    std::fs::write(project.path().join("flue.toml"), "[local]\nfallback = false\n").unwrap();
     let out = flue(
         project.path(),
         &fake,
@@ -461,5 +463,65 @@ async fn model_weights_are_pulled_once_checked_and_listed() {
         stderr(&unknown).contains("no pinned model 'nope'"),
         "{}",
         stderr(&unknown)
+    );
+}
+
+/// The README's first command on a fresh machine: no API key, so the host answers with
+/// the embedded model (fetched into the model cache if need be), which calls the
+/// support agent's tool and answers with what it returned.
+#[tokio::test]
+async fn the_readme_command_answers_with_the_embedded_model_and_no_key() {
+    let fake = FakeProvider::start(ticket_script).await;
+    let project = Project::new();
+    let args = [
+        "run",
+        "support_assistant",
+        "--id",
+        "ticket-8472",
+        "--session",
+        "billing",
+        "--prompt",
+        "What is the status of my ticket?",
+        "--no-build",
+        "--json",
+    ];
+    let keys = ["ANTHROPIC_API_KEY", "OPENAI_API_KEY"];
+    let out = flue(project.path(), &fake, &args, &keys).await;
+    let err = stderr(&out);
+    assert!(out.status.success(), "{err}");
+    assert!(
+        err.contains("no API key for anthropic")
+            && err.contains("answering with local/qwen2.5-coder-1.5b-instruct"),
+        "the fallback is announced: {err}"
+    );
+    let envelope: serde_json::Value = serde_json::from_str(&stdout(&out)).unwrap();
+    let result = &envelope["result"];
+    assert_eq!(result["model"]["id"], "local/qwen2.5-coder-1.5b-instruct");
+    let text = result["text"].as_str().unwrap().to_lowercase();
+    assert!(text.contains("open"), "the answer uses the tool's result: {text}");
+    assert!(fake.requests().is_empty(), "no remote provider was called");
+
+    let host = project.host_with(project.options(&fake)).await;
+    let history = host
+        .init_agent("support_assistant", "ticket-8472")
+        .await
+        .unwrap()
+        .session("billing")
+        .history()
+        .await
+        .unwrap();
+    let tool_results: Vec<_> = history
+        .iter()
+        .filter_map(|m| match m {
+            flue_host::models::Message::Tool { name, content, .. } => Some((name, content)),
+            _ => None,
+        })
+        .collect();
+    assert!(
+        !tool_results.is_empty()
+            && tool_results
+                .iter()
+                .all(|(name, content)| *name == "ticket_status" && content.contains("ticket-8472")),
+        "{history:?}"
     );
 }

@@ -233,6 +233,7 @@ async fn unknown_agents_empty_messages_and_provider_errors_are_clear() {
 
     let mut options = project.options(&fake);
     options.env.remove("ANTHROPIC_API_KEY");
+    options.config.local.fallback = Some(false);
     let err = first_prompt_error(options, project.path().join("keyless")).await;
     assert!(err.contains("ANTHROPIC_API_KEY"), "{err}");
 
@@ -244,6 +245,29 @@ async fn unknown_agents_empty_messages_and_provider_errors_are_clear() {
 }
 
 /// Starts a host with `options` and returns the error of its first prompt.
+/// A model whose provider has no key is answered by `[models] default` when that
+/// provider has one.
+#[tokio::test]
+async fn a_keyless_provider_falls_back_to_the_default_model() {
+    let fake = FakeProvider::start(ticket_script).await;
+    let project = Project::new();
+    let mut options = project.options(&fake);
+    options.env.remove("ANTHROPIC_API_KEY");
+    options
+        .config
+        .models
+        .insert("default".into(), "openai/gpt-4o-mini".into());
+    let host = project.host_with(options).await;
+    let session = host
+        .init_agent("support_assistant", "t-1")
+        .await
+        .unwrap()
+        .session("s");
+    let result = session.prompt("status?").await.unwrap();
+    assert_eq!(result.model, "openai/gpt-4o-mini");
+    assert!(result.text.contains("Ticket t-1: open"), "{}", result.text);
+}
+
 async fn first_prompt_error(
     mut options: flue_host::HostOptions,
     data_dir: std::path::PathBuf,

@@ -654,3 +654,71 @@ async fn a_server_that_ignores_stream_and_answers_whole_is_understood() {
         run.seen[0]
     );
 }
+
+/// The embedded provider through the real engine, on the small pinned model (fetched
+/// into the model cache if need be) named by the path `[local] model` gives: an answer
+/// streamed in deltas that add up to it, counted in tokens, the same answer again for
+/// the same prompt (greedy decoding), the next round reading only what is new, the same
+/// file by its pinned name, and no other path opened for a model an agent or a caller
+/// names.
+#[tokio::test]
+async fn the_embedded_model_streams_counts_and_reuses_what_it_read() {
+    use flue_host::Event;
+    use flue_host::weights::{self, ModelCache};
+
+    let small = weights::pinned("smollm2-135m-instruct").unwrap();
+    let path = weights::ensure(&ModelCache::default(), small).unwrap();
+    let project = Project::new();
+    let mut options = project.options_with_env(BTreeMap::new());
+    options.config.local.model = Some(path.display().to_string());
+    let host = project.host_with(options).await;
+    let agent = host.init_agent("support_assistant", "t-7").await.unwrap();
+
+    let first = agent.session("one");
+    let mut deltas = String::new();
+    let result = first
+        .stream("Say hello.", |event| {
+            if let Event::TextDelta { text } = event {
+                deltas.push_str(&text);
+            }
+        })
+        .await
+        .unwrap();
+    assert_eq!(result.model, format!("local/{}", path.display()));
+    assert!(!result.text.is_empty());
+    assert_eq!(deltas.trim(), result.text, "the deltas add up to the answer");
+    assert!(result.usage.input > 50 && result.usage.output > 0, "{:?}", result.usage);
+
+    let again = agent.session("two").prompt("Say hello.").await.unwrap();
+    assert_eq!(again.text, result.text, "greedy decoding answers alike");
+
+    let next = first.prompt("And goodbye?").await.unwrap();
+    assert!(
+        next.usage.cache_read > next.usage.input,
+        "the second round reads only what is new: {:?}",
+        next.usage
+    );
+
+    let by_name = host
+        .init_agent("support_assistant", "t-8")
+        .await
+        .unwrap()
+        .with_model("local/smollm2-135m-instruct");
+    let answered = by_name.session("s").prompt("Say hello.").await.unwrap();
+    assert_eq!(answered.text, result.text, "the same file by its pinned name");
+
+    for model in ["local//etc/passwd.gguf", "local/../x.gguf", "local/absent.gguf"] {
+        let agent = host
+            .init_agent("support_assistant", "t-9")
+            .await
+            .unwrap()
+            .with_model(model);
+        let err = agent.session("s").prompt("hi").await.unwrap_err();
+        let message = err.to_string();
+        assert!(
+            message.contains("unknown local model") || message.contains("no GGUF file 'absent.gguf'"),
+            "{model}: {message}"
+        );
+        assert_eq!(err.to_wire().0, 503, "{model}");
+    }
+}

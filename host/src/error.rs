@@ -69,7 +69,9 @@ impl Error {
             Error::Model(ModelError::Busy {
                 rate_limited: true, ..
             }) => (429, "model_rate_limited"),
-            Error::Model(ModelError::Busy { .. } | ModelError::Incomplete { .. }) => {
+            Error::Model(
+                ModelError::Busy { .. } | ModelError::Incomplete { .. } | ModelError::Local(_),
+            ) => {
                 (503, "model_unavailable")
             }
             Error::Model(_) => (502, "model_error"),

@@ -48,6 +48,10 @@ pub struct ProjectConfig {
     #[serde(default)]
     #[garde(dive)]
     pub dispatch: DispatchSettings,
+    /// The embedded local model: `[local] fallback = false`, `threads = 1`.
+    #[serde(default)]
+    #[garde(dive)]
+    pub local: crate::models::local::LocalSettings,
 }
 
 /// `[dispatch]` in `flue.toml`: how dispatched events are delivered.

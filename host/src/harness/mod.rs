@@ -310,6 +310,8 @@ impl Shared {
             options.config.providers.clone(),
             options.config.models.clone(),
             options.env.clone(),
+            options.config.local.clone(),
+            crate::weights::ModelCache::default(),
         );
         let policies = policy::Policies::new(
             options.config.tenants.clone(),

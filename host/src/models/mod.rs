@@ -4,6 +4,7 @@
 mod anthropic;
 mod capabilities;
 mod client;
+pub mod local;
 mod openai;
 mod resolve;
 mod retry;
@@ -177,7 +178,7 @@ pub enum ModelError {
     )]
     BadModelName(String),
     #[error(
-        "unknown model provider '{0}': use anthropic, openai, ollama or one named in flue.toml [providers]"
+        "unknown model provider '{0}': use anthropic, openai, ollama, local or one named in flue.toml [providers]"
     )]
     UnknownProvider(String),
     #[error("no API key for {provider}: set {env_var}")]
@@ -219,6 +220,10 @@ pub enum ModelError {
     /// The answer stopped before it was complete (no finish reason, a broken connection).
     #[error("{provider}'s answer broke off: {reason}")]
     Incomplete { provider: String, reason: String },
+    /// The embedded model cannot answer: its weights cannot be fetched or loaded, or the
+    /// conversation does not fit its context.
+    #[error("the local model cannot answer: {0}")]
+    Local(String),
     /// The answer is not in the provider's format (not JSON, a field of the wrong type).
     #[error("{provider} sent a response this host cannot read: {reason}")]
     BadResponse { provider: String, reason: String },

@@ -3,6 +3,7 @@
 
 use std::collections::{BTreeMap, HashMap};
 use std::fmt;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, RwLock};
 
 use serde::Deserialize;
@@ -10,7 +11,9 @@ use serde::Deserialize;
 use super::capabilities::{CapabilityTable, ModelSettings};
 use super::client::Client;
 use super::retry::{DEFAULT_FIRST_DELAY, DEFAULT_MAX_RETRIES, RetryPolicy};
+use super::local::{self, Local, LocalSettings};
 use super::{ModelError, Provider, anthropic::Anthropic, openai::OpenAi};
+use crate::weights::ModelCache;
 
 /// Which wire format a provider speaks.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
@@ -68,9 +71,13 @@ pub struct ModelRef {
 }
 
 impl ModelRef {
-    /// How many tokens the model reads at most, from its family's published figure;
-    /// a conservative 32k for models this host does not know.
+    /// How many tokens the model reads at most, from its family's published figure (the
+    /// local provider's own bound for `local/…`); a conservative 32k for models this host
+    /// does not know.
     pub fn context_window(&self) -> usize {
+        if self.provider == local::PROVIDER {
+            return local::CONTEXT_TOKENS;
+        }
         const WINDOWS: &[(&str, usize)] = &[
             ("claude", 200_000),
             ("gpt-4.1", 1_000_000),
@@ -146,15 +153,23 @@ pub struct Providers {
     env: BTreeMap<String, String>,
     /// Clients made so far, by provider name: a provider is set up once, not per call.
     clients: RwLock<HashMap<String, Arc<dyn Provider>>>,
+    /// The embedded provider, and whether a keyless provider falls back to it.
+    local: Arc<Local>,
+    local_settings: LocalSettings,
+    /// Whether the fallback was announced (it is, once).
+    fell_back: AtomicBool,
 }
 
 impl Providers {
     /// Builds the table. `env` is a snapshot of the variables that name keys and base URLs
-    /// (the CLI passes the process environment; embedders and tests pass their own).
+    /// (the CLI passes the process environment; embedders and tests pass their own);
+    /// `local` says how the embedded model runs, from weights in `cache`.
     pub fn new(
         settings: BTreeMap<String, ProviderSettings>,
         aliases: BTreeMap<String, String>,
         env: BTreeMap<String, String>,
+        local: LocalSettings,
+        cache: ModelCache,
     ) -> Self {
         let http = reqwest::Client::builder()
             .connect_timeout(std::time::Duration::from_secs(10))
@@ -166,6 +181,9 @@ impl Providers {
             aliases,
             env,
             clients: RwLock::default(),
+            local: Arc::new(Local::new(local.clone(), cache)),
+            local_settings: local,
+            fell_back: AtomicBool::new(false),
         }
     }
 
@@ -174,30 +192,65 @@ impl Providers {
         self.aliases.get(model).map(String::as_str).unwrap_or(model)
     }
 
-    /// Resolves a model string (or alias) to its parsed form and a client.
+    /// Resolves a model string (or alias) to its parsed form and a client. A model whose
+    /// provider has no API key is answered by `[models] default` if that provider has
+    /// one, else by the embedded local model unless `[local] fallback = false`; the
+    /// first fallback is logged.
     pub fn resolve(&self, model: &str) -> Result<(ModelRef, Arc<dyn Provider>), ModelError> {
         let model_ref = ModelRef::parse(self.expand_alias(model))?;
-        let name = model_ref.provider.as_str();
+        let missing = match self.client(&model_ref.provider) {
+            Err(missing @ ModelError::MissingKey { .. }) => missing,
+            other => return other.map(|client| (model_ref, client)),
+        };
+        let default = self.aliases.get("default").map(|d| ModelRef::parse(d));
+        if let Some(Ok(default)) = default
+            && default.provider != model_ref.provider
+            && let Ok(client) = self.client(&default.provider)
+        {
+            self.announce(&missing, &default);
+            return Ok((default, client));
+        }
+        if !self.local_settings.fallback() {
+            return Err(missing);
+        }
+        let local = ModelRef::parse(&self.local_settings.fallback_model())?;
+        self.announce(&missing, &local);
+        Ok((local, self.local.clone()))
+    }
+
+    fn announce(&self, missing: &ModelError, instead: &ModelRef) {
+        if !self.fell_back.swap(true, Ordering::Relaxed) {
+            tracing::warn!(
+                "{missing}; answering with {instead} instead ([models] default or --model choose \
+                 another model, [local] fallback = false turns this off)"
+            );
+        }
+    }
+
+    /// The client of the provider called `name`, set up on first use.
+    fn client(&self, name: &str) -> Result<Arc<dyn Provider>, ModelError> {
         let known = self
             .clients
             .read()
             .expect("provider clients")
             .get(name)
             .cloned();
-        let client = match known {
-            Some(client) => client,
+        match known {
+            Some(client) => Ok(client),
             None => {
                 let client = self.client_for(name)?;
                 let mut clients = self.clients.write().expect("provider clients");
                 clients.insert(name.to_string(), client.clone());
-                client
+                Ok(client)
             }
-        };
-        Ok((model_ref, client))
+        }
     }
 
     /// A client for the provider called `name`, from `flue.toml` and the environment.
     fn client_for(&self, name: &str) -> Result<Arc<dyn Provider>, ModelError> {
+        if name == local::PROVIDER {
+            return Ok(self.local.clone());
+        }
         let builtin = BUILT_IN.iter().find(|b| b.name == name);
         let configured = self.settings.get(name);
         if builtin.is_none() && configured.is_none() {
@@ -282,7 +335,11 @@ mod tests {
             .map(|(k, v)| (k.to_string(), v.to_string()))
             .collect();
         let aliases = [("fast".to_string(), "ollama/llama3.2".to_string())].into();
-        Providers::new(BTreeMap::new(), aliases, env)
+        let local = LocalSettings {
+            fallback: Some(false),
+            ..LocalSettings::default()
+        };
+        Providers::new(BTreeMap::new(), aliases, env, local, ModelCache::default())
     }
 
     #[test]

@@ -66,6 +66,24 @@ pub fn pinned(name: &str) -> Result<&'static PinnedModel, String> {
     })
 }
 
+/// The path of `model` in `cache`, fetched first if it is not there (a file of the
+/// pinned size is taken as fetched: `pull` checked its hash when it put it there).
+pub fn ensure(cache: &ModelCache, model: &PinnedModel) -> Result<PathBuf, String> {
+    let path = cache.path(model);
+    match std::fs::metadata(&path) {
+        Ok(meta) if meta.len() == model.bytes => Ok(path),
+        _ => {
+            eprintln!(
+                "fetching the weights of {} ({} MB) into {}",
+                model.name,
+                model.bytes / 1_000_000,
+                cache.dir.display()
+            );
+            pull(cache, model)
+        }
+    }
+}
+
 /// The folder the weights are kept in.
 #[derive(Debug, Clone)]
 pub struct ModelCache {

@@ -1,0 +1,231 @@
+//! Tool calls in the text a small model writes. Models of a billion or two parameters
+//! know their chat template's `<tool_call>` tags but often write the call as a fenced
+//! ```` ```json ```` block or a bare JSON object instead; all three are read here, and a
+//! list of calls too. A JSON value counts as a call only if it names a tool the agent
+//! offers: `{"name": …, "arguments": …}` (also `parameters`, `args` or `input` for the
+//! arguments, `tool` for the name, or OpenAI's `{"function": {"name", "arguments"}}`),
+//! arguments written as an object or as JSON text. Anything else stays answer text.
+
+use std::ops::Range;
+
+use serde_json::{Map, Value};
+
+use super::super::{Message, ToolSpec};
+
+/// A tool call read from the model's text.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Call {
+    pub name: String,
+    pub arguments: Value,
+}
+
+/// The model's text split into tool calls and the answer text around them.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Parsed {
+    pub text: String,
+    pub calls: Vec<Call>,
+}
+
+/// Reads the tool calls of `offered` tools in `output`.
+pub fn parse(output: &str, offered: &[ToolSpec]) -> Parsed {
+    let mut calls = Vec::new();
+    let mut spans: Vec<Range<usize>> = Vec::new();
+    let mut from = 0;
+    while let Some(found) = output[from..].find(['{', '[']) {
+        let start = from + found;
+        let mut values = serde_json::Deserializer::from_str(&output[start..]).into_iter::<Value>();
+        let Some(Ok(value)) = values.next() else {
+            from = start + 1;
+            continue;
+        };
+        let end = start + values.byte_offset();
+        if let Some(found) = calls_in(&value, offered) {
+            calls.extend(found);
+            spans.push(widen(output, start..end));
+        }
+        from = end;
+    }
+    let mut text = String::new();
+    let mut kept = 0;
+    for span in spans {
+        text.push_str(&output[kept..span.start]);
+        kept = span.end;
+    }
+    text.push_str(&output[kept..]);
+    Parsed {
+        text: text.trim().to_string(),
+        calls,
+    }
+}
+
+/// Where in `text` a tool call could begin (a JSON value, a fence or a tag): text before
+/// it can be shown as it comes, text after it waits until the answer is whole.
+pub fn possible_start(text: &str) -> Option<usize> {
+    text.find(['{', '[', '`', '<'])
+}
+
+/// Whether one of `calls` repeats, with the same arguments, a call made since the
+/// user's last message: small models tend to call a tool again after reading its
+/// result instead of answering with it.
+pub fn repeats_earlier(calls: &[Call], messages: &[Message]) -> bool {
+    let since_user = messages
+        .iter()
+        .rposition(|m| matches!(m, Message::User { .. }))
+        .map_or(messages, |i| &messages[i..]);
+    since_user.iter().any(|m| match m {
+        Message::Assistant { tool_calls, .. } => tool_calls.iter().any(|made| {
+            calls
+                .iter()
+                .any(|c| c.name == made.name && c.arguments == made.arguments)
+        }),
+        _ => false,
+    })
+}
+
+/// The calls a JSON value holds: one call object, or a list of them.
+fn calls_in(value: &Value, offered: &[ToolSpec]) -> Option<Vec<Call>> {
+    match value {
+        Value::Object(object) => Some(vec![call(object, offered)?]),
+        Value::Array(items) if !items.is_empty() => items
+            .iter()
+            .map(|item| call(item.as_object()?, offered))
+            .collect(),
+        _ => None,
+    }
+}
+
+fn call(object: &Map<String, Value>, offered: &[ToolSpec]) -> Option<Call> {
+    let function = object.get("function");
+    let name = object
+        .get("name")
+        .or(object.get("tool"))
+        .or(function.and_then(|f| f.get("name")))
+        .or(function)?
+        .as_str()?;
+    if !offered.iter().any(|tool| tool.name == name) {
+        return None;
+    }
+    let arguments = ["arguments", "parameters", "args", "input"]
+        .iter()
+        .find_map(|key| object.get(*key))
+        .or(function.and_then(|f| f.get("arguments")))
+        .cloned()
+        .unwrap_or_else(|| Value::Object(Map::new()));
+    let arguments = match arguments {
+        Value::String(text) => serde_json::from_str(&text).ok()?,
+        Value::Null => Value::Object(Map::new()),
+        other => other,
+    };
+    Some(Call {
+        name: name.to_string(),
+        arguments,
+    })
+}
+
+/// `span` with the `<tool_call>` tags or the code fence around it.
+fn widen(text: &str, span: Range<usize>) -> Range<usize> {
+    let before = text[..span.start].trim_end();
+    let after = text[span.end..].trim_start();
+    let opening = ["<tool_call>", "```json", "```JSON", "```"]
+        .iter()
+        .find(|o| before.ends_with(*o));
+    let closing = ["</tool_call>", "```"].iter().find(|c| after.starts_with(*c));
+    let start = opening.map_or(span.start, |o| before.len() - o.len());
+    let end = closing.map_or(span.end, |c| text.len() - after.len() + c.len());
+    start..end
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::*;
+    use crate::models::ToolCall;
+
+    fn offered() -> Vec<ToolSpec> {
+        ["ticket_status", "search"]
+            .iter()
+            .map(|name| ToolSpec {
+                name: name.to_string(),
+                description: String::new(),
+                parameters: json!({"type": "object"}),
+            })
+            .collect()
+    }
+
+    fn status(arguments: Value) -> Call {
+        Call {
+            name: "ticket_status".into(),
+            arguments,
+        }
+    }
+
+    /// Answers Qwen2.5-Coder-1.5B-Instruct Q4_K_M wrote to the README's support agent and
+    /// similar prompts, verbatim.
+    #[test]
+    fn the_forms_the_real_model_writes_are_read() {
+        let fenced = "```json\n{\"name\": \"ticket_status\", \"arguments\": {\"detail\": true}}\n```";
+        assert_eq!(
+            parse(fenced, &offered()),
+            Parsed {
+                text: String::new(),
+                calls: vec![status(json!({"detail": true}))]
+            }
+        );
+        let bare = "{\"name\": \"ticket_status\", \"arguments\": {\"detail\": true}}";
+        assert_eq!(parse(bare, &offered()).calls, vec![status(json!({"detail": true}))]);
+        let tagged = "<tool_call>\n{\"name\": \"ticket_status\", \"arguments\": {}}\n</tool_call>";
+        assert_eq!(parse(tagged, &offered()).calls, vec![status(json!({}))]);
+        let with_text = "Let me check.\n<tool_call>\n{\"name\": \"search\", \"arguments\": \"{\\\"q\\\": \\\"x\\\"}\"}";
+        let parsed = parse(with_text, &offered());
+        assert_eq!(parsed.text, "Let me check.");
+        assert_eq!(parsed.calls[0].arguments, json!({"q": "x"}));
+    }
+
+    #[test]
+    fn lists_and_other_shapes_of_a_call_are_read() {
+        let list = "```json\n[{\"name\": \"search\", \"parameters\": {\"q\": \"a\"}}, {\"function\": {\"name\": \"ticket_status\", \"arguments\": \"{}\"}}]\n```";
+        let calls = parse(list, &offered()).calls;
+        assert_eq!(calls.len(), 2);
+        assert_eq!(calls[0].arguments, json!({"q": "a"}));
+        assert_eq!(calls[1], status(json!({})));
+    }
+
+    #[test]
+    fn json_that_names_no_offered_tool_stays_text() {
+        for text in [
+            "{\"name\": \"rm_rf\", \"arguments\": {}}",
+            "The config is {\"name\": \"alice\"}.",
+            "Use [1, 2] and {\"a\": 1}",
+            "{ not json",
+            "a < b and `code`",
+        ] {
+            let parsed = parse(text, &offered());
+            assert!(parsed.calls.is_empty(), "{text}");
+            assert_eq!(parsed.text, text.trim(), "{text}");
+        }
+    }
+
+    #[test]
+    fn a_repeated_call_since_the_users_message_is_seen() {
+        let made = |arguments: Value| Message::Assistant {
+            content: String::new(),
+            tool_calls: vec![ToolCall {
+                id: "call_1".into(),
+                name: "ticket_status".into(),
+                arguments,
+            }],
+            reasoning: vec![],
+        };
+        let user = |content: &str| Message::User {
+            content: content.into(),
+        };
+        let again = [status(json!({"detail": true}))];
+        let turn = [user("status?"), made(json!({"detail": true}))];
+        assert!(repeats_earlier(&again, &turn));
+        let other_args = [user("status?"), made(json!({"detail": false}))];
+        assert!(!repeats_earlier(&again, &other_args));
+        let earlier_turn = [made(json!({"detail": true})), user("and now?")];
+        assert!(!repeats_earlier(&again, &earlier_turn));
+    }
+}
