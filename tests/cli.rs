@@ -102,7 +102,11 @@ async fn errors_are_clear_and_exit_nonzero() {
     let fake = FakeProvider::start(ticket_script).await;
     let project = Project::new();
     // With the embedded model's fallback off, a missing key is an error.
-    std::fs::write(project.path().join("flue.toml"), "[local]\nfallback = false\n").unwrap();
+    std::fs::write(
+        project.path().join("flue.toml"),
+        "[local]\nfallback = false\n",
+    )
+    .unwrap();
     let out = flue(
         project.path(),
         &fake,
@@ -498,7 +502,10 @@ async fn the_readme_command_answers_with_the_embedded_model_and_no_key() {
     let result = &envelope["result"];
     assert_eq!(result["model"]["id"], "local/qwen2.5-coder-1.5b-instruct");
     let text = result["text"].as_str().unwrap().to_lowercase();
-    assert!(text.contains("open"), "the answer uses the tool's result: {text}");
+    assert!(
+        text.contains("open"),
+        "the answer uses the tool's result: {text}"
+    );
     assert!(fake.requests().is_empty(), "no remote provider was called");
 
     let host = project.host_with(project.options(&fake)).await;

@@ -686,8 +686,16 @@ async fn the_embedded_model_streams_counts_and_reuses_what_it_read() {
         .unwrap();
     assert_eq!(result.model, format!("local/{}", path.display()));
     assert!(!result.text.is_empty());
-    assert_eq!(deltas.trim(), result.text, "the deltas add up to the answer");
-    assert!(result.usage.input > 50 && result.usage.output > 0, "{:?}", result.usage);
+    assert_eq!(
+        deltas.trim(),
+        result.text,
+        "the deltas add up to the answer"
+    );
+    assert!(
+        result.usage.input > 50 && result.usage.output > 0,
+        "{:?}",
+        result.usage
+    );
 
     let again = agent.session("two").prompt("Say hello.").await.unwrap();
     assert_eq!(again.text, result.text, "greedy decoding answers alike");
@@ -705,9 +713,16 @@ async fn the_embedded_model_streams_counts_and_reuses_what_it_read() {
         .unwrap()
         .with_model("local/smollm2-135m-instruct");
     let answered = by_name.session("s").prompt("Say hello.").await.unwrap();
-    assert_eq!(answered.text, result.text, "the same file by its pinned name");
+    assert_eq!(
+        answered.text, result.text,
+        "the same file by its pinned name"
+    );
 
-    for model in ["local//etc/passwd.gguf", "local/../x.gguf", "local/absent.gguf"] {
+    for model in [
+        "local//etc/passwd.gguf",
+        "local/../x.gguf",
+        "local/absent.gguf",
+    ] {
         let agent = host
             .init_agent("support_assistant", "t-9")
             .await
@@ -716,7 +731,8 @@ async fn the_embedded_model_streams_counts_and_reuses_what_it_read() {
         let err = agent.session("s").prompt("hi").await.unwrap_err();
         let message = err.to_string();
         assert!(
-            message.contains("unknown local model") || message.contains("no GGUF file 'absent.gguf'"),
+            message.contains("unknown local model")
+                || message.contains("no GGUF file 'absent.gguf'"),
             "{model}: {message}"
         );
         assert_eq!(err.to_wire().0, 503, "{model}");

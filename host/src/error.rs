@@ -71,9 +71,7 @@ impl Error {
             }) => (429, "model_rate_limited"),
             Error::Model(
                 ModelError::Busy { .. } | ModelError::Incomplete { .. } | ModelError::Local(_),
-            ) => {
-                (503, "model_unavailable")
-            }
+            ) => (503, "model_unavailable"),
             Error::Model(_) => (502, "model_error"),
             Error::Store(_) | Error::Startup(_) | Error::Io(_) => (500, "internal_error"),
             Error::LimitExceeded { limit, .. } => match limit.as_str() {

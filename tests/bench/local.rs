@@ -55,7 +55,8 @@ async fn main() {
     let prompt = format!(
         "<|im_start|>system\nYou are a helpful assistant.<|im_end|>\n<|im_start|>user\n{}<|im_end|>\n<|im_start|>assistant\n",
         "Explain in a few sentences what a WebAssembly component is and why one would \
-         run untrusted code in one. ".repeat(6)
+         run untrusted code in one. "
+            .repeat(6)
     );
     let tokens = engine.tokenize(&prompt).expect("the prompt tokenizes");
     let mut first_text = None;
@@ -114,7 +115,10 @@ async fn main() {
                     .await
                     .expect("the agent starts");
                 let session = harness.session("default");
-                let result = session.prompt(README_PROMPT).await.expect("the turn is answered");
+                let result = session
+                    .prompt(README_PROMPT)
+                    .await
+                    .expect("the turn is answered");
                 let took = started.elapsed();
                 let history = session.history().await.expect("the history reads");
                 (took, result, history)

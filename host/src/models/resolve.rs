@@ -10,8 +10,8 @@ use serde::Deserialize;
 
 use super::capabilities::{CapabilityTable, ModelSettings};
 use super::client::Client;
-use super::retry::{DEFAULT_FIRST_DELAY, DEFAULT_MAX_RETRIES, RetryPolicy};
 use super::local::{self, Local, LocalSettings};
+use super::retry::{DEFAULT_FIRST_DELAY, DEFAULT_MAX_RETRIES, RetryPolicy};
 use super::{ModelError, Provider, anthropic::Anthropic, openai::OpenAi};
 use crate::weights::ModelCache;
 

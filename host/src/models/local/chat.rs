@@ -108,11 +108,19 @@ fn python_json(value: &Value) -> String {
 struct PythonSeparators;
 
 impl serde_json::ser::Formatter for PythonSeparators {
-    fn begin_array_value<W: ?Sized + io::Write>(&mut self, w: &mut W, first: bool) -> io::Result<()> {
+    fn begin_array_value<W: ?Sized + io::Write>(
+        &mut self,
+        w: &mut W,
+        first: bool,
+    ) -> io::Result<()> {
         if first { Ok(()) } else { w.write_all(b", ") }
     }
 
-    fn begin_object_key<W: ?Sized + io::Write>(&mut self, w: &mut W, first: bool) -> io::Result<()> {
+    fn begin_object_key<W: ?Sized + io::Write>(
+        &mut self,
+        w: &mut W,
+        first: bool,
+    ) -> io::Result<()> {
         if first { Ok(()) } else { w.write_all(b", ") }
     }
 
@@ -132,7 +140,9 @@ mod tests {
             model: "m".into(),
             system: Some("Be brief.".into()),
             messages: vec![
-                Message::User { content: "status?".into() },
+                Message::User {
+                    content: "status?".into(),
+                },
                 Message::Assistant {
                     content: String::new(),
                     tool_calls: vec![ToolCall {
@@ -158,7 +168,10 @@ mod tests {
             thinking: None,
         };
         let with_tools = prompt(&request, true);
-        assert!(with_tools.starts_with("<|im_start|>system\nBe brief.\n\n# Tools\n"), "{with_tools}");
+        assert!(
+            with_tools.starts_with("<|im_start|>system\nBe brief.\n\n# Tools\n"),
+            "{with_tools}"
+        );
         assert!(with_tools.contains(
             "<tools>\n{\"type\": \"function\", \"function\": {\"name\": \"ticket_status\", \"description\": \"The status.\", \"parameters\": {\"type\": \"object\"}}}\n</tools>"
         ), "{with_tools}");
@@ -169,6 +182,9 @@ mod tests {
              <|im_start|>assistant\n"
         ), "{with_tools}");
         let without = prompt(&request, false);
-        assert!(without.starts_with("<|im_start|>system\nBe brief.<|im_end|>\n"), "{without}");
+        assert!(
+            without.starts_with("<|im_start|>system\nBe brief.<|im_end|>\n"),
+            "{without}"
+        );
     }
 }

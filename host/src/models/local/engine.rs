@@ -94,7 +94,11 @@ impl Engine {
             stops,
             ..
         } = self;
-        threads.install(|| write(model, tokenizer, stops, prompt, max_tokens, on_text, cancelled))
+        threads.install(|| {
+            write(
+                model, tokenizer, stops, prompt, max_tokens, on_text, cancelled,
+            )
+        })
     }
 
     /// Forgets the prompt read last (frees its keys and values).
@@ -156,14 +160,20 @@ fn write(
 /// llama.cpp names a pre-tokenizer in `tokenizer.ggml.pre`; SmolLM's ("smollm": single
 /// digits, then GPT-2's byte-level split without a leading space) is not among those the
 /// GGUF reader knows, which would put a space before every ChatML role.
-fn fit_pre_tokenizer(tokenizer: &mut Tokenizer, content: &candle_core::quantized::gguf_file::Content) {
+fn fit_pre_tokenizer(
+    tokenizer: &mut Tokenizer,
+    content: &candle_core::quantized::gguf_file::Content,
+) {
     use tokenizers::pre_tokenizers::{byte_level::ByteLevel, digits::Digits, sequence::Sequence};
     let pre = content
         .metadata
         .get("tokenizer.ggml.pre")
         .and_then(|v| v.to_string().ok());
     if pre.map(String::as_str) == Some("smollm") {
-        let steps = vec![Digits::new(true).into(), ByteLevel::new(false, true, true).into()];
+        let steps = vec![
+            Digits::new(true).into(),
+            ByteLevel::new(false, true, true).into(),
+        ];
         tokenizer.with_pre_tokenizer(Some(Sequence::new(steps)));
     }
 }

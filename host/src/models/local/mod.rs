@@ -27,8 +27,8 @@ use serde::Deserialize;
 use tokio::sync::mpsc::{UnboundedSender, unbounded_channel};
 
 use super::{
-    BoxFuture, EventSink, ModelError, ModelRequest, ModelResponse, Provider, StreamEvent,
-    ToolCall, Usage, new_tool_call_id,
+    BoxFuture, EventSink, ModelError, ModelRequest, ModelResponse, Provider, StreamEvent, ToolCall,
+    Usage, new_tool_call_id,
 };
 use crate::weights::{self, ModelCache};
 
@@ -193,7 +193,9 @@ impl Worker {
         loop {
             let job = match (&self.loaded, self.idle_unload) {
                 (Some(_), Some(idle)) => queue.recv_timeout(idle),
-                _ => queue.recv().map_err(|_| mpsc::RecvTimeoutError::Disconnected),
+                _ => queue
+                    .recv()
+                    .map_err(|_| mpsc::RecvTimeoutError::Disconnected),
             };
             match job {
                 Ok(job) => {
@@ -228,7 +230,11 @@ impl Worker {
     /// The engine for `model`, loaded (and its weights fetched) if need be.
     fn engine(&mut self, model: &str) -> Result<&mut Engine, String> {
         let path = locate(&self.cache, self.configured.as_deref(), model)?;
-        if self.loaded.as_ref().is_none_or(|(loaded, _)| *loaded != path) {
+        if self
+            .loaded
+            .as_ref()
+            .is_none_or(|(loaded, _)| *loaded != path)
+        {
             self.loaded = None;
             let started = Instant::now();
             let engine = Engine::load(&path, self.threads, CONTEXT_TOKENS)?;

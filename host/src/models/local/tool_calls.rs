@@ -129,7 +129,9 @@ fn widen(text: &str, span: Range<usize>) -> Range<usize> {
     let opening = ["<tool_call>", "```json", "```JSON", "```"]
         .iter()
         .find(|o| before.ends_with(*o));
-    let closing = ["</tool_call>", "```"].iter().find(|c| after.starts_with(*c));
+    let closing = ["</tool_call>", "```"]
+        .iter()
+        .find(|c| after.starts_with(*c));
     let start = opening.map_or(span.start, |o| before.len() - o.len());
     let end = closing.map_or(span.end, |c| text.len() - after.len() + c.len());
     start..end
@@ -164,7 +166,8 @@ mod tests {
     /// similar prompts, verbatim.
     #[test]
     fn the_forms_the_real_model_writes_are_read() {
-        let fenced = "```json\n{\"name\": \"ticket_status\", \"arguments\": {\"detail\": true}}\n```";
+        let fenced =
+            "```json\n{\"name\": \"ticket_status\", \"arguments\": {\"detail\": true}}\n```";
         assert_eq!(
             parse(fenced, &offered()),
             Parsed {
@@ -173,7 +176,10 @@ mod tests {
             }
         );
         let bare = "{\"name\": \"ticket_status\", \"arguments\": {\"detail\": true}}";
-        assert_eq!(parse(bare, &offered()).calls, vec![status(json!({"detail": true}))]);
+        assert_eq!(
+            parse(bare, &offered()).calls,
+            vec![status(json!({"detail": true}))]
+        );
         let tagged = "<tool_call>\n{\"name\": \"ticket_status\", \"arguments\": {}}\n</tool_call>";
         assert_eq!(parse(tagged, &offered()).calls, vec![status(json!({}))]);
         let with_text = "Let me check.\n<tool_call>\n{\"name\": \"search\", \"arguments\": \"{\\\"q\\\": \\\"x\\\"}\"}";

@@ -350,7 +350,15 @@ fn causal_mask(tokens: usize, start: usize) -> Result<Option<Tensor>> {
     }
     let seen = start + tokens;
     let mask: Vec<f32> = (0..tokens)
-        .flat_map(|i| (0..seen).map(move |j| if j > start + i { f32::NEG_INFINITY } else { 0.0 }))
+        .flat_map(|i| {
+            (0..seen).map(move |j| {
+                if j > start + i {
+                    f32::NEG_INFINITY
+                } else {
+                    0.0
+                }
+            })
+        })
         .collect();
     Tensor::from_vec(mask, (tokens, seen), &Device::Cpu).map(Some)
 }
