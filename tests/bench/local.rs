@@ -65,7 +65,7 @@ async fn main() {
         first_text.get_or_insert_with(|| writing_started.elapsed());
     };
     let done = engine
-        .generate(&tokens, 64, &mut on_text, &|| false)
+        .generate(&tokens, 64, false, &mut on_text, &|| false)
         .expect("the model writes");
     println!(
         "{:<44} {:>8.1} tokens/s  ({} tokens in {:.2?})",
@@ -89,7 +89,7 @@ async fn main() {
     println!("{:<44} {}", "after one generation", memory());
     engine.clear();
     let again = engine
-        .generate(&tokens, 1, &mut |_| {}, &|| false)
+        .generate(&tokens, 1, false, &mut |_| {}, &|| false)
         .expect("the model reads");
     println!(
         "{:<44} {:>8.1} tokens/s  ({} tokens in {:.2?})",

@@ -19,6 +19,9 @@ pub struct Engine {
     model: Transformer,
     tokenizer: Tokenizer,
     stops: Vec<u32>,
+    /// By token id: whether its text, after spaces, opens a tool call (`{`, `[`, `<`, a
+    /// backtick), which an answer that must be prose may not start with.
+    call_openers: Vec<bool>,
     threads: rayon::ThreadPool,
 }
 
@@ -50,6 +53,7 @@ impl Engine {
             .iter()
             .filter_map(|t| tokenizer.token_to_id(t))
             .collect();
+        let call_openers = call_openers(&tokenizer);
         let model = Transformer::load(&content, &mut file, context).map_err(|e| fail(&e))?;
         let threads = rayon::ThreadPoolBuilder::new()
             .num_threads(threads)
@@ -60,6 +64,7 @@ impl Engine {
             model,
             tokenizer,
             stops,
+            call_openers,
             threads,
         })
     }
@@ -78,27 +83,26 @@ impl Engine {
     }
 
     /// Reads `prompt` and writes at most `max_tokens` tokens (fewer if the context ends),
-    /// handing each piece of text to `on_text` as it is complete UTF-8. Stops early, with
-    /// what was written, once `cancelled` says so.
+    /// handing each piece of text to `on_text` as it is complete UTF-8; with `prose`, the
+    /// answer may not start like a tool call. Stops early, with what was written, once
+    /// `cancelled` says so.
     pub fn generate(
         &mut self,
         prompt: &[u32],
         max_tokens: usize,
+        prose: bool,
         on_text: &mut (dyn FnMut(&str) + Send),
         cancelled: &(dyn Fn() -> bool + Sync),
     ) -> Result<Generated, String> {
-        let threads = &self.threads;
-        let Self {
-            model,
-            tokenizer,
-            stops,
-            ..
-        } = self;
-        threads.install(|| {
-            write(
-                model, tokenizer, stops, prompt, max_tokens, on_text, cancelled,
-            )
-        })
+        let writing = Writing {
+            tokenizer: &self.tokenizer,
+            stops: &self.stops,
+            banned_first: prose.then_some(self.call_openers.as_slice()),
+            max_tokens,
+        };
+        let model = &mut self.model;
+        self.threads
+            .install(|| writing.write(model, prompt, on_text, cancelled))
     }
 
     /// Forgets the prompt read last (frees its keys and values).
@@ -107,54 +111,93 @@ impl Engine {
     }
 }
 
-fn write(
-    model: &mut Transformer,
-    tokenizer: &Tokenizer,
-    stops: &[u32],
-    prompt: &[u32],
+/// What one generation needs besides the model.
+struct Writing<'a> {
+    tokenizer: &'a Tokenizer,
+    stops: &'a [u32],
+    /// Tokens the first one written may not be.
+    banned_first: Option<&'a [bool]>,
     max_tokens: usize,
-    on_text: &mut (dyn FnMut(&str) + Send),
-    cancelled: &(dyn Fn() -> bool + Sync),
-) -> Result<Generated, String> {
-    let fail = |e: candle_core::Error| format!("the local model failed: {e}");
-    let started = Instant::now();
-    let kept = model.keep_common_start(prompt).map_err(fail)?;
-    let mut logits = model.read(&prompt[kept..]).map_err(fail)?;
-    let mut done = Generated {
-        prompt_tokens: prompt.len(),
-        prompt_read: prompt.len() - kept,
-        reading: started.elapsed(),
-        ..Generated::default()
-    };
-    let started = Instant::now();
-    let budget = max_tokens.min(model.context.saturating_sub(prompt.len()));
-    let mut written: Vec<u32> = Vec::new();
-    // The first token written whose text is not out yet (a character cut in two).
-    let mut pending = 0;
-    while written.len() < budget && !cancelled() {
-        let next = logits
-            .argmax(D::Minus1)
-            .and_then(|t| t.to_scalar::<u32>())
-            .map_err(fail)?;
-        if stops.contains(&next) {
-            break;
+}
+
+impl Writing<'_> {
+    fn write(
+        &self,
+        model: &mut Transformer,
+        prompt: &[u32],
+        on_text: &mut (dyn FnMut(&str) + Send),
+        cancelled: &(dyn Fn() -> bool + Sync),
+    ) -> Result<Generated, String> {
+        let fail = |e: candle_core::Error| format!("the local model failed: {e}");
+        let started = Instant::now();
+        let kept = model.keep_common_start(prompt).map_err(fail)?;
+        let mut logits = model.read(&prompt[kept..]).map_err(fail)?;
+        let mut done = Generated {
+            prompt_tokens: prompt.len(),
+            prompt_read: prompt.len() - kept,
+            reading: started.elapsed(),
+            ..Generated::default()
+        };
+        let started = Instant::now();
+        let budget = self
+            .max_tokens
+            .min(model.context.saturating_sub(prompt.len()));
+        let mut written: Vec<u32> = Vec::new();
+        // The first token written whose text is not out yet (a character cut in two).
+        let mut pending = 0;
+        while written.len() < budget && !cancelled() {
+            let banned = self.banned_first.filter(|_| written.is_empty());
+            let next = likeliest(&logits, banned).map_err(fail)?;
+            if self.stops.contains(&next) {
+                break;
+            }
+            written.push(next);
+            let piece = self
+                .tokenizer
+                .decode(&written[pending..], false)
+                .map_err(|e| format!("cannot decode the answer: {e}"))?;
+            if !piece.ends_with(char::REPLACEMENT_CHARACTER) {
+                on_text(&piece);
+                done.text.push_str(&piece);
+                pending = written.len();
+            }
+            if written.len() < budget {
+                logits = model.read(&[next]).map_err(fail)?;
+            }
         }
-        written.push(next);
-        let piece = tokenizer
-            .decode(&written[pending..], false)
-            .map_err(|e| format!("cannot decode the answer: {e}"))?;
-        if !piece.ends_with(char::REPLACEMENT_CHARACTER) {
-            on_text(&piece);
-            done.text.push_str(&piece);
-            pending = written.len();
-        }
-        if written.len() < budget {
-            logits = model.read(&[next]).map_err(fail)?;
-        }
+        done.output_tokens = written.len();
+        done.writing = started.elapsed();
+        Ok(done)
     }
-    done.output_tokens = written.len();
-    done.writing = started.elapsed();
-    Ok(done)
+}
+
+/// The likeliest next token, leaving out those `banned` marks.
+fn likeliest(logits: &candle_core::Tensor, banned: Option<&[bool]>) -> candle_core::Result<u32> {
+    let Some(banned) = banned else {
+        return logits.argmax(D::Minus1)?.to_scalar::<u32>();
+    };
+    let scores = logits.to_vec1::<f32>()?;
+    scores
+        .iter()
+        .enumerate()
+        .filter(|(id, _)| !banned.get(*id).copied().unwrap_or(false))
+        .max_by(|a, b| a.1.total_cmp(b.1))
+        .map(|(id, _)| id as u32)
+        .ok_or_else(|| candle_core::Error::Msg("every token is banned".into()))
+}
+
+/// Marks the tokens whose text, after spaces and line ends, starts with `{`, `[`, `<`
+/// or a backtick. Byte-level BPE writes a space as `Ġ`, a line end as `Ċ`, a tab as `ĉ`.
+fn call_openers(tokenizer: &Tokenizer) -> Vec<bool> {
+    let size = tokenizer.get_vocab_size(true);
+    (0..size)
+        .map(|id| {
+            tokenizer.id_to_token(id as u32).is_some_and(|token| {
+                let text = token.trim_start_matches(['Ġ', 'Ċ', 'ĉ', ' ', '\n', '\t']);
+                text.starts_with(['{', '[', '<', '`'])
+            })
+        })
+        .collect()
 }
 
 /// llama.cpp names a pre-tokenizer in `tokenizer.ggml.pre`; SmolLM's ("smollm": single

@@ -11,7 +11,8 @@
 //! Answers stream like a remote provider's. When tools are offered, text that may be a
 //! tool call is held back until the answer is whole and then read leniently
 //! ([`tool_calls`]); a call that repeats one already made this turn makes the model
-//! answer again without tools.
+//! answer again without tools, in words: the first token of that answer may not open a
+//! JSON value, a tag or a code fence.
 
 mod chat;
 mod engine;
@@ -321,9 +322,18 @@ fn turn(
     };
     let cancelled = || events.is_closed();
     let max_tokens = usize::try_from(request.max_tokens).unwrap_or(usize::MAX);
+    // Asked again without its tools, the model must answer in words, not with a call.
+    let prose = !offer_tools && !request.tools.is_empty();
     let generated = engine
-        .generate(&prompt, max_tokens, &mut on_text, &cancelled)
+        .generate(&prompt, max_tokens, prose, &mut on_text, &cancelled)
         .map_err(refused)?;
+    tracing::debug!(
+        output = %text,
+        prompt_tokens = generated.prompt_tokens,
+        read = generated.prompt_read,
+        written = generated.output_tokens,
+        "the local model answered"
+    );
     let (answer, calls) = match offer_tools {
         true => {
             let rest = tool_calls::parse(&text[shown..], &request.tools);

@@ -162,12 +162,12 @@ mod tests {
         }
     }
 
-    /// Answers Qwen2.5-Coder-1.5B-Instruct Q4_K_M wrote to the README's support agent and
-    /// similar prompts, verbatim.
+    /// Answers Qwen2.5-Coder-1.5B-Instruct Q4_K_M wrote to the README's support agent
+    /// ("Is my refund approved? Give me the details." gave the fenced one, the README's
+    /// question the bare one), verbatim; then the tagged forms its template asks for.
     #[test]
     fn the_forms_the_real_model_writes_are_read() {
-        let fenced =
-            "```json\n{\"name\": \"ticket_status\", \"arguments\": {\"detail\": true}}\n```";
+        let fenced = "```json\n{\n  \"name\": \"ticket_status\",\n  \"arguments\": {\n    \"detail\": true\n  }\n}\n```";
         assert_eq!(
             parse(fenced, &offered()),
             Parsed {
@@ -210,6 +210,42 @@ mod tests {
             assert!(parsed.calls.is_empty(), "{text}");
             assert_eq!(parsed.text, text.trim(), "{text}");
         }
+    }
+
+    /// The turn the real model wrote for "Hello, who are you?": two calls with other
+    /// arguments, then the second again, which is the repeat.
+    #[test]
+    fn the_real_models_repeat_is_seen_and_its_first_calls_are_not() {
+        let written = [
+            "{\"name\": \"ticket_status\", \"arguments\": {\"detail\": false}}",
+            "{\"name\": \"ticket_status\", \"arguments\": {\"detail\": true}}",
+            "{\"name\": \"ticket_status\", \"arguments\": {\"detail\": true}}",
+        ];
+        let mut messages = vec![Message::User {
+            content: "Hello, who are you?".into(),
+        }];
+        let mut repeats = Vec::new();
+        for (i, output) in written.iter().enumerate() {
+            let calls = parse(output, &offered()).calls;
+            repeats.push(repeats_earlier(&calls, &messages));
+            let id = format!("call_{i}");
+            messages.push(Message::Assistant {
+                content: String::new(),
+                tool_calls: vec![ToolCall {
+                    id: id.clone(),
+                    name: calls[0].name.clone(),
+                    arguments: calls[0].arguments.clone(),
+                }],
+                reasoning: vec![],
+            });
+            messages.push(Message::Tool {
+                tool_call_id: id,
+                name: "ticket_status".into(),
+                content: "Ticket ticket-8472: open, assigned to billing".into(),
+                is_error: false,
+            });
+        }
+        assert_eq!(repeats, [false, false, true]);
     }
 
     #[test]
