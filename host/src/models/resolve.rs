@@ -153,9 +153,8 @@ pub struct Providers {
     env: BTreeMap<String, String>,
     /// Clients made so far, by provider name: a provider is set up once, not per call.
     clients: RwLock<HashMap<String, Arc<dyn Provider>>>,
-    /// The embedded provider, and whether a keyless provider falls back to it.
+    /// The embedded provider (its settings say whether a keyless provider falls back).
     local: Arc<Local>,
-    local_settings: LocalSettings,
     /// Whether the fallback was announced (it is, once).
     fell_back: AtomicBool,
 }
@@ -181,8 +180,7 @@ impl Providers {
             aliases,
             env,
             clients: RwLock::default(),
-            local: Arc::new(Local::new(local.clone(), cache)),
-            local_settings: local,
+            local: Arc::new(Local::new(local, cache)),
             fell_back: AtomicBool::new(false),
         }
     }
@@ -210,10 +208,11 @@ impl Providers {
             self.announce(&missing, &default);
             return Ok((default, client));
         }
-        if !self.local_settings.fallback() {
+        let settings = self.local.settings();
+        if !settings.fallback() {
             return Err(missing);
         }
-        let local = ModelRef::parse(&self.local_settings.fallback_model())?;
+        let local = ModelRef::parse(&settings.fallback_model())?;
         self.announce(&missing, &local);
         Ok((local, self.local.clone()))
     }

@@ -58,12 +58,18 @@ pub const DEFAULT_MODEL: &str = "qwen2.5-coder-1.5b-instruct";
 /// The pinned model called `name`, or an error listing those there are.
 pub fn pinned(name: &str) -> Result<&'static PinnedModel, String> {
     PINNED.iter().find(|m| m.name == name).ok_or_else(|| {
-        let names: Vec<&str> = PINNED.iter().map(|m| m.name).collect();
         format!(
-            "no pinned model '{name}' (pinned: {}); a GGUF file of your own can be named by its path",
-            names.join(", ")
+            "no pinned model '{name}' (pinned: {}); a GGUF file of your own goes in the model \
+             cache or in flue.toml [local] model",
+            pinned_names()
         )
     })
+}
+
+/// The pinned models' names, comma-separated, for messages.
+pub fn pinned_names() -> String {
+    let names: Vec<&str> = PINNED.iter().map(|m| m.name).collect();
+    names.join(", ")
 }
 
 /// The path of `model` in `cache`, fetched first if it is not there (a file of the

@@ -118,6 +118,11 @@ impl Local {
         }
     }
 
+    /// How this provider runs its models.
+    pub fn settings(&self) -> &LocalSettings {
+        &self.settings
+    }
+
     fn worker(&self) -> &mpsc::Sender<Job> {
         self.worker.get_or_init(|| {
             let (jobs, queue) = mpsc::channel();
@@ -218,14 +223,14 @@ impl Worker {
         let request = &job.request;
         let offer_tools = !request.tools.is_empty();
         let first = turn(engine, request, offer_tools, &job.events)?;
-        let repeated = tool_calls::repeats_earlier(&first.calls, &request.messages);
+        let repeated = tool_calls::repeats_earlier(&first.tool_calls, &request.messages);
         if !repeated {
-            return Ok(first.response);
+            return Ok(first);
         }
         tracing::debug!("the local model repeated a tool call; asking again without tools");
         let mut second = turn(engine, request, false, &job.events)?;
-        second.response.usage.add(first.response.usage);
-        Ok(second.response)
+        second.usage.add(first.usage);
+        Ok(second)
     }
 
     /// The engine for `model`, loaded (and its weights fetched) if need be.
@@ -262,11 +267,10 @@ fn locate(cache: &ModelCache, configured: Option<&str>, model: &str) -> Result<P
         _ if Some(model) == configured => PathBuf::from(model),
         _ if model.ends_with(".gguf") && !model.contains(['/', '\\']) => cache.dir.join(model),
         _ => {
-            let pinned: Vec<&str> = weights::PINNED.iter().map(|m| m.name).collect();
             return Err(format!(
                 "unknown local model '{model}': use a pinned one ({}), the file name of a \
                  .gguf file in the model cache, or set [local] model to a file's path",
-                pinned.join(", ")
+                weights::pinned_names()
             ));
         }
     };
@@ -276,23 +280,16 @@ fn locate(cache: &ModelCache, configured: Option<&str>, model: &str) -> Result<P
     }
 }
 
-/// One answer and the calls read from it.
-struct Turn {
-    response: ModelResponse,
-    calls: Vec<tool_calls::Call>,
-}
-
 /// Generates one answer to `request`, streaming text that cannot be a tool call.
 fn turn(
     engine: &mut Engine,
     request: &ModelRequest,
     offer_tools: bool,
     events: &UnboundedSender<Event>,
-) -> Result<Turn, ModelError> {
-    let refused = |reason: String| ModelError::Local(reason);
+) -> Result<ModelResponse, ModelError> {
     let prompt = engine
         .tokenize(&chat::prompt(request, offer_tools))
-        .map_err(refused)?;
+        .map_err(ModelError::Local)?;
     if prompt.len() >= engine.context() {
         return Err(ModelError::Local(format!(
             "the conversation is {} tokens; the local model reads at most {}",
@@ -326,7 +323,7 @@ fn turn(
     let prose = !offer_tools && !request.tools.is_empty();
     let generated = engine
         .generate(&prompt, max_tokens, prose, &mut on_text, &cancelled)
-        .map_err(refused)?;
+        .map_err(ModelError::Local)?;
     tracing::debug!(
         output = %text,
         prompt_tokens = generated.prompt_tokens,
@@ -354,18 +351,17 @@ fn turn(
         cache_read: (generated.prompt_tokens - generated.prompt_read) as u64,
         cache_write: 0,
     };
-    let response = ModelResponse {
+    Ok(ModelResponse {
         text: answer.trim().to_string(),
         tool_calls: calls
-            .iter()
+            .into_iter()
             .map(|call| ToolCall {
                 id: new_tool_call_id(),
-                name: call.name.clone(),
-                arguments: call.arguments.clone(),
+                name: call.name,
+                arguments: call.arguments,
             })
             .collect(),
         reasoning: Vec::new(),
         usage,
-    };
-    Ok(Turn { response, calls })
+    })
 }

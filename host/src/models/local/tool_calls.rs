@@ -10,7 +10,7 @@ use std::ops::Range;
 
 use serde_json::{Map, Value};
 
-use super::super::{Message, ToolSpec};
+use super::super::{Message, ToolCall, ToolSpec};
 
 /// A tool call read from the model's text.
 #[derive(Debug, Clone, PartialEq)]
@@ -67,7 +67,7 @@ pub fn possible_start(text: &str) -> Option<usize> {
 /// Whether one of `calls` repeats, with the same arguments, a call made since the
 /// user's last message: small models tend to call a tool again after reading its
 /// result instead of answering with it.
-pub fn repeats_earlier(calls: &[Call], messages: &[Message]) -> bool {
+pub fn repeats_earlier(calls: &[ToolCall], messages: &[Message]) -> bool {
     let since_user = messages
         .iter()
         .rposition(|m| matches!(m, Message::User { .. }))
@@ -142,7 +142,6 @@ mod tests {
     use serde_json::json;
 
     use super::*;
-    use crate::models::ToolCall;
 
     fn offered() -> Vec<ToolSpec> {
         ["ticket_status", "search"]
@@ -159,6 +158,14 @@ mod tests {
         Call {
             name: "ticket_status".into(),
             arguments,
+        }
+    }
+
+    fn tool_call(id: &str, call: Call) -> ToolCall {
+        ToolCall {
+            id: id.into(),
+            name: call.name,
+            arguments: call.arguments,
         }
     }
 
@@ -226,16 +233,13 @@ mod tests {
         }];
         let mut repeats = Vec::new();
         for (i, output) in written.iter().enumerate() {
-            let calls = parse(output, &offered()).calls;
-            repeats.push(repeats_earlier(&calls, &messages));
             let id = format!("call_{i}");
+            let calls = parse(output, &offered()).calls;
+            let made = [tool_call(&id, calls[0].clone())];
+            repeats.push(repeats_earlier(&made, &messages));
             messages.push(Message::Assistant {
                 content: String::new(),
-                tool_calls: vec![ToolCall {
-                    id: id.clone(),
-                    name: calls[0].name.clone(),
-                    arguments: calls[0].arguments.clone(),
-                }],
+                tool_calls: made.to_vec(),
                 reasoning: vec![],
             });
             messages.push(Message::Tool {
@@ -262,7 +266,7 @@ mod tests {
         let user = |content: &str| Message::User {
             content: content.into(),
         };
-        let again = [status(json!({"detail": true}))];
+        let again = [tool_call("call_2", status(json!({"detail": true})))];
         let turn = [user("status?"), made(json!({"detail": true}))];
         assert!(repeats_earlier(&again, &turn));
         let other_args = [user("status?"), made(json!({"detail": false}))];
