@@ -659,8 +659,8 @@ async fn a_server_that_ignores_stream_and_answers_whole_is_understood() {
 /// into the model cache if need be) named by the path `[local] model` gives: an answer
 /// streamed in deltas that add up to it, counted in tokens, the same answer again for
 /// the same prompt (greedy decoding), the next round reading only what is new, the same
-/// file by its pinned name, and no other path opened for a model an agent or a caller
-/// names.
+/// file by its pinned name, no other path opened for a model an agent or a caller
+/// names, and the model unloaded when idle.
 #[tokio::test]
 async fn the_embedded_model_streams_counts_and_reuses_what_it_read() {
     use flue_host::Event;
@@ -737,4 +737,20 @@ async fn the_embedded_model_streams_counts_and_reuses_what_it_read() {
         );
         assert_eq!(err.to_wire().0, 503, "{model}");
     }
+
+    // Unloaded when idle: the next round, loaded afresh, has nothing to reuse.
+    let project = Project::new();
+    let mut options = project.options_with_env(BTreeMap::new());
+    options.config.local.model = Some(path.display().to_string());
+    options.config.local.idle_unload_secs = Some(1);
+    let host = project.host_with(options).await;
+    let agent = host.init_agent("support_assistant", "t-10").await.unwrap();
+    agent.session("s").prompt("Say hello.").await.unwrap();
+    tokio::time::sleep(std::time::Duration::from_millis(2500)).await;
+    let after_idle = agent.session("s").prompt("And goodbye?").await.unwrap();
+    assert_eq!(
+        after_idle.usage.cache_read, 0,
+        "an idle model is unloaded: {:?}",
+        after_idle.usage
+    );
 }

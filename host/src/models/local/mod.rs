@@ -16,6 +16,7 @@
 
 mod chat;
 mod engine;
+mod matrix;
 mod tool_calls;
 mod transformer;
 
@@ -53,7 +54,9 @@ pub struct LocalSettings {
     /// cache, or a `.gguf` file's path (default the pinned `qwen2.5-coder-1.5b-instruct`).
     #[garde(skip)]
     pub model: Option<String>,
-    /// Threads that run the model (default: one per core, less one, at least one).
+    /// Threads for the model's attention and norms (default: one per core, less one, at
+    /// least one). The quantized matrix products run on candle's own pool of one thread
+    /// per core, which `CANDLE_NUM_THREADS` caps.
     #[garde(range(min = 1, max = 256))]
     pub threads: Option<usize>,
     /// Seconds without a request before the model is unloaded (default 300; 0 keeps it).
@@ -73,8 +76,8 @@ impl LocalSettings {
         format!("{PROVIDER}/{model}")
     }
 
-    /// Threads that run the model. On a machine of two cores one thread is faster
-    /// than two as soon as anything else runs (measured: 7 against 1.3–2.5 tokens/s).
+    /// Threads for the model's attention and norms. On two cores with other load, one
+    /// wrote 9.2–10.6 tokens/s and two 8.7–8.8 (`bench-local`).
     pub fn threads(&self) -> usize {
         let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
         self.threads.unwrap_or(cores.saturating_sub(1).max(1))
@@ -329,6 +332,8 @@ fn turn(
         prompt_tokens = generated.prompt_tokens,
         read = generated.prompt_read,
         written = generated.output_tokens,
+        reading_ms = generated.reading.as_millis() as u64,
+        writing_ms = generated.writing.as_millis() as u64,
         "the local model answered"
     );
     let (answer, calls) = match offer_tools {

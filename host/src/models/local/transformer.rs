@@ -11,8 +11,9 @@
 use std::path::Path;
 use std::sync::Arc;
 
-use candle_core::quantized::{QMatMul, QTensor, gguf_file};
-use candle_core::{DType, Device, IndexOp, Module, Result, Tensor};
+use super::matrix::Matrix;
+use candle_core::quantized::{QTensor, gguf_file};
+use candle_core::{DType, Device, IndexOp, Result, Tensor};
 
 /// How many prompt tokens go through the model at once.
 const PROMPT_CHUNK: usize = 256;
@@ -22,7 +23,7 @@ pub struct Transformer {
     embedding: Arc<QTensor>,
     layers: Vec<Layer>,
     norm: Tensor,
-    output: QMatMul,
+    output: Matrix,
     rope: Rope,
     heads: Heads,
     eps: f32,
@@ -44,17 +45,17 @@ struct Layer {
     q: Projection,
     k: Projection,
     v: Projection,
-    o: QMatMul,
+    o: Matrix,
     ffn_norm: Tensor,
-    gate: QMatMul,
-    up: QMatMul,
-    down: QMatMul,
+    gate: Matrix,
+    up: Matrix,
+    down: Matrix,
     keys_values: Option<(Tensor, Tensor)>,
 }
 
 /// A matrix and the bias some architectures add after it (Qwen2's q, k and v).
 struct Projection {
-    weight: QMatMul,
+    weight: Matrix,
     bias: Option<Tensor>,
 }
 
@@ -162,7 +163,7 @@ impl Transformer {
         let embedding = Arc::new(weights.tensor("token_embd.weight")?);
         let output = match weights.has("output.weight") {
             true => weights.matrix("output.weight")?,
-            false => QMatMul::from_arc(embedding.clone())?,
+            false => Matrix::shared(embedding.clone())?,
         };
         let norm = weights.vector("output_norm.weight")?;
         let layers = (0..meta.count("block_count")?)
@@ -256,8 +257,8 @@ impl Weights<'_> {
         self.content.tensor(self.file, name, &Device::Cpu)
     }
 
-    fn matrix(&mut self, name: &str) -> Result<QMatMul> {
-        QMatMul::from_qtensor(self.tensor(name)?)
+    fn matrix(&mut self, name: &str) -> Result<Matrix> {
+        Matrix::new(self.tensor(name)?)
     }
 
     fn vector(&mut self, name: &str) -> Result<Tensor> {
