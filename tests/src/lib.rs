@@ -9,7 +9,7 @@ pub mod replay;
 
 use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
-use std::sync::{Mutex, OnceLock};
+use std::sync::{Arc, Mutex, OnceLock};
 
 use flue_host::{Host, HostOptions, ProjectConfig};
 
@@ -30,20 +30,34 @@ pub fn workspace() -> PathBuf {
 
 /// Builds a guest (path relative to the workspace: a crate such as
 /// `agents/support_assistant`, or a Python, TypeScript or JavaScript agent file) once per
-/// process with the real toolchain and returns its component file.
+/// process with the real toolchain and returns its component file. Different guests
+/// build side by side; a second caller of the same guest waits for the first build.
 pub fn guest(source: &str) -> PathBuf {
-    static BUILT: OnceLock<Mutex<HashMap<String, PathBuf>>> = OnceLock::new();
-    let built = BUILT.get_or_init(Default::default);
-    let mut built = built.lock().unwrap_or_else(|e| e.into_inner());
-    built
+    static BUILT: OnceLock<Mutex<HashMap<String, Arc<OnceLock<PathBuf>>>>> = OnceLock::new();
+    let entry = BUILT
+        .get_or_init(Default::default)
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
         .entry(source.to_string())
-        .or_insert_with(|| {
+        .or_default()
+        .clone();
+    entry
+        .get_or_init(|| {
             flue_host::build::ensure_target().expect("the wasm32-wasip2 target is available");
             let target = workspace().join("target");
             flue_host::build::component(&workspace().join(source), &target)
                 .unwrap_or_else(|e| panic!("{source} builds: {e}"))
         })
         .clone()
+}
+
+/// A turn among the tests that keep the machine's cores busy for long (building Python
+/// and JavaScript components, running the embedded model): they take turns, so that on a
+/// machine of two cores one does not stretch another's waits past their bounds, while
+/// the light tests run beside them.
+pub async fn heavy_turn() -> tokio::sync::MutexGuard<'static, ()> {
+    static TURN: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+    TURN.lock().await
 }
 
 /// The compile cache every test host shares (`target/flue-test-compile-cache`), so that
@@ -293,11 +307,14 @@ impl Server {
         });
         let stdout = child.stdout.take().expect("stdout is piped");
         let mut lines = tokio::io::BufReader::new(stdout).lines();
-        let listening = tokio::time::timeout(std::time::Duration::from_secs(60), lines.next_line())
-            .await
-            .expect("flue listens within a minute")
-            .expect("stdout is readable")
-            .expect("flue prints its address");
+        // Starting builds every agent, Python and TypeScript ones included, while the
+        // rest of the suite keeps the machine busy.
+        let listening =
+            tokio::time::timeout(std::time::Duration::from_secs(180), lines.next_line())
+                .await
+                .expect("flue listens within three minutes")
+                .expect("stdout is readable")
+                .expect("flue prints its address");
         let url = listening
             .strip_prefix("Listening on ")
             .unwrap_or_else(|| panic!("unexpected first line: {listening}"))

@@ -4,7 +4,7 @@
 //! API key, so the host falls back to the embedded model: a tool call and an answer)
 //! with 1 and with 4 sessions at once, and resident memory.
 //!
-//! Run with `cargo run --release -p flue-tests --bin bench-local [threads]`
+//! Run with `cargo run --release -p flue-bench --bin bench-local [threads]`
 //! (threads default to the host's own choice for this machine).
 
 use std::collections::BTreeMap;

@@ -38,6 +38,7 @@ async fn the_pyflue_client_works_unchanged() {
 /// The same client against the Python and TypeScript versions of the support example.
 #[tokio::test]
 async fn the_pyflue_client_talks_to_python_and_typescript_agents_unchanged() {
+    let _turn = flue_tests::heavy_turn().await;
     let project = Project::empty();
     for example in ["support_python", "support_typescript"] {
         let source = match example {

@@ -4,7 +4,7 @@
 //! while all of them do. Limits as in the tests (300 ms CPU, 6 s wall and 32 MiB per
 //! call).
 //!
-//! Run with `cargo run --release -p flue-tests --bin bench-hostile`; name phases (`hog`,
+//! Run with `cargo run --release -p flue-bench --bin bench-hostile`; name phases (`hog`,
 //! `all`) after `--` to run only those.
 
 use std::time::Duration;

@@ -3,7 +3,7 @@
 //! Python and a TypeScript agent side by side: compile time, a new instance, a tool call
 //! and the resident memory of an idle instance.
 //!
-//! Run with `cargo run --release -p flue-tests --bin bench-core`.
+//! Run with `cargo run --release -p flue-bench --bin bench-core`.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};

@@ -6,7 +6,7 @@
 //! what the shared database costs, not the gain of a second machine's cores.
 //!
 //! Needs a PostgreSQL server: `export FLUE_TEST_DATABASE_URL=$(.ci/postgres)`, then
-//! `cargo run --release -p flue-tests --bin bench-scale`.
+//! `cargo run --release -p flue-bench --bin bench-scale`.
 
 use flue_tests::{FakeProvider, InProcessServer, Project, Reply, guest, load};
 

@@ -3,7 +3,7 @@
 //! and resident memory per idle live instance after 10,000 distinct ids. Each task starts
 //! a new session every ten prompts (see `flue_tests::load`).
 //!
-//! Run with `cargo run --release -p flue-tests --bin bench-serve`.
+//! Run with `cargo run --release -p flue-bench --bin bench-serve`.
 
 use std::sync::Arc;
 

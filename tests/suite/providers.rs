@@ -663,6 +663,7 @@ async fn a_server_that_ignores_stream_and_answers_whole_is_understood() {
 /// names, and the model unloaded when idle.
 #[tokio::test]
 async fn the_embedded_model_streams_counts_and_reuses_what_it_read() {
+    let _turn = flue_tests::heavy_turn().await;
     use flue_host::Event;
     use flue_host::weights::{self, ModelCache};
 

@@ -475,6 +475,7 @@ async fn model_weights_are_pulled_once_checked_and_listed() {
 /// support agent's tool and answers with what it returned.
 #[tokio::test]
 async fn the_readme_command_answers_with_the_embedded_model_and_no_key() {
+    let _turn = flue_tests::heavy_turn().await;
     let fake = FakeProvider::start(ticket_script).await;
     let project = Project::new();
     let args = [

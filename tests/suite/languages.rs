@@ -32,6 +32,7 @@ async fn call(host: &Host, agent: &str, id: &str, tool: &str) -> Result<String, 
 
 #[tokio::test]
 async fn tools_see_their_own_instance_and_profiles_merge() {
+    let _turn = flue_tests::heavy_turn().await;
     let fake = FakeProvider::start(tool_by_prompt).await;
     let project = project();
     let host = project.host(&fake).await;
@@ -74,6 +75,7 @@ async fn tools_see_their_own_instance_and_profiles_merge() {
 
 #[tokio::test]
 async fn a_tool_that_raises_is_an_error_the_model_sees() {
+    let _turn = flue_tests::heavy_turn().await;
     let fake = FakeProvider::start(tool_by_prompt).await;
     let project = project();
     let host = project.host(&fake).await;
@@ -99,6 +101,7 @@ async fn a_tool_that_raises_is_an_error_the_model_sees() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_loop_or_a_memory_bomb_fails_its_own_call_only() {
+    let _turn = flue_tests::heavy_turn().await;
     let fake = FakeProvider::start(tool_by_prompt).await;
     let project = project();
     let host = project.host(&fake).await;
@@ -142,6 +145,7 @@ fn answering_tools(turn: &Turn) -> Reply {
 
 #[tokio::test]
 async fn host_calls_state_and_sessions_persist() {
+    let _turn = flue_tests::heavy_turn().await;
     let fake = FakeProvider::start(answering_tools).await;
     let project = project();
     {

@@ -2,7 +2,7 @@
 //! answered only once durably committed), and the latency from a 202 to the model
 //! call that processes the event (instant fake provider, all on loopback).
 //!
-//! Run with `cargo run --release -p flue-tests --bin bench-dispatch`.
+//! Run with `cargo run --release -p flue-bench --bin bench-dispatch`.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
