@@ -233,6 +233,7 @@ impl ProjectConfig {
                 *local = dir.join(&*local);
             }
         }
+        config.local.resolve_model(dir)?;
         Ok(config)
     }
 

@@ -733,7 +733,7 @@ async fn the_embedded_model_streams_counts_and_reuses_what_it_read() {
         let message = err.to_string();
         assert!(
             message.contains("unknown local model")
-                || message.contains("no GGUF file 'absent.gguf'"),
+                || message.contains("no 'absent.gguf' in the model cache"),
             "{model}: {message}"
         );
         assert_eq!(err.to_wire().0, 503, "{model}");

@@ -203,7 +203,12 @@ pub async fn run(cli: Cli) -> Result<(), String> {
                     true => session.prompt(prompt).await,
                     false => {
                         let mut printer = Printer::default();
-                        session.stream(prompt, |e| printer.print(e)).await
+                        let result = session.stream(prompt, |e| printer.print(e)).await;
+                        if result.is_err() {
+                            // The error goes to stderr: not at the end of the text.
+                            printer.end_line();
+                        }
+                        result
                     }
                 }
             }

@@ -39,6 +39,8 @@ pub struct Generated {
     /// Time to read the prompt, and to write the answer.
     pub reading: Duration,
     pub writing: Duration,
+    /// Whether writing stopped because the answer went round in a loop.
+    pub looped: bool,
 }
 
 impl Engine {
@@ -161,6 +163,10 @@ impl Writing<'_> {
                 done.text.push_str(&piece);
                 pending = written.len();
             }
+            if repeats_itself(&written) {
+                done.looped = true;
+                break;
+            }
             if written.len() < budget {
                 logits = model.read(&[next]).map_err(fail)?;
             }
@@ -169,6 +175,24 @@ impl Writing<'_> {
         done.writing = started.elapsed();
         Ok(done)
     }
+}
+
+/// Copies of one span in a row at the end of an answer that show the greedy writer stuck
+/// in a loop: from there it would write the span again until its budget ran out.
+const LOOP_COPIES: usize = 3;
+
+/// Spans shorter than this are left alone ("ha ha ha", a table's rules): 3 copies of a
+/// span of 8 tokens or more, in a row, are a loop.
+const LOOP_SPAN_MIN: usize = 8;
+
+/// Whether `written` ends in [`LOOP_COPIES`] copies in a row of one span of at least
+/// [`LOOP_SPAN_MIN`] tokens.
+fn repeats_itself(written: &[u32]) -> bool {
+    let n = written.len();
+    (LOOP_SPAN_MIN..=n / LOOP_COPIES).any(|span| {
+        let last = &written[n - span..];
+        (1..LOOP_COPIES).all(|copy| &written[n - (copy + 1) * span..n - copy * span] == last)
+    })
 }
 
 /// The likeliest next token, leaving out those `banned` marks.
@@ -218,5 +242,27 @@ fn fit_pre_tokenizer(
             ByteLevel::new(false, true, true).into(),
         ];
         tokenizer.with_pre_tokenizer(Some(Sequence::new(steps)));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::repeats_itself;
+
+    #[test]
+    fn a_span_written_three_times_in_a_row_is_a_loop() {
+        let sentence: Vec<u32> = (100..112).collect();
+        let mut answer: Vec<u32> = vec![1, 2, 3];
+        answer.extend_from_slice(&sentence);
+        answer.extend_from_slice(&sentence);
+        assert!(!repeats_itself(&answer), "twice may be meant");
+        answer.extend_from_slice(&sentence);
+        assert!(repeats_itself(&answer));
+        answer.push(7);
+        assert!(!repeats_itself(&answer), "only the end counts");
+
+        let short: Vec<u32> = [5, 6, 5, 6, 5, 6].into();
+        assert!(!repeats_itself(&short), "short spans repeat in real text");
+        assert!(!repeats_itself(&(0..400).collect::<Vec<u32>>()));
     }
 }

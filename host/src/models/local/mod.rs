@@ -20,7 +20,7 @@ mod matrix;
 mod tool_calls;
 mod transformer;
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{OnceLock, mpsc};
 use std::time::{Duration, Instant};
@@ -68,6 +68,31 @@ impl LocalSettings {
     /// Whether a keyless provider falls back to the embedded model.
     pub fn fallback(&self) -> bool {
         self.fallback.unwrap_or(true)
+    }
+
+    /// Makes `model` a path from the project folder `dir` unless it is a pinned name or
+    /// a bare `.gguf` file name (looked up in the model cache when used). Errors, for
+    /// `flue.toml`, when it names neither a pinned model nor an existing file.
+    pub fn resolve_model(&mut self, dir: &Path) -> Result<(), String> {
+        let Some(model) = &mut self.model else {
+            return Ok(());
+        };
+        if weights::pinned(model).is_ok() {
+            return Ok(());
+        }
+        let path = dir.join(&*model);
+        if path.is_file() {
+            *model = path.display().to_string();
+            return Ok(());
+        }
+        if model.ends_with(".gguf") && !model.contains(['/', '\\']) {
+            return Ok(());
+        }
+        Err(format!(
+            "[local] model is '{model}': not a pinned model ({}) and no file at {}",
+            weights::pinned_names(),
+            path.display()
+        ))
     }
 
     /// The model the fallback answers with, as `local/<model>`.
@@ -227,10 +252,16 @@ impl Worker {
         let offer_tools = !request.tools.is_empty();
         let first = turn(engine, request, offer_tools, &job.events)?;
         let repeated = tool_calls::repeats_earlier(&first.tool_calls, &request.messages);
-        if !repeated {
+        let unoffered = first.tool_calls.is_empty() && tool_calls::only_a_call(&first.text);
+        if !offer_tools || !(repeated || unoffered) {
             return Ok(first);
         }
-        tracing::debug!("the local model repeated a tool call; asking again without tools");
+        tracing::debug!(
+            repeated,
+            unoffered,
+            "the local model repeated a tool call or called one not offered; asking again \
+             without tools"
+        );
         let mut second = turn(engine, request, false, &job.events)?;
         second.usage.add(first.usage);
         Ok(second)
@@ -261,14 +292,25 @@ impl Worker {
 
 /// The file of `model`: a pinned model's (fetched if missing), a `.gguf` file in the
 /// model cache named by its file name, or the path the operator set as `[local] model`.
-/// Agents and callers name models too, so no other path is opened.
+/// Agents and callers name models too, so no other path is opened, and the errors, which
+/// callers see, name no path.
 fn locate(cache: &ModelCache, configured: Option<&str>, model: &str) -> Result<PathBuf, String> {
     if let Ok(pinned) = weights::pinned(model) {
         return weights::ensure(cache, pinned);
     }
-    let path = match model {
-        _ if Some(model) == configured => PathBuf::from(model),
-        _ if model.ends_with(".gguf") && !model.contains(['/', '\\']) => cache.dir.join(model),
+    let (path, missing) = match model {
+        _ if Some(model) == configured => (
+            PathBuf::from(model),
+            format!(
+                "[local] model in flue.toml names a file that is not there: name a pinned \
+                 model ({}) or a .gguf file's path",
+                weights::pinned_names()
+            ),
+        ),
+        _ if model.ends_with(".gguf") && !model.contains(['/', '\\']) => (
+            cache.dir.join(model),
+            format!("no '{model}' in the model cache: `flue models list` shows what is there"),
+        ),
         _ => {
             return Err(format!(
                 "unknown local model '{model}': use a pinned one ({}), the file name of a \
@@ -279,7 +321,7 @@ fn locate(cache: &ModelCache, configured: Option<&str>, model: &str) -> Result<P
     };
     match path.is_file() {
         true => Ok(path),
-        false => Err(format!("no GGUF file '{model}' is there")),
+        false => Err(missing),
     }
 }
 
@@ -327,6 +369,12 @@ fn turn(
     let generated = engine
         .generate(&prompt, max_tokens, prose, &mut on_text, &cancelled)
         .map_err(ModelError::Local)?;
+    if generated.looped {
+        tracing::info!(
+            tokens = generated.output_tokens,
+            "the local model wrote the same words three times in a row; its answer ends there"
+        );
+    }
     tracing::debug!(
         output = %text,
         prompt_tokens = generated.prompt_tokens,
@@ -343,10 +391,13 @@ fn turn(
                 true => text[shown..].to_string(),
                 false => rest.text,
             };
-            if !rest_text.is_empty() {
-                let _ = events.send(Event::Text(rest_text.clone()));
+            let answer = format!("{}{rest_text}", &text[..shown]);
+            // A lone call to a tool not offered is asked again (`Worker::run`): not shown.
+            let lone_call = rest.calls.is_empty() && tool_calls::only_a_call(&answer);
+            if !rest_text.is_empty() && !lone_call {
+                let _ = events.send(Event::Text(rest_text));
             }
-            (format!("{}{rest_text}", &text[..shown]), rest.calls)
+            (answer, rest.calls)
         }
         false => (text, Vec::new()),
     };
@@ -369,4 +420,40 @@ fn turn(
         reasoning: Vec::new(),
         usage,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn resolved(model: &str, dir: &Path) -> Result<Option<String>, String> {
+        let mut settings = LocalSettings {
+            model: Some(model.to_string()),
+            ..LocalSettings::default()
+        };
+        settings.resolve_model(dir).map(|()| settings.model)
+    }
+
+    #[test]
+    fn local_model_is_checked_and_made_a_path_from_the_project() {
+        let project = tempfile::tempdir().unwrap();
+        std::fs::create_dir(project.path().join("models")).unwrap();
+        std::fs::write(project.path().join("models/mine.gguf"), b"GGUF").unwrap();
+
+        let pinned = weights::DEFAULT_MODEL;
+        assert_eq!(resolved(pinned, project.path()).unwrap().unwrap(), pinned);
+        let mine = resolved("models/mine.gguf", project.path())
+            .unwrap()
+            .unwrap();
+        assert_eq!(Path::new(&mine), project.path().join("models/mine.gguf"));
+        assert_eq!(
+            resolved("cached.gguf", project.path()).unwrap().unwrap(),
+            "cached.gguf",
+            "a bare file name is looked up in the model cache when used"
+        );
+        let error = resolved("./models/absent.gguf", project.path()).unwrap_err();
+        assert!(error.contains("not a pinned model"), "{error}");
+        assert!(error.contains("absent.gguf"), "{error}");
+        assert!(resolved("qwen-wrong", project.path()).is_err());
+    }
 }

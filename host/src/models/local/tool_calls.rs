@@ -82,6 +82,30 @@ pub fn repeats_earlier(calls: &[ToolCall], messages: &[Message]) -> bool {
     })
 }
 
+/// Whether the whole of `answer` (tags or a fence aside) is one call-shaped JSON object,
+/// `{"name": …, "arguments": …}` or the like: a call to a tool the agent does not offer,
+/// since a call to an offered one would have been read as such.
+pub fn only_a_call(answer: &str) -> bool {
+    let inner = ["<tool_call>", "```json", "```JSON", "```"]
+        .iter()
+        .find_map(|o| answer.trim().strip_prefix(o))
+        .unwrap_or(answer.trim());
+    let inner = ["</tool_call>", "```"]
+        .iter()
+        .find_map(|c| inner.trim_end().strip_suffix(c))
+        .unwrap_or(inner);
+    let Ok(Value::Object(object)) = serde_json::from_str::<Value>(inner.trim()) else {
+        return false;
+    };
+    let named = ["name", "tool", "function"]
+        .iter()
+        .any(|key| object.contains_key(*key));
+    let with_arguments = ["arguments", "parameters", "args", "input"]
+        .iter()
+        .any(|key| object.contains_key(*key));
+    named && with_arguments
+}
+
 /// The calls a JSON value holds: one call object, or a list of them.
 fn calls_in(value: &Value, offered: &[ToolSpec]) -> Option<Vec<Call>> {
     match value {
@@ -273,5 +297,20 @@ mod tests {
         assert!(!repeats_earlier(&again, &other_args));
         let earlier_turn = [made(json!({"detail": true})), user("and now?")];
         assert!(!repeats_earlier(&again, &earlier_turn));
+    }
+
+    /// The real model answered "Say hello." with a call to a tool it was not offered.
+    #[test]
+    fn an_answer_that_is_only_a_call_is_seen_and_prose_with_json_is_not() {
+        assert!(only_a_call("{\"name\": \"hello\", \"arguments\": null}"));
+        assert!(only_a_call(
+            "```json\n{\"tool\": \"greet\", \"input\": {}}\n```"
+        ));
+        assert!(only_a_call(
+            "<tool_call>\n{\"name\": \"x\", \"args\": {}}\n</tool_call>"
+        ));
+        assert!(!only_a_call("{\"name\": \"alice\"}"), "not call-shaped");
+        assert!(!only_a_call("Here: {\"name\": \"x\", \"arguments\": {}}"));
+        assert!(!only_a_call("Hello! How can I help?"));
     }
 }
