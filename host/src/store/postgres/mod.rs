@@ -158,10 +158,7 @@ async fn migrate(pool: &PgPool) -> Result<(), StoreError> {
         .map_err(StoreError::from_display)?;
     let done = done.unwrap_or(0) as usize;
     if done > MIGRATIONS.len() {
-        return Err(StoreError(format!(
-            "the database was written by a newer flue (schema step {done}; this one knows {})",
-            MIGRATIONS.len()
-        )));
+        return Err(StoreError::newer_schema(done, MIGRATIONS.len()));
     }
     for step in &MIGRATIONS[done..] {
         sqlx::raw_sql(*step)

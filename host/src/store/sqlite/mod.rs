@@ -263,7 +263,11 @@ fn migrate(conn: &mut Connection) -> Result<(), StoreError> {
     let done: i64 = tx
         .query_row("PRAGMA user_version", [], |row| row.get(0))
         .map_err(StoreError::from_display)?;
-    for (i, step) in MIGRATIONS.iter().enumerate().skip(done as usize) {
+    let done = usize::try_from(done).map_err(StoreError::from_display)?;
+    if done > MIGRATIONS.len() {
+        return Err(StoreError::newer_schema(done, MIGRATIONS.len()));
+    }
+    for (i, step) in MIGRATIONS.iter().enumerate().skip(done) {
         tx.execute_batch(step).map_err(StoreError::from_display)?;
         writer::pragma(&tx, "user_version", &(i + 1).to_string())?;
     }
@@ -472,6 +476,24 @@ mod tests {
             .await
             .expect("free again once the first is closed");
         let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    #[tokio::test]
+    async fn a_database_of_a_newer_flue_is_refused_and_left_as_it_was() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("t.db");
+        let newer = MIGRATIONS.len() as i64 + 1;
+        let db = Connection::open(&path).unwrap();
+        db.pragma_update(None, "user_version", newer).unwrap();
+        drop(db);
+        let refused = SqliteStore::open(&path, DEFAULT_HISTORY_CACHE_BYTES).await;
+        let message = refused.err().expect("refused").to_string();
+        assert!(message.contains("written by a newer flue"), "{message}");
+        let db = Connection::open(&path).unwrap();
+        let steps: i64 = db
+            .query_row("PRAGMA user_version", [], |row| row.get(0))
+            .unwrap();
+        assert_eq!(steps, newer, "nothing was written");
     }
 
     #[tokio::test]
