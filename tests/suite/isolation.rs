@@ -82,6 +82,23 @@ async fn a_panic_reports_the_guest_message() {
     assert!(healthy_answer(&host).await.contains("ticket-1"));
 }
 
+/// A guest may write to stderr on every call, past what is kept of it (16 KiB), and a
+/// later panic is still reported with its message.
+#[tokio::test]
+async fn stderr_written_on_every_call_never_fills_up() {
+    let fake = FakeProvider::start(tool_by_prompt).await;
+    let project = Project::new();
+    let host = project.host(&fake).await;
+    for _ in 0..4 {
+        assert_eq!(
+            call(&host, "e", "chatter").await.unwrap(),
+            "tool said: chattered"
+        );
+    }
+    let error = tool_trap(call(&host, "e", "boom").await);
+    assert!(error.contains("boom from the guest"), "{error}");
+}
+
 /// Starts the hostile instance whose `create` loops, and returns the guest error it
 /// fails with.
 async fn looping_create_error(host: &Host) -> Error {

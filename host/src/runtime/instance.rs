@@ -9,7 +9,6 @@ use wasmtime::component::{ResourceTable, TypedFunc};
 use wasmtime::{
     Engine, PoolConcurrencyLimitError, Store, StoreLimits, StoreLimitsBuilder, Trap, UpdateDeadline,
 };
-use wasmtime_wasi::p2::pipe::MemoryOutputPipe;
 use wasmtime_wasi::{WasiCtx, WasiCtxBuilder, WasiCtxView, WasiView};
 
 use super::bindings::workflow::WorkflowPre;
@@ -17,11 +16,10 @@ use super::bindings::{
     Agent,
     flue::agent::types::{Caller, CreateContext},
 };
+use super::stderr::StderrTail;
 use super::{CompiledAgent, GuestError, GuestHost, Limits, convert, engine};
 use crate::agent_config::AgentConfig;
 
-/// How much of a guest's stderr (panic messages) is kept for error reports.
-const STDERR_CAPACITY: usize = 16 << 10;
 /// The largest configuration `create` may return, measured as JSON.
 pub const MAX_CONFIG_BYTES: usize = 1 << 20;
 /// The largest result (or error text) one guest tool call may return.
@@ -34,7 +32,7 @@ pub struct InstanceState {
     wasi: WasiCtx,
     table: ResourceTable,
     limits: StoreLimits,
-    stderr: MemoryOutputPipe,
+    stderr: StderrTail,
     pub(super) host: Arc<dyn GuestHost>,
     /// The session whose prompt is running, for log tags.
     pub(super) session: Option<String>,
@@ -124,7 +122,7 @@ impl Instance {
 
 /// A fresh store with the memory cap, the stderr capture and the per-call CPU budget.
 fn new_store(engine: &Engine, limits: &Limits, host: Arc<dyn GuestHost>) -> Store<InstanceState> {
-    let stderr = MemoryOutputPipe::new(STDERR_CAPACITY);
+    let stderr = StderrTail::default();
     let wasi = WasiCtxBuilder::new().stderr(stderr.clone()).build();
     let state = InstanceState {
         wasi,
@@ -268,7 +266,7 @@ where
     let stderr = store.data().stderr.clone();
     // Only what this call writes is reported: earlier calls' output may be other
     // sessions'.
-    let written_before = stderr.contents().len();
+    let mark = stderr.mark();
     match tokio::time::timeout(limits.wall_per_call, call(store)).await {
         Err(_) => Err(GuestError::Limit {
             limit: "wall_ms_per_call",
@@ -276,7 +274,7 @@ where
         }),
         Ok(Ok(value)) => Ok(value),
         Ok(Err(e)) => {
-            let output = stderr.contents().slice(written_before..);
+            let output = stderr.since(mark);
             Err(describe_trap(&e, limits, &output))
         }
     }

@@ -9,6 +9,7 @@ mod engine;
 mod guest_threads;
 mod imports;
 mod instance;
+mod stderr;
 
 use std::future::Future;
 use std::path::PathBuf;

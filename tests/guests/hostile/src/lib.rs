@@ -75,6 +75,10 @@ fn build(ctx: &CreateContext) -> AgentConfig {
         )
         .tool(Tool::new("recurse", "Overflow the stack.").handler(|_| Ok(recurse(0).to_string())))
         .tool(Tool::new("boom", "Panic.").handler(|_| panic!("boom from the guest")))
+        .tool(Tool::new("chatter", "Write 6 KiB to stderr.").handler(|_| {
+            eprintln!("{}", "chatter ".repeat(768));
+            Ok("chattered".to_string())
+        }))
         .tool(Tool::new("flood", "Return 8 MiB of text.").handler(|_| Ok("y".repeat(8 << 20))))
         .tool(
             Tool::new("garbage", "Return bytes that are not UTF-8.").handler(|_| {
