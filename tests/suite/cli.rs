@@ -185,7 +185,7 @@ async fn new_scaffolds_an_agent_that_builds_and_inspects() {
 }
 
 /// Mistakes at start say what is wrong at once: a PostgreSQL port nobody listens on, a
-/// folder that is no project, `flue dev` on a public address, a component that cannot be
+/// port already taken (before building anything), a folder that is no project, `flue dev` on a public address, a component that cannot be
 /// loaded (reported once).
 #[tokio::test]
 async fn mistakes_at_start_are_told_at_once_and_once() {
@@ -209,6 +209,24 @@ async fn mistakes_at_start_are_told_at_once_and_once() {
     assert!(!out.status.success());
     assert!(stderr(&out).contains("refused"), "{}", stderr(&out));
     assert!(started.elapsed() < std::time::Duration::from_secs(20));
+
+    // A taken port is told before any agent is built (this one would fail to build).
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = taken.local_addr().unwrap().port().to_string();
+    let unbuilt = Project::empty();
+    std::fs::write(
+        unbuilt.path().join("agents/broken.ts"),
+        "export default {\n  oops: ,\n};\n",
+    )
+    .unwrap();
+    let out = flue(unbuilt.path(), &fake, &["dev", "--port", &port], &[]).await;
+    assert!(!out.status.success());
+    let err = stderr(&out);
+    assert!(
+        err.contains(&format!("cannot listen on 127.0.0.1:{port}")),
+        "{err}"
+    );
+    assert!(!err.contains("broken"), "nothing was built first: {err}");
 
     let nowhere = tempfile::tempdir().unwrap();
     let out = flue(

@@ -25,15 +25,17 @@ pub async fn run(cli: &Cli, listen: &Listen, insecure: bool, dev: bool) -> Resul
         "localhost" => IpAddr::V4(Ipv4Addr::LOCALHOST),
         other => other.parse().map_err(|e| format!("--host {other}: {e}"))?,
     };
-    let host = open_host(project_options(cli)?, listen.no_build).await?;
-    let serving = Serving { ip, insecure, dev };
-    let auth = serving.auth(&host.options().config)?;
+    // The port first: a taken one is told at once, not after building every agent;
+    // connections made meanwhile wait in the backlog until the host is up.
     let listener = match inherited_listener()? {
         Some(listener) => listener,
         None => TcpListener::bind(SocketAddr::new(ip, listen.port))
             .await
             .map_err(|e| format!("cannot listen on {ip}:{}: {e}", listen.port))?,
     };
+    let host = open_host(project_options(cli)?, listen.no_build).await?;
+    let serving = Serving { ip, insecure, dev };
+    let auth = serving.auth(&host.options().config)?;
     let addr = listener.local_addr().map_err(|e| e.to_string())?;
     let names: Vec<String> = host.agents().into_iter().map(|a| a.name).collect();
     // Not `println!`: a reader that went away after this line must not stop the host.
