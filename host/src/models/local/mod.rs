@@ -85,7 +85,7 @@ impl LocalSettings {
             *model = path.display().to_string();
             return Ok(());
         }
-        if model.ends_with(".gguf") && !model.contains(['/', '\\']) {
+        if is_cache_file_name(model) {
             return Ok(());
         }
         Err(format!(
@@ -251,19 +251,18 @@ impl Worker {
         let request = &job.request;
         let offer_tools = !request.tools.is_empty();
         let first = turn(engine, request, offer_tools, &job.events)?;
-        let repeated = tool_calls::repeats_earlier(&first.tool_calls, &request.messages);
-        let unoffered = first.tool_calls.is_empty() && tool_calls::only_a_call(&first.text);
-        if !offer_tools || !(repeated || unoffered) {
-            return Ok(first);
+        let repeated = tool_calls::repeats_earlier(&first.response.tool_calls, &request.messages);
+        if !(repeated || first.lone_call) {
+            return Ok(first.response);
         }
         tracing::debug!(
             repeated,
-            unoffered,
+            unoffered = first.lone_call,
             "the local model repeated a tool call or called one not offered; asking again \
              without tools"
         );
-        let mut second = turn(engine, request, false, &job.events)?;
-        second.usage.add(first.usage);
+        let mut second = turn(engine, request, false, &job.events)?.response;
+        second.usage.add(first.response.usage);
         Ok(second)
     }
 
@@ -307,7 +306,7 @@ fn locate(cache: &ModelCache, configured: Option<&str>, model: &str) -> Result<P
                 weights::pinned_names()
             ),
         ),
-        _ if model.ends_with(".gguf") && !model.contains(['/', '\\']) => (
+        _ if is_cache_file_name(model) => (
             cache.dir.join(model),
             format!("no '{model}' in the model cache: `flue models list` shows what is there"),
         ),
@@ -325,13 +324,25 @@ fn locate(cache: &ModelCache, configured: Option<&str>, model: &str) -> Result<P
     }
 }
 
+/// Whether `model` is the bare file name of a `.gguf` file, looked up in the model cache.
+fn is_cache_file_name(model: &str) -> bool {
+    model.ends_with(".gguf") && !model.contains(['/', '\\'])
+}
+
+/// One generated answer, and whether it was nothing but a call to a tool not offered
+/// (then none of it was streamed, and [`Worker::run`] asks again).
+struct Answer {
+    response: ModelResponse,
+    lone_call: bool,
+}
+
 /// Generates one answer to `request`, streaming text that cannot be a tool call.
 fn turn(
     engine: &mut Engine,
     request: &ModelRequest,
     offer_tools: bool,
     events: &UnboundedSender<Event>,
-) -> Result<ModelResponse, ModelError> {
+) -> Result<Answer, ModelError> {
     let prompt = engine
         .tokenize(&chat::prompt(request, offer_tools))
         .map_err(ModelError::Local)?;
@@ -384,7 +395,7 @@ fn turn(
         writing_ms = generated.writing.as_millis() as u64,
         "the local model answered"
     );
-    let (answer, calls) = match offer_tools {
+    let (answer, calls, lone_call) = match offer_tools {
         true => {
             let rest = tool_calls::parse(&text[shown..], &request.tools);
             let rest_text = match rest.calls.is_empty() {
@@ -392,14 +403,13 @@ fn turn(
                 false => rest.text,
             };
             let answer = format!("{}{rest_text}", &text[..shown]);
-            // A lone call to a tool not offered is asked again (`Worker::run`): not shown.
             let lone_call = rest.calls.is_empty() && tool_calls::only_a_call(&answer);
             if !rest_text.is_empty() && !lone_call {
                 let _ = events.send(Event::Text(rest_text));
             }
-            (answer, rest.calls)
+            (answer, rest.calls, lone_call)
         }
-        false => (text, Vec::new()),
+        false => (text, Vec::new(), false),
     };
     let usage = Usage {
         input: generated.prompt_read as u64,
@@ -407,7 +417,7 @@ fn turn(
         cache_read: (generated.prompt_tokens - generated.prompt_read) as u64,
         cache_write: 0,
     };
-    Ok(ModelResponse {
+    let response = ModelResponse {
         text: answer.trim().to_string(),
         tool_calls: calls
             .into_iter()
@@ -419,6 +429,10 @@ fn turn(
             .collect(),
         reasoning: Vec::new(),
         usage,
+    };
+    Ok(Answer {
+        response,
+        lone_call,
     })
 }
 

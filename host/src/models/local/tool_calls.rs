@@ -12,6 +12,13 @@ use serde_json::{Map, Value};
 
 use super::super::{Message, ToolCall, ToolSpec};
 
+/// What may open a call written in text, and what may close it.
+const OPENINGS: [&str; 4] = ["<tool_call>", "```json", "```JSON", "```"];
+const CLOSINGS: [&str; 2] = ["</tool_call>", "```"];
+
+/// The keys a call object's arguments may go under, in the order they are looked for.
+const ARGUMENT_KEYS: [&str; 4] = ["arguments", "parameters", "args", "input"];
+
 /// A tool call read from the model's text.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Call {
@@ -86,11 +93,11 @@ pub fn repeats_earlier(calls: &[ToolCall], messages: &[Message]) -> bool {
 /// `{"name": …, "arguments": …}` or the like: a call to a tool the agent does not offer,
 /// since a call to an offered one would have been read as such.
 pub fn only_a_call(answer: &str) -> bool {
-    let inner = ["<tool_call>", "```json", "```JSON", "```"]
+    let inner = OPENINGS
         .iter()
         .find_map(|o| answer.trim().strip_prefix(o))
         .unwrap_or(answer.trim());
-    let inner = ["</tool_call>", "```"]
+    let inner = CLOSINGS
         .iter()
         .find_map(|c| inner.trim_end().strip_suffix(c))
         .unwrap_or(inner);
@@ -100,9 +107,7 @@ pub fn only_a_call(answer: &str) -> bool {
     let named = ["name", "tool", "function"]
         .iter()
         .any(|key| object.contains_key(*key));
-    let with_arguments = ["arguments", "parameters", "args", "input"]
-        .iter()
-        .any(|key| object.contains_key(*key));
+    let with_arguments = ARGUMENT_KEYS.iter().any(|key| object.contains_key(*key));
     named && with_arguments
 }
 
@@ -129,7 +134,7 @@ fn call(object: &Map<String, Value>, offered: &[ToolSpec]) -> Option<Call> {
     if !offered.iter().any(|tool| tool.name == name) {
         return None;
     }
-    let arguments = ["arguments", "parameters", "args", "input"]
+    let arguments = ARGUMENT_KEYS
         .iter()
         .find_map(|key| object.get(*key))
         .or(function.and_then(|f| f.get("arguments")))
@@ -150,12 +155,8 @@ fn call(object: &Map<String, Value>, offered: &[ToolSpec]) -> Option<Call> {
 fn widen(text: &str, span: Range<usize>) -> Range<usize> {
     let before = text[..span.start].trim_end();
     let after = text[span.end..].trim_start();
-    let opening = ["<tool_call>", "```json", "```JSON", "```"]
-        .iter()
-        .find(|o| before.ends_with(*o));
-    let closing = ["</tool_call>", "```"]
-        .iter()
-        .find(|c| after.starts_with(*c));
+    let opening = OPENINGS.iter().find(|o| before.ends_with(*o));
+    let closing = CLOSINGS.iter().find(|c| after.starts_with(*c));
     let start = opening.map_or(span.start, |o| before.len() - o.len());
     let end = closing.map_or(span.end, |c| text.len() - after.len() + c.len());
     start..end
