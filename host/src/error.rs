@@ -1,5 +1,7 @@
-//! The library's error type; the server maps it to the wire's error envelope.
+//! The library's error type, its kinds and the wire's error envelope; the server alone
+//! gives each kind an HTTP status.
 
+use crate::limit::Limit;
 use crate::models::ModelError;
 use crate::runtime::GuestError;
 use crate::store::StoreError;
@@ -45,54 +47,114 @@ pub enum Error {
     /// A file the host manages could not be changed.
     #[error("{0}")]
     Io(String),
-    /// A tenant's policy refused the call: `limit` names the setting; `retry_after`,
-    /// when the same call may pass again (a rate or budget window ending).
+    /// A tenant's policy refused the call, or a prompt passed one of its limits;
+    /// `retry_after`, when the same call may pass again (a rate or budget window ending).
     #[error("{message}")]
     LimitExceeded {
-        limit: String,
+        limit: Limit,
         message: String,
         retry_after: Option<std::time::Duration>,
     },
 }
 
+/// What kind of failure an [`Error`] is, as the wire names it (`type` in the error
+/// envelope). Each kind is one row of the server's status table.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ErrorKind {
+    /// `agent_not_found`: no agent of that name is loaded.
+    AgentNotFound,
+    /// `not_found`: no workflow or run of that name or id.
+    NotFound,
+    /// `invalid_request`: the request is wrong (a bad field, a model name that names
+    /// no model).
+    InvalidRequest,
+    /// `conflict`: the request contradicts one made before.
+    Conflict,
+    /// `limit_exceeded`: a limit refused or stopped the call.
+    LimitExceeded(Limit),
+    /// `agent_error`: the agent's code or configuration failed.
+    Agent,
+    /// `model_rate_limited`: the model provider is rate-limiting this host.
+    ModelRateLimited,
+    /// `model_unavailable`: the model cannot answer now; the same request may pass later.
+    ModelUnavailable,
+    /// `model_error`: the model provider refused the request or answered wrongly.
+    Model,
+    /// `internal_error`: the host itself failed.
+    Internal,
+}
+
+impl ErrorKind {
+    /// The wire's name for the kind: the envelope's `type`.
+    pub fn wire_type(self) -> &'static str {
+        match self {
+            ErrorKind::AgentNotFound => "agent_not_found",
+            ErrorKind::NotFound => "not_found",
+            ErrorKind::InvalidRequest => "invalid_request",
+            ErrorKind::Conflict => "conflict",
+            ErrorKind::LimitExceeded(_) => "limit_exceeded",
+            ErrorKind::Agent => "agent_error",
+            ErrorKind::ModelRateLimited => "model_rate_limited",
+            ErrorKind::ModelUnavailable => "model_unavailable",
+            ErrorKind::Model => "model_error",
+            ErrorKind::Internal => "internal_error",
+        }
+    }
+}
+
 impl Error {
-    /// The HTTP status and the wire's error envelope
-    /// (`{"error": {"type", "message", "details"}}`) for this error.
-    pub fn to_wire(&self) -> (u16, serde_json::Value) {
-        let (status, kind) = match self {
-            Error::AgentNotFound { .. } => (404, "agent_not_found"),
-            Error::InvalidRequest(_) => (400, "invalid_request"),
-            Error::Conflict(_) => (409, "conflict"),
-            Error::NotFound(_) => (404, "not_found"),
-            Error::Guest { source, .. } if source.limit().is_some() => (422, "limit_exceeded"),
-            Error::Guest { .. } | Error::Config { .. } => (500, "agent_error"),
-            Error::Model(ModelError::Busy {
-                rate_limited: true, ..
-            }) => (429, "model_rate_limited"),
-            Error::Model(
-                ModelError::Busy { .. } | ModelError::Incomplete { .. } | ModelError::Local(_),
-            ) => (503, "model_unavailable"),
-            Error::Model(_) => (502, "model_error"),
-            Error::Store(_) | Error::Startup(_) | Error::Io(_) => (500, "internal_error"),
-            Error::LimitExceeded { limit, .. } => match limit.as_str() {
-                "allowed_models" | "sandboxes" => (403, "limit_exceeded"),
-                "max_tool_rounds" | "wall_ms_per_prompt" => (422, "limit_exceeded"),
-                _ => (429, "limit_exceeded"),
+    /// What kind of failure this is.
+    pub fn kind(&self) -> ErrorKind {
+        match self {
+            Error::AgentNotFound { .. } => ErrorKind::AgentNotFound,
+            Error::InvalidRequest(_) => ErrorKind::InvalidRequest,
+            Error::Conflict(_) => ErrorKind::Conflict,
+            Error::NotFound(_) => ErrorKind::NotFound,
+            Error::LimitExceeded { limit, .. } => ErrorKind::LimitExceeded(*limit),
+            Error::Guest { source, .. } => match source.limit() {
+                Some(limit) => ErrorKind::LimitExceeded(limit),
+                None => ErrorKind::Agent,
             },
-        };
-        let mut error =
-            serde_json::json!({"type": kind, "message": self.public_message(), "details": ""});
+            Error::Config { .. } => ErrorKind::Agent,
+            Error::Model(model) => match model {
+                ModelError::BadModelName(_)
+                | ModelError::UnknownProvider(_)
+                | ModelError::UnknownModel(_) => ErrorKind::InvalidRequest,
+                ModelError::Busy {
+                    rate_limited: true, ..
+                } => ErrorKind::ModelRateLimited,
+                ModelError::Busy { .. } | ModelError::Incomplete { .. } | ModelError::Local(_) => {
+                    ErrorKind::ModelUnavailable
+                }
+                ModelError::MissingKey { .. }
+                | ModelError::Unreachable { .. }
+                | ModelError::Status { .. }
+                | ModelError::Reported { .. }
+                | ModelError::BadResponse { .. } => ErrorKind::Model,
+            },
+            Error::Store(_) | Error::Startup(_) | Error::Io(_) => ErrorKind::Internal,
+        }
+    }
+
+    /// The wire's error envelope for this error:
+    /// `{"error": {"type", "message", "details", "dev"?, "meta"?}}` (PROTOCOL.md, Errors).
+    pub fn envelope(&self) -> serde_json::Value {
+        let mut error = serde_json::json!({
+            "type": self.kind().wire_type(),
+            "message": self.public_message(),
+            "details": "",
+        });
         if let Error::AgentNotFound { available, .. } = self {
             error["dev"] = format!("available agents: {}", available.join(", ")).into();
         }
         if let Some(limit) = self.limit() {
-            error["meta"] = serde_json::json!({ "limit": limit });
+            error["meta"] = serde_json::json!({ "limit": limit.name() });
         }
         if let Some(after) = self.retry_after() {
             error["meta"]["retry_after_ms"] =
                 u64::try_from(after.as_millis()).unwrap_or(u64::MAX).into();
         }
-        (status, serde_json::json!({ "error": error }))
+        serde_json::json!({ "error": error })
     }
 
     /// The message a caller is shown: the error itself, except where it would carry
@@ -130,96 +192,12 @@ impl Error {
         }
     }
 
-    /// The setting whose limit was passed, for a `limit_exceeded` error.
-    pub fn limit(&self) -> Option<&str> {
+    /// The limit that was passed, for a `limit_exceeded` error.
+    pub fn limit(&self) -> Option<Limit> {
         match self {
-            Error::LimitExceeded { limit, .. } => Some(limit),
+            Error::LimitExceeded { limit, .. } => Some(*limit),
             Error::Guest { source, .. } => source.limit(),
             _ => None,
-        }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn a_limit_names_itself_in_the_envelope() {
-        let error = |limit: &str| Error::LimitExceeded {
-            limit: limit.into(),
-            message: "over".into(),
-            retry_after: None,
-        };
-        let guest = |limit: &'static str| Error::Guest {
-            agent: "a".into(),
-            source: GuestError::Limit {
-                limit,
-                message: "over".into(),
-            },
-        };
-        for (error, limit, status) in [
-            (error("tokens_per_hour"), "tokens_per_hour", 429),
-            (error("allowed_models"), "allowed_models", 403),
-            (error("max_tool_rounds"), "max_tool_rounds", 422),
-            (guest("cpu_ms_per_call"), "cpu_ms_per_call", 422),
-            (guest("memory_mb"), "memory_mb", 422),
-        ] {
-            let (got, body) = error.to_wire();
-            assert_eq!(got, status, "{limit}");
-            assert_eq!(body["error"]["type"], "limit_exceeded");
-            assert_eq!(body["error"]["meta"]["limit"], limit);
-        }
-    }
-
-    #[test]
-    fn a_busy_provider_is_429_or_503_with_its_retry_after() {
-        let busy = |rate_limited| {
-            Error::Model(ModelError::Busy {
-                provider: "anthropic".into(),
-                rate_limited,
-                detail: "HTTP 529: overloaded".into(),
-                retry_after: Some(std::time::Duration::from_secs(45)),
-                attempts: 4,
-            })
-        };
-        let (status, body) = busy(true).to_wire();
-        assert_eq!(
-            (status, &body["error"]["type"]),
-            (429, &"model_rate_limited".into())
-        );
-        assert_eq!(body["error"]["meta"]["retry_after_ms"], 45_000);
-        let (status, body) = busy(false).to_wire();
-        assert_eq!(
-            (status, &body["error"]["type"]),
-            (503, &"model_unavailable".into())
-        );
-        assert!(
-            body["error"]["message"]
-                .as_str()
-                .unwrap()
-                .contains("after 4 attempt(s)")
-        );
-    }
-
-    #[test]
-    fn a_500_carries_no_database_text_or_guest_output() {
-        let store = Error::Store(StoreError::from_display(
-            "error returned from database: invalid byte sequence for encoding \"UTF8\": 0x00",
-        ));
-        let trap = Error::Guest {
-            agent: "a".into(),
-            source: GuestError::Trap("guest stderr: panicked: secret tool input".into()),
-        };
-        for error in [store, trap] {
-            let (status, body) = error.to_wire();
-            let message = body["error"]["message"].as_str().unwrap();
-            assert_eq!(status, 500);
-            assert!(
-                !message.contains("UTF8") && !message.contains("secret"),
-                "{message}"
-            );
-            assert!(error.is_internal(), "logged for the operator");
         }
     }
 }

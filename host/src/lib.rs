@@ -19,6 +19,7 @@ pub mod cli;
 pub mod dev;
 mod error;
 mod harness;
+mod limit;
 pub mod models;
 pub mod project;
 pub mod registry;
@@ -33,8 +34,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 pub use agent_config::AgentConfig;
-pub use error::Error;
+pub use error::{Error, ErrorKind};
 pub use harness::{Event, MAX_MESSAGE_BYTES, MAX_NAME_BYTES, PromptResult, Stats};
+pub use limit::Limit;
 pub use project::{HostOptions, ProjectConfig};
 
 pub use harness::workflows::RunHandle;

@@ -16,7 +16,7 @@ fn project() -> Project {
     let project = Project::empty();
     project.add_agent("gatekeeper", &guest("tests/guests/gatekeeper"));
     project.add_agent("support_assistant", &guest("agents/support_assistant"));
-    let hash = flue_host::server::auth::hash_key;
+    let hash = flue_host::access::hash_key;
     std::fs::write(
         project.path().join("flue.toml"),
         format!(

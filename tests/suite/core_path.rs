@@ -208,7 +208,7 @@ async fn unknown_agents_empty_messages_and_provider_errors_are_clear() {
     assert!(
         matches!(&missing, Error::AgentNotFound { available, .. } if available.contains(&"support_assistant".to_string()))
     );
-    assert_eq!(missing.to_wire().0, 404);
+    assert_eq!(flue_host::server::status_of(missing.kind()).as_u16(), 404);
 
     let session = host
         .init_agent("support_assistant", "t")
@@ -216,7 +216,7 @@ async fn unknown_agents_empty_messages_and_provider_errors_are_clear() {
         .unwrap()
         .session("s");
     let empty = session.prompt("  ").await.err().unwrap();
-    assert_eq!(empty.to_wire().0, 400);
+    assert_eq!(flue_host::server::status_of(empty.kind()).as_u16(), 400);
 
     let failed = session.prompt("hello").await.err().unwrap();
     assert!(

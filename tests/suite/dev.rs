@@ -188,8 +188,8 @@ async fn one_edit_is_one_build_and_one_reload_and_then_dev_rests() {
         format!(
             "[tenants.acme]\n\n[[keys]]\nname = \"ops\"\nsha256 = \"{}\"\n\n\
              [[keys]]\nname = \"acme\"\nsha256 = \"{}\"\ntenant = \"acme\"\n",
-            flue_host::server::auth::hash_key("ops-key"),
-            flue_host::server::auth::hash_key(key)
+            flue_host::access::hash_key("ops-key"),
+            flue_host::access::hash_key(key)
         ),
     )
     .unwrap();
@@ -326,7 +326,7 @@ async fn a_tenants_folder_is_watched_too() {
         project.path().join("flue.toml"),
         format!(
             "[tenants.acme]\n\n[[keys]]\nname = \"acme\"\nsha256 = \"{}\"\ntenant = \"acme\"\n",
-            flue_host::server::auth::hash_key(key)
+            flue_host::access::hash_key(key)
         ),
     )
     .unwrap();
@@ -368,7 +368,7 @@ async fn a_changed_flue_toml_is_applied_and_no_request_fails() {
     let key = |name: &str| {
         format!(
             "[[keys]]\nname = \"{name}\"\nsha256 = \"{}\"\n",
-            flue_host::server::auth::hash_key(&format!("{name}-key"))
+            flue_host::access::hash_key(&format!("{name}-key"))
         )
     };
     let toml = project.path().join("flue.toml");

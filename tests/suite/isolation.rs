@@ -126,7 +126,11 @@ async fn an_instance_that_keeps_failing_to_start_is_backed_off() {
     let host = project.host(&fake).await;
     let start = || async {
         let error = looping_create_error(&host).await;
-        assert_eq!(error.limit(), Some("cpu_ms_per_call"), "{error}");
+        assert_eq!(
+            error.limit(),
+            Some(flue_host::Limit::CpuMsPerCall),
+            "{error}"
+        );
         error.to_string()
     };
     let backed_off = |error: &str, failures: u32| {

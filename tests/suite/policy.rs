@@ -5,7 +5,7 @@
 use std::time::Duration;
 
 use flue_host::project::TenantSettings;
-use flue_host::{Error, Host};
+use flue_host::{Error, Host, Limit};
 use flue_tests::{FakeProvider, Project, Reply, Turn, guest, ticket_script};
 use serde_json::json;
 
@@ -36,7 +36,7 @@ async fn prompt(host: &Host, agent: &str, session: &str) -> Result<String, Error
 /// The limit a result was refused by.
 fn limit(result: Result<String, Error>) -> String {
     match result {
-        Err(Error::LimitExceeded { limit, .. }) => limit,
+        Err(Error::LimitExceeded { limit, .. }) => limit.name().to_string(),
         other => panic!("expected limit_exceeded, got {other:?}"),
     }
 }
@@ -209,7 +209,10 @@ async fn a_tenant_runs_its_guests_under_tighter_limits() {
             .await;
         match outcome {
             Err(e @ Error::Guest { .. }) => {
-                let (status, body) = e.to_wire();
+                let (status, body) = (
+                    flue_host::server::status_of(e.kind()).as_u16(),
+                    e.envelope(),
+                );
                 assert_eq!(
                     (status, &body["error"]["type"]),
                     (422, &json!("limit_exceeded"))
@@ -303,8 +306,8 @@ async fn a_tenant_chooses_sandboxes_built_in_tools_and_env() {
     let Err(error @ Error::LimitExceeded { .. }) = refused else {
         panic!("expected limit_exceeded, got {refused:?}");
     };
-    assert_eq!(error.limit(), Some("sandboxes"));
-    assert_eq!(error.to_wire().0, 403);
+    assert_eq!(error.limit(), Some(Limit::Sandboxes));
+    assert_eq!(flue_host::server::status_of(error.kind()).as_u16(), 403);
     assert_eq!(fake.requests().len(), before, "the provider was called");
     // The tenant's env reaches create; the agent's own value wins.
     let answer = prompt(&host, "acme/env_echo", "s").await.unwrap();
@@ -428,8 +431,8 @@ async fn a_prompt_past_its_wall_time_is_stopped() {
     let Err(error @ Error::LimitExceeded { .. }) = refused else {
         panic!("expected limit_exceeded, got {refused:?}");
     };
-    assert_eq!(error.limit(), Some("wall_ms_per_prompt"));
-    assert_eq!(error.to_wire().0, 422);
+    assert_eq!(error.limit(), Some(Limit::WallMsPerPrompt));
+    assert_eq!(flue_host::server::status_of(error.kind()).as_u16(), 422);
     // The operator's agent, under the host's default, takes its two model calls.
     let answer = prompt(&host, "support_assistant", "s").await.unwrap();
     assert!(answer.contains("t-1"), "{answer}");
@@ -466,7 +469,7 @@ async fn an_agents_own_policy_binds_on_top_of_its_tenants() {
     else {
         panic!("expected limit_exceeded, got {refused:?}");
     };
-    assert_eq!(which, "prompts_per_minute");
+    assert_eq!(which, Limit::PromptsPerMinute);
     let wait = retry_after.expect("a rate refusal says when to retry");
     assert!(
         wait > Duration::ZERO && wait <= Duration::from_secs(60),

@@ -11,6 +11,7 @@ use futures_util::{SinkExt, StreamExt};
 use serde_json::{Value, json};
 use tokio_tungstenite::tungstenite::Message as WsMessage;
 
+use flue_host::ErrorKind;
 use flue_tests::replay::{Recorded, Replay, corpus};
 use flue_tests::{InProcessServer, Project, flue_binary, guest};
 
@@ -736,7 +737,12 @@ async fn the_embedded_model_streams_counts_and_reuses_what_it_read() {
                 || message.contains("no 'absent.gguf' in the model cache"),
             "{model}: {message}"
         );
-        assert_eq!(err.to_wire().0, 503, "{model}");
+        assert_eq!(err.kind(), ErrorKind::InvalidRequest, "{model}");
+        assert_eq!(
+            flue_host::server::status_of(err.kind()).as_u16(),
+            400,
+            "{model}"
+        );
     }
 
     // Unloaded when idle: the next round, loaded afresh, has nothing to reuse.

@@ -119,7 +119,7 @@ async fn the_pyflue_client_works_with_keys_workflows_runs_and_admin() {
         project.path().join("flue.toml"),
         format!(
             "[[keys]]\nname = \"admin\"\nsha256 = \"{}\"\nadmin = true\n",
-            flue_host::server::auth::hash_key("admin-key")
+            flue_host::access::hash_key("admin-key")
         ),
     )
     .unwrap();

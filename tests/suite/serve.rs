@@ -494,7 +494,7 @@ async fn sessions_stay_independent_over_http_and_websocket() {
 async fn api_keys_guard_agents_and_ids() {
     let fake = FakeProvider::start(script).await;
     let project = Project::new();
-    let hash = |key: &str| flue_host::server::auth::hash_key(key);
+    let hash = |key: &str| flue_host::access::hash_key(key);
     std::fs::write(
         project.path().join("flue.toml"),
         format!(

@@ -20,7 +20,7 @@ fn project() -> Project {
         project.add_agent(&format!("{tenant}/support"), &agent);
     }
     project.add_agent("support_assistant", &agent);
-    let hash = flue_host::server::auth::hash_key;
+    let hash = flue_host::access::hash_key;
     std::fs::write(
         project.path().join("flue.toml"),
         format!(
@@ -234,7 +234,7 @@ async fn no_tenant_reaches_another_tenants_instances() {
 async fn an_admin_installs_a_tenants_agent_only_when_it_is_valid() {
     let fake = FakeProvider::start(ticket_script).await;
     let project = project();
-    let hash = flue_host::server::auth::hash_key;
+    let hash = flue_host::access::hash_key;
     let toml = std::fs::read_to_string(project.path().join("flue.toml")).unwrap();
     std::fs::write(
         project.path().join("flue.toml"),

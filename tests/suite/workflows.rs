@@ -285,7 +285,7 @@ async fn a_run_prompts_only_what_the_key_that_started_it_reaches() {
     .await;
     let project = Project::new();
     project.add_workflow("release_flow", &guest("tests/guests/release_flow"));
-    let hash = flue_host::server::auth::hash_key;
+    let hash = flue_host::access::hash_key;
     std::fs::write(
         project.path().join("flue.toml"),
         format!(

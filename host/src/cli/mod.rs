@@ -258,7 +258,7 @@ pub async fn run(cli: Cli) -> Result<(), String> {
         } => serve::run(&cli, listen, insecure, false).await,
         Command::Dev { ref listen } => serve::run(&cli, listen, false, true).await,
         Command::HashKey { ref key } => {
-            println!("{}", crate::server::auth::hash_key(key));
+            println!("{}", crate::access::hash_key(key));
             Ok(())
         }
         Command::Inspect {
@@ -415,7 +415,7 @@ fn report(result: Result<crate::PromptResult, Error>, json: bool) -> Result<(), 
             Ok(())
         }
         (Err(e), true) => {
-            println!("{}", e.to_wire().1);
+            println!("{}", e.envelope());
             Err(e.to_string())
         }
         (Err(e), false) => Err(e.to_string()),

@@ -4,60 +4,25 @@
 
 use std::sync::Arc;
 
+use serde_json::Value;
+
 use super::compaction::{self, Policy};
-use super::{Event, MAX_OUTPUT_TOKENS, PromptResult, Shared, arguments, skills, tasks};
-use crate::Error;
-use crate::agent_config::{AgentConfig, Skill, Subagent, ThinkingLevel, ToolDef};
+use super::persona::Persona;
+use super::toolbox::{Tool, Toolbox};
+use super::{Event, MAX_OUTPUT_TOKENS, PromptResult, Shared, arguments, skills};
+use crate::agent_config::AgentConfig;
 use crate::models::{
-    BoxFuture, Message, ModelRef, ModelRequest, Provider, StreamEvent, ToolCall, ToolSpec, Usage,
+    BoxFuture, Message, ModelRef, ModelRequest, Provider, StreamEvent, ToolCall, Usage,
 };
 use crate::registry::AgentVersion;
 use crate::runtime::GuestError;
 use crate::store::SessionKey;
-use crate::tools::{FETCH_TOOL, Fetch, Sandbox};
+use crate::tools::{Fetch, Sandbox};
+use crate::{Error, Limit};
 
-/// Who answers in a conversation: a model, its instructions, and what it may use.
-pub struct Persona {
-    pub model: String,
-    pub instructions: Option<String>,
-    pub thinking: Option<ThinkingLevel>,
-    pub tools: Vec<ToolDef>,
-    pub skills: Vec<Skill>,
-    pub subagents: Vec<Subagent>,
-}
-
-impl Persona {
-    /// An agent's own persona; `model` replaces the agent's model when given.
-    pub fn of_agent(config: &AgentConfig, agent: &str, model: Option<&str>) -> Result<Self, Error> {
-        let model = model
-            .or(config.model.as_deref())
-            .ok_or_else(|| Error::Config {
-                agent: agent.to_string(),
-                reason: "sets no model (give one in create, or pass a model override)".into(),
-            })?;
-        Ok(Self {
-            model: model.to_string(),
-            instructions: config.instructions.clone(),
-            thinking: config.thinking_level,
-            tools: config.tools.clone(),
-            skills: config.skills.clone(),
-            subagents: config.subagents.clone(),
-        })
-    }
-
-    /// A helper defined inline by its parent; it answers with the parent's model and
-    /// thinking level unless it names its own.
-    pub fn of_helper(helper: &Subagent, parent: &Persona) -> Self {
-        Self {
-            model: helper.model.clone().unwrap_or_else(|| parent.model.clone()),
-            instructions: helper.instructions.clone(),
-            thinking: helper.thinking_level.or(parent.thinking),
-            tools: helper.tools.clone(),
-            skills: helper.skills.clone(),
-            subagents: Vec::new(),
-        }
-    }
-}
+/// The instance a session belongs to, as a conversation starts on it: its
+/// configuration and the agent version its tools run on.
+pub type Instance = (Arc<AgentConfig>, Arc<AgentVersion>);
 
 /// A running conversation in one session. Guest tools run in the session's instance.
 pub struct Conversation<'a, 'e> {
@@ -76,7 +41,64 @@ pub struct Conversation<'a, 'e> {
     pub events: Option<&'a mut (dyn FnMut(Event) + Send + 'e)>,
 }
 
+impl Shared {
+    /// Answers `message` in session `key` of `instance` as `persona`, `depth` tasks
+    /// deep: opens the session's sandbox, runs the conversation, and saves the sandbox
+    /// whether or not the conversation succeeded.
+    pub(super) async fn converse(
+        self: &Arc<Self>,
+        key: &SessionKey,
+        (config, version): Instance,
+        persona: Persona,
+        depth: u32,
+        mut events: Option<&mut (dyn FnMut(Event) + Send + '_)>,
+        message: &str,
+    ) -> Result<PromptResult, Error> {
+        let mut sandbox = self.open_sandbox(key, &config).await?;
+        if let Some(sink) = events.as_deref_mut() {
+            sink(Event::Start {
+                session: key.session.clone(),
+            });
+        }
+        let mut conversation = Conversation {
+            shared: self,
+            key: key.clone(),
+            version,
+            config: config.clone(),
+            persona,
+            sandbox: sandbox.as_mut(),
+            fetch: self.fetch_for(&key.instance.agent),
+            depth,
+            events,
+        };
+        let outcome = conversation.run(message.to_string()).await;
+        if let Some(sandbox) = &sandbox {
+            self.save_sandbox(key, &config, sandbox).await?;
+        }
+        outcome
+    }
+}
+
 impl Conversation<'_, '_> {
+    /// A helper's conversation in `session` of the same instance, one task deeper,
+    /// sharing this one's sandbox; nobody listens to its events.
+    pub fn child(&mut self, session: String, persona: Persona) -> Conversation<'_, 'static> {
+        Conversation {
+            shared: self.shared,
+            key: SessionKey {
+                instance: self.key.instance.clone(),
+                session,
+            },
+            version: self.version.clone(),
+            config: self.config.clone(),
+            persona,
+            sandbox: self.sandbox.as_deref_mut(),
+            fetch: self.fetch.clone(),
+            depth: self.depth + 1,
+            events: None,
+        }
+    }
+
     /// Answers `message`: model calls and tool rounds until the model stops calling
     /// tools; the new messages are then stored.
     pub fn run(&mut self, message: String) -> BoxFuture<'_, Result<PromptResult, Error>> {
@@ -87,6 +109,12 @@ impl Conversation<'_, '_> {
         let shared = self.shared;
         let store = shared.store_for(&self.config);
         let (model_ref, provider) = shared.providers.resolve(&self.persona.model)?;
+        let toolbox = Toolbox::new(
+            &self.persona,
+            self.depth,
+            self.sandbox.as_deref(),
+            self.fetch.as_deref(),
+        );
         let mut request = ModelRequest {
             model: model_ref.model.clone(),
             system: skills::instructions(
@@ -95,14 +123,20 @@ impl Conversation<'_, '_> {
             ),
             thinking: self.persona.thinking,
             messages: compaction::view(store.history(&self.key).await?),
-            tools: self.tool_specs(),
+            tools: toolbox.specs(),
             max_tokens: MAX_OUTPUT_TOKENS,
         };
         // The first `stored` messages of the request are already in the store.
         let mut stored = request.messages.len();
         request.messages.push(Message::User { content: message });
         let outcome = self
-            .rounds(&model_ref, provider.as_ref(), &mut request, &mut stored)
+            .rounds(
+                &toolbox,
+                &model_ref,
+                provider.as_ref(),
+                &mut request,
+                &mut stored,
+            )
             .await;
         // A turn that failed keeps the user's message and the rounds it completed.
         let new = &request.messages[stored..];
@@ -122,6 +156,7 @@ impl Conversation<'_, '_> {
     /// messages they add are pushed onto `request`.
     async fn rounds(
         &mut self,
+        toolbox: &Toolbox,
         model_ref: &ModelRef,
         provider: &dyn Provider,
         request: &mut ModelRequest,
@@ -168,13 +203,13 @@ impl Conversation<'_, '_> {
                 break;
             }
             for call in &answer.tool_calls {
-                let (result, spent) = self.run_tool(call).await?;
+                let (result, spent) = self.run_tool(toolbox, call).await?;
                 usage.add(spent);
                 request.messages.push(result);
             }
         }
         Err(Error::LimitExceeded {
-            limit: "max_tool_rounds".into(),
+            limit: Limit::MaxToolRounds,
             message: format!(
                 "the model asked for tools in more than {max_rounds} rounds; stopping"
             ),
@@ -226,92 +261,46 @@ impl Conversation<'_, '_> {
         Ok(summary.usage)
     }
 
-    /// The tools the model is offered, each name once: the agent's own, `skill`,
-    /// `task`, then the sandbox's built-ins and `fetch`.
-    fn tool_specs(&self) -> Vec<ToolSpec> {
-        let mut specs: Vec<ToolSpec> = self
-            .persona
-            .tools
-            .iter()
-            .map(|t| ToolSpec {
-                name: t.name.clone(),
-                description: t.description.clone(),
-                parameters: t.parameters.clone(),
-            })
-            .collect();
-        if !self.persona.skills.is_empty() {
-            specs.push(skills::tool(&self.persona.skills));
-        }
-        if self.offers_tasks() {
-            specs.push(tasks::tool(&self.persona.subagents));
-        }
-        let fetch = self.fetch.iter().map(|f| f.spec());
-        for spec in self.sandbox.iter().flat_map(|s| s.specs()).chain(fetch) {
-            if !specs.iter().any(|s| s.name == spec.name) {
-                specs.push(spec);
-            }
-        }
-        specs
-    }
-
-    /// Whether the model may delegate: it has helpers and the depth bound allows it.
-    pub fn offers_tasks(&self) -> bool {
-        !self.persona.subagents.is_empty() && self.depth < tasks::MAX_DEPTH
-    }
-
-    /// Runs one tool call, in the order [`Self::tool_specs`] offers them, and returns
-    /// the message that carries its result to the model, with the tokens it used.
-    async fn run_tool(&mut self, call: &ToolCall) -> Result<(Message, Usage), Error> {
+    /// Runs one tool call with what `toolbox` says answers it, and returns the message
+    /// that carries its result to the model, with the tokens it used.
+    async fn run_tool(
+        &mut self,
+        toolbox: &Toolbox,
+        call: &ToolCall,
+    ) -> Result<(Message, Usage), Error> {
         self.emit(Event::ToolStart {
             name: call.name.clone(),
             call_id: call.id.clone(),
             args: call.arguments.clone(),
         });
         let mut spent = Usage::default();
-        let outcome = if let Some(tool) = self.persona.tools.iter().find(|t| t.name == call.name) {
-            match arguments::check(&tool.parameters, &call.arguments) {
-                Ok(()) => {
-                    let args = call.arguments.to_string();
-                    let called = self
-                        .shared
-                        .call_guest_tool(&self.key, &self.version, &call.name, &args)
-                        .await;
-                    match called {
-                        Ok((outcome, used)) => {
-                            spent = used;
-                            outcome
-                        }
-                        // A trap: the instance is replaced, and the model hears how its
-                        // tool failed. A limit passed still fails the prompt, as policy.
-                        Err(Error::Guest {
-                            agent,
-                            source: source @ GuestError::Trap(_),
-                        }) => {
-                            tracing::warn!("agent '{agent}': tool '{}': {source}", call.name);
-                            Err(format!("the tool failed: {source}"))
-                        }
-                        Err(e) => return Err(e),
-                    }
-                }
-                Err(misfit) => Err(misfit),
+        let outcome = match toolbox.get(&call.name) {
+            Some(Tool::Guest { parameters }) => {
+                let (outcome, used) = self.run_guest_tool(call, parameters).await?;
+                spent = used;
+                outcome
             }
-        } else if call.name == skills::SKILL_TOOL && !self.persona.skills.is_empty() {
-            match call.arguments["name"].as_str() {
+            Some(Tool::Skill) => match call.arguments["name"].as_str() {
                 Some(name) => skills::body(&self.persona.skills, name).map(str::to_string),
                 None => Err("missing string argument 'name'".into()),
+            },
+            Some(Tool::Task) => {
+                let (outcome, used) = self.run_task(call).await?;
+                spent = used;
+                outcome
             }
-        } else if call.name == tasks::TASK_TOOL && self.offers_tasks() {
-            let (outcome, used) = self.run_task(call).await?;
-            spent = used;
-            outcome
-        } else if let Some(fetch) = self.fetch.as_ref().filter(|_| call.name == FETCH_TOOL) {
-            fetch.call(&call.arguments).await
-        } else {
-            let builtin = match self.sandbox.as_deref_mut() {
-                Some(sandbox) => sandbox.call(&call.name, &call.arguments).await,
-                None => None,
-            };
-            builtin.unwrap_or_else(|| Err(format!("there is no tool named '{}'", call.name)))
+            Some(Tool::Fetch) => match &self.fetch {
+                Some(fetch) => fetch.call(&call.arguments).await,
+                None => Err("fetch is not available".into()),
+            },
+            Some(Tool::Builtin) => match self.sandbox.as_deref_mut() {
+                Some(sandbox) => sandbox
+                    .call(&call.name, &call.arguments)
+                    .await
+                    .unwrap_or_else(|| Err(format!("there is no tool named '{}'", call.name))),
+                None => Err("the sandbox is not available".into()),
+            },
+            None => Err(format!("there is no tool named '{}'", call.name)),
         };
         let (content, is_error) = match outcome {
             Ok(text) => (text, false),
@@ -332,6 +321,35 @@ impl Conversation<'_, '_> {
             },
             spent,
         ))
+    }
+
+    /// Runs a call of one of the agent's own tools in its instance, once its arguments
+    /// fit the tool's `parameters`. A trap replaces the instance, and the model hears
+    /// how its tool failed; a limit passed still fails the prompt, as policy.
+    async fn run_guest_tool(
+        &mut self,
+        call: &ToolCall,
+        parameters: &Value,
+    ) -> Result<(Result<String, String>, Usage), Error> {
+        if let Err(misfit) = arguments::check(parameters, &call.arguments) {
+            return Ok((Err(misfit), Usage::default()));
+        }
+        let args = call.arguments.to_string();
+        let called = self
+            .shared
+            .call_guest_tool(&self.key, &self.version, &call.name, &args)
+            .await;
+        match called {
+            Ok(done) => Ok(done),
+            Err(Error::Guest {
+                agent,
+                source: source @ GuestError::Trap(_),
+            }) => {
+                tracing::warn!("agent '{agent}': tool '{}': {source}", call.name);
+                Ok((Err(format!("the tool failed: {source}")), Usage::default()))
+            }
+            Err(e) => Err(e),
+        }
     }
 
     /// Reports an event, if anyone listens.

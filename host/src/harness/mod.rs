@@ -8,10 +8,12 @@ mod conversation;
 pub mod dispatcher;
 mod guest_imports;
 mod instances;
+mod persona;
 mod policy;
 mod sandbox;
 pub mod skills;
 mod tasks;
+mod toolbox;
 pub mod workflows;
 
 use std::collections::HashMap;
@@ -22,7 +24,6 @@ use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
 use serde_json::json;
 
-use crate::Error;
 use crate::agent_config::AgentConfig;
 use crate::models::{Providers, Usage};
 use crate::project::HostOptions;
@@ -30,9 +31,10 @@ use crate::registry::{AgentVersion, Registry, local_name, tenant_of};
 use crate::runtime::Runtime;
 use crate::store::{MemoryStore, Queue, Runs, SessionKey, Store};
 use crate::tools::{FETCH_TOOL, Fetch};
+use crate::{Error, Limit};
 
-use conversation::{Conversation, Persona};
 pub use instances::Instances;
+use persona::Persona;
 use workflows::Workflows;
 
 /// The longest instance id or session name, in bytes.
@@ -418,7 +420,7 @@ impl Shared {
             .await
             .unwrap_or_else(|_| {
                 Err(Error::LimitExceeded {
-                    limit: "wall_ms_per_prompt".into(),
+                    limit: Limit::WallMsPerPrompt,
                     message: format!("the prompt did not finish within {limit:?}"),
                     retry_after: None,
                 })
@@ -430,7 +432,7 @@ impl Shared {
     async fn prompt_loop(
         self: &Arc<Self>,
         prompt: Prompt<'_>,
-        mut events: Option<&mut (dyn FnMut(Event) + Send)>,
+        events: Option<&mut (dyn FnMut(Event) + Send)>,
     ) -> Result<PromptResult, Error> {
         if prompt.message.trim().is_empty() {
             return Err(Error::InvalidRequest("the message is empty".into()));
@@ -449,27 +451,7 @@ impl Shared {
         let (config, version) = self.instance_config(&key.instance).await?;
         let _held = self.store_for(&config).hold_session(key).await?;
         let persona = Persona::of_agent(&config, &key.instance.agent, prompt.model_override)?;
-        let mut sandbox = self.open_sandbox(key, &config).await?;
-        if let Some(sink) = events.as_deref_mut() {
-            sink(Event::Start {
-                session: key.session.clone(),
-            });
-        }
-        let mut conversation = Conversation {
-            shared: self,
-            key: key.clone(),
-            version,
-            config: config.clone(),
-            persona,
-            sandbox: sandbox.as_mut(),
-            fetch: self.fetch_for(&key.instance.agent),
-            depth: 0,
-            events,
-        };
-        let outcome = conversation.run(prompt.message.to_string()).await;
-        if let Some(sandbox) = &sandbox {
-            self.save_sandbox(key, &config, sandbox).await?;
-        }
-        outcome
+        self.converse(key, (config, version), persona, 0, events, prompt.message)
+            .await
     }
 }

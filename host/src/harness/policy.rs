@@ -11,11 +11,11 @@ use std::collections::{BTreeMap, HashMap};
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
-use crate::Error;
 use crate::models::{ModelError, ModelResponse};
 use crate::project::TenantSettings;
 use crate::registry::tenant_of;
 use crate::runtime::Limits;
+use crate::{Error, Limit};
 
 /// The window of the token budget.
 const BUDGET_WINDOW: Duration = Duration::from_secs(3600);
@@ -125,18 +125,18 @@ fn list(names: &[String]) -> String {
     }
 }
 
-fn exceeded(limit: &str, message: String) -> Error {
+fn exceeded(limit: Limit, message: String) -> Error {
     Error::LimitExceeded {
-        limit: limit.to_string(),
+        limit,
         message,
         retry_after: None,
     }
 }
 
 /// A refusal that lifts by itself after `retry_after`.
-fn exceeded_for(limit: &str, message: String, retry_after: Duration) -> Error {
+fn exceeded_for(limit: Limit, message: String, retry_after: Duration) -> Error {
     Error::LimitExceeded {
-        limit: limit.to_string(),
+        limit,
         message,
         retry_after: Some(retry_after),
     }
@@ -207,7 +207,7 @@ impl Policies {
                     && usage.running >= most
                 {
                     return Err(exceeded_for(
-                        "max_concurrent_prompts",
+                        Limit::MaxConcurrentPrompts,
                         format!("{} already runs {most} prompts at once", scope.who()),
                         CONCURRENCY_RETRY,
                     ));
@@ -216,7 +216,7 @@ impl Policies {
                     && *usage.prompts.current(RATE_WINDOW) >= most
                 {
                     return Err(exceeded_for(
-                        "prompts_per_minute",
+                        Limit::PromptsPerMinute,
                         format!("{} started {most} prompts this minute", scope.who()),
                         usage.prompts.remaining(RATE_WINDOW),
                     ));
@@ -243,7 +243,7 @@ impl Policies {
                 && !allowed.iter().any(|p| crate::access::glob(p, model))
             {
                 return Err(exceeded(
-                    "allowed_models",
+                    Limit::AllowedModels,
                     format!(
                         "{} may not use model '{model}' (allowed: {})",
                         scope.who(),
@@ -285,7 +285,7 @@ impl Policies {
             });
             if spent >= budget {
                 return Err(exceeded_for(
-                    "tokens_per_hour",
+                    Limit::TokensPerHour,
                     format!(
                         "{} has spent its {budget} tokens for this hour",
                         scope.who()
@@ -328,7 +328,7 @@ impl Policies {
                 && !allowed.iter().any(|k| k == kind)
             {
                 return Err(exceeded(
-                    "sandboxes",
+                    Limit::Sandboxes,
                     format!(
                         "{} may not use a {kind} sandbox (allowed: {})",
                         scope.who(),

@@ -2,44 +2,14 @@
 //! session of its own, reported by `task_start`/`task_end`, and its answer is the
 //! tool's result. A helper is defined inline or is another registered agent.
 
-use serde_json::json;
-
 use super::Event;
-use super::conversation::{Conversation, Persona};
+use super::conversation::Conversation;
+use super::persona::Persona;
 use crate::Error;
 use crate::agent_config::Subagent;
-use crate::models::{ToolCall, ToolSpec, Usage};
+use crate::models::{ToolCall, Usage};
 use crate::registry::{in_namespace_of, valid_name};
 use crate::store::{InstanceKey, SessionKey};
-
-/// The tool the model delegates with.
-pub const TASK_TOOL: &str = "task";
-/// How deep tasks may nest: a helper at this depth cannot delegate further.
-pub const MAX_DEPTH: u32 = 3;
-
-/// The `task` tool, offering the given helpers by name.
-pub fn tool(helpers: &[Subagent]) -> ToolSpec {
-    let names: Vec<&str> = helpers.iter().map(|h| h.name.as_str()).collect();
-    let list: Vec<String> = helpers
-        .iter()
-        .map(|h| format!("- {}: {}", h.name, h.description))
-        .collect();
-    ToolSpec {
-        name: TASK_TOOL.into(),
-        description: format!(
-            "Delegate a task to a helper, who works on it alone and returns its answer. Helpers:\n{}",
-            list.join("\n")
-        ),
-        parameters: json!({
-            "type": "object",
-            "properties": {
-                "subagent": {"type": "string", "enum": names},
-                "prompt": {"type": "string", "description": "The task, with everything the helper needs to know."}
-            },
-            "required": ["subagent", "prompt"]
-        }),
-    }
-}
 
 impl Conversation<'_, '_> {
     /// Runs a `task` call in a child conversation. A helper that fails gives the model
@@ -88,21 +58,8 @@ impl Conversation<'_, '_> {
         let outcome = match &helper.agent {
             Some(agent) => self.run_agent_helper(&helper, agent, session, prompt).await,
             None => {
-                let mut child = Conversation {
-                    shared: self.shared,
-                    key: SessionKey {
-                        instance: self.key.instance.clone(),
-                        session,
-                    },
-                    version: self.version.clone(),
-                    config: self.config.clone(),
-                    persona: Persona::of_helper(&helper, &self.persona),
-                    sandbox: self.sandbox.as_deref_mut(),
-                    fetch: self.fetch.clone(),
-                    depth: self.depth + 1,
-                    events: None,
-                };
-                child.run(prompt.to_string()).await
+                let persona = Persona::of_helper(&helper, &self.persona);
+                self.child(session, persona).run(prompt.to_string()).await
             }
         };
         let (result, usage) = match outcome {
@@ -151,22 +108,15 @@ impl Conversation<'_, '_> {
         let (config, version) = shared.instance_config(&key.instance).await?;
         let mut persona = Persona::of_agent(&config, agent, helper.model.as_deref())?;
         persona.thinking = helper.thinking_level.or(persona.thinking);
-        let mut sandbox = shared.open_sandbox(&key, &config).await?;
-        let mut child = Conversation {
-            shared,
-            key: key.clone(),
-            version,
-            config: config.clone(),
-            persona,
-            sandbox: sandbox.as_mut(),
-            fetch: shared.fetch_for(agent),
-            depth: self.depth + 1,
-            events: None,
-        };
-        let outcome = child.run(prompt.to_string()).await;
-        if let Some(sandbox) = &sandbox {
-            shared.save_sandbox(&key, &config, sandbox).await?;
-        }
-        outcome
+        shared
+            .converse(
+                &key,
+                (config, version),
+                persona,
+                self.depth + 1,
+                None,
+                prompt,
+            )
+            .await
     }
 }

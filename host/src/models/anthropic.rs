@@ -9,8 +9,7 @@ use std::collections::BTreeMap;
 use serde::Serialize;
 use serde_json::{Value, json};
 
-use super::client::{Wire, bad_response, event_json, reported};
-use super::resolve::Endpoint;
+use super::client::{Endpoint, Wire, bad_response, event_json, reported};
 use super::sse::SseEvent;
 use super::{
     Message, ModelError, ModelRequest, ModelResponse, Reasoning, StreamEvent, ThinkingLevel,

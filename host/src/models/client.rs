@@ -8,10 +8,25 @@ use reqwest::header::{HeaderMap, HeaderValue};
 use serde::Serialize;
 use serde_json::Value;
 
-use super::resolve::Endpoint;
-use super::retry::retry_after;
+use super::capabilities::CapabilityTable;
+use super::retry::{RetryPolicy, retry_after};
 use super::sse::{SseEvent, SseParser};
 use super::{BoxFuture, EventSink, ModelError, ModelRequest, ModelResponse, Provider, StreamEvent};
+
+/// Where and how one provider is called, once settings and environment are applied.
+#[derive(Debug, Clone)]
+pub struct Endpoint {
+    /// The provider's name, as in `provider/model`.
+    pub provider: String,
+    pub base_url: String,
+    /// The setting a user changes to point elsewhere, named in errors.
+    pub base_url_var: String,
+    pub api_key: Option<String>,
+    /// How transient failures are retried.
+    pub retry: RetryPolicy,
+    /// What each model accepts.
+    pub capabilities: CapabilityTable,
+}
 
 /// Longest error body kept in an error message.
 const ERROR_BODY_LIMIT: usize = 2000;

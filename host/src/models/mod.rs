@@ -181,6 +181,10 @@ pub enum ModelError {
         "unknown model provider '{0}': use anthropic, openai, ollama, local or one named in flue.toml [providers]"
     )]
     UnknownProvider(String),
+    /// A model name of a known provider that names no model this host has (an unknown
+    /// local model, a file not in the model cache).
+    #[error("{0}")]
+    UnknownModel(String),
     #[error("no API key for {provider}: set {env_var}")]
     MissingKey { provider: String, env_var: String },
     #[error(

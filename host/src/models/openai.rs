@@ -11,8 +11,7 @@ use serde::Serialize;
 use serde_json::{Value, json};
 
 use super::capabilities::{Capabilities, TokenLimitField};
-use super::client::{Wire, bad_response, event_json, reported};
-use super::resolve::Endpoint;
+use super::client::{Endpoint, Wire, bad_response, event_json, reported};
 use super::sse::SseEvent;
 use super::{
     Message, ModelError, ModelRequest, ModelResponse, StreamEvent, ThinkingLevel, ToolCall, Usage,

@@ -9,7 +9,7 @@ use std::sync::{Arc, RwLock};
 use serde::Deserialize;
 
 use super::capabilities::{CapabilityTable, ModelSettings};
-use super::client::Client;
+use super::client::{Client, Endpoint};
 use super::local::{self, Local, LocalSettings};
 use super::retry::{DEFAULT_FIRST_DELAY, DEFAULT_MAX_RETRIES, RetryPolicy};
 use super::{ModelError, Provider, anthropic::Anthropic, openai::OpenAi};
@@ -46,21 +46,6 @@ pub struct ProviderSettings {
     /// The delay before the first retry, in milliseconds, doubled with jitter for each
     /// further one; default 500.
     pub retry_delay_ms: Option<u64>,
-}
-
-/// Where and how one provider is called, once settings and environment are applied.
-#[derive(Debug, Clone)]
-pub struct Endpoint {
-    /// The provider's name, as in `provider/model`.
-    pub provider: String,
-    pub base_url: String,
-    /// The setting a user changes to point elsewhere, named in errors.
-    pub base_url_var: String,
-    pub api_key: Option<String>,
-    /// How transient failures are retried.
-    pub retry: RetryPolicy,
-    /// What each model accepts.
-    pub capabilities: CapabilityTable,
 }
 
 /// A parsed `provider/model` string.

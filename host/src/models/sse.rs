@@ -107,7 +107,7 @@ impl SseParser {
 /// `W`; returns the outcome and the events sent to the sink.
 #[cfg(test)]
 pub(super) fn replay<W: super::client::Wire>(
-    endpoint: &super::resolve::Endpoint,
+    endpoint: &super::client::Endpoint,
     raw: &str,
 ) -> (
     Result<super::ModelResponse, super::ModelError>,

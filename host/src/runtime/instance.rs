@@ -18,6 +18,7 @@ use super::bindings::{
 };
 use super::stderr::StderrTail;
 use super::{CompiledAgent, GuestError, GuestHost, Limits, convert, engine};
+use crate::Limit;
 use crate::agent_config::AgentConfig;
 
 /// The largest configuration `create` may return, measured as JSON.
@@ -269,7 +270,7 @@ where
     let mark = stderr.mark();
     match tokio::time::timeout(limits.wall_per_call, call(store)).await {
         Err(_) => Err(GuestError::Limit {
-            limit: "wall_ms_per_call",
+            limit: Limit::WallMsPerCall,
             message: format!("did not answer within {:?}", limits.wall_per_call),
         }),
         Ok(Ok(value)) => Ok(value),
@@ -290,11 +291,11 @@ fn describe_trap(e: &wasmtime::Error, limits: &Limits, stderr: &[u8]) -> GuestEr
     let root = e.root_cause().to_string();
     let (limit, reason) = match e.downcast_ref::<Trap>() {
         Some(Trap::Interrupt) => (
-            Some("cpu_ms_per_call"),
+            Some(Limit::CpuMsPerCall),
             format!("used more than its CPU limit of {cpu:?} in one call"),
         ),
         _ if root.contains("growing memory") => (
-            Some("memory_mb"),
+            Some(Limit::MemoryMb),
             format!("exceeded its memory limit of {} MiB", memory >> 20),
         ),
         Some(trap) => (None, format!("{trap}")),

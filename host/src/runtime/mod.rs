@@ -16,6 +16,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
+use crate::Limit;
 use wasmtime::Engine;
 use wasmtime::component::types::{ComponentItem, Type};
 use wasmtime::component::{Component, ComponentExportIndex, Linker};
@@ -62,13 +63,10 @@ pub enum GuestError {
     /// The guest trapped: a panic, an out-of-bounds access.
     #[error("the agent trapped: {0}")]
     Trap(String),
-    /// The guest call passed one of its limits; `limit` names the setting
-    /// (`memory_mb`, `cpu_ms_per_call`, `wall_ms_per_call`).
+    /// The guest call passed one of its limits ([`Limit::MemoryMb`],
+    /// [`Limit::CpuMsPerCall`] or [`Limit::WallMsPerCall`]).
     #[error("the agent {message}")]
-    Limit {
-        limit: &'static str,
-        message: String,
-    },
+    Limit { limit: Limit, message: String },
     /// The guest's `create` returned an error of its own.
     #[error("the agent's create failed: {0}")]
     Create(String),
@@ -92,11 +90,10 @@ pub enum GuestError {
 }
 
 impl GuestError {
-    /// The limit the call passed (`memory_mb`, `cpu_ms_per_call`, `wall_ms_per_call`),
-    /// if that is why it failed.
-    pub fn limit(&self) -> Option<&'static str> {
+    /// The limit the call passed, if that is why it failed.
+    pub fn limit(&self) -> Option<Limit> {
         match self {
-            GuestError::Limit { limit, .. } => Some(limit),
+            GuestError::Limit { limit, .. } => Some(*limit),
             GuestError::BackingOff { last, .. } => last.limit(),
             _ => None,
         }

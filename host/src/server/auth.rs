@@ -6,7 +6,7 @@
 use axum::http::{HeaderMap, StatusCode, header};
 
 use super::error::ApiError;
-pub use crate::access::{ApiKey, Scope, glob, hash_key};
+use crate::access::{ApiKey, Scope, hash_key};
 
 /// The configured keys; with none, everything is open.
 #[derive(Debug, Clone, Default)]

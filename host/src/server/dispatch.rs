@@ -14,7 +14,7 @@ use serde_json::{Value, json};
 
 use super::auth::Caller;
 use super::error::ApiError;
-use super::openapi;
+use super::wire;
 use super::{App, admit, instance_path, read_body, request};
 use crate::{DEFAULT_SESSION, DispatchFilter, DispatchRecord, DispatchStatus};
 
@@ -22,7 +22,7 @@ use crate::{DEFAULT_SESSION, DispatchFilter, DispatchRecord, DispatchStatus};
 const IDEMPOTENCY_HEADER: &str = "idempotency-key";
 
 /// `POST /agents/{name}/{id}/dispatch` with `{"session"?, "input", "idempotency_key"?}`.
-#[utoipa::path(post, path = "/agents/{name}/{id}/dispatch", params(("name" = String, Path, description = "The agent"), ("id" = String, Path, description = "The instance id"), ("Idempotency-Key" = Option<String>, Header, description = "A repeat returns the first receipt; another event under the same key is 409")), request_body = openapi::DispatchBody, responses((status = 202, description = "Durably stored", body = openapi::DispatchReceipt), (status = 400, description = "Bad request", body = openapi::ErrorEnvelope), (status = 401, description = "No valid key", body = openapi::ErrorEnvelope), (status = 403, description = "Outside the key's scope", body = openapi::ErrorEnvelope), (status = 404, description = "No such agent or instance", body = openapi::ErrorEnvelope), (status = 409, description = "The idempotency key was used for another event", body = openapi::ErrorEnvelope)))]
+#[utoipa::path(post, path = "/agents/{name}/{id}/dispatch", params(("name" = String, Path, description = "The agent"), ("id" = String, Path, description = "The instance id"), ("Idempotency-Key" = Option<String>, Header, description = "A repeat returns the first receipt; another event under the same key is 409")), request_body = wire::DispatchBody, responses((status = 202, description = "Durably stored", body = wire::DispatchReceipt), (status = 400, description = "Bad request", body = wire::ErrorEnvelope), (status = 401, description = "No valid key", body = wire::ErrorEnvelope), (status = 403, description = "Outside the key's scope", body = wire::ErrorEnvelope), (status = 404, description = "No such agent or instance", body = wire::ErrorEnvelope), (status = 409, description = "The idempotency key was used for another event", body = wire::ErrorEnvelope)))]
 pub async fn accept(
     State(app): State<App>,
     path: Path<(String, String)>,
@@ -76,7 +76,7 @@ pub async fn accept(
 
 /// `GET /dispatches/{id}`: the event's status, attempts and last error. A key that may
 /// not reach the event's instance is told it does not exist.
-#[utoipa::path(get, path = "/dispatches/{id}", params(("id" = String, Path, description = "The dispatch id")), responses((status = 200, description = "The event and its delivery", body = openapi::DispatchRecord), (status = 401, description = "No valid key", body = openapi::ErrorEnvelope), (status = 404, description = "No such dispatch for this key", body = openapi::ErrorEnvelope)))]
+#[utoipa::path(get, path = "/dispatches/{id}", params(("id" = String, Path, description = "The dispatch id")), responses((status = 200, description = "The event and its delivery", body = wire::DispatchRecord), (status = 401, description = "No valid key", body = wire::ErrorEnvelope), (status = 404, description = "No such dispatch for this key", body = wire::ErrorEnvelope)))]
 pub async fn status(
     State(app): State<App>,
     Path(dispatch): Path<String>,
@@ -127,7 +127,7 @@ async fn admitted(
 /// `GET /dispatches?status=dead&agent=&limit=&offset=`: `{"dispatches": [record],
 /// "next_offset"}`, oldest first, only events the caller may reach; `offset` counts
 /// stored events (pass `next_offset` for the next page).
-#[utoipa::path(get, path = "/dispatches", operation_id = "list_dispatches", params(("status" = Option<String>, Query, description = "`queued`, `running`, `done` or `dead`"), ("agent" = Option<String>, Query, description = "Only this agent's events"), ("limit" = Option<u64>, Query, description = "At most this many (1–1000, default 100)"), ("offset" = Option<u64>, Query, description = "Skip this many")), responses((status = 200, description = "The events", body = openapi::DispatchList), (status = 400, description = "A bad status or number", body = openapi::ErrorEnvelope), (status = 401, description = "No valid key", body = openapi::ErrorEnvelope)))]
+#[utoipa::path(get, path = "/dispatches", operation_id = "list_dispatches", params(("status" = Option<String>, Query, description = "`queued`, `running`, `done` or `dead`"), ("agent" = Option<String>, Query, description = "Only this agent's events"), ("limit" = Option<u64>, Query, description = "At most this many (1–1000, default 100)"), ("offset" = Option<u64>, Query, description = "Skip this many")), responses((status = 200, description = "The events", body = wire::DispatchList), (status = 400, description = "A bad status or number", body = wire::ErrorEnvelope), (status = 401, description = "No valid key", body = wire::ErrorEnvelope)))]
 pub async fn list(
     State(app): State<App>,
     Query(query): Query<HashMap<String, String>>,
@@ -178,7 +178,7 @@ pub async fn list(
 }
 
 /// `POST /dispatches/{id}/retry`: queues a dead event again, for one more attempt.
-#[utoipa::path(post, path = "/dispatches/{id}/retry", params(("id" = String, Path, description = "The dispatch id")), responses((status = 200, description = "Queued again", body = openapi::DispatchRecord), (status = 401, description = "No valid key", body = openapi::ErrorEnvelope), (status = 404, description = "No such dispatch for this key", body = openapi::ErrorEnvelope), (status = 409, description = "It is not dead", body = openapi::ErrorEnvelope)))]
+#[utoipa::path(post, path = "/dispatches/{id}/retry", params(("id" = String, Path, description = "The dispatch id")), responses((status = 200, description = "Queued again", body = wire::DispatchRecord), (status = 401, description = "No valid key", body = wire::ErrorEnvelope), (status = 404, description = "No such dispatch for this key", body = wire::ErrorEnvelope), (status = 409, description = "It is not dead", body = wire::ErrorEnvelope)))]
 pub async fn retry(
     State(app): State<App>,
     Path(dispatch): Path<String>,

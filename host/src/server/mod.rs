@@ -13,6 +13,7 @@ mod request;
 mod runs;
 mod sessions;
 mod stream;
+mod wire;
 mod ws;
 
 use std::collections::HashMap;
@@ -35,6 +36,7 @@ use tokio::sync::{mpsc, watch};
 use crate::Host;
 use auth::Auth;
 use error::ApiError;
+pub use error::status_of;
 
 /// The framework name reported by `/health`.
 pub const FRAMEWORK: &str = "flue-wasm";
@@ -184,19 +186,19 @@ fn only_get(route: MethodRouter<App>) -> MethodRouter<App> {
     route.fallback(|| async { ApiError::method_not_allowed(&["GET"]) })
 }
 
-#[utoipa::path(get, path = "/health", security(()), responses((status = 200, description = "The server is up", body = openapi::Health)))]
+#[utoipa::path(get, path = "/health", security(()), responses((status = 200, description = "The server is up", body = wire::Health)))]
 async fn health() -> Json<serde_json::Value> {
     Json(json!({"ok": true, "framework": FRAMEWORK}))
 }
 
-#[utoipa::path(get, path = "/metrics", responses((status = 200, description = "Prometheus text exposition", body = String, content_type = "text/plain"), (status = 401, description = "No valid key", body = openapi::ErrorEnvelope), (status = 403, description = "A tenant's key", body = openapi::ErrorEnvelope)))]
+#[utoipa::path(get, path = "/metrics", responses((status = 200, description = "Prometheus text exposition", body = String, content_type = "text/plain"), (status = 401, description = "No valid key", body = wire::ErrorEnvelope), (status = 403, description = "A tenant's key", body = wire::ErrorEnvelope)))]
 async fn metrics_text(State(app): State<App>, headers: HeaderMap) -> Result<String, ApiError> {
     app.auth.caller(&headers, None)?.operator()?;
     Ok(app.metrics.render())
 }
 
 /// `GET /openapi.json`: like every route but `/health`, for callers with a key.
-#[utoipa::path(get, path = "/openapi.json", responses((status = 200, description = "This document", body = Object), (status = 401, description = "No valid key", body = openapi::ErrorEnvelope)))]
+#[utoipa::path(get, path = "/openapi.json", responses((status = 200, description = "This document", body = Object), (status = 401, description = "No valid key", body = wire::ErrorEnvelope)))]
 async fn openapi_document(
     State(app): State<App>,
     headers: HeaderMap,
@@ -205,7 +207,7 @@ async fn openapi_document(
     Ok(Json(openapi::document()))
 }
 
-#[utoipa::path(get, path = "/agents", responses((status = 200, description = "The agents the caller may use", body = openapi::AgentList), (status = 401, description = "No valid key", body = openapi::ErrorEnvelope)))]
+#[utoipa::path(get, path = "/agents", responses((status = 200, description = "The agents the caller may use", body = wire::AgentList), (status = 401, description = "No valid key", body = wire::ErrorEnvelope)))]
 async fn list_agents(
     State(app): State<App>,
     headers: HeaderMap,
@@ -226,7 +228,7 @@ async fn list_agents(
 }
 
 /// `POST /agents/{name}/{id}`: a JSON result, or SSE with `Accept: text/event-stream`.
-#[utoipa::path(post, path = "/agents/{name}/{id}", params(("name" = String, Path, description = "The agent"), ("id" = String, Path, description = "The instance id")), request_body = openapi::PromptBody, responses((status = 200, description = "The result; with `Accept: text/event-stream`, SSE events `start`, `delta`, `tool_start`, `tool_end`, `task_start`, `task_end`, `compaction`, then `end` or `error`", body = openapi::ResultEnvelope), (status = 400, description = "Bad request", body = openapi::ErrorEnvelope), (status = 401, description = "No valid key", body = openapi::ErrorEnvelope), (status = 403, description = "Outside the key's scope", body = openapi::ErrorEnvelope), (status = 404, description = "No such agent or instance", body = openapi::ErrorEnvelope), (status = 413, description = "Body over 1 MiB", body = openapi::ErrorEnvelope), (status = 415, description = "Not JSON", body = openapi::ErrorEnvelope), (status = 422, description = "A limit was passed", body = openapi::ErrorEnvelope), (status = 429, description = "A rate or budget, or the model provider rate-limits this host; see Retry-After", body = openapi::ErrorEnvelope), (status = 500, description = "The agent failed", body = openapi::ErrorEnvelope), (status = 502, description = "The model provider refused the request or sent what cannot be read", body = openapi::ErrorEnvelope), (status = 503, description = "The model provider stayed busy through the retries; see Retry-After", body = openapi::ErrorEnvelope)))]
+#[utoipa::path(post, path = "/agents/{name}/{id}", params(("name" = String, Path, description = "The agent"), ("id" = String, Path, description = "The instance id")), request_body = wire::PromptBody, responses((status = 200, description = "The result; with `Accept: text/event-stream`, SSE events `start`, `delta`, `tool_start`, `tool_end`, `task_start`, `task_end`, `compaction`, then `end` or `error`", body = wire::ResultEnvelope), (status = 400, description = "Bad request", body = wire::ErrorEnvelope), (status = 401, description = "No valid key", body = wire::ErrorEnvelope), (status = 403, description = "Outside the key's scope", body = wire::ErrorEnvelope), (status = 404, description = "No such agent or instance", body = wire::ErrorEnvelope), (status = 413, description = "Body over 1 MiB", body = wire::ErrorEnvelope), (status = 415, description = "Not JSON", body = wire::ErrorEnvelope), (status = 422, description = "A limit was passed", body = wire::ErrorEnvelope), (status = 429, description = "A rate or budget, or the model provider rate-limits this host; see Retry-After", body = wire::ErrorEnvelope), (status = 500, description = "The agent failed", body = wire::ErrorEnvelope), (status = 502, description = "The model provider refused the request or sent what cannot be read", body = wire::ErrorEnvelope), (status = 503, description = "The model provider stayed busy through the retries; see Retry-After", body = wire::ErrorEnvelope)))]
 async fn prompt(
     State(app): State<App>,
     path: Path<(String, String)>,
@@ -276,7 +278,7 @@ async fn read_body(app: &App, body: Body) -> Result<axum::body::Bytes, ApiError>
 }
 
 /// `GET /agents/{name}/{id}` with a WebSocket upgrade.
-#[utoipa::path(get, path = "/agents/{name}/{id}", operation_id = "connect_agent", params(("name" = String, Path, description = "The agent"), ("id" = String, Path, description = "The instance id")), responses((status = 101, description = "WebSocket: send {\"type\": \"prompt\", \"message\", \"session\"?, \"model\"?}, receive {\"type\": \"result\", \"result\"} or {\"type\": \"error\", \"error\"}"), (status = 400, description = "Bad request", body = openapi::ErrorEnvelope), (status = 401, description = "No valid key", body = openapi::ErrorEnvelope), (status = 403, description = "Outside the key's scope", body = openapi::ErrorEnvelope), (status = 404, description = "No such agent or instance", body = openapi::ErrorEnvelope), (status = 405, description = "GET without an upgrade", body = openapi::ErrorEnvelope)))]
+#[utoipa::path(get, path = "/agents/{name}/{id}", operation_id = "connect_agent", params(("name" = String, Path, description = "The agent"), ("id" = String, Path, description = "The instance id")), responses((status = 101, description = "WebSocket: send {\"type\": \"prompt\", \"message\", \"session\"?, \"model\"?}, receive {\"type\": \"result\", \"result\"} or {\"type\": \"error\", \"error\"}"), (status = 400, description = "Bad request", body = wire::ErrorEnvelope), (status = 401, description = "No valid key", body = wire::ErrorEnvelope), (status = 403, description = "Outside the key's scope", body = wire::ErrorEnvelope), (status = 404, description = "No such agent or instance", body = wire::ErrorEnvelope), (status = 405, description = "GET without an upgrade", body = wire::ErrorEnvelope)))]
 async fn connect(
     State(app): State<App>,
     path: Path<(String, String)>,

@@ -11,11 +11,11 @@ use axum::response::Json;
 use serde_json::{Value, json};
 
 use super::error::ApiError;
-use super::openapi;
+use super::wire;
 use super::{App, admit};
 
 /// `GET /agents/{name}/{id}/sessions`: `{"agent", "instanceId", "sessions": [names]}`.
-#[utoipa::path(get, path = "/agents/{name}/{id}/sessions", operation_id = "list_sessions", params(("name" = String, Path, description = "The agent"), ("id" = String, Path, description = "The instance id")), responses((status = 200, description = "The sessions that hold messages", body = openapi::SessionList), (status = 400, description = "Bad request", body = openapi::ErrorEnvelope), (status = 401, description = "No valid key", body = openapi::ErrorEnvelope), (status = 403, description = "Outside the key's scope", body = openapi::ErrorEnvelope), (status = 404, description = "No such agent or instance", body = openapi::ErrorEnvelope)))]
+#[utoipa::path(get, path = "/agents/{name}/{id}/sessions", operation_id = "list_sessions", params(("name" = String, Path, description = "The agent"), ("id" = String, Path, description = "The instance id")), responses((status = 200, description = "The sessions that hold messages", body = wire::SessionList), (status = 400, description = "Bad request", body = wire::ErrorEnvelope), (status = 401, description = "No valid key", body = wire::ErrorEnvelope), (status = 403, description = "Outside the key's scope", body = wire::ErrorEnvelope), (status = 404, description = "No such agent or instance", body = wire::ErrorEnvelope)))]
 pub async fn list(
     State(app): State<App>,
     Path((name, id)): Path<(String, String)>,
@@ -30,7 +30,7 @@ pub async fn list(
 
 /// `GET /agents/{name}/{id}/sessions/{session}`: `{"session", "messages": [...]}`, the
 /// stored messages oldest first (an unknown session has none).
-#[utoipa::path(get, path = "/agents/{name}/{id}/sessions/{session}", params(("name" = String, Path, description = "The agent"), ("id" = String, Path, description = "The instance id"), ("session" = String, Path, description = "The session")), responses((status = 200, description = "Its stored messages", body = openapi::History), (status = 400, description = "Bad request", body = openapi::ErrorEnvelope), (status = 401, description = "No valid key", body = openapi::ErrorEnvelope), (status = 403, description = "Outside the key's scope", body = openapi::ErrorEnvelope), (status = 404, description = "No such agent or instance", body = openapi::ErrorEnvelope)))]
+#[utoipa::path(get, path = "/agents/{name}/{id}/sessions/{session}", params(("name" = String, Path, description = "The agent"), ("id" = String, Path, description = "The instance id"), ("session" = String, Path, description = "The session")), responses((status = 200, description = "Its stored messages", body = wire::History), (status = 400, description = "Bad request", body = wire::ErrorEnvelope), (status = 401, description = "No valid key", body = wire::ErrorEnvelope), (status = 403, description = "Outside the key's scope", body = wire::ErrorEnvelope), (status = 404, description = "No such agent or instance", body = wire::ErrorEnvelope)))]
 pub async fn history(
     State(app): State<App>,
     Path((name, id, session)): Path<(String, String, String)>,
@@ -43,7 +43,7 @@ pub async fn history(
 }
 
 /// `DELETE /agents/{name}/{id}/sessions/{session}`: `204` once its messages are gone.
-#[utoipa::path(delete, path = "/agents/{name}/{id}/sessions/{session}", params(("name" = String, Path, description = "The agent"), ("id" = String, Path, description = "The instance id"), ("session" = String, Path, description = "The session")), responses((status = 204, description = "Its messages are gone"), (status = 400, description = "Bad request", body = openapi::ErrorEnvelope), (status = 401, description = "No valid key", body = openapi::ErrorEnvelope), (status = 403, description = "Outside the key's scope", body = openapi::ErrorEnvelope), (status = 404, description = "No such agent or instance", body = openapi::ErrorEnvelope)))]
+#[utoipa::path(delete, path = "/agents/{name}/{id}/sessions/{session}", params(("name" = String, Path, description = "The agent"), ("id" = String, Path, description = "The instance id"), ("session" = String, Path, description = "The session")), responses((status = 204, description = "Its messages are gone"), (status = 400, description = "Bad request", body = wire::ErrorEnvelope), (status = 401, description = "No valid key", body = wire::ErrorEnvelope), (status = 403, description = "Outside the key's scope", body = wire::ErrorEnvelope), (status = 404, description = "No such agent or instance", body = wire::ErrorEnvelope)))]
 pub async fn reset(
     State(app): State<App>,
     Path((name, id, session)): Path<(String, String, String)>,

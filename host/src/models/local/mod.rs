@@ -247,7 +247,7 @@ impl Worker {
     }
 
     fn run(&mut self, job: &Job) -> Result<ModelResponse, ModelError> {
-        let engine = self.engine(&job.model).map_err(ModelError::Local)?;
+        let engine = self.engine(&job.model)?;
         let request = &job.request;
         let offer_tools = !request.tools.is_empty();
         let first = turn(engine, request, offer_tools, &job.events)?;
@@ -267,7 +267,7 @@ impl Worker {
     }
 
     /// The engine for `model`, loaded (and its weights fetched) if need be.
-    fn engine(&mut self, model: &str) -> Result<&mut Engine, String> {
+    fn engine(&mut self, model: &str) -> Result<&mut Engine, ModelError> {
         let path = locate(&self.cache, self.configured.as_deref(), model)?;
         if self
             .loaded
@@ -276,7 +276,8 @@ impl Worker {
         {
             self.loaded = None;
             let started = Instant::now();
-            let engine = Engine::load(&path, self.threads, CONTEXT_TOKENS)?;
+            let engine =
+                Engine::load(&path, self.threads, CONTEXT_TOKENS).map_err(ModelError::Local)?;
             tracing::info!(
                 model = %path.display(),
                 threads = self.threads,
@@ -293,29 +294,35 @@ impl Worker {
 /// model cache named by its file name, or the path the operator set as `[local] model`.
 /// Agents and callers name models too, so no other path is opened, and the errors, which
 /// callers see, name no path.
-fn locate(cache: &ModelCache, configured: Option<&str>, model: &str) -> Result<PathBuf, String> {
+fn locate(
+    cache: &ModelCache,
+    configured: Option<&str>,
+    model: &str,
+) -> Result<PathBuf, ModelError> {
     if let Ok(pinned) = weights::pinned(model) {
-        return weights::ensure(cache, pinned);
+        return weights::ensure(cache, pinned).map_err(ModelError::Local);
     }
     let (path, missing) = match model {
         _ if Some(model) == configured => (
             PathBuf::from(model),
-            format!(
+            ModelError::Local(format!(
                 "[local] model in flue.toml names a file that is not there: name a pinned \
                  model ({}) or a .gguf file's path",
                 weights::pinned_names()
-            ),
+            )),
         ),
         _ if is_cache_file_name(model) => (
             cache.dir.join(model),
-            format!("no '{model}' in the model cache: `flue models list` shows what is there"),
+            ModelError::UnknownModel(format!(
+                "no '{model}' in the model cache: `flue models list` shows what is there"
+            )),
         ),
         _ => {
-            return Err(format!(
+            return Err(ModelError::UnknownModel(format!(
                 "unknown local model '{model}': use a pinned one ({}), the file name of a \
                  .gguf file in the model cache, or set [local] model to a file's path",
                 weights::pinned_names()
-            ));
+            )));
         }
     };
     match path.is_file() {

@@ -8,6 +8,7 @@ mod cache;
 mod queue;
 mod reads;
 mod runs;
+mod write;
 mod writer;
 
 use std::fs::File;
@@ -24,7 +25,7 @@ use crate::models::Message;
 pub use cache::DEFAULT_BUDGET_BYTES as DEFAULT_HISTORY_CACHE_BYTES;
 use cache::HistoryCache;
 use reads::Readers;
-use writer::{Done, Pending, Write};
+use write::{Done, Pending, Write};
 
 /// Schema steps, applied in order; `PRAGMA user_version` records how many ran.
 const MIGRATIONS: &[&str] = &[

@@ -6,7 +6,7 @@ use std::time::Duration;
 use async_trait::async_trait;
 use rusqlite::{Connection, Row};
 
-use super::writer::{Done, Write};
+use super::write::{Done, Write};
 use super::{SqliteStore, execute, parsed};
 use crate::store::queue::{
     Claimed, DispatchFilter, DispatchRecord, DispatchStatus, NewDispatch, Queue, Receipt, Settle,

@@ -4,7 +4,7 @@
 use async_trait::async_trait;
 use rusqlite::Connection;
 
-use super::writer::Write;
+use super::write::Write;
 use super::{SqliteStore, execute, parsed};
 use crate::store::StoreError;
 use crate::store::runs::{RunEnd, RunEvent, RunFilter, RunRecord, RunStatus, Runs};
