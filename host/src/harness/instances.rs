@@ -8,7 +8,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use super::backoff::{self, StartFailures};
-use super::guest_imports::GuestImports;
+use super::imports::GuestImports;
 use super::{Shared, skills};
 use crate::Error;
 use crate::agent_config::AgentConfig;
@@ -159,7 +159,7 @@ impl Shared {
         self.in_instance(&key.instance, version, move |live| {
             Box::pin(async move {
                 let answer = live.instance.call_tool(&session, &name, &args).await?;
-                let spent = std::mem::take(&mut *live.host.spent.lock().expect("usage lock"));
+                let spent = live.host.take_spent();
                 Ok((answer, spent))
             })
         })
@@ -270,7 +270,7 @@ impl Shared {
         version: Arc<AgentVersion>,
     ) -> Result<Live, Error> {
         let guest_error = |source| self.guest_failure(&key.agent, source);
-        let host = Arc::new(GuestImports::new(self, key.clone(), None));
+        let host = Arc::new(self.guest_imports(key.clone(), None));
         let mut instance = self
             .runtime
             .instantiate(
@@ -294,7 +294,7 @@ impl Shared {
             reason,
         })?;
         let config = Arc::new(config);
-        let _ = host.config.set(config.clone());
+        host.created(config.clone());
         Ok(Live {
             instance,
             host,

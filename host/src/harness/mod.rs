@@ -6,10 +6,11 @@ mod backoff;
 mod compaction;
 mod conversation;
 pub mod dispatcher;
-mod guest_imports;
+mod imports;
 mod instances;
 mod persona;
 mod policy;
+mod run_log;
 mod sandbox;
 pub mod skills;
 mod tasks;
@@ -119,11 +120,11 @@ pub struct Shared {
     /// Whether the dispatcher was started.
     pub dispatching: std::sync::atomic::AtomicBool,
     /// Where agents with `persist = false` keep their sessions.
-    pub memory: MemoryStore,
-    pub providers: Providers,
+    pub memory: Arc<MemoryStore>,
+    pub providers: Arc<Providers>,
     pub instances: Instances,
     /// Tenants' policies and what each has used.
-    pub policies: policy::Policies,
+    pub policies: Arc<policy::Policies>,
     /// The HTTP client of the `fetch` tool.
     fetch_client: reqwest::Client,
     pub stats: Stats,
@@ -329,10 +330,10 @@ impl Shared {
             workflows,
             dispatch_ready: Arc::default(),
             dispatching: Default::default(),
-            memory: MemoryStore::default(),
-            providers,
+            memory: Arc::default(),
+            providers: Arc::new(providers),
             instances: Instances::default(),
-            policies,
+            policies: Arc::new(policies),
             fetch_client: crate::tools::fetch_client(),
             stats: Stats::default(),
             session_locks: Mutex::new(HashMap::new()),
@@ -360,7 +361,7 @@ impl Shared {
     /// The store for an agent's sessions and state: durable unless it says `persist = false`.
     pub fn store_for(&self, config: &AgentConfig) -> &dyn Store {
         match config.persist {
-            Some(false) => &self.memory,
+            Some(false) => self.memory.as_ref(),
             _ => self.store.as_ref(),
         }
     }

@@ -144,7 +144,10 @@ mod tests {
         assert!(toolbox.get("bash").is_none());
 
         let deepest = Toolbox::new(&persona, MAX_DEPTH, None, None);
-        assert!(deepest.get("task").is_none(), "a helper at the bound cannot delegate");
+        assert!(
+            deepest.get("task").is_none(),
+            "a helper at the bound cannot delegate"
+        );
         assert_eq!(deepest.specs().len(), 2);
     }
 }

@@ -13,7 +13,7 @@ use tokio::sync::oneshot;
 use tokio::task::AbortHandle;
 
 use super::Shared;
-use super::guest_imports::{GuestImports, RunLog};
+use super::run_log::RunLog;
 use crate::Error;
 use crate::access::Scope;
 use crate::runtime::{CompiledWorkflow, Runtime};
@@ -157,13 +157,9 @@ impl Shared {
         self.runs
             .run_started(&id, name, started_by.as_deref(), now_millis())
             .await?;
-        let log = Arc::new(RunLog::new(id.clone(), scope));
-        log.record(
-            self,
-            "run_start",
-            json!({"workflow": name, "payload": payload}),
-        )
-        .await;
+        let log = Arc::new(RunLog::new(id.clone(), scope, self.runs.clone()));
+        log.record("run_start", json!({"workflow": name, "payload": payload}))
+            .await;
         let (done, ended) = oneshot::channel();
         let (shared, name, payload, run_log) = (
             self.clone(),
@@ -178,7 +174,7 @@ impl Shared {
                 agent: format!("workflow:{name}"),
                 id: run_log.id.clone(),
             };
-            let imports = Arc::new(GuestImports::new(&shared, key, Some(run_log.clone())));
+            let imports = Arc::new(shared.guest_imports(key, Some(run_log.clone())));
             let wall = shared.options.config.run_limit();
             let outcome = match shared
                 .runtime
@@ -225,7 +221,7 @@ impl Shared {
             RunEnd::Failed(error) => json!({"error": error, "is_error": true}),
             RunEnd::Cancelled => json!({"error": "cancelled", "is_error": true, "cancelled": true}),
         };
-        log.record(self, "run_end", data).await;
+        log.record("run_end", data).await;
         if let Err(e) = self.runs.run_ended(&log.id, end, now_millis()).await {
             tracing::error!(run = %log.id, "cannot store the end of a run: {e}");
         }
