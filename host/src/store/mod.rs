@@ -6,6 +6,7 @@ mod memory;
 mod postgres;
 pub mod queue;
 pub mod runs;
+mod schema;
 mod sqlite;
 
 use std::path::Path;
@@ -75,14 +76,6 @@ pub struct StoreError(String);
 impl StoreError {
     pub(crate) fn from_display(e: impl std::fmt::Display) -> Self {
         Self(e.to_string())
-    }
-
-    /// The refusal of both stores to open state whose schema has more steps (`done`)
-    /// than this build knows (`known`): an older host must not write a newer layout.
-    pub(crate) fn newer_schema(done: usize, known: usize) -> Self {
-        Self(format!(
-            "the database was written by a newer flue (schema step {done}; this one knows {known})"
-        ))
     }
 }
 

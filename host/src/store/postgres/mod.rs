@@ -15,6 +15,7 @@ use async_trait::async_trait;
 use sqlx::postgres::{PgConnectOptions, PgConnection, PgPool, PgPoolOptions};
 use sqlx::{Connection, Row};
 
+use super::schema::{self, ANSWERS_AND_STARTERS, DISPATCHES, INSTANCE_STATE, POSTGRES, RUNS};
 use super::{InstanceKey, SessionHold, SessionKey, Store, StoreError, now_millis};
 use crate::models::Message;
 
@@ -29,9 +30,8 @@ const ACQUIRE_TIMEOUT: Duration = Duration::from_secs(60);
 /// The advisory lock that lets one host at a time bring the schema up to date.
 const MIGRATION_LOCK: i64 = 0x666c_7565_5f6d_6967;
 
-/// Schema steps, applied in order; `flue_schema` records how many ran.
-const MIGRATIONS: &[&str] = &[
-    "CREATE TABLE messages (
+/// Messages, ordered by an increasing id.
+const MESSAGES: &str = "CREATE TABLE messages (
         id BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
         agent TEXT NOT NULL,
         instance_id TEXT NOT NULL,
@@ -39,55 +39,22 @@ const MIGRATIONS: &[&str] = &[
         body TEXT NOT NULL,
         created_at BIGINT NOT NULL
     );
-    CREATE INDEX messages_by_session ON messages (agent, instance_id, session, id);
-    CREATE TABLE instance_state (
-        agent TEXT NOT NULL,
-        instance_id TEXT NOT NULL,
-        key TEXT NOT NULL,
-        value TEXT NOT NULL,
-        PRIMARY KEY (agent, instance_id, key)
-    );
-    CREATE TABLE dispatches (
-        seq BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
-        id TEXT NOT NULL UNIQUE,
-        agent TEXT NOT NULL,
-        instance_id TEXT NOT NULL,
-        session TEXT NOT NULL,
-        input TEXT NOT NULL,
-        idempotency_key TEXT,
-        status TEXT NOT NULL,
-        attempts INTEGER NOT NULL DEFAULT 0,
-        last_error TEXT,
-        accepted_at BIGINT NOT NULL,
-        due_at BIGINT NOT NULL,
-        lease_until BIGINT,
-        finished_at BIGINT
-    );
-    CREATE UNIQUE INDEX dispatches_by_key ON dispatches (agent, instance_id, idempotency_key)
-        WHERE idempotency_key IS NOT NULL;
-    CREATE INDEX dispatches_open ON dispatches (agent, instance_id, session, seq)
-        WHERE status IN ('queued', 'running');
-    CREATE INDEX dispatches_pending ON dispatches (seq) WHERE status IN ('queued', 'running');
-    CREATE TABLE runs (
-        id TEXT PRIMARY KEY,
-        workflow TEXT NOT NULL,
-        status TEXT NOT NULL,
-        result TEXT,
-        error TEXT,
-        started_at BIGINT NOT NULL,
-        ended_at BIGINT
-    );
-    CREATE TABLE run_events (
-        run_id TEXT NOT NULL,
-        idx BIGINT NOT NULL,
-        kind TEXT NOT NULL,
-        data TEXT NOT NULL,
-        at BIGINT NOT NULL,
-        PRIMARY KEY (run_id, idx)
-    );",
-    "ALTER TABLE dispatches ADD COLUMN answer TEXT;
-    ALTER TABLE runs ADD COLUMN started_by TEXT;",
-];
+    CREATE INDEX messages_by_session ON messages (agent, instance_id, session, id);";
+
+/// Schema steps, applied in order; `flue_schema` records how many ran.
+fn migrations() -> Vec<String> {
+    let sql = |table| POSTGRES.render(table);
+    vec![
+        [
+            MESSAGES.into(),
+            sql(INSTANCE_STATE),
+            sql(DISPATCHES),
+            sql(RUNS),
+        ]
+        .join("\n    "),
+        sql(ANSWERS_AND_STARTERS),
+    ]
+}
 
 /// Sessions, state, the dispatch queue and runs in a PostgreSQL database.
 pub struct PostgresStore {
@@ -157,11 +124,9 @@ async fn migrate(pool: &PgPool) -> Result<(), StoreError> {
         .await
         .map_err(StoreError::from_display)?;
     let done = done.unwrap_or(0) as usize;
-    if done > MIGRATIONS.len() {
-        return Err(StoreError::newer_schema(done, MIGRATIONS.len()));
-    }
-    for step in &MIGRATIONS[done..] {
-        sqlx::raw_sql(*step)
+    let steps = migrations();
+    for step in schema::pending(&steps, done)? {
+        sqlx::raw_sql(sqlx::AssertSqlSafe(step.clone()))
             .execute(&mut *tx)
             .await
             .map_err(StoreError::from_display)?;
@@ -171,7 +136,7 @@ async fn migrate(pool: &PgPool) -> Result<(), StoreError> {
         .await
         .map_err(StoreError::from_display)?;
     sqlx::query("INSERT INTO flue_schema (steps) VALUES ($1)")
-        .bind(MIGRATIONS.len() as i32)
+        .bind(steps.len() as i32)
         .execute(&mut *tx)
         .await
         .map_err(StoreError::from_display)?;

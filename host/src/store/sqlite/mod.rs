@@ -20,6 +20,7 @@ use async_trait::async_trait;
 use rusqlite::{Connection, OpenFlags, OptionalExtension, Params, Row};
 use tokio::sync::oneshot;
 
+use super::schema::{self, ANSWERS_AND_STARTERS, DISPATCHES, INSTANCE_STATE, RUNS, SQLITE};
 use super::{InstanceKey, SessionKey, Store, StoreError, now_millis};
 use crate::models::Message;
 pub use cache::DEFAULT_BUDGET_BYTES as DEFAULT_HISTORY_CACHE_BYTES;
@@ -27,9 +28,8 @@ use cache::HistoryCache;
 use reads::Readers;
 use write::{Done, Pending, Write};
 
-/// Schema steps, applied in order; `PRAGMA user_version` records how many ran.
-const MIGRATIONS: &[&str] = &[
-    "CREATE TABLE messages (
+/// Messages, first keyed by session and position.
+const MESSAGES_V1: &str = "CREATE TABLE messages (
         agent TEXT NOT NULL,
         instance_id TEXT NOT NULL,
         session TEXT NOT NULL,
@@ -37,16 +37,9 @@ const MIGRATIONS: &[&str] = &[
         body TEXT NOT NULL,
         created_at INTEGER NOT NULL,
         PRIMARY KEY (agent, instance_id, session, seq)
-    ) WITHOUT ROWID;
-    CREATE TABLE instance_state (
-        agent TEXT NOT NULL,
-        instance_id TEXT NOT NULL,
-        key TEXT NOT NULL,
-        value TEXT NOT NULL,
-        PRIMARY KEY (agent, instance_id, key)
-    ) WITHOUT ROWID;",
-    // Messages ordered by an increasing row id, so an append is a plain insert.
-    "CREATE TABLE messages_v2 (
+    ) WITHOUT ROWID;";
+/// Messages ordered by an increasing row id, so an append is a plain insert.
+const MESSAGES_V2: &str = "CREATE TABLE messages_v2 (
         id INTEGER PRIMARY KEY,
         agent TEXT NOT NULL,
         instance_id TEXT NOT NULL,
@@ -59,50 +52,10 @@ const MIGRATIONS: &[&str] = &[
         ORDER BY agent, instance_id, session, seq;
     DROP TABLE messages;
     ALTER TABLE messages_v2 RENAME TO messages;
-    CREATE INDEX messages_by_session ON messages (agent, instance_id, session, id);",
-    // The dispatch queue, in order of acceptance.
-    "CREATE TABLE dispatches (
-        seq INTEGER PRIMARY KEY,
-        id TEXT NOT NULL UNIQUE,
-        agent TEXT NOT NULL,
-        instance_id TEXT NOT NULL,
-        session TEXT NOT NULL,
-        input TEXT NOT NULL,
-        idempotency_key TEXT,
-        status TEXT NOT NULL,
-        attempts INTEGER NOT NULL DEFAULT 0,
-        last_error TEXT,
-        accepted_at INTEGER NOT NULL,
-        due_at INTEGER NOT NULL,
-        lease_until INTEGER,
-        finished_at INTEGER
-    );
-    CREATE UNIQUE INDEX dispatches_by_key ON dispatches (agent, instance_id, idempotency_key)
-        WHERE idempotency_key IS NOT NULL;
-    CREATE INDEX dispatches_open ON dispatches (agent, instance_id, session, seq)
-        WHERE status IN ('queued', 'running');
-    CREATE INDEX dispatches_pending ON dispatches (seq) WHERE status IN ('queued', 'running');",
-    // Workflow runs and their numbered events.
-    "CREATE TABLE runs (
-        id TEXT PRIMARY KEY,
-        workflow TEXT NOT NULL,
-        status TEXT NOT NULL,
-        result TEXT,
-        error TEXT,
-        started_at INTEGER NOT NULL,
-        ended_at INTEGER
-    ) WITHOUT ROWID;
-    CREATE TABLE run_events (
-        run_id TEXT NOT NULL,
-        idx INTEGER NOT NULL,
-        kind TEXT NOT NULL,
-        data TEXT NOT NULL,
-        at INTEGER NOT NULL,
-        PRIMARY KEY (run_id, idx)
-    ) WITHOUT ROWID;",
-    // Messages keyed by session and position again: an append then writes only its
-    // session's page, where a row id and an index wrote two.
-    "CREATE TABLE messages_v3 (
+    CREATE INDEX messages_by_session ON messages (agent, instance_id, session, id);";
+/// Messages keyed by session and position again: an append then writes only its
+/// session's page, where a row id and an index wrote two.
+const MESSAGES_V3: &str = "CREATE TABLE messages_v3 (
         agent TEXT NOT NULL,
         instance_id TEXT NOT NULL,
         session TEXT NOT NULL,
@@ -117,10 +70,20 @@ const MIGRATIONS: &[&str] = &[
             body, created_at
         FROM messages;
     DROP TABLE messages;
-    ALTER TABLE messages_v3 RENAME TO messages;",
-    "ALTER TABLE dispatches ADD COLUMN answer TEXT;
-    ALTER TABLE runs ADD COLUMN started_by TEXT;",
-];
+    ALTER TABLE messages_v3 RENAME TO messages;";
+
+/// Schema steps, applied in order; `PRAGMA user_version` records how many ran.
+fn migrations() -> Vec<String> {
+    let sql = |table| SQLITE.render(table);
+    vec![
+        format!("{MESSAGES_V1}\n    {}", sql(INSTANCE_STATE)),
+        MESSAGES_V2.into(),
+        sql(DISPATCHES),
+        sql(RUNS),
+        MESSAGES_V3.into(),
+        sql(ANSWERS_AND_STARTERS),
+    ]
+}
 
 /// Sessions, state and the dispatch queue in a SQLite database file.
 pub struct SqliteStore {
@@ -265,12 +228,10 @@ fn migrate(conn: &mut Connection) -> Result<(), StoreError> {
         .query_row("PRAGMA user_version", [], |row| row.get(0))
         .map_err(StoreError::from_display)?;
     let done = usize::try_from(done).map_err(StoreError::from_display)?;
-    if done > MIGRATIONS.len() {
-        return Err(StoreError::newer_schema(done, MIGRATIONS.len()));
-    }
-    for (i, step) in MIGRATIONS.iter().enumerate().skip(done) {
+    let steps = migrations();
+    for (i, step) in schema::pending(&steps, done)?.iter().enumerate() {
         tx.execute_batch(step).map_err(StoreError::from_display)?;
-        writer::pragma(&tx, "user_version", &(i + 1).to_string())?;
+        writer::pragma(&tx, "user_version", &(done + i + 1).to_string())?;
     }
     tx.commit().map_err(StoreError::from_display)
 }
@@ -483,7 +444,7 @@ mod tests {
     async fn a_database_of_a_newer_flue_is_refused_and_left_as_it_was() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("t.db");
-        let newer = MIGRATIONS.len() as i64 + 1;
+        let newer = migrations().len() as i64 + 1;
         let db = Connection::open(&path).unwrap();
         db.pragma_update(None, "user_version", newer).unwrap();
         drop(db);
@@ -504,7 +465,7 @@ mod tests {
         std::fs::create_dir_all(&dir).unwrap();
         let path = dir.join("t.db");
         let old = Connection::open(&path).unwrap();
-        old.execute_batch(MIGRATIONS[0]).unwrap();
+        old.execute_batch(&migrations()[0]).unwrap();
         old.pragma_update(None, "user_version", 1).unwrap();
         for (seq, text) in [(1, "second"), (0, "first")] {
             let body = serde_json::to_string(&Message::User {
