@@ -37,12 +37,12 @@ pub fn state_set(key: &str, value: &str) -> Result<(), HostError> {
 
 /// Writes a line to the host's log, tagged with agent, instance and session.
 pub fn log(level: LogLevel, message: &str) {
-    wit_log::log(level, message)
+    wit_log::log(level, message);
 }
 
 /// Writes an info line to the host's log.
 pub fn info(message: &str) {
-    log(LogLevel::Info, message)
+    log(LogLevel::Info, message);
 }
 
 /// The text a tool returns as its error: the failure's kind and message.

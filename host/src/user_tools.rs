@@ -7,7 +7,7 @@ use std::process::{Command, Stdio};
 
 /// The folder `var` names, else `flue/<sub>` in the user's cache folder
 /// (`XDG_CACHE_HOME`, else `~/.cache`, else the temporary folder).
-pub fn cache_dir(var: &str, sub: &str) -> PathBuf {
+pub(crate) fn cache_dir(var: &str, sub: &str) -> PathBuf {
     let env = |name| {
         std::env::var_os(name)
             .filter(|v| !v.is_empty())
@@ -22,7 +22,12 @@ pub fn cache_dir(var: &str, sub: &str) -> PathBuf {
 }
 
 /// Checks that `program` runs, or says that `purpose` needs it and what to install.
-pub fn found(program: &str, version_flag: &str, what: &str, purpose: &str) -> Result<(), String> {
+pub(crate) fn found(
+    program: &str,
+    version_flag: &str,
+    what: &str,
+    purpose: &str,
+) -> Result<(), String> {
     let ran = Command::new(program)
         .arg(version_flag)
         .stdout(Stdio::null())
@@ -39,7 +44,7 @@ pub fn found(program: &str, version_flag: &str, what: &str, purpose: &str) -> Re
 
 /// Runs an installer or downloader with its output on stderr (the user's progress), or
 /// says why it failed.
-pub fn run(mut command: Command, name: &str, what: &str) -> Result<(), String> {
+pub(crate) fn run(mut command: Command, name: &str, what: &str) -> Result<(), String> {
     let status = command
         .stdout(std::io::stderr())
         .stderr(Stdio::inherit())
@@ -54,7 +59,7 @@ pub fn run(mut command: Command, name: &str, what: &str) -> Result<(), String> {
 }
 
 /// The Python interpreter the host runs pip and componentize-py with: `python3`.
-pub fn python(purpose: &str) -> Result<PathBuf, String> {
+pub(crate) fn python(purpose: &str) -> Result<PathBuf, String> {
     found(
         "python3",
         "--version",

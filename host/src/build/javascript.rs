@@ -23,7 +23,11 @@ const INPUTS: Inputs = &[
 const BUILD_SCRIPT: &str = include_str!("javascript.mjs");
 
 /// Builds `agents/<name>.ts` (or `.js`) and returns the component's path.
-pub fn build(source: &Path, target_dir: &Path, tools: &Toolchains) -> Result<PathBuf, String> {
+pub(super) fn build(
+    source: &Path,
+    target_dir: &Path,
+    tools: &Toolchains,
+) -> Result<PathBuf, String> {
     let node_modules = tools.node_modules()?;
     // The script finds esbuild and componentize-js in the node_modules beside it.
     let script = node_modules.with_file_name("flue-build.mjs");

@@ -41,7 +41,11 @@ const INPUTS: Inputs = &[
 const MODULE: &str = "flue_agent_module";
 
 /// Builds `agents/<name>.py` and returns the component's path.
-pub fn build(source: &Path, target_dir: &Path, tools: &Toolchains) -> Result<PathBuf, String> {
+pub(super) fn build(
+    source: &Path,
+    target_dir: &Path,
+    tools: &Toolchains,
+) -> Result<PathBuf, String> {
     let code =
         std::fs::read(source).map_err(|e| format!("cannot read {}: {e}", source.display()))?;
     let file_name = source.file_name().unwrap_or_default().to_string_lossy();

@@ -13,13 +13,13 @@ use crate::user_tools::{self, run};
 const PURPOSE: &str = "building this agent";
 
 /// componentize-py's version on PyPI: turns a Python module into a component.
-pub const COMPONENTIZE_PY: &str = "0.25.1";
+pub(super) const COMPONENTIZE_PY: &str = "0.25.1";
 /// componentize-js's version on npm: turns a JavaScript module into a component.
-pub const COMPONENTIZE_JS: &str = "0.23.0";
+pub(super) const COMPONENTIZE_JS: &str = "0.23.0";
 /// esbuild's version on npm: strips TypeScript types and bundles an agent with its SDK.
-pub const ESBUILD: &str = "0.28.2";
+pub(super) const ESBUILD: &str = "0.28.2";
 /// TypeBox's version on npm: the SDK's `Type` builder of JSON Schemas, as Flue offers it.
-pub const TYPEBOX: &str = "0.34.52";
+pub(super) const TYPEBOX: &str = "0.34.52";
 
 /// Where the toolchains live: `FLUE_TOOLS_DIR`, else `flue/tools` in the user's cache
 /// folder (`XDG_CACHE_HOME`, else `~/.cache`).

@@ -47,7 +47,7 @@ wit-bindgen = "0.61"
 /// `Cargo.toml` and `src/lib.rs`, and the SDK into the project if it has none; for a
 /// name ending in `.py`, `.ts` or `.js`, the one agent file instead (its SDK ships in
 /// `flue`). `tenants` are `flue.toml`'s, to warn about a folder no tenant owns.
-pub fn new_agent(project: &Path, name: &str, tenants: &[String]) -> Result<(), String> {
+pub(super) fn new_agent(project: &Path, name: &str, tenants: &[String]) -> Result<(), String> {
     let (name, template) = match name.rsplit_once('.') {
         Some((stem, extension)) => match FILE_TEMPLATES.iter().find(|(x, _)| *x == extension) {
             Some(&(extension, template)) => (stem, Some((extension, template))),

@@ -20,7 +20,12 @@ const LISTEN_FD: &str = "FLUE_LISTEN_FD";
 
 /// Serves the project. Without API keys only a loopback address is allowed, unless
 /// `insecure` says otherwise.
-pub async fn run(cli: &Cli, listen: &Listen, insecure: bool, dev: bool) -> Result<(), String> {
+pub(super) async fn run(
+    cli: &Cli,
+    listen: &Listen,
+    insecure: bool,
+    dev: bool,
+) -> Result<(), String> {
     let ip: IpAddr = match listen.host.as_str() {
         "localhost" => IpAddr::V4(Ipv4Addr::LOCALHOST),
         other => other.parse().map_err(|e| format!("--host {other}: {e}"))?,

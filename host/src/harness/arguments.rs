@@ -10,7 +10,7 @@ const MAX_REPORTED: usize = 5;
 
 /// `Ok` if `arguments` fit `schema`; otherwise what does not, for the model. A schema
 /// that is itself not valid JSON Schema checks nothing (the tool was offered with it).
-pub fn check(schema: &Value, arguments: &Value) -> Result<(), String> {
+pub(super) fn check(schema: &Value, arguments: &Value) -> Result<(), String> {
     let Ok(validator) = jsonschema::validator_for(schema) else {
         return Ok(());
     };

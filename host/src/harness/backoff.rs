@@ -15,7 +15,7 @@ const FIRST_PAUSE: Duration = Duration::from_secs(1);
 const LONGEST_PAUSE: Duration = Duration::from_secs(30);
 
 /// The failures in a row of one instance to start one version of its agent.
-pub struct StartFailures {
+pub(super) struct StartFailures {
     version: Arc<AgentVersion>,
     failures: u32,
     last: GuestError,
@@ -25,7 +25,7 @@ pub struct StartFailures {
 impl StartFailures {
     /// Records a failure to start `version` with `error`, counting on from `previous`
     /// if that was for the same version.
-    pub fn record(
+    pub(super) fn record(
         previous: Option<StartFailures>,
         version: &Arc<AgentVersion>,
         error: &GuestError,
@@ -47,7 +47,7 @@ impl StartFailures {
 
     /// The answer for a call to `version` while the back-off lasts: the last failure,
     /// saying when the next attempt will be made. `None` once an attempt may be made.
-    pub fn refusal(&self, version: &Arc<AgentVersion>) -> Option<GuestError> {
+    pub(super) fn refusal(&self, version: &Arc<AgentVersion>) -> Option<GuestError> {
         let retry_in = self.retry_at.checked_duration_since(Instant::now())?;
         Arc::ptr_eq(&self.version, version).then(|| GuestError::BackingOff {
             last: Box::new(self.last.clone()),
@@ -58,13 +58,13 @@ impl StartFailures {
 
     /// Whether the record no longer matters: its back-off ended longer ago than the
     /// longest pause.
-    pub fn stale(&self) -> bool {
+    pub(super) fn stale(&self) -> bool {
         self.retry_at.elapsed() > LONGEST_PAUSE
     }
 }
 
 /// Whether a failure to start says something about the instance itself (its code, its
 /// configuration), rather than about the host's capacity or its own I/O.
-pub fn counts(error: &GuestError) -> bool {
+pub(super) fn counts(error: &GuestError) -> bool {
     !matches!(error, GuestError::TooManyInstances(_) | GuestError::Host(_))
 }

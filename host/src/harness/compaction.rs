@@ -7,7 +7,7 @@ use crate::agent_config::AgentConfig;
 use crate::models::{Message, ModelRef, ModelRequest};
 
 /// Recent turns kept verbatim unless the agent says otherwise.
-pub const DEFAULT_KEEP_RECENT: u32 = 2;
+pub(super) const DEFAULT_KEEP_RECENT: u32 = 2;
 
 /// What the summarizing call is asked to do.
 const SUMMARIZE: &str = "You compress conversations. Summarize the conversation you are given so \
@@ -16,7 +16,7 @@ and open question that matters, and drop pleasantries. Answer with the summary o
 
 /// When a session is compacted and how much of it stays.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Policy {
+pub(super) struct Policy {
     /// Estimated request tokens past which older turns are summarized.
     pub threshold: usize,
     /// Turns (a user message and what followed it) kept verbatim.
@@ -26,7 +26,7 @@ pub struct Policy {
 impl Policy {
     /// The agent's compaction policy for `model`; `None` when it turned compaction off.
     /// The default threshold is three quarters of the model's context window.
-    pub fn of(config: &AgentConfig, model: &ModelRef) -> Option<Self> {
+    pub(super) fn of(config: &AgentConfig, model: &ModelRef) -> Option<Self> {
         let settings = config.compaction;
         if settings.is_some_and(|c| !c.enabled) {
             return None;
@@ -45,7 +45,7 @@ impl Policy {
 
     /// Where to cut `messages` so that the last `keep_recent` turns stay, looking only
     /// at the first `limit` messages; `None` if nothing before that can be summarized.
-    pub fn cut(&self, messages: &[Message], limit: usize) -> Option<usize> {
+    pub(super) fn cut(&self, messages: &[Message], limit: usize) -> Option<usize> {
         let turn_starts: Vec<usize> = messages[..limit]
             .iter()
             .enumerate()
@@ -62,7 +62,7 @@ impl Policy {
 }
 
 /// A rough token count of a request: about four characters per token.
-pub fn estimate_tokens(request: &ModelRequest) -> usize {
+pub(super) fn estimate_tokens(request: &ModelRequest) -> usize {
     let messages: usize = request.messages.iter().map(text_len).sum();
     let tools: usize = request
         .tools
@@ -93,7 +93,7 @@ fn text_len(message: &Message) -> usize {
 
 /// The messages the model sees of a stored history: everything after the last
 /// summary, preceded by that summary and the messages it kept.
-pub fn view(mut history: Vec<Message>) -> Vec<Message> {
+pub(super) fn view(mut history: Vec<Message>) -> Vec<Message> {
     let Some(at) = history
         .iter()
         .rposition(|m| matches!(m, Message::Summary { .. }))
@@ -117,7 +117,7 @@ pub fn view(mut history: Vec<Message>) -> Vec<Message> {
 }
 
 /// The request that asks the model to summarize `messages`.
-pub fn summary_request(model: &str, messages: &[Message]) -> ModelRequest {
+pub(super) fn summary_request(model: &str, messages: &[Message]) -> ModelRequest {
     let mut transcript = String::new();
     for message in messages {
         let line = match message {

@@ -22,10 +22,10 @@ use crate::{Error, Limit};
 
 /// The instance a session belongs to, as a conversation starts on it: its
 /// configuration and the agent version its tools run on.
-pub type Instance = (Arc<AgentConfig>, Arc<AgentVersion>);
+pub(super) type Instance = (Arc<AgentConfig>, Arc<AgentVersion>);
 
 /// A running conversation in one session. Guest tools run in the session's instance.
-pub struct Conversation<'a, 'e> {
+pub(super) struct Conversation<'a, 'e> {
     pub shared: &'a Arc<Shared>,
     pub key: SessionKey,
     /// The agent version the conversation started on; its tools run there.
@@ -82,7 +82,7 @@ impl Shared {
 impl Conversation<'_, '_> {
     /// A helper's conversation in `session` of the same instance, one task deeper,
     /// sharing this one's sandbox; nobody listens to its events.
-    pub fn child(&mut self, session: String, persona: Persona) -> Conversation<'_, 'static> {
+    pub(super) fn child(&mut self, session: String, persona: Persona) -> Conversation<'_, 'static> {
         Conversation {
             shared: self.shared,
             key: SessionKey {
@@ -101,7 +101,7 @@ impl Conversation<'_, '_> {
 
     /// Answers `message`: model calls and tool rounds until the model stops calling
     /// tools; the new messages are then stored.
-    pub fn run(&mut self, message: String) -> BoxFuture<'_, Result<PromptResult, Error>> {
+    pub(super) fn run(&mut self, message: String) -> BoxFuture<'_, Result<PromptResult, Error>> {
         Box::pin(self.answer(message))
     }
 
@@ -353,7 +353,7 @@ impl Conversation<'_, '_> {
     }
 
     /// Reports an event, if anyone listens.
-    pub fn emit(&mut self, event: Event) {
+    pub(super) fn emit(&mut self, event: Event) {
         if let Some(sink) = self.events.as_deref_mut() {
             sink(event);
         }

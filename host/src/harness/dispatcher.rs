@@ -17,12 +17,12 @@ const POLL: Duration = Duration::from_millis(500);
 const MAX_BACKOFF: Duration = Duration::from_secs(300);
 
 /// The text the model sees for an event: a header, then the input JSON.
-pub fn event_message(id: &str, input: &str) -> String {
+pub(crate) fn event_message(id: &str, input: &str) -> String {
     format!("[Event {id}, dispatched to this session; it is not a message from a person]\n{input}")
 }
 
 /// Claims and delivers events until the host is gone.
-pub async fn run(shared: Weak<Shared>, wake: Arc<Notify>) {
+pub(crate) async fn run(shared: Weak<Shared>, wake: Arc<Notify>) {
     let Some(settings) = shared.upgrade().map(|s| s.options.config.dispatch.clone()) else {
         return;
     };

@@ -44,14 +44,14 @@ type Slot = Arc<tokio::sync::Mutex<SlotState>>;
 
 /// The table of instance slots. A slot's lock is held only during a guest call.
 #[derive(Default)]
-pub struct Instances {
+pub(crate) struct Instances {
     slots: Mutex<HashMap<InstanceKey, Slot>>,
     live: AtomicUsize,
 }
 
 impl Instances {
     /// How many instances are live.
-    pub fn live(&self) -> usize {
+    pub(crate) fn live(&self) -> usize {
         self.live.load(Ordering::Relaxed)
     }
 
@@ -65,7 +65,7 @@ impl Instances {
     /// Drops instances unused for `idle` (all idle ones with `Duration::ZERO`), oldest
     /// first, at most `limit` of them; instances in a call are left alone. Returns how
     /// many were dropped.
-    pub fn evict_idle(&self, idle: Duration, limit: usize) -> usize {
+    pub(crate) fn evict_idle(&self, idle: Duration, limit: usize) -> usize {
         let mut slots = self.slots.lock().expect("instances lock");
         let mut idle_slots: Vec<(Instant, tokio::sync::OwnedMutexGuard<SlotState>)> = slots
             .values()
@@ -109,7 +109,7 @@ fn current<'a>(live: &'a mut Option<Live>, version: &Arc<AgentVersion>) -> Optio
 impl Shared {
     /// The configuration of an instance of the agent's current version, and that
     /// version; creates the instance (on the guest threads) if it is not live.
-    pub async fn instance_config(
+    pub(crate) async fn instance_config(
         self: &Arc<Self>,
         key: &InstanceKey,
     ) -> Result<(Arc<AgentConfig>, Arc<AgentVersion>), Error> {
@@ -148,7 +148,7 @@ impl Shared {
     /// model calls used. `Ok((Err(_), _))` is the tool's own error; `Err(_)` means the
     /// instance failed and was discarded. The tool runs in `version`, the one the prompt
     /// started with, even if a newer one was loaded since.
-    pub async fn call_guest_tool(
+    pub(crate) async fn call_guest_tool(
         self: &Arc<Self>,
         key: &SessionKey,
         version: &Arc<AgentVersion>,
@@ -169,7 +169,7 @@ impl Shared {
     /// Asks the agent whether `caller` (told as JSON: tenant, key, claims) may reach
     /// instance `key`, in that instance (made live if need be). Agents that do not decide (no
     /// `authorize` export) are not called: the answer is `true`.
-    pub async fn guest_authorizes(
+    pub(crate) async fn guest_authorizes(
         self: &Arc<Self>,
         key: &InstanceKey,
         caller: &crate::Identity,

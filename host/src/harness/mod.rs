@@ -5,17 +5,17 @@ mod arguments;
 mod backoff;
 mod compaction;
 mod conversation;
-pub mod dispatcher;
+pub(crate) mod dispatcher;
 mod imports;
 mod instances;
 mod persona;
 mod policy;
 mod run_log;
 mod sandbox;
-pub mod skills;
+pub(crate) mod skills;
 mod tasks;
 mod toolbox;
-pub mod workflows;
+pub(crate) mod workflows;
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, Weak};
@@ -34,7 +34,7 @@ use crate::store::{MemoryStore, Queue, Runs, SessionKey, Store};
 use crate::tools::{FETCH_TOOL, Fetch};
 use crate::{Error, Limit};
 
-pub use instances::Instances;
+pub(crate) use instances::Instances;
 use persona::Persona;
 use workflows::Workflows;
 
@@ -46,7 +46,7 @@ pub const MAX_MESSAGE_BYTES: usize = 256 << 10;
 /// Refuses an instance id or session name that is empty, over-long, only blanks, `.`
 /// or `..` (which read as paths), or holds a control character such as NUL (which
 /// PostgreSQL cannot keep in text): the same refusal whatever the store.
-pub fn check_name(what: &str, name: &str) -> Result<(), Error> {
+pub(crate) fn check_name(what: &str, name: &str) -> Result<(), Error> {
     let refuse = |why: String| Err(Error::InvalidRequest(format!("the {what} {why}")));
     if name.trim().is_empty() {
         return refuse(if name.is_empty() {
@@ -74,7 +74,7 @@ pub fn check_name(what: &str, name: &str) -> Result<(), Error> {
 }
 
 /// Refuses text holding NUL (U+0000), which PostgreSQL cannot keep in a text value.
-pub fn check_text(what: &str, text: &str) -> Result<(), Error> {
+pub(crate) fn check_text(what: &str, text: &str) -> Result<(), Error> {
     match text.contains('\0') {
         true => Err(Error::InvalidRequest(format!(
             "the {what} holds NUL (U+0000), which cannot be stored"
@@ -101,10 +101,10 @@ mod name_tests {
 }
 
 /// The most output tokens one model call may produce.
-pub const MAX_OUTPUT_TOKENS: u32 = 4096;
+pub(crate) const MAX_OUTPUT_TOKENS: u32 = 4096;
 
 /// Everything the host shares between requests.
-pub struct Shared {
+pub(crate) struct Shared {
     pub options: HostOptions,
     pub runtime: Arc<Runtime>,
     pub registry: Registry,
@@ -292,7 +292,7 @@ impl PromptResult {
 }
 
 /// One prompt to run: where, what, and with which model override.
-pub struct Prompt<'a> {
+pub(crate) struct Prompt<'a> {
     pub session: &'a SessionKey,
     pub message: &'a str,
     pub model_override: Option<&'a str>,
@@ -300,7 +300,7 @@ pub struct Prompt<'a> {
 
 impl Shared {
     /// Builds the shared state.
-    pub fn new(
+    pub(crate) fn new(
         options: HostOptions,
         runtime: Arc<Runtime>,
         registry: Registry,
@@ -343,7 +343,7 @@ impl Shared {
     /// The current version of an agent, or a not-found error listing the others.
     /// Names and lists only agents of the same namespace (a tenant's, or the operator's),
     /// as that namespace knows them.
-    pub fn agent(&self, name: &str) -> Result<Arc<AgentVersion>, Error> {
+    pub(crate) fn agent(&self, name: &str) -> Result<Arc<AgentVersion>, Error> {
         self.registry.get(name).ok_or_else(|| {
             let tenant = tenant_of(name);
             Error::AgentNotFound {
@@ -359,7 +359,7 @@ impl Shared {
     }
 
     /// The store for an agent's sessions and state: durable unless it says `persist = false`.
-    pub fn store_for(&self, config: &AgentConfig) -> &dyn Store {
+    pub(crate) fn store_for(&self, config: &AgentConfig) -> &dyn Store {
         match config.persist {
             Some(false) => self.memory.as_ref(),
             _ => self.store.as_ref(),
@@ -369,7 +369,7 @@ impl Shared {
     /// The `fetch` tool of an agent: on the hosts its `[agents.<name>]` settings and
     /// its policies let it reach, unless none, or a policy's `builtin_tools` leaves
     /// `fetch` out.
-    pub fn fetch_for(&self, agent: &str) -> Option<Arc<Fetch>> {
+    pub(crate) fn fetch_for(&self, agent: &str) -> Option<Arc<Fetch>> {
         let mut hosts = self.policies.fetch_hosts(agent);
         if let Some(own) = self.options.config.agents.get(agent) {
             hosts.extend(own.fetch_hosts.iter().cloned());
@@ -384,7 +384,7 @@ impl Shared {
 
     /// Forgets a session's messages and its virtual sandbox's files, in turn with its
     /// prompts (none runs meanwhile, on this host or, on PostgreSQL, another).
-    pub async fn reset_session(self: &Arc<Self>, key: &SessionKey) -> Result<(), Error> {
+    pub(crate) async fn reset_session(self: &Arc<Self>, key: &SessionKey) -> Result<(), Error> {
         let (config, _) = self.instance_config(&key.instance).await?;
         let store = self.store_for(&config);
         let lock = self.session_lock(key);
@@ -408,7 +408,7 @@ impl Shared {
     /// Runs one prompt to its final answer, within its wall-time limit. With `events`,
     /// the model is streamed and every step is reported; without, each model call is
     /// answered whole.
-    pub async fn run_prompt(
+    pub(crate) async fn run_prompt(
         self: &Arc<Self>,
         prompt: Prompt<'_>,
         events: Option<&mut (dyn FnMut(Event) + Send)>,

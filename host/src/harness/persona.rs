@@ -4,7 +4,7 @@ use crate::Error;
 use crate::agent_config::{AgentConfig, Skill, Subagent, ThinkingLevel, ToolDef};
 
 /// Who answers in a conversation: a model, its instructions, and what it may use.
-pub struct Persona {
+pub(super) struct Persona {
     pub model: String,
     pub instructions: Option<String>,
     pub thinking: Option<ThinkingLevel>,
@@ -15,7 +15,11 @@ pub struct Persona {
 
 impl Persona {
     /// An agent's own persona; `model` replaces the agent's model when given.
-    pub fn of_agent(config: &AgentConfig, agent: &str, model: Option<&str>) -> Result<Self, Error> {
+    pub(super) fn of_agent(
+        config: &AgentConfig,
+        agent: &str,
+        model: Option<&str>,
+    ) -> Result<Self, Error> {
         let model = model
             .or(config.model.as_deref())
             .ok_or_else(|| Error::Config {
@@ -34,7 +38,7 @@ impl Persona {
 
     /// A helper defined inline by its parent; it answers with the parent's model and
     /// thinking level unless it names its own.
-    pub fn of_helper(helper: &Subagent, parent: &Persona) -> Self {
+    pub(super) fn of_helper(helper: &Subagent, parent: &Persona) -> Self {
         Self {
             model: helper.model.clone().unwrap_or_else(|| parent.model.clone()),
             instructions: helper.instructions.clone(),

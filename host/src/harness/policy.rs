@@ -78,7 +78,7 @@ enum Holder {
 
 /// The policies of every tenant and agent, and what each has used.
 #[derive(Default)]
-pub struct Policies {
+pub(crate) struct Policies {
     tenants: BTreeMap<String, TenantSettings>,
     agents: BTreeMap<String, TenantSettings>,
     /// What each tenant (by name) and each agent with a policy of its own has used.
@@ -104,7 +104,7 @@ impl Scope<'_> {
 }
 
 /// A prompt admitted under its limits; it counts as running until dropped.
-pub struct Admission<'a> {
+pub(crate) struct Admission<'a> {
     policies: &'a Policies,
     scopes: Vec<Scope<'a>>,
 }
@@ -148,7 +148,7 @@ const CONCURRENCY_RETRY: Duration = Duration::from_secs(1);
 
 impl Policies {
     /// Policies from `flue.toml`'s `[tenants.<name>]` and `[policies.<agent>]`.
-    pub fn new(
+    pub(crate) fn new(
         tenants: BTreeMap<String, TenantSettings>,
         agents: BTreeMap<String, TenantSettings>,
     ) -> Self {
@@ -189,7 +189,10 @@ impl Policies {
     }
 
     fn with_usage<T>(&self, scope: &Scope, f: impl FnOnce(&mut Usage) -> T) -> T {
-        let mut usage = self.usage.lock().unwrap_or_else(|e| e.into_inner());
+        let mut usage = self
+            .usage
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
         let used = usage.entry(scope.holder).or_default();
         if !used.contains_key(scope.name) {
             used.insert(scope.name.to_string(), Usage::new());
@@ -199,7 +202,7 @@ impl Policies {
 
     /// Admits a prompt to `agent` if each of its policies is under its concurrency and
     /// rate limits.
-    pub fn admit(&self, agent: &str) -> Result<Admission<'_>, Error> {
+    pub(crate) fn admit(&self, agent: &str) -> Result<Admission<'_>, Error> {
         let scopes = self.scopes(agent);
         for scope in &scopes {
             self.with_usage(scope, |usage| {
@@ -258,7 +261,7 @@ impl Policies {
     /// Makes a model call of `agent` (with `model`, as `provider/model`) under its
     /// policies: the model and the budgets are checked before `call` runs, and the
     /// tokens it used are counted after. Every model call goes through here.
-    pub async fn metered(
+    pub(crate) async fn metered(
         &self,
         agent: &str,
         model: &str,
@@ -306,7 +309,7 @@ impl Policies {
 
     /// The guest limits for an instance of `agent`: the host's, tightened by its
     /// policies' `memory_mb`, `cpu_ms_per_call` and `wall_ms_per_call`.
-    pub fn guest_limits(&self, agent: &str, host: &Limits) -> Limits {
+    pub(crate) fn guest_limits(&self, agent: &str, host: &Limits) -> Limits {
         let mut limits = host.clone();
         if let Some(mb) = self.tightest(agent, |p| p.memory_mb) {
             limits.memory_bytes = limits.memory_bytes.min(mb.saturating_mul(1 << 20));
@@ -322,7 +325,7 @@ impl Policies {
 
     /// Refuses a sandbox kind (`virtual`, `local`) one of the agent's policies does not
     /// allow.
-    pub fn check_sandbox(&self, agent: &str, kind: &str) -> Result<(), Error> {
+    pub(crate) fn check_sandbox(&self, agent: &str, kind: &str) -> Result<(), Error> {
         for scope in self.scopes(agent) {
             if let Some(allowed) = &scope.policy.sandboxes
                 && !allowed.iter().any(|k| k == kind)
@@ -342,7 +345,7 @@ impl Policies {
 
     /// The built-in tools the agent may use, if its policies name them: those every
     /// policy that names them allows.
-    pub fn builtin_tools(&self, agent: &str) -> Option<Vec<String>> {
+    pub(crate) fn builtin_tools(&self, agent: &str) -> Option<Vec<String>> {
         self.scopes(agent)
             .iter()
             .filter_map(|s| s.policy.builtin_tools.clone())
@@ -351,21 +354,21 @@ impl Policies {
 
     /// How long a prompt to `agent` may take: `host`, tightened by its policies'
     /// `wall_ms_per_prompt`.
-    pub fn prompt_limit(&self, agent: &str, host: Duration) -> Duration {
+    pub(crate) fn prompt_limit(&self, agent: &str, host: Duration) -> Duration {
         self.tightest(agent, |p| p.wall_ms_per_prompt)
             .map_or(host, |ms| host.min(Duration::from_millis(ms)))
     }
 
     /// How many tool rounds a prompt to `agent` may take: `host`, tightened by its
     /// policies' `max_tool_rounds`.
-    pub fn max_tool_rounds(&self, agent: &str, host: u32) -> u32 {
+    pub(crate) fn max_tool_rounds(&self, agent: &str, host: u32) -> u32 {
         self.tightest(agent, |p| p.max_tool_rounds)
             .map_or(host, |rounds| host.min(rounds))
     }
 
     /// The `env` the agent's policies hand to its `create`: its tenant's, then its own
     /// policy's, a later value winning.
-    pub fn env(&self, agent: &str) -> BTreeMap<String, String> {
+    pub(crate) fn env(&self, agent: &str) -> BTreeMap<String, String> {
         let mut env = BTreeMap::new();
         for scope in self.scopes(agent) {
             env.extend(scope.policy.env.clone());
@@ -374,7 +377,7 @@ impl Policies {
     }
 
     /// The hosts the agent's policies let its `fetch` reach.
-    pub fn fetch_hosts(&self, agent: &str) -> Vec<String> {
+    pub(crate) fn fetch_hosts(&self, agent: &str) -> Vec<String> {
         let scopes = self.scopes(agent);
         scopes
             .iter()

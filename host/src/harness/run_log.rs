@@ -11,7 +11,7 @@ use crate::store::runs::RunEvent;
 
 /// The event log of one run. It carries the scope of whoever started the run, which
 /// bounds the agents the run may prompt.
-pub struct RunLog {
+pub(super) struct RunLog {
     pub id: String,
     next: AtomicU64,
     scope: Scope,
@@ -21,7 +21,7 @@ pub struct RunLog {
 impl RunLog {
     /// The log of run `id` in `runs`, started by a caller with `scope`. Events are
     /// numbered from 1, as PyFlue numbers them, so that `after=0` means every event.
-    pub fn new(id: String, scope: Scope, runs: Arc<dyn Runs>) -> Self {
+    pub(super) fn new(id: String, scope: Scope, runs: Arc<dyn Runs>) -> Self {
         Self {
             id,
             next: AtomicU64::new(1),
@@ -31,12 +31,12 @@ impl RunLog {
     }
 
     /// The scope of whoever started the run.
-    pub fn scope(&self) -> &Scope {
+    pub(super) fn scope(&self) -> &Scope {
         &self.scope
     }
 
     /// Stores the next event; a storage failure is logged, not fatal to the run.
-    pub async fn record(&self, kind: &str, data: Value) {
+    pub(super) async fn record(&self, kind: &str, data: Value) {
         let event = RunEvent {
             index: self.next.fetch_add(1, Ordering::Relaxed),
             kind: kind.to_string(),

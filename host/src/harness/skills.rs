@@ -10,11 +10,11 @@ use crate::agent_config::{AgentConfig, Skill};
 use crate::models::ToolSpec;
 
 /// The tool the model loads a skill's body with.
-pub const SKILL_TOOL: &str = "skill";
+pub(crate) const SKILL_TOOL: &str = "skill";
 
 /// Fills in skills the agent named without a body from `<skills_dir>/<name>/SKILL.md`,
 /// and takes a name and description from the front matter of any body that has one.
-pub fn load(config: &mut AgentConfig, skills_dir: &Path) -> Result<(), String> {
+pub(crate) fn load(config: &mut AgentConfig, skills_dir: &Path) -> Result<(), String> {
     let lists = std::iter::once(&mut config.skills)
         .chain(config.subagents.iter_mut().map(|s| &mut s.skills));
     for skills in lists {
@@ -52,7 +52,7 @@ pub fn load(config: &mut AgentConfig, skills_dir: &Path) -> Result<(), String> {
 
 /// Splits `---`-fenced front matter from a Markdown document: its `name`, its
 /// `description`, and the body after it.
-pub fn parse(text: &str) -> (Option<&str>, Option<&str>, &str) {
+pub(crate) fn parse(text: &str) -> (Option<&str>, Option<&str>, &str) {
     let Some(rest) = text
         .strip_prefix("---")
         .and_then(|r| r.strip_prefix('\n').or(r.strip_prefix("\r\n")))
@@ -74,7 +74,7 @@ pub fn parse(text: &str) -> (Option<&str>, Option<&str>, &str) {
 }
 
 /// The instructions, with the list of skills appended when there are any.
-pub fn instructions(instructions: Option<&str>, skills: &[Skill]) -> Option<String> {
+pub(crate) fn instructions(instructions: Option<&str>, skills: &[Skill]) -> Option<String> {
     if skills.is_empty() {
         return instructions.map(str::to_string);
     }
@@ -92,7 +92,7 @@ pub fn instructions(instructions: Option<&str>, skills: &[Skill]) -> Option<Stri
 }
 
 /// The `skill` tool, offering the given skills by name.
-pub fn tool(skills: &[Skill]) -> ToolSpec {
+pub(crate) fn tool(skills: &[Skill]) -> ToolSpec {
     let names: Vec<&str> = skills.iter().map(|s| s.name.as_str()).collect();
     ToolSpec {
         name: SKILL_TOOL.into(),
@@ -106,7 +106,7 @@ pub fn tool(skills: &[Skill]) -> ToolSpec {
 }
 
 /// The body of the named skill, or an error naming the skills there are.
-pub fn body<'a>(skills: &'a [Skill], name: &str) -> Result<&'a str, String> {
+pub(crate) fn body<'a>(skills: &'a [Skill], name: &str) -> Result<&'a str, String> {
     skills
         .iter()
         .find(|s| s.name == name)
@@ -118,7 +118,7 @@ pub fn body<'a>(skills: &'a [Skill], name: &str) -> Result<&'a str, String> {
 }
 
 /// The prompt that runs one skill: its body, then the arguments.
-pub fn prompt(skill: &Skill, args: &serde_json::Value) -> String {
+pub(crate) fn prompt(skill: &Skill, args: &serde_json::Value) -> String {
     let mut text = format!("Follow the skill '{}':\n\n{}", skill.name, skill.body);
     if !args.is_null() {
         text.push_str(&format!("\n\nArguments:\n{args}"));

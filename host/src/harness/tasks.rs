@@ -100,7 +100,7 @@ impl Conversation<'_, '_> {
         let agent = &in_namespace_of(&self.key.instance.agent, agent);
         let key = SessionKey {
             instance: InstanceKey {
-                agent: agent.to_string(),
+                agent: agent.clone(),
                 id: self.key.instance.id.clone(),
             },
             session,

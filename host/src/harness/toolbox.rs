@@ -10,13 +10,13 @@ use crate::models::ToolSpec;
 use crate::tools::{Fetch, Sandbox};
 
 /// The tool the model delegates to a helper with.
-pub const TASK_TOOL: &str = "task";
+pub(super) const TASK_TOOL: &str = "task";
 /// How deep tasks may nest: a helper at this depth cannot delegate further.
-pub const MAX_DEPTH: u32 = 3;
+pub(super) const MAX_DEPTH: u32 = 3;
 
 /// What answers a call to a tool.
 #[derive(Debug, Clone)]
-pub enum Tool {
+pub(super) enum Tool {
     /// One of the agent's own tools, run in its instance; its arguments must fit
     /// `parameters` (a JSON Schema).
     Guest { parameters: Value },
@@ -34,14 +34,14 @@ pub enum Tool {
 /// agent's own, `skill`, `task`, then the sandbox's built-ins and `fetch`. A name
 /// offered twice keeps its first meaning.
 #[derive(Debug, Default)]
-pub struct Toolbox {
+pub(super) struct Toolbox {
     tools: Vec<(ToolSpec, Tool)>,
 }
 
 impl Toolbox {
     /// The tools `persona` may use at task depth `depth`, with the session's sandbox
     /// and `fetch`, if it has them.
-    pub fn new(
+    pub(super) fn new(
         persona: &Persona,
         depth: u32,
         sandbox: Option<&Sandbox>,
@@ -79,12 +79,12 @@ impl Toolbox {
     }
 
     /// The specs to send the model.
-    pub fn specs(&self) -> Vec<ToolSpec> {
+    pub(super) fn specs(&self) -> Vec<ToolSpec> {
         self.tools.iter().map(|(spec, _)| spec.clone()).collect()
     }
 
     /// What answers a call to `name`, if it is offered.
-    pub fn get(&self, name: &str) -> Option<&Tool> {
+    pub(super) fn get(&self, name: &str) -> Option<&Tool> {
         self.tools
             .iter()
             .find(|(spec, _)| spec.name == name)

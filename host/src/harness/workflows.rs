@@ -25,7 +25,7 @@ const FOLLOW_POLL: Duration = Duration::from_millis(25);
 
 /// The compiled workflows, by name, and the runs in progress.
 #[derive(Default)]
-pub struct Workflows {
+pub(crate) struct Workflows {
     compiled: RwLock<HashMap<String, Arc<CompiledWorkflow>>>,
     /// Files that failed to load, with why.
     problems: RwLock<std::collections::BTreeMap<std::path::PathBuf, String>>,
@@ -41,7 +41,7 @@ struct LiveRun {
 impl Workflows {
     /// Compiles every `*.wasm` in `dir` (a missing folder has none); a file that is not
     /// a workflow is reported and skipped.
-    pub async fn scan(runtime: &Arc<Runtime>, dir: &Path) -> Self {
+    pub(crate) async fn scan(runtime: &Arc<Runtime>, dir: &Path) -> Self {
         let workflows = Self::default();
         let Ok(entries) = std::fs::read_dir(dir) else {
             return workflows;
@@ -58,7 +58,7 @@ impl Workflows {
     /// Compiles `path` off the async workers and makes it the workflow's current version
     /// (runs in progress finish on theirs); on failure the previous version keeps
     /// serving and the reason is kept. Returns the workflow's name.
-    pub async fn load(&self, runtime: &Arc<Runtime>, path: &Path) -> Result<String, String> {
+    pub(crate) async fn load(&self, runtime: &Arc<Runtime>, path: &Path) -> Result<String, String> {
         let name = workflow_name(path)?;
         let (runtime, file) = (runtime.clone(), path.to_path_buf());
         let compiled = tokio::task::spawn_blocking(move || {
@@ -84,7 +84,7 @@ impl Workflows {
     }
 
     /// Forgets the workflow loaded from `path`; returns its name if there was one.
-    pub fn remove(&self, path: &Path) -> Option<String> {
+    pub(crate) fn remove(&self, path: &Path) -> Option<String> {
         self.problems.write().expect("workflows lock").remove(path);
         let name = workflow_name(path).ok()?;
         let mut map = self.compiled.write().expect("workflows lock");
@@ -92,7 +92,7 @@ impl Workflows {
     }
 
     /// Files of the workflows folder that could not be loaded, with reasons.
-    pub fn problems(&self) -> Vec<(std::path::PathBuf, String)> {
+    pub(crate) fn problems(&self) -> Vec<(std::path::PathBuf, String)> {
         let problems = self.problems.read().expect("workflows lock");
         problems
             .iter()
@@ -101,7 +101,7 @@ impl Workflows {
     }
 
     /// The names of the workflows, sorted.
-    pub fn names(&self) -> Vec<String> {
+    pub(crate) fn names(&self) -> Vec<String> {
         let compiled = self.compiled.read().expect("workflows lock");
         let mut names: Vec<String> = compiled.keys().cloned().collect();
         names.sort();
@@ -140,7 +140,7 @@ impl RunHandle {
 impl Shared {
     /// Starts a run of workflow `name` with `payload`; it runs on its own task, its
     /// record and events stored as it goes, and prompts only agents within `scope`.
-    pub async fn start_run(
+    pub(crate) async fn start_run(
         self: &Arc<Self>,
         name: &str,
         payload: &Value,
@@ -205,7 +205,7 @@ impl Shared {
     }
 
     /// Stops a run in progress and records it as cancelled; `false` if it is not running.
-    pub async fn cancel_run(&self, id: &str) -> bool {
+    pub(crate) async fn cancel_run(&self, id: &str) -> bool {
         let Some(run) = self.workflows.finish(id) else {
             return false;
         };
@@ -228,7 +228,7 @@ impl Shared {
     }
 
     /// The run's events after `after` as they are recorded, up to its `run_end`.
-    pub fn follow_run(
+    pub(crate) fn follow_run(
         self: &Arc<Self>,
         id: String,
         after: Option<u64>,
@@ -270,6 +270,6 @@ fn workflow_name(path: &Path) -> Result<String, String> {
 }
 
 /// A result's JSON, or the text as a JSON string when it is not JSON.
-pub fn parse_json(text: &str) -> Value {
+pub(crate) fn parse_json(text: &str) -> Value {
     serde_json::from_str(text).unwrap_or_else(|_| Value::String(text.to_string()))
 }

@@ -19,7 +19,7 @@ use super::{
 const API_VERSION: &str = "2023-06-01";
 
 /// The Anthropic Messages wire format.
-pub struct Anthropic;
+pub(super) struct Anthropic;
 
 impl Wire for Anthropic {
     const PATH: &'static str = "/v1/messages";
@@ -68,7 +68,7 @@ fn thinking_budget(level: ThinkingLevel) -> Option<u32> {
 
 /// The request body of the Messages API, borrowed from a [`ModelRequest`].
 #[derive(Serialize)]
-pub struct Body<'a> {
+pub(super) struct Body<'a> {
     model: &'a str,
     max_tokens: u32,
     messages: Vec<Turn<'a>>,
@@ -270,7 +270,7 @@ fn parse_response(endpoint: &Endpoint, body: &Value) -> Result<ModelResponse, Mo
                     Value::Null => json!({}),
                     input => input.clone(),
                 };
-                response.tool_calls.push(tool_call(endpoint, block, input)?)
+                response.tool_calls.push(tool_call(endpoint, block, input)?);
             }
             _ => response.reasoning.extend(reasoning(block)),
         }
@@ -314,7 +314,7 @@ enum PartialBlock {
 
 /// What a stream has said so far.
 #[derive(Default)]
-pub struct StreamState {
+pub(super) struct StreamState {
     response: ModelResponse,
     /// Blocks being streamed, by block index.
     pending: BTreeMap<u64, PartialBlock>,

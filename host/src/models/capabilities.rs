@@ -32,7 +32,7 @@ pub struct ModelSettings {
 
 /// What one model accepts.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Capabilities {
+pub(super) struct Capabilities {
     pub token_limit_field: TokenLimitField,
     pub reasoning_effort: bool,
     /// Whether `reasoning_effort` may be `minimal` (the gpt-5 family; the o-series
@@ -43,14 +43,14 @@ pub struct Capabilities {
 /// The capabilities of every model of one provider: built-in knowledge of OpenAI's model
 /// families, then the provider's `flue.toml` rules, the longest matching pattern winning.
 #[derive(Debug, Clone, Default)]
-pub struct CapabilityTable {
+pub(super) struct CapabilityTable {
     rules: Vec<(GlobMatcher, ModelSettings)>,
 }
 
 impl CapabilityTable {
     /// The table for one provider's `models` settings; a pattern that is not a glob is
     /// refused with its text.
-    pub fn new(settings: &BTreeMap<String, ModelSettings>) -> Result<Self, String> {
+    pub(super) fn new(settings: &BTreeMap<String, ModelSettings>) -> Result<Self, String> {
         let mut rules = settings
             .iter()
             .map(|(pattern, settings)| {
@@ -64,7 +64,7 @@ impl CapabilityTable {
     }
 
     /// What `model` (the provider's own name, without `provider/`) accepts.
-    pub fn of(&self, model: &str) -> Capabilities {
+    pub(super) fn of(&self, model: &str) -> Capabilities {
         let reasoning = is_openai_reasoning_model(model);
         let mut capabilities = Capabilities {
             token_limit_field: if reasoning {

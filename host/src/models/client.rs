@@ -15,7 +15,7 @@ use super::{BoxFuture, EventSink, ModelError, ModelRequest, ModelResponse, Provi
 
 /// Where and how one provider is called, once settings and environment are applied.
 #[derive(Debug, Clone)]
-pub struct Endpoint {
+pub(super) struct Endpoint {
     /// The provider's name, as in `provider/model`.
     pub provider: String,
     pub base_url: String,
@@ -32,7 +32,7 @@ pub struct Endpoint {
 const ERROR_BODY_LIMIT: usize = 2000;
 
 /// One provider wire format: its path, headers, bodies and stream events.
-pub trait Wire: Send + Sync + 'static {
+pub(super) trait Wire: Send + Sync + 'static {
     /// The path under the base URL that completions are posted to.
     const PATH: &'static str;
     /// What a stream has said so far.
@@ -61,7 +61,7 @@ pub trait Wire: Send + Sync + 'static {
 }
 
 /// A provider client speaking wire format `W`, with its URL and headers prepared once.
-pub struct Client<W> {
+pub(super) struct Client<W> {
     http: reqwest::Client,
     endpoint: Endpoint,
     url: reqwest::Url,
@@ -71,7 +71,7 @@ pub struct Client<W> {
 
 impl<W: Wire> Client<W> {
     /// A client for `endpoint`; refused if its URL or a header is not valid.
-    pub fn new(http: reqwest::Client, endpoint: Endpoint) -> Result<Self, ModelError> {
+    pub(super) fn new(http: reqwest::Client, endpoint: Endpoint) -> Result<Self, ModelError> {
         let url = format!("{}{}", endpoint.base_url, W::PATH);
         let invalid = |reason: String| ModelError::Unreachable {
             provider: endpoint.provider.clone(),
@@ -284,7 +284,7 @@ async fn read_json(
 }
 
 /// A [`ModelError::BadResponse`] from this endpoint.
-pub fn bad_response(endpoint: &Endpoint, reason: impl Into<String>) -> ModelError {
+pub(super) fn bad_response(endpoint: &Endpoint, reason: impl Into<String>) -> ModelError {
     ModelError::BadResponse {
         provider: endpoint.provider.clone(),
         reason: reason.into(),
@@ -294,7 +294,7 @@ pub fn bad_response(endpoint: &Endpoint, reason: impl Into<String>) -> ModelErro
 /// The error for an `{"error": {"type", "message"}}` object a provider sent in a
 /// stream or a success body: [`ModelError::Busy`] for overload, rate limits and server
 /// errors, which may pass if tried again, [`ModelError::Reported`] for the rest.
-pub fn reported(endpoint: &Endpoint, error: &Value) -> ModelError {
+pub(super) fn reported(endpoint: &Endpoint, error: &Value) -> ModelError {
     let text = |k: &str| match &error[k] {
         Value::String(s) => Some(s.clone()),
         Value::Number(n) => Some(n.to_string()),
@@ -341,7 +341,10 @@ pub fn reported(endpoint: &Endpoint, error: &Value) -> ModelError {
 }
 
 /// Parses an event's data as JSON.
-pub fn event_json(endpoint: &Endpoint, event: &SseEvent) -> Result<serde_json::Value, ModelError> {
+pub(super) fn event_json(
+    endpoint: &Endpoint,
+    event: &SseEvent,
+) -> Result<serde_json::Value, ModelError> {
     serde_json::from_str(&event.data)
         .map_err(|e| bad_response(endpoint, format!("a stream event is not JSON: {e}")))
 }

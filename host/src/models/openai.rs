@@ -19,7 +19,7 @@ use super::{
 };
 
 /// The OpenAI Chat Completions wire format.
-pub struct OpenAi;
+pub(super) struct OpenAi;
 
 impl Wire for OpenAi {
     const PATH: &'static str = "/chat/completions";
@@ -81,7 +81,7 @@ fn reasoning_effort(level: ThinkingLevel, capabilities: Capabilities) -> Option<
 
 /// The request body of Chat Completions, borrowed from a [`ModelRequest`].
 #[derive(Serialize)]
-pub struct Body<'a> {
+pub(super) struct Body<'a> {
     model: &'a str,
     #[serde(skip_serializing_if = "Option::is_none")]
     max_tokens: Option<u32>,
@@ -350,7 +350,7 @@ impl PartialCall {
 
 /// What a stream has said so far.
 #[derive(Default)]
-pub struct StreamState {
+pub(super) struct StreamState {
     response: ModelResponse,
     /// Tool calls in the order they started.
     calls: Vec<PartialCall>,

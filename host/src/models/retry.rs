@@ -10,9 +10,9 @@ use backon::{BackoffBuilder, ExponentialBackoff, ExponentialBuilder};
 use super::ModelError;
 
 /// Retries after the first attempt, unless `flue.toml` says otherwise.
-pub const DEFAULT_MAX_RETRIES: u32 = 3;
+pub(super) const DEFAULT_MAX_RETRIES: u32 = 3;
 /// The delay before the first retry, unless `flue.toml` says otherwise.
-pub const DEFAULT_FIRST_DELAY: Duration = Duration::from_millis(500);
+pub(super) const DEFAULT_FIRST_DELAY: Duration = Duration::from_millis(500);
 /// The longest delay between two attempts that back-off chooses.
 const LONGEST_DELAY: Duration = Duration::from_secs(8);
 /// The longest `retry-after` waited out; a provider asking for more is not retried, and
@@ -21,7 +21,7 @@ const LONGEST_RETRY_AFTER: Duration = Duration::from_secs(30);
 
 /// How one provider's transient failures are retried.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct RetryPolicy {
+pub(super) struct RetryPolicy {
     /// Retries after the first attempt (0: never retry).
     pub max_retries: u32,
     /// The delay before the first retry; each further one doubles it, with jitter.
@@ -39,7 +39,7 @@ impl Default for RetryPolicy {
 
 impl RetryPolicy {
     /// The retries of one model call.
-    pub fn start(&self) -> Retries {
+    pub(super) fn start(&self) -> Retries {
         let delays = ExponentialBuilder::default()
             .with_min_delay(self.first_delay)
             .with_max_delay(LONGEST_DELAY.max(self.first_delay))
@@ -55,7 +55,7 @@ impl RetryPolicy {
 }
 
 /// The retries left to one model call.
-pub struct Retries {
+pub(super) struct Retries {
     delays: ExponentialBackoff,
     attempts: u32,
     /// The delay before the latest retry (the first delay before any).
@@ -66,7 +66,7 @@ impl Retries {
     /// Called with each failed attempt: waits and returns `Ok` when the call should be
     /// made again, or returns the error to give up with. `may_retry` is false once part of
     /// the answer has reached the caller.
-    pub async fn after(
+    pub(super) async fn after(
         &mut self,
         mut error: ModelError,
         may_retry: bool,
@@ -97,7 +97,7 @@ impl Retries {
 
 /// Reads a `retry-after` (RFC 9110 §10.2.3, whole seconds) or OpenAI's `retry-after-ms`
 /// header; an HTTP date is not honoured (back-off applies instead).
-pub fn retry_after(headers: &reqwest::header::HeaderMap) -> Option<Duration> {
+pub(super) fn retry_after(headers: &reqwest::header::HeaderMap) -> Option<Duration> {
     let number = |name: &str| -> Option<f64> {
         let value = headers
             .get(name)?

@@ -8,7 +8,7 @@
 
 /// One complete server-sent event.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct SseEvent {
+pub(super) struct SseEvent {
     /// The `event:` field, if any.
     pub event: Option<String>,
     /// The `data:` lines, joined by newlines.
@@ -18,7 +18,7 @@ pub struct SseEvent {
 /// Incremental parser: feed byte chunks as they arrive, take complete events out.
 /// Bytes are kept until a whole line is in, so chunks may split lines and characters.
 #[derive(Default)]
-pub struct SseParser {
+pub(super) struct SseParser {
     buffer: Vec<u8>,
     event: Option<String>,
     data: Vec<String>,
@@ -30,7 +30,7 @@ pub struct SseParser {
 
 impl SseParser {
     /// Adds a chunk and returns the events it completed.
-    pub fn feed(&mut self, mut chunk: &[u8]) -> Vec<SseEvent> {
+    pub(super) fn feed(&mut self, mut chunk: &[u8]) -> Vec<SseEvent> {
         if chunk.is_empty() {
             return Vec::new();
         }
@@ -79,7 +79,7 @@ impl SseParser {
 
     /// The event the stream ended in the middle of, once it has ended: some servers
     /// leave out the blank line after their last event. A line cut short is dropped.
-    pub fn finish(mut self) -> Option<SseEvent> {
+    pub(super) fn finish(mut self) -> Option<SseEvent> {
         self.line("")
     }
 

@@ -72,7 +72,7 @@ impl Registry {
             .and_then(|n| self.get(n))
             .filter(|v| v.path == *path)
             .map(|v| v.compiled.digest.clone());
-        let (runtime, file) = (runtime.clone(), path.to_path_buf());
+        let (runtime, file) = (runtime.clone(), path.clone());
         let loaded = tokio::task::spawn_blocking(move || load(&runtime, name?, &file, serving))
             .await
             .unwrap_or_else(|e| Err(format!("the compiler crashed: {e}")));
@@ -91,7 +91,7 @@ impl Registry {
                 // The caller reports it (once): at start, in `flue dev`, or as an error.
                 tracing::debug!(file = %path.display(), %reason, "agent skipped");
                 let mut problems = self.problems.write().expect("registry lock");
-                problems.insert(path.to_path_buf(), reason.clone());
+                problems.insert(path.clone(), reason.clone());
                 Err(reason)
             }
         }

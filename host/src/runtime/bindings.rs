@@ -9,7 +9,7 @@ wasmtime::component::bindgen!({
 });
 
 /// The workflow world.
-pub mod workflow {
+pub(super) mod workflow {
     wasmtime::component::bindgen!({
         path: "../wit",
         world: "flue:agent/workflow",

@@ -15,7 +15,7 @@ use super::GuestError;
 /// Returns the component for `wasm`, its SHA-256, and whether it came from the cache;
 /// `verdict` names what a refusal depends on besides the bytes (the world the caller
 /// expects, the memory cap), for the refusals remembered.
-pub fn load_or_compile(
+pub(super) fn load_or_compile(
     engine: &Engine,
     cache_dir: &Path,
     wasm: &[u8],
@@ -61,7 +61,7 @@ pub fn load_or_compile(
 
 /// Remembers why the component `digest` names was refused under `verdict`. Kept per
 /// engine and per host version, since another host may accept it.
-pub fn remember_refusal(
+pub(super) fn remember_refusal(
     engine: &Engine,
     cache_dir: &Path,
     digest: &str,

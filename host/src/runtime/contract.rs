@@ -10,7 +10,7 @@ pub const WIT_VERSION: &str = "0.2.0";
 
 /// Refuses a component that imports `flue:agent` interfaces of another version, with a
 /// message that says to rebuild it; other mismatches are left to the linker.
-pub fn check(engine: &Engine, component: &Component) -> Result<(), GuestError> {
+pub(super) fn check(engine: &Engine, component: &Component) -> Result<(), GuestError> {
     let ty = component.component_type();
     let versions = ty
         .imports(engine)

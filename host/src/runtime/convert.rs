@@ -5,7 +5,7 @@ use super::bindings::flue::agent::types as wit;
 use crate::agent_config as cfg;
 
 /// Converts `create`'s answer; an error names the offending field.
-pub fn agent_config(c: wit::AgentConfig) -> Result<cfg::AgentConfig, String> {
+pub(super) fn agent_config(c: wit::AgentConfig) -> Result<cfg::AgentConfig, String> {
     Ok(cfg::AgentConfig {
         profile: c.profile.map(profile).transpose()?,
         model: c.model,
@@ -101,7 +101,7 @@ fn thinking(t: wit::ThinkingLevel) -> cfg::ThinkingLevel {
 }
 
 /// A stored message as the guest's `session.history` gives it.
-pub fn message(m: crate::models::Message) -> wit::Message {
+pub(super) fn message(m: crate::models::Message) -> wit::Message {
     use crate::models::Message;
     match m {
         Message::User { content } => wit::Message::User(content),
@@ -136,7 +136,7 @@ pub fn message(m: crate::models::Message) -> wit::Message {
 }
 
 /// The host's description of a caller as the guest's `authorize` takes it.
-pub fn caller(identity: &crate::Identity) -> wit::Caller {
+pub(super) fn caller(identity: &crate::Identity) -> wit::Caller {
     wit::Caller {
         tenant: identity.tenant.clone(),
         key: identity.key.clone(),

@@ -11,7 +11,7 @@ use super::Limits;
 
 /// How often the engine's epoch advances while no guest call runs across a tick. A
 /// call's CPU budget is checked on every tick it runs across.
-pub const TICK: Duration = Duration::from_micros(500);
+pub(super) const TICK: Duration = Duration::from_micros(500);
 /// How often it advances while a guest call does: how long a guest runs before it hands
 /// its core to any thread waiting for one. Faster ticks cost the host a wake-up each, so
 /// they are kept for the time guests run long.
@@ -23,7 +23,7 @@ const BUSY_TICK: Duration = Duration::from_micros(250);
 static GUEST_RUNNING: AtomicBool = AtomicBool::new(false);
 
 /// Tells the ticker that a guest call is running across its ticks.
-pub fn guest_running() {
+pub(super) fn guest_running() {
     GUEST_RUNNING.store(true, Ordering::Relaxed);
 }
 
@@ -35,7 +35,7 @@ pub fn guest_running() {
 const CORE_INSTANCES_PER_COMPONENT: u32 = 14;
 
 /// The one engine of the host: epoch interruption, pooling allocator, no concurrency features.
-pub fn build(limits: &Limits) -> wasmtime::Result<Engine> {
+pub(super) fn build(limits: &Limits) -> wasmtime::Result<Engine> {
     let mut pool = PoolingAllocationConfig::default();
     pool.total_component_instances(limits.max_instances)
         .total_core_instances(limits.max_instances * CORE_INSTANCES_PER_COMPONENT)
@@ -56,14 +56,14 @@ pub fn build(limits: &Limits) -> wasmtime::Result<Engine> {
 
 /// A thread that advances the engine's epoch every [`TICK`], or every [`BUSY_TICK`]
 /// while guest calls run across ticks; stops when dropped.
-pub struct EpochTicker {
+pub(super) struct EpochTicker {
     stop: Arc<AtomicBool>,
     thread: Option<JoinHandle<()>>,
 }
 
 impl EpochTicker {
     /// Starts ticking `engine`.
-    pub fn start(engine: Engine) -> Self {
+    pub(super) fn start(engine: Engine) -> Self {
         let stop = Arc::new(AtomicBool::new(false));
         let flag = stop.clone();
         let thread = std::thread::Builder::new()

@@ -14,14 +14,14 @@ const GUEST_NICENESS: i32 = 10;
 const GUEST_SLICE_NS: u64 = 100_000;
 
 /// A Tokio runtime for guest calls, shut down without waiting when dropped.
-pub struct GuestThreads {
+pub(super) struct GuestThreads {
     runtime: Option<tokio::runtime::Runtime>,
 }
 
 impl GuestThreads {
     /// A runtime whose one worker drives the guest calls' timers and I/O; the calls
     /// themselves run on its blocking threads. All its threads run at a low priority.
-    pub fn start() -> std::io::Result<Self> {
+    pub(super) fn start() -> std::io::Result<Self> {
         let runtime = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(1)
             .thread_name("flue-guest")
@@ -34,7 +34,7 @@ impl GuestThreads {
     }
 
     /// Runs `task` on a guest thread of its own.
-    pub fn spawn<F>(&self, task: F) -> JoinHandle<F::Output>
+    pub(super) fn spawn<F>(&self, task: F) -> JoinHandle<F::Output>
     where
         F: Future + Send + 'static,
         F::Output: Send + 'static,

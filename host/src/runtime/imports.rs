@@ -55,7 +55,7 @@ impl HostError {
 }
 
 /// The linker for agent components: WASI p2 (denying everything) and `flue:agent`.
-pub fn linker(engine: &Engine) -> wasmtime::Result<Linker<InstanceState>> {
+pub(super) fn linker(engine: &Engine) -> wasmtime::Result<Linker<InstanceState>> {
     let mut linker = Linker::new(engine);
     wasmtime_wasi::p2::add_to_linker_async(&mut linker)?;
     Agent::add_to_linker::<_, HasSelf<_>>(&mut linker, |s| s)?;
@@ -63,7 +63,7 @@ pub fn linker(engine: &Engine) -> wasmtime::Result<Linker<InstanceState>> {
 }
 
 /// The linker for workflow components: the agent imports plus `agents`.
-pub fn workflow_linker(engine: &Engine) -> wasmtime::Result<Linker<InstanceState>> {
+pub(super) fn workflow_linker(engine: &Engine) -> wasmtime::Result<Linker<InstanceState>> {
     let mut linker = Linker::new(engine);
     wasmtime_wasi::p2::add_to_linker_async(&mut linker)?;
     Workflow::add_to_linker::<_, HasSelf<_>>(&mut linker, |s| s)?;

@@ -29,7 +29,7 @@ pub const MAX_TOOL_RESULT_BYTES: usize = 1 << 20;
 const MAX_ERROR_BYTES: usize = 16 << 10;
 
 /// The data of one instance's store.
-pub struct InstanceState {
+pub(super) struct InstanceState {
     wasi: WasiCtx,
     table: ResourceTable,
     limits: StoreLimits,

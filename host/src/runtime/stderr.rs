@@ -15,11 +15,11 @@ use wasmtime_wasi::cli::{IsTerminal, StdoutStream};
 use wasmtime_wasi::p2::{OutputStream, Pollable, StreamError};
 
 /// How much of a guest's stderr is kept, in bytes.
-pub const STDERR_KEPT: usize = 16 << 10;
+pub(super) const STDERR_KEPT: usize = 16 << 10;
 
 /// The kept end of a guest's stderr; clones share it.
 #[derive(Clone, Default)]
-pub struct StderrTail(Arc<Mutex<Tail>>);
+pub(super) struct StderrTail(Arc<Mutex<Tail>>);
 
 #[derive(Default)]
 struct Tail {
@@ -30,12 +30,12 @@ struct Tail {
 
 impl StderrTail {
     /// A mark to read from with [`Self::since`]: the bytes written so far.
-    pub fn mark(&self) -> u64 {
+    pub(super) fn mark(&self) -> u64 {
         self.lock().written
     }
 
     /// What was written after `mark`, as far as it is still kept.
-    pub fn since(&self, mark: u64) -> Vec<u8> {
+    pub(super) fn since(&self, mark: u64) -> Vec<u8> {
         let tail = self.lock();
         let new = usize::try_from(tail.written - mark).unwrap_or(usize::MAX);
         let skip = tail.kept.len().saturating_sub(new);

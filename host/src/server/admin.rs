@@ -16,12 +16,12 @@ use super::error::ApiError;
 use super::wire;
 
 /// The largest component the API accepts.
-pub const MAX_COMPONENT_BYTES: usize = 64 << 20;
+pub(super) const MAX_COMPONENT_BYTES: usize = 64 << 20;
 
 /// `PUT /admin/tenants/{tenant}/agents/{name}`: `201` for a new agent, `200` for a
 /// replaced one, `400` (nothing changed) for bytes that are not an agent component.
 #[utoipa::path(put, path = "/admin/tenants/{tenant}/agents/{name}", params(("tenant" = String, Path, description = "The tenant"), ("name" = String, Path, description = "The agent")), request_body(content = Vec<u8>, content_type = "application/wasm", description = "The component"), responses((status = 201, description = "Installed", body = wire::Installed), (status = 200, description = "Replaced", body = wire::Installed), (status = 400, description = "Not an agent component", body = wire::ErrorEnvelope), (status = 403, description = "Not an admin key", body = wire::ErrorEnvelope), (status = 404, description = "No such tenant", body = wire::ErrorEnvelope), (status = 413, description = "Over 64 MiB", body = wire::ErrorEnvelope)))]
-pub async fn install(
+pub(super) async fn install(
     State(app): State<App>,
     Path((tenant, name)): Path<(String, String)>,
     headers: HeaderMap,
@@ -62,7 +62,7 @@ pub async fn install(
 
 /// `DELETE /admin/tenants/{tenant}/agents/{name}`: `204`, or `404` if there is none.
 #[utoipa::path(delete, path = "/admin/tenants/{tenant}/agents/{name}", params(("tenant" = String, Path, description = "The tenant"), ("name" = String, Path, description = "The agent")), responses((status = 204, description = "Removed"), (status = 403, description = "Not an admin key", body = wire::ErrorEnvelope), (status = 404, description = "No such agent", body = wire::ErrorEnvelope)))]
-pub async fn uninstall(
+pub(super) async fn uninstall(
     State(app): State<App>,
     Path((tenant, name)): Path<(String, String)>,
     headers: HeaderMap,

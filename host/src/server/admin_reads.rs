@@ -25,7 +25,7 @@ type Params = Query<HashMap<String, String>>;
 
 /// `GET /admin/agents`: `{"agents": [{"name"}], "items", "nextCursor"}`.
 #[utoipa::path(get, path = "/admin/agents", params(("cursor" = Option<String>, Query, description = "Where the page starts"), ("limit" = Option<u64>, Query, description = "1–1000, default 100")), responses((status = 200, description = "The workflows, as PyFlue's agents with runs", body = wire::AdminPage), (status = 400, description = "A bad cursor or limit", body = wire::ErrorEnvelope), (status = 403, description = "Not an admin key", body = wire::ErrorEnvelope)))]
-pub async fn agents(
+pub(super) async fn agents(
     State(app): State<App>,
     Query(query): Params,
     headers: HeaderMap,
@@ -50,7 +50,7 @@ pub async fn agents(
 /// `GET /admin/agents/{name}/instances`: the workflow's runs as instances,
 /// `{"agent", "agentName", "instances": [{"agent_id", "instanceId"}], "items", "nextCursor"}`.
 #[utoipa::path(get, path = "/admin/agents/{name}/instances", params(("name" = String, Path, description = "The workflow"), ("cursor" = Option<String>, Query, description = "Where the page starts"), ("limit" = Option<u64>, Query, description = "1–1000, default 100")), responses((status = 200, description = "Its runs, as instances", body = wire::AdminPage), (status = 403, description = "Not an admin key", body = wire::ErrorEnvelope), (status = 404, description = "No such workflow", body = wire::ErrorEnvelope)))]
-pub async fn instances(
+pub(super) async fn instances(
     State(app): State<App>,
     Path(name): Path<String>,
     Query(query): Params,
@@ -83,7 +83,7 @@ pub async fn instances(
 
 /// `GET /admin/agents/{name}/instances/{id}/runs?status=`: the runs of one instance.
 #[utoipa::path(get, path = "/admin/agents/{name}/instances/{id}/runs", params(("name" = String, Path, description = "The workflow"), ("id" = String, Path, description = "The run id"), ("status" = Option<String>, Query, description = "`active`, `completed`, `errored` (or `running`, `succeeded`, `failed`, `cancelled`)")), responses((status = 200, description = "The instance's runs", body = wire::AdminPage), (status = 403, description = "Not an admin key", body = wire::ErrorEnvelope), (status = 404, description = "No such instance", body = wire::ErrorEnvelope)))]
-pub async fn instance_runs(
+pub(super) async fn instance_runs(
     State(app): State<App>,
     Path((name, id)): Path<(String, String)>,
     Query(query): Params,
@@ -113,7 +113,7 @@ pub async fn instance_runs(
 
 /// `GET /admin/runs?status=&agentName=`: `{"runs": [record], "items", "nextCursor"}`.
 #[utoipa::path(get, path = "/admin/runs", params(("status" = Option<String>, Query, description = "`active`, `completed`, `errored` (or `running`, `succeeded`, `failed`, `cancelled`)"), ("agentName" = Option<String>, Query, description = "Only this workflow's runs"), ("cursor" = Option<String>, Query, description = "Where the page starts"), ("limit" = Option<u64>, Query, description = "1–1000, default 100")), responses((status = 200, description = "Runs, newest first", body = wire::AdminPage), (status = 400, description = "A bad status, cursor or limit", body = wire::ErrorEnvelope), (status = 403, description = "Not an admin key", body = wire::ErrorEnvelope)))]
-pub async fn runs(
+pub(super) async fn runs(
     State(app): State<App>,
     Query(query): Params,
     headers: HeaderMap,
@@ -135,7 +135,7 @@ pub async fn runs(
 
 /// `GET /admin/runs/{id}`: the run record.
 #[utoipa::path(get, path = "/admin/runs/{id}", params(("id" = String, Path, description = "The run id")), responses((status = 200, description = "The run", body = wire::RunRecord), (status = 403, description = "Not an admin key", body = wire::ErrorEnvelope), (status = 404, description = "No such run", body = wire::ErrorEnvelope)))]
-pub async fn run(
+pub(super) async fn run(
     State(app): State<App>,
     Path(id): Path<String>,
     headers: HeaderMap,

@@ -23,7 +23,7 @@ const IDEMPOTENCY_HEADER: &str = "idempotency-key";
 
 /// `POST /agents/{name}/{id}/dispatch` with `{"session"?, "input", "idempotency_key"?}`.
 #[utoipa::path(post, path = "/agents/{name}/{id}/dispatch", params(("name" = String, Path, description = "The agent"), ("id" = String, Path, description = "The instance id"), ("Idempotency-Key" = Option<String>, Header, description = "A repeat returns the first receipt; another event under the same key is 409")), request_body = wire::DispatchBody, responses((status = 202, description = "Durably stored", body = wire::DispatchReceipt), (status = 400, description = "Bad request", body = wire::ErrorEnvelope), (status = 401, description = "No valid key", body = wire::ErrorEnvelope), (status = 403, description = "Outside the key's scope", body = wire::ErrorEnvelope), (status = 404, description = "No such agent or instance", body = wire::ErrorEnvelope), (status = 409, description = "The idempotency key was used for another event", body = wire::ErrorEnvelope)))]
-pub async fn accept(
+pub(super) async fn accept(
     State(app): State<App>,
     path: Path<(String, String)>,
     headers: HeaderMap,
@@ -77,7 +77,7 @@ pub async fn accept(
 /// `GET /dispatches/{id}`: the event's status, attempts and last error. A key that may
 /// not reach the event's instance is told it does not exist.
 #[utoipa::path(get, path = "/dispatches/{id}", params(("id" = String, Path, description = "The dispatch id")), responses((status = 200, description = "The event and its delivery", body = wire::DispatchRecord), (status = 401, description = "No valid key", body = wire::ErrorEnvelope), (status = 404, description = "No such dispatch for this key", body = wire::ErrorEnvelope)))]
-pub async fn status(
+pub(super) async fn status(
     State(app): State<App>,
     Path(dispatch): Path<String>,
     headers: HeaderMap,
@@ -128,7 +128,7 @@ async fn admitted(
 /// "next_offset"}`, oldest first, only events the caller may reach; `offset` counts
 /// stored events (pass `next_offset` for the next page).
 #[utoipa::path(get, path = "/dispatches", operation_id = "list_dispatches", params(("status" = Option<String>, Query, description = "`queued`, `running`, `done` or `dead`"), ("agent" = Option<String>, Query, description = "Only this agent's events"), ("limit" = Option<u64>, Query, description = "At most this many (1–1000, default 100)"), ("offset" = Option<u64>, Query, description = "Skip this many")), responses((status = 200, description = "The events", body = wire::DispatchList), (status = 400, description = "A bad status or number", body = wire::ErrorEnvelope), (status = 401, description = "No valid key", body = wire::ErrorEnvelope)))]
-pub async fn list(
+pub(super) async fn list(
     State(app): State<App>,
     Query(query): Query<HashMap<String, String>>,
     headers: HeaderMap,
@@ -179,7 +179,7 @@ pub async fn list(
 
 /// `POST /dispatches/{id}/retry`: queues a dead event again, for one more attempt.
 #[utoipa::path(post, path = "/dispatches/{id}/retry", params(("id" = String, Path, description = "The dispatch id")), responses((status = 200, description = "Queued again", body = wire::DispatchRecord), (status = 401, description = "No valid key", body = wire::ErrorEnvelope), (status = 404, description = "No such dispatch for this key", body = wire::ErrorEnvelope), (status = 409, description = "It is not dead", body = wire::ErrorEnvelope)))]
-pub async fn retry(
+pub(super) async fn retry(
     State(app): State<App>,
     Path(dispatch): Path<String>,
     headers: HeaderMap,
@@ -219,7 +219,7 @@ fn record_json(r: &DispatchRecord, agent: &str) -> Value {
 }
 
 /// Milliseconds since the Unix epoch as an ISO 8601 UTC time, `2026-11-24T09:04:00.123Z`.
-pub fn iso8601(ms: i64) -> String {
+pub(super) fn iso8601(ms: i64) -> String {
     let (days, day_ms) = (ms.div_euclid(86_400_000), ms.rem_euclid(86_400_000));
     // Civil date from a day count (Howard Hinnant's algorithm).
     let z = days + 719_468;

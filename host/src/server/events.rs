@@ -5,7 +5,7 @@ use serde_json::{Value, json};
 use crate::{Event, PromptResult};
 
 /// The event's `type` and its data object, with both key spellings where PyFlue has two.
-pub fn event(e: &Event) -> (&'static str, Value) {
+pub(super) fn event(e: &Event) -> (&'static str, Value) {
     match e {
         Event::Start { session } => (
             "start",
@@ -66,6 +66,6 @@ pub fn event(e: &Event) -> (&'static str, Value) {
 
 /// The last event of a stream: the final text and the same result object the JSON
 /// response carries.
-pub fn end(result: &PromptResult) -> Value {
+pub(super) fn end(result: &PromptResult) -> Value {
     json!({"type": "end", "text": result.text, "result": result.to_wire()})
 }

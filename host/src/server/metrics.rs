@@ -29,7 +29,7 @@ struct RequestLabels {
 }
 
 /// The server's metrics and the host's, in one Prometheus registry.
-pub struct Metrics {
+pub(super) struct Metrics {
     registry: Registry,
     requests: Family<RequestLabels, Counter>,
     latency: Histogram,
@@ -39,7 +39,7 @@ pub struct Metrics {
 
 impl Metrics {
     /// Metrics of the HTTP surface, and of `host`'s prompts, tokens and guests by agent.
-    pub fn new(host: &Host) -> Self {
+    pub(super) fn new(host: &Host) -> Self {
         let mut registry = Registry::default();
         let requests = Family::<RequestLabels, Counter>::default();
         let latency = Histogram::new(BUCKETS);
@@ -71,7 +71,7 @@ impl Metrics {
     }
 
     /// The OpenMetrics text exposition (Prometheus reads it).
-    pub fn render(&self) -> String {
+    pub(super) fn render(&self) -> String {
         self.live_instances.set(self.host.live_instances() as i64);
         let mut out = String::new();
         prometheus_client::encoding::text::encode(&mut out, &self.registry)
@@ -81,7 +81,7 @@ impl Metrics {
 }
 
 /// Counts, times and logs one request.
-pub async fn track(State(app): State<App>, request: Request, next: Next) -> Response {
+pub(super) async fn track(State(app): State<App>, request: Request, next: Next) -> Response {
     let started = Instant::now();
     let method = request.method().to_string();
     let route = request

@@ -13,7 +13,7 @@ use crate::DEFAULT_SESSION;
 
 /// A prompt as the client asked for it.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct PromptRequest {
+pub(super) struct PromptRequest {
     pub message: String,
     pub session: String,
     /// Another model for this prompt (`provider/model` or a `flue.toml` alias); the
@@ -24,7 +24,7 @@ pub struct PromptRequest {
 /// The path's parameters, like axum's `Path`, but refused in the error envelope: a
 /// segment that is not UTF-8 once percent-decoded, or that holds a control character
 /// (NUL, which no store keeps alike, among them), is a `400 invalid_request`.
-pub struct Path<T>(pub T);
+pub(super) struct Path<T>(pub T);
 
 impl<S: Send + Sync, T: DeserializeOwned + Send> FromRequestParts<S> for Path<T> {
     type Rejection = ApiError;
@@ -48,12 +48,12 @@ impl<S: Send + Sync, T: DeserializeOwned + Send> FromRequestParts<S> for Path<T>
 }
 
 /// Reads an HTTP prompt body: it must be a JSON object.
-pub fn from_http(headers: &HeaderMap, body: &[u8]) -> Result<PromptRequest, ApiError> {
+pub(super) fn from_http(headers: &HeaderMap, body: &[u8]) -> Result<PromptRequest, ApiError> {
     from_value(&json_body(headers, body)?)
 }
 
 /// Whether the client asked for Server-Sent Events.
-pub fn wants_sse(headers: &HeaderMap) -> bool {
+pub(super) fn wants_sse(headers: &HeaderMap) -> bool {
     headers
         .get(header::ACCEPT)
         .and_then(|v| v.to_str().ok())
@@ -61,7 +61,10 @@ pub fn wants_sse(headers: &HeaderMap) -> bool {
 }
 
 /// The whole number a query parameter holds, if given; `400` if it holds another thing.
-pub fn query_number(query: &HashMap<String, String>, key: &str) -> Result<Option<u64>, ApiError> {
+pub(super) fn query_number(
+    query: &HashMap<String, String>,
+    key: &str,
+) -> Result<Option<u64>, ApiError> {
     query
         .get(key)
         .map(|v| {
@@ -72,7 +75,7 @@ pub fn query_number(query: &HashMap<String, String>, key: &str) -> Result<Option
 }
 
 /// Reads a JSON request body (any JSON value), checking its content type.
-pub fn json_body(headers: &HeaderMap, body: &[u8]) -> Result<Value, ApiError> {
+pub(super) fn json_body(headers: &HeaderMap, body: &[u8]) -> Result<Value, ApiError> {
     let content_type = headers
         .get(header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
@@ -96,7 +99,7 @@ pub fn json_body(headers: &HeaderMap, body: &[u8]) -> Result<Value, ApiError> {
 
 /// Reads a prompt object: `{"message" | "prompt", "session"?, "model"?}`, possibly wrapped in
 /// `{"payload": {…}}`.
-pub fn from_value(value: &Value) -> Result<PromptRequest, ApiError> {
+pub(super) fn from_value(value: &Value) -> Result<PromptRequest, ApiError> {
     let object = value
         .as_object()
         .ok_or_else(|| ApiError::invalid_request("the body must be a JSON object"))?;
@@ -141,7 +144,7 @@ pub fn from_value(value: &Value) -> Result<PromptRequest, ApiError> {
 
 impl PromptRequest {
     /// The session it names, on `harness`, with its model if it names one.
-    pub fn session_on(&self, harness: crate::Harness) -> crate::Session {
+    pub(super) fn session_on(&self, harness: crate::Harness) -> crate::Session {
         match &self.model {
             Some(model) => harness.with_model(model),
             None => harness,

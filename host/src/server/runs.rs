@@ -30,7 +30,7 @@ const MAX_PAGE: u64 = 1000;
 
 /// `GET /workflows`: `{"workflows": [{"name"}]}`, for the operator's keys.
 #[utoipa::path(get, path = "/workflows", responses((status = 200, description = "The loaded workflows", body = wire::WorkflowList), (status = 401, description = "No valid key", body = wire::ErrorEnvelope), (status = 403, description = "A tenant's key", body = wire::ErrorEnvelope)))]
-pub async fn list_workflows(
+pub(super) async fn list_workflows(
     State(app): State<App>,
     headers: HeaderMap,
 ) -> Result<Json<Value>, ApiError> {
@@ -42,7 +42,7 @@ pub async fn list_workflows(
 
 /// `POST /workflows/{name}`: the body (or its `payload` field) is the payload.
 #[utoipa::path(post, path = "/workflows/{name}", params(("name" = String, Path, description = "The workflow"), ("wait" = Option<String>, Query, description = "`result`: answer when the run ends")), request_body = Object, responses((status = 202, description = "The run started; with `Accept: text/event-stream`, its events as SSE", body = wire::RunAccepted), (status = 200, description = "With `?wait=result`: the run's result", body = Object), (status = 401, description = "No valid key", body = wire::ErrorEnvelope), (status = 403, description = "A tenant's key", body = wire::ErrorEnvelope), (status = 404, description = "No such workflow", body = wire::ErrorEnvelope), (status = 500, description = "With `?wait=result`: the run failed", body = wire::ErrorEnvelope)))]
-pub async fn start(
+pub(super) async fn start(
     State(app): State<App>,
     Path(name): Path<String>,
     Query(query): Query<HashMap<String, String>>,
@@ -113,7 +113,7 @@ fn sse(app: &App, run_id: &str, after: Option<u64>) -> Response {
 
 /// `GET /runs/{id}/stream`: the run's events as SSE, after `Last-Event-ID` if given.
 #[utoipa::path(get, path = "/runs/{id}/stream", params(("id" = String, Path, description = "The run id"), ("Last-Event-ID" = Option<u64>, Header, description = "Resume after this event")), responses((status = 200, description = "The run's events as SSE, ending with `run_end`", body = String, content_type = "text/event-stream"), (status = 404, description = "No such run", body = wire::ErrorEnvelope)))]
-pub async fn stream(
+pub(super) async fn stream(
     State(app): State<App>,
     Path(id): Path<String>,
     headers: HeaderMap,
@@ -133,7 +133,7 @@ pub async fn stream(
 
 /// `POST /runs/{id}/cancel`: stops a run in progress.
 #[utoipa::path(post, path = "/runs/{id}/cancel", params(("id" = String, Path, description = "The run id")), responses((status = 200, description = "Cancelled", body = Object), (status = 404, description = "No such run", body = wire::ErrorEnvelope), (status = 409, description = "It already ended", body = wire::ErrorEnvelope)))]
-pub async fn cancel(
+pub(super) async fn cancel(
     State(app): State<App>,
     Path(id): Path<String>,
     headers: HeaderMap,
@@ -154,7 +154,7 @@ pub async fn cancel(
 /// `GET /workflows/{name}` upgraded to a WebSocket: the client sends `{"payload": …}`,
 /// the server sends the run's events, then `{"type": "result", …}`, and closes.
 #[utoipa::path(get, path = "/workflows/{name}", operation_id = "connect_workflow", params(("name" = String, Path, description = "The workflow")), responses((status = 101, description = "WebSocket: send {\"payload\": …}, receive each event, then {\"type\": \"result\"}"), (status = 401, description = "No valid key", body = wire::ErrorEnvelope), (status = 403, description = "A tenant's key", body = wire::ErrorEnvelope), (status = 405, description = "GET without an upgrade", body = wire::ErrorEnvelope)))]
-pub async fn connect(
+pub(super) async fn connect(
     State(app): State<App>,
     Path(name): Path<String>,
     Query(query): Query<HashMap<String, String>>,
@@ -250,7 +250,7 @@ async fn followed(app: &App, headers: &HeaderMap, id: &str) -> Result<RunRecord,
 
 /// `GET /runs/{id}`: the run record.
 #[utoipa::path(get, path = "/runs/{id}", params(("id" = String, Path, description = "The run id")), responses((status = 200, description = "The run", body = wire::RunRecord), (status = 404, description = "No such run", body = wire::ErrorEnvelope)))]
-pub async fn record(
+pub(super) async fn record(
     State(app): State<App>,
     Path(id): Path<String>,
     headers: HeaderMap,
@@ -262,7 +262,7 @@ pub async fn record(
 /// (numbered from 1, so `after=0` is all), only those of the listed types if given;
 /// `next_after` is where the next page starts, whatever the filter left out.
 #[utoipa::path(get, path = "/runs/{id}/events", params(("id" = String, Path, description = "The run id"), ("after" = Option<u64>, Query, description = "Events after this index (0: all)"), ("limit" = Option<u64>, Query, description = "At most this many (1–1000)"), ("types" = Option<String>, Query, description = "Only these event types, comma-separated")), responses((status = 200, description = "A page of events", body = wire::RunEvents), (status = 400, description = "A bad number", body = wire::ErrorEnvelope), (status = 404, description = "No such run", body = wire::ErrorEnvelope)))]
-pub async fn events(
+pub(super) async fn events(
     State(app): State<App>,
     Path(id): Path<String>,
     Query(query): Query<HashMap<String, String>>,

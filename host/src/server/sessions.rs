@@ -16,7 +16,7 @@ use super::{App, admit};
 
 /// `GET /agents/{name}/{id}/sessions`: `{"agent", "instanceId", "sessions": [names]}`.
 #[utoipa::path(get, path = "/agents/{name}/{id}/sessions", operation_id = "list_sessions", params(("name" = String, Path, description = "The agent"), ("id" = String, Path, description = "The instance id")), responses((status = 200, description = "The sessions that hold messages", body = wire::SessionList), (status = 400, description = "Bad request", body = wire::ErrorEnvelope), (status = 401, description = "No valid key", body = wire::ErrorEnvelope), (status = 403, description = "Outside the key's scope", body = wire::ErrorEnvelope), (status = 404, description = "No such agent or instance", body = wire::ErrorEnvelope)))]
-pub async fn list(
+pub(super) async fn list(
     State(app): State<App>,
     Path((name, id)): Path<(String, String)>,
     headers: HeaderMap,
@@ -31,7 +31,7 @@ pub async fn list(
 /// `GET /agents/{name}/{id}/sessions/{session}`: `{"session", "messages": [...]}`, the
 /// stored messages oldest first (an unknown session has none).
 #[utoipa::path(get, path = "/agents/{name}/{id}/sessions/{session}", params(("name" = String, Path, description = "The agent"), ("id" = String, Path, description = "The instance id"), ("session" = String, Path, description = "The session")), responses((status = 200, description = "Its stored messages", body = wire::History), (status = 400, description = "Bad request", body = wire::ErrorEnvelope), (status = 401, description = "No valid key", body = wire::ErrorEnvelope), (status = 403, description = "Outside the key's scope", body = wire::ErrorEnvelope), (status = 404, description = "No such agent or instance", body = wire::ErrorEnvelope)))]
-pub async fn history(
+pub(super) async fn history(
     State(app): State<App>,
     Path((name, id, session)): Path<(String, String, String)>,
     headers: HeaderMap,
@@ -44,7 +44,7 @@ pub async fn history(
 
 /// `DELETE /agents/{name}/{id}/sessions/{session}`: `204` once its messages are gone.
 #[utoipa::path(delete, path = "/agents/{name}/{id}/sessions/{session}", params(("name" = String, Path, description = "The agent"), ("id" = String, Path, description = "The instance id"), ("session" = String, Path, description = "The session")), responses((status = 204, description = "Its messages are gone"), (status = 400, description = "Bad request", body = wire::ErrorEnvelope), (status = 401, description = "No valid key", body = wire::ErrorEnvelope), (status = 403, description = "Outside the key's scope", body = wire::ErrorEnvelope), (status = 404, description = "No such agent or instance", body = wire::ErrorEnvelope)))]
-pub async fn reset(
+pub(super) async fn reset(
     State(app): State<App>,
     Path((name, id, session)): Path<(String, String, String)>,
     headers: HeaderMap,

@@ -18,7 +18,7 @@ fn sse_event(kind: &str, data: &Value) -> SseEvent {
 
 /// Runs the prompt on its own task and streams its events; the prompt finishes (and is
 /// stored) even if the client goes away.
-pub fn respond(session: Session, message: String) -> Response {
+pub(super) fn respond(session: Session, message: String) -> Response {
     let (tx, rx) = mpsc::unbounded_channel::<SseEvent>();
     tokio::spawn(async move {
         let events_tx = tx.clone();

@@ -7,13 +7,13 @@ use utoipa::ToSchema;
 
 /// The error envelope every failure answers with.
 #[derive(ToSchema, Serialize)]
-pub struct ErrorEnvelope {
+pub(super) struct ErrorEnvelope {
     error: ErrorBody,
 }
 
 /// What went wrong: `type` is machine-readable (`invalid_request`, `forbidden`, …).
 #[derive(ToSchema, Serialize)]
-pub struct ErrorBody {
+pub(super) struct ErrorBody {
     #[serde(rename = "type")]
     kind: String,
     message: String,
@@ -26,14 +26,14 @@ pub struct ErrorBody {
 
 /// `GET /health`.
 #[derive(ToSchema, Serialize)]
-pub struct Health {
+pub(super) struct Health {
     ok: bool,
     framework: String,
 }
 
 /// A prompt: `message` (or its alias `prompt`), possibly wrapped in `payload`.
 #[derive(ToSchema, Serialize)]
-pub struct PromptBody {
+pub(super) struct PromptBody {
     message: Option<String>,
     /// Alias of `message`.
     prompt: Option<String>,
@@ -47,13 +47,13 @@ pub struct PromptBody {
 
 /// `{"result": …}`.
 #[derive(ToSchema, Serialize)]
-pub struct ResultEnvelope {
+pub(super) struct ResultEnvelope {
     result: PromptResult,
 }
 
 /// A prompt's outcome.
 #[derive(ToSchema, Serialize)]
-pub struct PromptResult {
+pub(super) struct PromptResult {
     text: String,
     metadata: Value,
     usage: Usage,
@@ -62,7 +62,7 @@ pub struct PromptResult {
 
 /// Tokens a prompt used, the agent's own model calls included.
 #[derive(ToSchema, Serialize)]
-pub struct Usage {
+pub(super) struct Usage {
     input: u64,
     output: u64,
     cache_read: u64,
@@ -72,19 +72,19 @@ pub struct Usage {
 
 /// The model that answered, `provider/model`.
 #[derive(ToSchema, Serialize)]
-pub struct ModelId {
+pub(super) struct ModelId {
     id: String,
 }
 
 /// `GET /agents`.
 #[derive(ToSchema, Serialize)]
-pub struct AgentList {
+pub(super) struct AgentList {
     agents: Vec<AgentEntry>,
 }
 
 /// One agent, named as the caller's namespace knows it.
 #[derive(ToSchema, Serialize)]
-pub struct AgentEntry {
+pub(super) struct AgentEntry {
     name: String,
     /// Its component's file name.
     path: String,
@@ -93,7 +93,7 @@ pub struct AgentEntry {
 
 /// A dispatched event.
 #[derive(ToSchema, Serialize)]
-pub struct DispatchBody {
+pub(super) struct DispatchBody {
     input: Value,
     session: Option<String>,
     /// Like the `Idempotency-Key` header.
@@ -102,7 +102,7 @@ pub struct DispatchBody {
 
 /// `202`: the event is durably stored.
 #[derive(ToSchema, Serialize)]
-pub struct DispatchReceipt {
+pub(super) struct DispatchReceipt {
     status: String,
     dispatch_id: String,
     accepted_at: String,
@@ -110,7 +110,7 @@ pub struct DispatchReceipt {
 
 /// A dispatched event and how its delivery went.
 #[derive(ToSchema, Serialize)]
-pub struct DispatchRecord {
+pub(super) struct DispatchRecord {
     dispatch_id: String,
     agent: String,
     /// The instance id (PyFlue's `agent_id`).
@@ -129,7 +129,7 @@ pub struct DispatchRecord {
 
 /// `GET /dispatches`.
 #[derive(ToSchema, Serialize)]
-pub struct DispatchList {
+pub(super) struct DispatchList {
     dispatches: Vec<DispatchRecord>,
     /// Where the next page of stored events starts.
     next_offset: u64,
@@ -137,19 +137,19 @@ pub struct DispatchList {
 
 /// `GET /workflows`.
 #[derive(ToSchema, Serialize)]
-pub struct WorkflowList {
+pub(super) struct WorkflowList {
     workflows: Vec<Named>,
 }
 
 /// Something by name.
 #[derive(ToSchema, Serialize)]
-pub struct Named {
+pub(super) struct Named {
     name: String,
 }
 
 /// `202`: the run started.
 #[derive(ToSchema, Serialize)]
-pub struct RunAccepted {
+pub(super) struct RunAccepted {
     status: String,
     run_id: String,
     #[serde(rename = "runId")]
@@ -159,7 +159,7 @@ pub struct RunAccepted {
 /// A workflow run, in PyFlue's shape: `agent` is the workflow and `agent_id` the run
 /// itself (a run is its own instance, as in PyFlue).
 #[derive(ToSchema, Serialize)]
-pub struct RunRecord {
+pub(super) struct RunRecord {
     run_id: String,
     agent: String,
     agent_id: String,
@@ -180,7 +180,7 @@ pub struct RunRecord {
 
 /// A page of a run's events.
 #[derive(ToSchema, Serialize)]
-pub struct RunEvents {
+pub(super) struct RunEvents {
     run_id: String,
     events: Vec<RunEvent>,
     /// Where the next page starts.
@@ -189,7 +189,7 @@ pub struct RunEvents {
 
 /// One event of a run, numbered from 1.
 #[derive(ToSchema, Serialize)]
-pub struct RunEvent {
+pub(super) struct RunEvent {
     run_id: String,
     event_index: u64,
     #[serde(rename = "type")]
@@ -201,7 +201,7 @@ pub struct RunEvent {
 
 /// `GET /agents/{name}/{id}/sessions`.
 #[derive(ToSchema, Serialize)]
-pub struct SessionList {
+pub(super) struct SessionList {
     agent: String,
     #[serde(rename = "instanceId")]
     instance_id: String,
@@ -210,7 +210,7 @@ pub struct SessionList {
 
 /// A session's stored messages, oldest first.
 #[derive(ToSchema, Serialize)]
-pub struct History {
+pub(super) struct History {
     session: String,
     /// `{"role": "user" | "assistant" | "tool" | "summary", …}`.
     messages: Vec<Value>,
@@ -218,7 +218,7 @@ pub struct History {
 
 /// A page of an admin list; `nextCursor` is absent on the last page.
 #[derive(ToSchema, Serialize)]
-pub struct AdminPage {
+pub(super) struct AdminPage {
     items: Vec<Value>,
     #[serde(rename = "nextCursor")]
     next_cursor: Option<String>,
@@ -226,7 +226,7 @@ pub struct AdminPage {
 
 /// `PUT /admin/tenants/{tenant}/agents/{name}`.
 #[derive(ToSchema, Serialize)]
-pub struct Installed {
+pub(super) struct Installed {
     tenant: String,
     agent: String,
     replaced: bool,

@@ -11,7 +11,11 @@ use crate::Harness;
 
 /// Serves one upgraded connection until the client closes it or the server shuts down;
 /// a prompt already running is answered before the socket closes.
-pub async fn serve(mut socket: WebSocket, harness: Harness, mut shutdown: watch::Receiver<bool>) {
+pub(super) async fn serve(
+    mut socket: WebSocket,
+    harness: Harness,
+    mut shutdown: watch::Receiver<bool>,
+) {
     loop {
         let message = tokio::select! {
             m = socket.recv() => m,

@@ -7,7 +7,7 @@ use super::StoreError;
 /// The words a SQL dialect fills into the shared table definitions: `{int}` (a 64-bit
 /// integer), `{serial}` (an increasing 64-bit key) and `{keyed}` (what follows a table
 /// whose primary key is its only index).
-pub struct Dialect {
+pub(super) struct Dialect {
     int: &'static str,
     serial: &'static str,
     keyed: &'static str,
@@ -15,14 +15,14 @@ pub struct Dialect {
 
 /// SQLite's words: `INTEGER` holds 64 bits; a table keyed by its primary key alone is
 /// stored `WITHOUT ROWID`.
-pub const SQLITE: Dialect = Dialect {
+pub(super) const SQLITE: Dialect = Dialect {
     int: "INTEGER",
     serial: "INTEGER PRIMARY KEY",
     keyed: " WITHOUT ROWID",
 };
 
 /// PostgreSQL's words.
-pub const POSTGRES: Dialect = Dialect {
+pub(super) const POSTGRES: Dialect = Dialect {
     int: "BIGINT",
     serial: "BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY",
     keyed: "",
@@ -30,7 +30,7 @@ pub const POSTGRES: Dialect = Dialect {
 
 impl Dialect {
     /// `sql` with this dialect's words filled in.
-    pub fn render(&self, sql: &str) -> String {
+    pub(super) fn render(&self, sql: &str) -> String {
         sql.replace("{int}", self.int)
             .replace("{serial}", self.serial)
             .replace("{keyed}", self.keyed)
@@ -38,7 +38,7 @@ impl Dialect {
 }
 
 /// Durable key-value state, per instance.
-pub const INSTANCE_STATE: &str = "CREATE TABLE instance_state (
+pub(super) const INSTANCE_STATE: &str = "CREATE TABLE instance_state (
         agent TEXT NOT NULL,
         instance_id TEXT NOT NULL,
         key TEXT NOT NULL,
@@ -47,7 +47,7 @@ pub const INSTANCE_STATE: &str = "CREATE TABLE instance_state (
     ){keyed};";
 
 /// The dispatch queue, in order of acceptance.
-pub const DISPATCHES: &str = "CREATE TABLE dispatches (
+pub(super) const DISPATCHES: &str = "CREATE TABLE dispatches (
         seq {serial},
         id TEXT NOT NULL UNIQUE,
         agent TEXT NOT NULL,
@@ -70,7 +70,7 @@ pub const DISPATCHES: &str = "CREATE TABLE dispatches (
     CREATE INDEX dispatches_pending ON dispatches (seq) WHERE status IN ('queued', 'running');";
 
 /// Workflow runs and their numbered events.
-pub const RUNS: &str = "CREATE TABLE runs (
+pub(super) const RUNS: &str = "CREATE TABLE runs (
         id TEXT PRIMARY KEY,
         workflow TEXT NOT NULL,
         status TEXT NOT NULL,
@@ -89,13 +89,13 @@ pub const RUNS: &str = "CREATE TABLE runs (
     ){keyed};";
 
 /// A dispatched event's answer, and the key that started a run.
-pub const ANSWERS_AND_STARTERS: &str = "ALTER TABLE dispatches ADD COLUMN answer TEXT;
+pub(super) const ANSWERS_AND_STARTERS: &str = "ALTER TABLE dispatches ADD COLUMN answer TEXT;
     ALTER TABLE runs ADD COLUMN started_by TEXT;";
 
 /// The steps of `steps` a database that has run `done` of them still needs. A database
 /// with more steps than this build knows was written by a newer flue and is refused:
 /// an older host must not write a newer layout.
-pub fn pending<T>(steps: &[T], done: usize) -> Result<&[T], StoreError> {
+pub(super) fn pending<T>(steps: &[T], done: usize) -> Result<&[T], StoreError> {
     steps.get(done..).ok_or_else(|| {
         StoreError(format!(
             "the database was written by a newer flue (schema step {done}; this one knows {})",

@@ -21,7 +21,11 @@ pub struct ShellPolicy {
 /// Runs `command` in the tree's root. Shell syntax (pipes, `;`, redirects, `$`) is not
 /// interpreted; an argument that names a path outside the root (absolute, through
 /// `..`, or through a symbolic link) is refused.
-pub async fn run(policy: &ShellPolicy, tree: &LocalTree, command: &str) -> Result<String, String> {
+pub(super) async fn run(
+    policy: &ShellPolicy,
+    tree: &LocalTree,
+    command: &str,
+) -> Result<String, String> {
     let root = tree.root();
     let words = shlex::split(command).ok_or("the command has unbalanced quotes")?;
     let (program, args) = words.split_first().ok_or("the command is empty")?;

@@ -5,16 +5,16 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 /// The most bytes a virtual tree holds, over all its files.
-pub const MAX_VIRTUAL_BYTES: usize = 16 << 20;
+pub(super) const MAX_VIRTUAL_BYTES: usize = 16 << 20;
 /// The most files a listing or search walks.
-pub const MAX_WALK: usize = 20_000;
+pub(super) const MAX_WALK: usize = 20_000;
 
 /// A path inside the sandbox, relative to its root: `src/main.rs`, or `` for the root.
-pub type RelPath = String;
+pub(super) type RelPath = String;
 
 /// Resolves a path the model gave against the sandbox root `cwd`. Relative paths are
 /// taken from the root; absolute ones must lie under it. `..` may not climb above it.
-pub fn resolve(cwd: &str, path: &str) -> Result<RelPath, String> {
+pub(super) fn resolve(cwd: &str, path: &str) -> Result<RelPath, String> {
     let relative = if path.starts_with('/') {
         let root = cwd.trim_end_matches('/');
         match path.strip_prefix(root) {
@@ -44,7 +44,7 @@ pub fn resolve(cwd: &str, path: &str) -> Result<RelPath, String> {
 }
 
 /// The file operations the built-in tools are written against.
-pub trait FileTree: Send + Sync {
+pub(super) trait FileTree: Send + Sync {
     /// A file's text.
     fn read(&self, path: &str) -> Result<String, String>;
     /// Creates or replaces a file, creating its folders.

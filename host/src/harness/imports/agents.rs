@@ -14,18 +14,18 @@ use crate::store::{InstanceKey, SessionKey};
 
 /// Answers `agents.prompt` for one workflow run. Prompting an agent runs a whole
 /// prompt, so this import alone reaches the harness.
-pub struct AgentsImport {
+pub(super) struct AgentsImport {
     harness: Weak<Shared>,
     run: Arc<RunLog>,
 }
 
 impl AgentsImport {
     /// Prompts through `harness` for `run`, bounded by the run's scope.
-    pub fn new(harness: Weak<Shared>, run: Arc<RunLog>) -> Self {
+    pub(super) fn new(harness: Weak<Shared>, run: Arc<RunLog>) -> Self {
         Self { harness, run }
     }
 
-    pub async fn prompt(
+    pub(super) async fn prompt(
         &self,
         agent: String,
         id: String,

@@ -26,10 +26,10 @@ use session::{InstanceStore, SessionImport};
 
 /// What a guest's `create` returned, once it has: shared by the imports that depend
 /// on it (the default model; whether sessions persist).
-pub type Created = Arc<OnceLock<Arc<AgentConfig>>>;
+pub(super) type Created = Arc<OnceLock<Arc<AgentConfig>>>;
 
 /// Answers one guest's imports: an agent instance's, or a workflow run's.
-pub struct GuestImports {
+pub(super) struct GuestImports {
     created: Created,
     model: ModelImport,
     session: SessionImport,
@@ -66,12 +66,12 @@ impl Shared {
 
 impl GuestImports {
     /// Records what the guest's `create` returned.
-    pub fn created(&self, config: Arc<AgentConfig>) {
+    pub(super) fn created(&self, config: Arc<AgentConfig>) {
         let _ = self.created.set(config);
     }
 
     /// Tokens the guest's own model calls used since the last look, and zero after.
-    pub fn take_spent(&self) -> Usage {
+    pub(super) fn take_spent(&self) -> Usage {
         self.model.take_spent()
     }
 }

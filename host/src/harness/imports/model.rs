@@ -9,7 +9,7 @@ use crate::models::{Message, ModelRequest, Providers, Usage};
 use crate::runtime::{Completion, CompletionRequest, HostError, TokenUsage};
 
 /// Answers `model.complete` for one agent's guest.
-pub struct ModelImport {
+pub(super) struct ModelImport {
     providers: Arc<Providers>,
     policies: Arc<Policies>,
     agent: String,
@@ -21,7 +21,7 @@ pub struct ModelImport {
 impl ModelImport {
     /// Model calls through `providers`, metered by `policies` as `agent`'s; the model
     /// is the one asked for, else the one `create` set.
-    pub fn new(
+    pub(super) fn new(
         providers: Arc<Providers>,
         policies: Arc<Policies>,
         agent: String,
@@ -37,11 +37,14 @@ impl ModelImport {
     }
 
     /// Tokens used since the last look, and zero after.
-    pub fn take_spent(&self) -> Usage {
+    pub(super) fn take_spent(&self) -> Usage {
         std::mem::take(&mut *self.spent.lock().expect("usage lock"))
     }
 
-    pub async fn complete(&self, request: CompletionRequest) -> Result<Completion, HostError> {
+    pub(super) async fn complete(
+        &self,
+        request: CompletionRequest,
+    ) -> Result<Completion, HostError> {
         let model = match request.model {
             Some(model) => model,
             None => self

@@ -11,7 +11,7 @@ use crate::store::{InstanceKey, MemoryStore, SessionKey, Store};
 
 /// The store an instance keeps its sessions and state in: the durable one, or memory
 /// once its `create` has said `persist = false`.
-pub struct InstanceStore {
+pub(super) struct InstanceStore {
     durable: Arc<dyn Store>,
     memory: Arc<MemoryStore>,
     created: Created,
@@ -19,7 +19,7 @@ pub struct InstanceStore {
 
 impl InstanceStore {
     /// Chooses between `durable` and `memory` by what `create` returned.
-    pub fn new(durable: Arc<dyn Store>, memory: Arc<MemoryStore>, created: Created) -> Self {
+    pub(super) fn new(durable: Arc<dyn Store>, memory: Arc<MemoryStore>, created: Created) -> Self {
         Self {
             durable,
             memory,
@@ -37,18 +37,18 @@ impl InstanceStore {
 
 /// Answers `session.history`, `session.state-get` and `session.state-set` for one
 /// instance.
-pub struct SessionImport {
+pub(super) struct SessionImport {
     store: InstanceStore,
     instance: InstanceKey,
 }
 
 impl SessionImport {
     /// Reads and writes in `store`, under `instance` only.
-    pub fn new(store: InstanceStore, instance: InstanceKey) -> Self {
+    pub(super) fn new(store: InstanceStore, instance: InstanceKey) -> Self {
         Self { store, instance }
     }
 
-    pub async fn history(&self, session: String) -> Result<Vec<Message>, HostError> {
+    pub(super) async fn history(&self, session: String) -> Result<Vec<Message>, HostError> {
         check_name("session name", &session).map_err(host_error)?;
         let key = SessionKey {
             instance: self.instance.clone(),
@@ -58,13 +58,13 @@ impl SessionImport {
         history.map_err(|e| host_error(e.into()))
     }
 
-    pub async fn state_get(&self, key: String) -> Result<Option<String>, HostError> {
+    pub(super) async fn state_get(&self, key: String) -> Result<Option<String>, HostError> {
         check_text("state key", &key).map_err(host_error)?;
         let value = self.store.get().state_get(&self.instance, &key).await;
         value.map_err(|e| host_error(e.into()))
     }
 
-    pub async fn state_set(&self, key: String, value: String) -> Result<(), HostError> {
+    pub(super) async fn state_set(&self, key: String, value: String) -> Result<(), HostError> {
         check_text("state key", &key).map_err(host_error)?;
         check_text("state value", &value).map_err(host_error)?;
         let stored = self

@@ -16,7 +16,7 @@ const DEFAULT_SYSTEM: &str = "You are a helpful assistant.";
 
 /// `request` as one ChatML prompt, ending where the assistant's answer starts; tools
 /// are offered only if `offer_tools`.
-pub fn prompt(request: &ModelRequest, offer_tools: bool) -> String {
+pub(super) fn prompt(request: &ModelRequest, offer_tools: bool) -> String {
     let mut out = String::from("<|im_start|>system\n");
     out.push_str(request.system.as_deref().unwrap_or(DEFAULT_SYSTEM));
     if offer_tools && !request.tools.is_empty() {

@@ -14,19 +14,19 @@ use candle_core::quantized::{GgmlDType, QMatMul, QTensor};
 use candle_core::{Module, Result, Tensor};
 
 /// A quantized matrix of shape (outputs, inputs), applied as `x · Wᵀ`.
-pub struct Matrix(QMatMul);
+pub(super) struct Matrix(QMatMul);
 
 impl Matrix {
-    pub fn new(weight: QTensor) -> Result<Self> {
+    pub(super) fn new(weight: QTensor) -> Result<Self> {
         QMatMul::from_qtensor(weight).map(Self)
     }
 
-    pub fn shared(weight: std::sync::Arc<QTensor>) -> Result<Self> {
+    pub(super) fn shared(weight: std::sync::Arc<QTensor>) -> Result<Self> {
         QMatMul::from_arc(weight).map(Self)
     }
 
     /// `x` of shape (.., inputs) times the matrix: (.., outputs), f32.
-    pub fn forward(&self, x: &Tensor) -> Result<Tensor> {
+    pub(super) fn forward(&self, x: &Tensor) -> Result<Tensor> {
         match &self.0 {
             QMatMul::QTensor(weight) if weight.dtype() == GgmlDType::Q4K => {
                 let (outputs, inputs) = weight.shape().dims2()?;

@@ -104,7 +104,7 @@ impl LocalSettings {
     /// Threads for the model's attention and norms. On two cores with other load, one
     /// wrote 9.2–10.6 tokens/s and two 8.7–8.8 (`bench-local`).
     pub fn threads(&self) -> usize {
-        let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+        let cores = std::thread::available_parallelism().map_or(1, std::num::NonZero::get);
         self.threads.unwrap_or(cores.saturating_sub(1).max(1))
     }
 

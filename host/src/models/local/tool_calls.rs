@@ -21,20 +21,20 @@ const ARGUMENT_KEYS: [&str; 4] = ["arguments", "parameters", "args", "input"];
 
 /// A tool call read from the model's text.
 #[derive(Debug, Clone, PartialEq)]
-pub struct Call {
+pub(super) struct Call {
     pub name: String,
     pub arguments: Value,
 }
 
 /// The model's text split into tool calls and the answer text around them.
 #[derive(Debug, Clone, PartialEq)]
-pub struct Parsed {
+pub(super) struct Parsed {
     pub text: String,
     pub calls: Vec<Call>,
 }
 
 /// Reads the tool calls of `offered` tools in `output`.
-pub fn parse(output: &str, offered: &[ToolSpec]) -> Parsed {
+pub(super) fn parse(output: &str, offered: &[ToolSpec]) -> Parsed {
     let mut calls = Vec::new();
     let mut spans: Vec<Range<usize>> = Vec::new();
     let mut from = 0;
@@ -67,14 +67,14 @@ pub fn parse(output: &str, offered: &[ToolSpec]) -> Parsed {
 
 /// Where in `text` a tool call could begin (a JSON value, a fence or a tag): text before
 /// it can be shown as it comes, text after it waits until the answer is whole.
-pub fn possible_start(text: &str) -> Option<usize> {
+pub(super) fn possible_start(text: &str) -> Option<usize> {
     text.find(['{', '[', '`', '<'])
 }
 
 /// Whether one of `calls` repeats, with the same arguments, a call made since the
 /// user's last message: small models tend to call a tool again after reading its
 /// result instead of answering with it.
-pub fn repeats_earlier(calls: &[ToolCall], messages: &[Message]) -> bool {
+pub(super) fn repeats_earlier(calls: &[ToolCall], messages: &[Message]) -> bool {
     let since_user = messages
         .iter()
         .rposition(|m| matches!(m, Message::User { .. }))
@@ -92,7 +92,7 @@ pub fn repeats_earlier(calls: &[ToolCall], messages: &[Message]) -> bool {
 /// Whether the whole of `answer` (tags or a fence aside) is one call-shaped JSON object,
 /// `{"name": …, "arguments": …}` or the like: a call to a tool the agent does not offer,
 /// since a call to an offered one would have been read as such.
-pub fn only_a_call(answer: &str) -> bool {
+pub(super) fn only_a_call(answer: &str) -> bool {
     let inner = OPENINGS
         .iter()
         .find_map(|o| answer.trim().strip_prefix(o))

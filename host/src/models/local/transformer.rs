@@ -19,7 +19,7 @@ use candle_core::{DType, Device, IndexOp, Result, Tensor};
 const PROMPT_CHUNK: usize = 256;
 
 /// The loaded weights, and the keys and values of the tokens read so far.
-pub struct Transformer {
+pub(super) struct Transformer {
     embedding: Arc<QTensor>,
     layers: Vec<Layer>,
     norm: Tensor,
@@ -131,7 +131,7 @@ impl Metadata<'_> {
 impl Transformer {
     /// Loads the weights of `content` (read from `file`), for at most `context` positions.
     /// Errors name what the file lacks or an architecture other than `qwen2` and `llama`.
-    pub fn load(
+    pub(super) fn load(
         content: &gguf_file::Content,
         file: &mut std::fs::File,
         context: usize,
@@ -156,7 +156,7 @@ impl Transformer {
         let eps = meta.value("attention.layer_norm_rms_epsilon")?.to_f32()?;
         let base = meta
             .value("rope.freq_base")
-            .and_then(|v| v.to_f32())
+            .and_then(candle_core::quantized::gguf_file::Value::to_f32)
             .unwrap_or(10_000.0);
         let context = context.min(meta.count("context_length")?);
         let mut weights = Weights { content, file };
@@ -184,7 +184,7 @@ impl Transformer {
 
     /// Keeps the keys and values of the longest start `tokens` shares with what was read
     /// before (leaving at least its last token to read); returns how many were kept.
-    pub fn keep_common_start(&mut self, tokens: &[u32]) -> Result<usize> {
+    pub(super) fn keep_common_start(&mut self, tokens: &[u32]) -> Result<usize> {
         let common = self
             .cached
             .iter()
@@ -206,7 +206,7 @@ impl Transformer {
 
     /// Reads `tokens` after those already read and returns the logits (vocabulary size,
     /// f32) of what comes next. The caller keeps the total within [`Self::context`].
-    pub fn read(&mut self, tokens: &[u32]) -> Result<Tensor> {
+    pub(super) fn read(&mut self, tokens: &[u32]) -> Result<Tensor> {
         let mut logits = None;
         for chunk in tokens.chunks(PROMPT_CHUNK) {
             logits = Some(self.forward(chunk)?);
@@ -216,7 +216,7 @@ impl Transformer {
     }
 
     /// Forgets every token read.
-    pub fn clear(&mut self) {
+    pub(super) fn clear(&mut self) {
         self.cached.clear();
         for layer in &mut self.layers {
             layer.keys_values = None;
@@ -365,7 +365,7 @@ fn causal_mask(tokens: usize, start: usize) -> Result<Option<Tensor>> {
 }
 
 /// Opens a GGUF file and reads its header (metadata and tensor table).
-pub fn open(path: &Path) -> Result<(gguf_file::Content, std::fs::File)> {
+pub(super) fn open(path: &Path) -> Result<(gguf_file::Content, std::fs::File)> {
     let mut file = std::fs::File::open(path)?;
     let content = gguf_file::Content::read(&mut file)?;
     Ok((content, file))

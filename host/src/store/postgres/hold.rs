@@ -8,13 +8,13 @@ use sqlx::postgres::{PgPool, Postgres};
 use crate::store::{SessionKey, StoreError};
 
 /// A held session; dropping it releases the lock.
-pub struct Held {
+pub(super) struct Held {
     conn: Option<PoolConnection<Postgres>>,
     locked: bool,
 }
 
 /// Waits until this host holds `key`.
-pub async fn take(pool: &PgPool, key: &SessionKey) -> Result<Held, StoreError> {
+pub(super) async fn take(pool: &PgPool, key: &SessionKey) -> Result<Held, StoreError> {
     let mut held = Held {
         conn: Some(pool.acquire().await.map_err(StoreError::from_display)?),
         locked: false,
@@ -31,7 +31,7 @@ pub async fn take(pool: &PgPool, key: &SessionKey) -> Result<Held, StoreError> {
 
 /// The text a session's locks are named by (hashed with a seed per kind of lock):
 /// distinct sessions collide only by hash, which at worst makes two of them take turns.
-pub fn lock_name(key: &SessionKey) -> String {
+pub(super) fn lock_name(key: &SessionKey) -> String {
     format!(
         "{}\u{1f}{}\u{1f}{}",
         key.instance.agent, key.instance.id, key.session

@@ -27,14 +27,14 @@ struct Inner {
 }
 
 /// Session histories by session, least recently used dropped first.
-pub struct HistoryCache {
+pub(super) struct HistoryCache {
     inner: Mutex<Inner>,
     budget: usize,
 }
 
 impl HistoryCache {
     /// An empty cache holding at most `budget` bytes of stored messages.
-    pub fn new(budget: usize) -> Self {
+    pub(super) fn new(budget: usize) -> Self {
         Self {
             inner: Mutex::default(),
             budget,
@@ -42,7 +42,7 @@ impl HistoryCache {
     }
 
     /// A copy of the session's history, if it is cached.
-    pub fn get(&self, key: &SessionKey) -> Option<Vec<Message>> {
+    pub(super) fn get(&self, key: &SessionKey) -> Option<Vec<Message>> {
         let mut inner = self.lock();
         inner.clock += 1;
         let now = inner.clock;
@@ -52,7 +52,7 @@ impl HistoryCache {
     }
 
     /// Adds committed messages to a cached history; an uncached one stays uncached.
-    pub fn extend(&self, key: &SessionKey, messages: &[Message], bytes: usize) {
+    pub(super) fn extend(&self, key: &SessionKey, messages: &[Message], bytes: usize) {
         let mut inner = self.lock();
         let Some(entry) = inner.entries.get_mut(key) else {
             return;
@@ -64,7 +64,7 @@ impl HistoryCache {
     }
 
     /// Caches a whole history just read from the database.
-    pub fn insert(&self, key: &SessionKey, messages: Vec<Message>, bytes: usize) {
+    pub(super) fn insert(&self, key: &SessionKey, messages: Vec<Message>, bytes: usize) {
         let mut inner = self.lock();
         if let Some(old) = inner.entries.remove(key) {
             inner.bytes -= old.bytes;
@@ -108,7 +108,9 @@ impl HistoryCache {
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, Inner> {
-        self.inner.lock().unwrap_or_else(|e| e.into_inner())
+        self.inner
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 }
 

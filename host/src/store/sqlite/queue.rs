@@ -15,7 +15,7 @@ use crate::store::queue::{
 use crate::store::{InstanceKey, SessionKey, StoreError, now_millis};
 
 /// Inserts an event, or finds the one stored earlier under the same idempotency key.
-pub fn enqueue(
+pub(super) fn enqueue(
     conn: &Connection,
     event: &NewDispatch,
     id: &str,
@@ -67,7 +67,7 @@ pub fn enqueue(
 
 /// Claims the events whose turn it is: each the oldest unfinished event of its session,
 /// and either queued and due or running on an expired lease.
-pub fn claim(
+pub(super) fn claim(
     conn: &Connection,
     limit: usize,
     now: i64,
@@ -109,7 +109,7 @@ pub fn claim(
 }
 
 /// Extends the leases of events still running.
-pub fn renew(conn: &Connection, ids: &[String], until: i64) -> Result<(), StoreError> {
+pub(super) fn renew(conn: &Connection, ids: &[String], until: i64) -> Result<(), StoreError> {
     for id in ids {
         execute(
             conn,
@@ -121,7 +121,7 @@ pub fn renew(conn: &Connection, ids: &[String], until: i64) -> Result<(), StoreE
 }
 
 /// Records how an attempt ended, unless the event was claimed again since.
-pub fn settle(
+pub(super) fn settle(
     conn: &Connection,
     id: &str,
     attempt: u32,
@@ -261,7 +261,7 @@ impl Queue for SqliteStore {
 }
 
 /// Queues a dead event again; whether there was one.
-pub fn retry(conn: &Connection, id: &str, now: i64) -> Result<bool, StoreError> {
+pub(super) fn retry(conn: &Connection, id: &str, now: i64) -> Result<bool, StoreError> {
     execute(
         conn,
         "UPDATE dispatches SET status = 'queued', due_at = ?1, finished_at = NULL

@@ -13,14 +13,14 @@ use crate::store::StoreError;
 const MAX_IDLE: usize = 4;
 
 /// Read-only connections to one database file.
-pub struct Readers {
+pub(super) struct Readers {
     path: PathBuf,
     idle: Mutex<Vec<Connection>>,
 }
 
 impl Readers {
     /// Readers of the database at `path`; connections are opened as reads need them.
-    pub fn new(path: &Path) -> Arc<Self> {
+    pub(super) fn new(path: &Path) -> Arc<Self> {
         Arc::new(Self {
             path: path.to_path_buf(),
             idle: Mutex::default(),
@@ -28,7 +28,7 @@ impl Readers {
     }
 
     /// Runs `read` on an idle connection (or a new one) on a blocking thread.
-    pub async fn run<T, F>(self: &Arc<Self>, read: F) -> Result<T, StoreError>
+    pub(super) async fn run<T, F>(self: &Arc<Self>, read: F) -> Result<T, StoreError>
     where
         T: Send + 'static,
         F: FnOnce(&Connection) -> rusqlite::Result<T> + Send + 'static,
@@ -51,6 +51,8 @@ impl Readers {
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, Vec<Connection>> {
-        self.idle.lock().unwrap_or_else(|e| e.into_inner())
+        self.idle
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 }

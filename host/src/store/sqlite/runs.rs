@@ -10,7 +10,7 @@ use crate::store::StoreError;
 use crate::store::runs::{RunEnd, RunEvent, RunFilter, RunRecord, RunStatus, Runs};
 
 /// Records a run as started.
-pub fn started(
+pub(super) fn started(
     conn: &Connection,
     id: &str,
     workflow: &str,
@@ -27,7 +27,7 @@ pub fn started(
 }
 
 /// Appends one event.
-pub fn event(conn: &Connection, id: &str, e: &RunEvent) -> Result<(), StoreError> {
+pub(super) fn event(conn: &Connection, id: &str, e: &RunEvent) -> Result<(), StoreError> {
     execute(
         conn,
         "INSERT INTO run_events (run_id, idx, kind, data, at) VALUES (?1, ?2, ?3, ?4, ?5)",
@@ -37,7 +37,7 @@ pub fn event(conn: &Connection, id: &str, e: &RunEvent) -> Result<(), StoreError
 }
 
 /// Records how a run ended.
-pub fn ended(conn: &Connection, id: &str, end: &RunEnd, at: i64) -> Result<(), StoreError> {
+pub(super) fn ended(conn: &Connection, id: &str, end: &RunEnd, at: i64) -> Result<(), StoreError> {
     let (status, result, error) = end.columns();
     execute(
         conn,

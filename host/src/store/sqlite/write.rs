@@ -9,7 +9,7 @@ use crate::store::runs::{RunEnd, RunEvent};
 use crate::store::{InstanceKey, SessionKey, StoreError};
 
 /// One write the writer has not committed yet.
-pub enum Write {
+pub(super) enum Write {
     Append {
         key: SessionKey,
         messages: Vec<Message>,
@@ -74,7 +74,7 @@ pub enum Write {
 }
 
 /// What a committed write gives back.
-pub enum Done {
+pub(super) enum Done {
     Nothing,
     /// Whether a conditional update found its row.
     Changed(bool),
@@ -85,7 +85,7 @@ pub enum Done {
 }
 
 /// A queued write and where to report its outcome.
-pub struct Pending {
+pub(super) struct Pending {
     pub write: Write,
     pub done: oneshot::Sender<Result<Done, StoreError>>,
 }

@@ -31,7 +31,7 @@ const MAX_BATCH: usize = 512;
 /// Commits between two checkpoints beside the writer (on the checkpointer's thread).
 const COMMITS_PER_CHECKPOINT: u32 = 100;
 /// How long the writer must have nothing to do before it finishes a checkpoint.
-pub const IDLE: Duration = Duration::from_millis(100);
+pub(super) const IDLE: Duration = Duration::from_millis(100);
 /// Frames in the write-ahead log (64 MiB of 4 KiB pages) past which the writer
 /// finishes a checkpoint even when it is busy.
 const MOST_FRAMES: u64 = 16_384;
@@ -42,7 +42,7 @@ const MOST_FRAMES: u64 = 16_384;
 /// log back into the database off the runtime; when it has been idle for [`IDLE`], or
 /// the log has grown past [`MOST_FRAMES`], it finishes the copy itself (see
 /// [`Checkpoints::finish`]).
-pub async fn run(
+pub(super) async fn run(
     mut conn: Connection,
     mut queue: mpsc::UnboundedReceiver<Pending>,
     cache: Arc<HistoryCache>,
@@ -141,7 +141,7 @@ fn off_the_runtime<T>(work: impl FnOnce() -> T) -> T {
 
 /// The writer's side of the checkpointer: asks it to run, and the length of the
 /// write-ahead log it last saw.
-pub struct Checkpoints {
+pub(super) struct Checkpoints {
     asks: SyncSender<()>,
     log: Arc<AtomicU64>,
 }
@@ -149,7 +149,7 @@ pub struct Checkpoints {
 impl Checkpoints {
     /// Starts the checkpointer on a thread of its own, with its own connection; it ends
     /// with the writer.
-    pub fn start(conn: Connection) -> Result<Checkpoints, StoreError> {
+    pub(super) fn start(conn: Connection) -> Result<Checkpoints, StoreError> {
         let (asks, asked) = std::sync::mpsc::sync_channel(1);
         let log = Arc::new(AtomicU64::new(0));
         let seen = log.clone();
@@ -201,7 +201,7 @@ fn checkpoint(conn: &Connection) -> rusqlite::Result<u64> {
 }
 
 /// Sets a pragma on one connection.
-pub fn pragma(conn: &Connection, name: &str, value: &str) -> Result<(), StoreError> {
+pub(super) fn pragma(conn: &Connection, name: &str, value: &str) -> Result<(), StoreError> {
     conn.pragma_update(None, name, value)
         .map_err(StoreError::from_display)
 }
