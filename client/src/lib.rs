@@ -27,8 +27,11 @@ pub enum ClientError {
     /// The server answered with an error envelope.
     #[error("{status} {kind}: {message}")]
     Api {
+        /// The HTTP status code; 500 for an `error` event in a stream.
         status: u16,
+        /// The envelope's `error.type`, such as `not_found`; `unknown` when missing.
         kind: String,
+        /// The envelope's `error.message`.
         message: String,
         /// The whole `error` object.
         error: Value,
@@ -53,17 +56,24 @@ impl ClientError {
 /// Token counts of one prompt.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct Usage {
+    /// Prompt tokens read fresh, not from the provider's prompt cache.
     pub input: u64,
+    /// Tokens the model wrote.
     pub output: u64,
+    /// Prompt tokens read from the provider's prompt cache.
     pub cache_read: u64,
+    /// Prompt tokens written to the provider's prompt cache.
     pub cache_write: u64,
+    /// All of the above added up.
     pub total_tokens: u64,
 }
 
 /// The result of one prompt.
 #[derive(Debug, Clone, PartialEq)]
 pub struct PromptResult {
+    /// The model's final answer.
     pub text: String,
+    /// Tokens used by every model call of the prompt.
     pub usage: Usage,
     /// The model that answered, as `provider/model`.
     pub model: String,
@@ -99,20 +109,33 @@ impl PromptResult {
 #[derive(Debug, Clone, PartialEq)]
 pub enum StreamEvent {
     /// The prompt started on this session.
-    Start { session: String },
+    Start {
+        /// The session's name (the event's `session_id`).
+        session: String,
+    },
     /// A chunk of answer text.
-    Delta { text: String },
+    Delta {
+        /// The text, as the server streamed it.
+        text: String,
+    },
     /// A tool call is about to run.
     ToolStart {
+        /// The tool's name (`toolName`).
         name: String,
+        /// The provider's id of the call (`toolCallId`).
         call_id: String,
+        /// The arguments the model gave, a JSON object.
         args: Value,
     },
     /// A tool call finished.
     ToolEnd {
+        /// The tool's name (`toolName`).
         name: String,
+        /// The provider's id of the call (`toolCallId`).
         call_id: String,
+        /// Whether the tool failed, so `result` is its error message (`isError`).
         is_error: bool,
+        /// What the tool returned to the model, as text.
         result: String,
     },
     /// The prompt finished with this result.
@@ -232,7 +255,9 @@ pub struct Agents<'a> {
 /// A loaded agent, as `GET /agents` lists it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct AgentSummary {
+    /// The agent's name, as the caller's namespace holds it.
     pub name: String,
+    /// Its component file, `<name>.wasm` (never a path on the server).
     pub path: String,
 }
 

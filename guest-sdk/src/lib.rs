@@ -150,9 +150,9 @@ pub fn prompt_agent(
 /// Runs a workflow for the host's `run` call: the payload as JSON in, the result as
 /// JSON out. Used by [`export_workflow!`].
 #[doc(hidden)]
-pub fn __run(payload: String, run: fn(Value) -> Result<Value, String>) -> Result<String, String> {
+pub fn __run(payload: &str, run: fn(Value) -> Result<Value, String>) -> Result<String, String> {
     let payload =
-        serde_json::from_str(&payload).map_err(|e| format!("the payload is not JSON: {e}"))?;
+        serde_json::from_str(payload).map_err(|e| format!("the payload is not JSON: {e}"))?;
     run(payload).map(|result| result.to_string())
 }
 
@@ -167,7 +167,7 @@ macro_rules! export_workflow {
             fn run(
                 payload: ::std::string::String,
             ) -> ::core::result::Result<::std::string::String, ::std::string::String> {
-                $crate::__run(payload, $run)
+                $crate::__run(&payload, $run)
             }
         }
 
@@ -194,8 +194,8 @@ pub fn __create(
 
 /// Runs a registered tool for the host's `call-tool` call. Used by [`export_agent!`].
 #[doc(hidden)]
-pub fn __call_tool(name: String, args: String) -> Result<String, String> {
-    tool::call(&name, &args)
+pub fn __call_tool(name: &str, args: &str) -> Result<String, String> {
+    tool::call(name, args)
 }
 
 /// Exports an agent whose configuration `build(&CreateContext) -> AgentConfig` returns.
@@ -247,7 +247,7 @@ macro_rules! __agent_exports {
             name: ::std::string::String,
             args: ::std::string::String,
         ) -> ::core::result::Result<::std::string::String, ::std::string::String> {
-            $crate::__call_tool(name, args)
+            $crate::__call_tool(&name, &args)
         }
     };
 }

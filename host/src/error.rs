@@ -12,7 +12,9 @@ pub enum Error {
     /// No agent of that name is loaded.
     #[error("agent '{name}' not found (available: {})", if available.is_empty() { "none".to_string() } else { available.join(", ") })]
     AgentNotFound {
+        /// The name asked for, as the caller's namespace names it.
         name: String,
+        /// The agents loaded in the same namespace, by the names it knows them by.
         available: Vec<String>,
     },
     /// No workflow or run of that name or id.
@@ -28,13 +30,20 @@ pub enum Error {
     /// The agent's guest code failed: a trap, a timeout, an error from `create`.
     #[error("agent '{agent}': {source}")]
     Guest {
+        /// The agent's host name (`<tenant>/<name>` for a tenant's agent).
         agent: String,
+        /// What went wrong in the guest.
         #[source]
         source: GuestError,
     },
     /// The agent's configuration cannot be used as it is.
     #[error("agent '{agent}': {reason}")]
-    Config { agent: String, reason: String },
+    Config {
+        /// The agent's host name (`<tenant>/<name>` for a tenant's agent).
+        agent: String,
+        /// What is wrong with the configuration, as a sentence.
+        reason: String,
+    },
     /// The model provider failed.
     #[error(transparent)]
     Model(#[from] ModelError),
@@ -51,8 +60,11 @@ pub enum Error {
     /// `retry_after`, when the same call may pass again (a rate or budget window ending).
     #[error("{message}")]
     LimitExceeded {
+        /// The limit, which names its `flue.toml` setting.
         limit: Limit,
+        /// What the caller is told.
         message: String,
+        /// How long until the same call may pass, when a rate or budget window ends.
         retry_after: Option<std::time::Duration>,
     },
 }

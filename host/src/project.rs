@@ -98,14 +98,19 @@ impl DispatchSettings {
 #[derive(Debug, Clone, Default, Deserialize, garde::Validate)]
 #[serde(deny_unknown_fields)]
 pub struct LimitSettings {
+    /// Linear memory one instance may grow to, in MiB (default 64; 1–4096).
     #[garde(range(min = 1, max = 4096))]
     pub memory_mb: Option<usize>,
+    /// CPU time one guest call may use, in milliseconds (default 2000).
     #[garde(range(min = 1))]
     pub cpu_ms_per_call: Option<u64>,
+    /// Wall time one guest call may take, host calls included, in milliseconds (default 30000).
     #[garde(range(min = 1))]
     pub wall_ms_per_call: Option<u64>,
+    /// Instances live at once, across all agents (default 1000; at most 100000).
     #[garde(range(min = 1, max = 100000))]
     pub max_instances: Option<u32>,
+    /// Model ↔ tool rounds per prompt (default 16; at most 1000).
     #[garde(range(min = 1, max = 1000))]
     pub max_tool_rounds: Option<u32>,
     /// Live instances unused this long are dropped from memory (default 300000).

@@ -120,6 +120,7 @@ pub struct Project {
 pub struct Built {
     /// Components written (or already up to date), as `<name>` or `<tenant>/<name>`.
     pub agents: Vec<String>,
+    /// Workflow components written (or already up to date), as `<name>`.
     pub workflows: Vec<String>,
     /// Sources that failed, with why (a compiler's own output went to stderr).
     pub failed: Vec<String>,

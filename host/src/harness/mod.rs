@@ -136,10 +136,16 @@ pub(crate) struct Shared {
 /// counters; `GET /metrics` exposes them.
 #[derive(Debug, Default)]
 pub struct Stats {
+    /// Prompts run, failed ones included (`flue_prompts`).
     pub prompts: Family<AgentLabels, Counter>,
+    /// Prompts that ended in an error (`flue_prompt_failures`).
     pub failed_prompts: Family<AgentLabels, Counter>,
+    /// Input tokens of successful prompts, cache reads and writes not counted
+    /// (`flue_input_tokens`).
     pub input_tokens: Family<AgentLabels, Counter>,
+    /// Output tokens of successful prompts (`flue_output_tokens`).
     pub output_tokens: Family<AgentLabels, Counter>,
+    /// Guest calls that trapped or passed a limit (`flue_guest_traps`).
     pub guest_traps: Family<AgentLabels, Counter>,
 }
 
@@ -221,42 +227,64 @@ impl Stats {
 #[derive(Debug, Clone, PartialEq)]
 pub enum Event {
     /// The prompt started on this session.
-    Start { session: String },
+    Start {
+        /// The session's name within its instance.
+        session: String,
+    },
     /// A chunk of the model's answer text.
-    TextDelta { text: String },
+    TextDelta {
+        /// The text, as the provider streamed it.
+        text: String,
+    },
     /// A tool call is about to run.
     ToolStart {
+        /// The tool's name.
         name: String,
+        /// The provider's id of the call.
         call_id: String,
+        /// The arguments the model gave, a JSON object.
         args: serde_json::Value,
     },
     /// A tool call finished.
     ToolEnd {
+        /// The tool's name.
         name: String,
+        /// The provider's id of the call.
         call_id: String,
+        /// Whether the tool failed, so `result` is its error message.
         is_error: bool,
+        /// What the tool returned to the model, as text.
         result: String,
     },
     /// The model delegated a task to a helper, which works in its own child session.
     TaskStart {
+        /// The id of the model's `task` call, which names the task.
         task_id: String,
+        /// The helper's name, as the agent's subagents list it.
         subagent: String,
         /// The child session the helper works in.
         session: String,
         /// The session that delegated.
         parent_session: String,
+        /// What the model asked the helper to do.
         prompt: String,
     },
     /// A helper finished its task; its answer (or error) goes back to the model.
     TaskEnd {
+        /// The id of the model's `task` call, as in [`Event::TaskStart`].
         task_id: String,
+        /// The helper's name, as the agent's subagents list it.
         subagent: String,
+        /// Whether the helper failed, so `result` is the error.
         is_error: bool,
+        /// The helper's final answer, or why it failed.
         result: String,
     },
     /// Older turns were summarized to keep the request under the session's threshold.
     Compacted {
+        /// The request's estimated size in tokens before the summary.
         tokens_before: usize,
+        /// The request's estimated size in tokens with the summary.
         tokens_after: usize,
     },
 }

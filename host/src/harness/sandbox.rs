@@ -102,7 +102,7 @@ impl Shared {
                         .command_timeout_ms
                         .map_or(DEFAULT_COMMAND_TIMEOUT, Duration::from_millis),
                 };
-                Sandbox::local(root, Some(shell)).map_err(refuse)?
+                Sandbox::local(&root, Some(shell)).map_err(refuse)?
             }
         };
         Ok(Some(match builtins {

@@ -124,6 +124,7 @@ impl Workflows {
 
 /// A started run: its id, and its outcome once it ends.
 pub struct RunHandle {
+    /// The run's id, as stored in its [`RunRecord`](crate::RunRecord).
     pub id: String,
     ended: oneshot::Receiver<Result<String, String>>,
 }

@@ -565,22 +565,22 @@ mod tests {
             .collect()
     }
 
-    fn delta(delta: Value) -> Value {
+    fn delta(delta: &Value) -> Value {
         json!({"choices": [{"index": 0, "delta": delta, "finish_reason": null}]})
     }
 
     #[test]
     fn streams_accumulate_text_tool_calls_and_usage() {
         let call = |index: u64, function: Value| {
-            delta(json!({"tool_calls": [{"index": index, "function": function}]}))
+            delta(&json!({"tool_calls": [{"index": index, "function": function}]}))
         };
         let mut first_call = call(0, json!({"name": "t", "arguments": ""}));
         first_call["choices"][0]["delta"]["tool_calls"][0]["id"] = json!("call_1");
         let raw = sse(
             &[
-                delta(json!({"role": "assistant", "content": ""})),
-                delta(json!({"content": "Let me "})),
-                delta(json!({"content": "check."})),
+                delta(&json!({"role": "assistant", "content": ""})),
+                delta(&json!({"content": "Let me "})),
+                delta(&json!({"content": "check."})),
                 first_call,
                 call(0, json!({"arguments": "{\"x\""})),
                 call(0, json!({"arguments": ": 2}"})),
@@ -619,11 +619,11 @@ mod tests {
         let error = sse(&[json!({"error": {"message": "rate limited"}})], true);
         let err = replay::<OpenAi>(&endpoint(), &error).0.unwrap_err();
         assert!(err.to_string().contains("rate limited"), "{err}");
-        let cut = sse(&[delta(json!({"content": "hi"}))], false);
+        let cut = sse(&[delta(&json!({"content": "hi"}))], false);
         assert!(replay::<OpenAi>(&endpoint(), &cut).0.is_err());
         let bad_args = sse(
             &[delta(
-                json!({"tool_calls": [{"index": 0, "id": "c", "function": {"name": "t", "arguments": "{"}}]}),
+                &json!({"tool_calls": [{"index": 0, "id": "c", "function": {"name": "t", "arguments": "{"}}]}),
             )],
             true,
         );
@@ -637,7 +637,7 @@ mod tests {
     fn a_stream_that_finished_counts_without_done() {
         let finished = sse(
             &[
-                delta(json!({"content": "Complete answer."})),
+                delta(&json!({"content": "Complete answer."})),
                 json!({"choices": [{"index": 0, "delta": {}, "finish_reason": "stop"}]}),
                 json!({"choices": [], "usage": {"prompt_tokens": 10, "completion_tokens": 5}}),
             ],
@@ -646,7 +646,7 @@ mod tests {
         let response = replay::<OpenAi>(&endpoint(), &finished).0.unwrap();
         assert_eq!(response.text, "Complete answer.");
         assert_eq!(response.usage.output, 5);
-        let cut = sse(&[delta(json!({"content": "Compl"}))], false);
+        let cut = sse(&[delta(&json!({"content": "Compl"}))], false);
         let err = replay::<OpenAi>(&endpoint(), &cut).0.unwrap_err();
         assert!(matches!(err, ModelError::Incomplete { .. }), "{err:?}");
     }
@@ -658,7 +658,7 @@ mod tests {
             if let Some(index) = index {
                 call["index"] = json!(index);
             }
-            delta(json!({"tool_calls": [call]}))
+            delta(&json!({"tool_calls": [call]}))
         };
         for index in [Some(0), None] {
             let raw = sse(
@@ -687,10 +687,10 @@ mod tests {
         let repeated_name = sse(
             &[
                 delta(
-                    json!({"tool_calls": [{"index": 0, "id": "c1", "function": {"name": "t", "arguments": "{\"a\""}}]}),
+                    &json!({"tool_calls": [{"index": 0, "id": "c1", "function": {"name": "t", "arguments": "{\"a\""}}]}),
                 ),
                 delta(
-                    json!({"tool_calls": [{"index": 0, "function": {"name": "t", "arguments": ": 1}"}}]}),
+                    &json!({"tool_calls": [{"index": 0, "function": {"name": "t", "arguments": ": 1}"}}]}),
                 ),
             ],
             true,
@@ -704,7 +704,7 @@ mod tests {
     fn id_less_calls_without_an_index_stay_two() {
         let call = |args: Value| {
             delta(
-                json!({"tool_calls": [{"function": {"name": "ticket_status", "arguments": args}}]}),
+                &json!({"tool_calls": [{"function": {"name": "ticket_status", "arguments": args}}]}),
             )
         };
         for (first, second) in [

@@ -51,7 +51,10 @@ pub struct ProviderSettings {
 /// A parsed `provider/model` string.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ModelRef {
+    /// The provider's name: built in (`anthropic`, `openai`, `ollama`, `local`) or from
+    /// `flue.toml [providers]`.
     pub provider: String,
+    /// The provider's own model name, everything after the first `/`.
     pub model: String,
 }
 

@@ -30,7 +30,9 @@ pub enum Loaded {
 /// A file in the agents folder that could not be loaded, and why.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct LoadProblem {
+    /// The component file, as a canonical path.
     pub file: PathBuf,
+    /// Why it could not be loaded, as a sentence.
     pub reason: String,
 }
 

@@ -66,7 +66,12 @@ pub enum GuestError {
     /// The guest call passed one of its limits ([`Limit::MemoryMb`],
     /// [`Limit::CpuMsPerCall`] or [`Limit::WallMsPerCall`]).
     #[error("the agent {message}")]
-    Limit { limit: Limit, message: String },
+    Limit {
+        /// Which limit it passed.
+        limit: Limit,
+        /// What happened, worded to follow "the agent " ("did not answer within 30s").
+        message: String,
+    },
     /// The guest's `create` returned an error of its own.
     #[error("the agent's create failed: {0}")]
     Create(String),
@@ -83,8 +88,11 @@ pub enum GuestError {
     /// for `retry_in`; `last` is how its last attempt failed.
     #[error("{last} (start failures in a row: {failures}; next attempt in {retry_in:.1?})")]
     BackingOff {
+        /// How the last attempt to start failed.
         last: Box<GuestError>,
+        /// How many attempts in a row have failed.
         failures: u32,
+        /// How long until the next attempt is allowed.
         retry_in: Duration,
     },
 }

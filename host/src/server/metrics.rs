@@ -65,8 +65,8 @@ impl Metrics {
         }
     }
 
-    fn observe(&self, labels: RequestLabels, seconds: f64) {
-        self.requests.get_or_create(&labels).inc();
+    fn observe(&self, labels: &RequestLabels, seconds: f64) {
+        self.requests.get_or_create(labels).inc();
         self.latency.observe(seconds);
     }
 
@@ -98,7 +98,7 @@ pub(super) async fn track(State(app): State<App>, request: Request, next: Next) 
         route,
         status,
     };
-    app.metrics.observe(labels, elapsed.as_secs_f64());
+    app.metrics.observe(&labels, elapsed.as_secs_f64());
     tracing::info!(target: "flue::http", %method, %path, status, micros = elapsed.as_micros() as u64, "request");
     response
 }

@@ -31,9 +31,17 @@ impl<T: Store + Queue + Runs> Backend for T {}
 #[derive(Debug, Clone)]
 pub enum Database<'a> {
     /// A SQLite file this process owns, with up to `cache_bytes` of histories cached.
-    Sqlite { path: &'a Path, cache_bytes: usize },
+    Sqlite {
+        /// The database file, created if missing.
+        path: &'a Path,
+        /// The most session history kept in memory, in bytes of stored size.
+        cache_bytes: usize,
+    },
     /// A PostgreSQL database (`postgres://…`) that other hosts may share.
-    Postgres { url: &'a str },
+    Postgres {
+        /// The connection URL, `postgres://user:password@host/database`.
+        url: &'a str,
+    },
 }
 
 /// Opens the database and brings its schema up to date.
@@ -49,14 +57,18 @@ pub async fn open(database: Database<'_>) -> Result<Arc<dyn Backend>, StoreError
 /// One agent instance: an agent name and a caller-chosen id.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct InstanceKey {
+    /// The agent's host name (`<tenant>/<name>` for a tenant's agent).
     pub agent: String,
+    /// The caller-chosen instance id (a customer, a ticket, a repository).
     pub id: String,
 }
 
 /// One named session of one instance.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct SessionKey {
+    /// The instance the session belongs to.
     pub instance: InstanceKey,
+    /// The session's name within the instance.
     pub session: String,
 }
 

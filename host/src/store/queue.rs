@@ -10,6 +10,7 @@ use super::{SessionKey, StoreError, now_millis};
 /// An event to enqueue for an instance's session.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct NewDispatch {
+    /// The session the event is delivered to, as one turn.
     pub session: SessionKey,
     /// The event as JSON text.
     pub input: String,
@@ -21,6 +22,7 @@ pub struct NewDispatch {
 /// Proof that an event is stored and will be processed.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Receipt {
+    /// The event's id, `dsp_` and hex digits (see [`new_dispatch_id`]).
     pub id: String,
     /// When it was first accepted, in milliseconds since the Unix epoch.
     pub accepted_at_ms: i64,
@@ -33,9 +35,13 @@ pub struct Receipt {
 /// Where an event is in its life.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum DispatchStatus {
+    /// Waiting for its turn, or for the backoff after a failed attempt.
     Queued,
+    /// Claimed by a worker that holds a lease on it.
     Running,
+    /// Processed; its answer is stored.
     Done,
+    /// Failed on its last allowed attempt; only [`Queue::retry`] queues it again.
     Dead,
 }
 
@@ -62,15 +68,21 @@ impl DispatchStatus {
 /// A stored event and how its delivery went.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct DispatchRecord {
+    /// The event's id, as in its [`Receipt`].
     pub id: String,
+    /// The session the event is delivered to.
     pub session: SessionKey,
+    /// The event as JSON text.
     pub input: String,
+    /// Where the event is in its life.
     pub status: DispatchStatus,
     /// Delivery attempts started so far.
     pub attempts: u32,
+    /// Why the latest failed attempt failed; cleared once the event is done.
     pub last_error: Option<String>,
+    /// When it was accepted, in milliseconds since the Unix epoch.
     pub accepted_at_ms: i64,
-    /// When it was done or declared dead.
+    /// When it was done or declared dead, in milliseconds since the Unix epoch.
     pub finished_at_ms: Option<i64>,
     /// What the agent answered the event with, once it is done.
     pub answer: Option<String>,
@@ -84,15 +96,20 @@ pub struct DispatchFilter {
     pub status: Option<DispatchStatus>,
     /// Only events of this agent (its host name).
     pub agent: Option<String>,
+    /// How many matching stored events to skip first.
     pub offset: u64,
+    /// The most events to return.
     pub limit: u64,
 }
 
 /// An event a worker claimed and now holds a lease on.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Claimed {
+    /// The event's id.
     pub id: String,
+    /// The session to deliver it to.
     pub session: SessionKey,
+    /// The event as JSON text.
     pub input: String,
     /// This attempt's number, from 1.
     pub attempt: u32,
@@ -102,11 +119,22 @@ pub struct Claimed {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Settle {
     /// Processed; the agent answered this.
-    Done { answer: String },
+    Done {
+        /// The agent's final answer text.
+        answer: String,
+    },
     /// Failed; try again no sooner than `after`.
-    Retry { error: String, after: Duration },
+    Retry {
+        /// Why the attempt failed, stored as the event's last error.
+        error: String,
+        /// The backoff before the event is due again.
+        after: Duration,
+    },
     /// Failed for the last time.
-    Dead { error: String },
+    Dead {
+        /// Why the last attempt failed, stored as the event's last error.
+        error: String,
+    },
 }
 
 /// The durable dispatch queue.

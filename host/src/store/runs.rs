@@ -7,9 +7,13 @@ use super::StoreError;
 /// Where a run is in its life.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum RunStatus {
+    /// Started and not yet ended.
     Running,
+    /// Ended with a result.
     Completed,
+    /// Ended with an error.
     Failed,
+    /// Stopped on request.
     Cancelled,
 }
 
@@ -63,28 +67,37 @@ impl RunEnd {
 /// One run of a workflow.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RunRecord {
+    /// The run's id, `run_` and hex digits of its start time and a random part.
     pub id: String,
+    /// The workflow's name, as in `workflows/<name>.wasm`.
     pub workflow: String,
+    /// Where the run is in its life.
     pub status: RunStatus,
     /// The result (JSON text) of a completed run.
     pub result: Option<String>,
     /// Why a failed run failed.
     pub error: Option<String>,
+    /// When it started, in milliseconds since the Unix epoch.
     pub started_at_ms: i64,
     /// The name of the API key that started it; `None` without keys (or from the
     /// command line).
     pub started_by: Option<String>,
+    /// When it ended, in milliseconds since the Unix epoch; `None` while running.
     pub ended_at_ms: Option<i64>,
+    /// How many events it has recorded so far.
     pub event_count: u64,
 }
 
-/// One event of a run, numbered from 0 in order.
+/// One event of a run, numbered from 1 in order.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RunEvent {
+    /// Its number in the run's log; the run's first event is 1.
     pub index: u64,
+    /// What happened, such as `run_start`, `prompt_end` or `run_end`.
     pub kind: String,
     /// The event's data, JSON text.
     pub data: String,
+    /// When it was recorded, in milliseconds since the Unix epoch.
     pub at_ms: i64,
 }
 
@@ -96,7 +109,9 @@ pub struct RunFilter {
     pub workflow: Option<String>,
     /// Only runs in this state.
     pub status: Option<RunStatus>,
+    /// How many matching runs to skip first.
     pub offset: u64,
+    /// The most runs to return.
     pub limit: u64,
 }
 

@@ -47,7 +47,7 @@ impl Fetch {
                 "HTTP GET a URL and return its status and body as text. Allowed hosts: {}.",
                 self.hosts.join(", ")
             ),
-            json!({"url": {"type": "string", "description": "An http:// or https:// URL."}}),
+            &json!({"url": {"type": "string", "description": "An http:// or https:// URL."}}),
             &["url"],
         )
     }

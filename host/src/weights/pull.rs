@@ -27,7 +27,7 @@ pub fn pull(cache: &ModelCache, model: &PinnedModel) -> Result<PathBuf, String> 
             Err(why) => eprintln!("{}: {why}; fetching it again", dest.display()),
         }
     }
-    let io = |e: std::io::Error| io_error(&cache.dir, model, e);
+    let io = |e: std::io::Error| io_error(&cache.dir, model, &e);
     std::fs::create_dir_all(&cache.dir).map_err(io)?;
     let work = tempfile::Builder::new()
         .prefix(&format!(".{}-", model.name))
@@ -187,7 +187,7 @@ impl<W: Write> Write for Hashing<W> {
 }
 
 /// An I/O failure in the cache, with what to do about a full disk.
-fn io_error(dir: &Path, model: &PinnedModel, e: std::io::Error) -> String {
+fn io_error(dir: &Path, model: &PinnedModel, e: &std::io::Error) -> String {
     match e.kind() {
         std::io::ErrorKind::StorageFull => format!(
             "the disk holding {} is full: {} needs {:.1} GB free while it is fetched (its \

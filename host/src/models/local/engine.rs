@@ -30,14 +30,16 @@ pub struct Engine {
 pub struct Generated {
     /// The answer's text, special tokens such as `<tool_call>` included.
     pub text: String,
-    /// Tokens of the prompt, and how many of them were read (the rest were kept from the
-    /// previous prompt).
+    /// Tokens of the prompt.
     pub prompt_tokens: usize,
+    /// How many of the prompt's tokens were read; the rest were kept from the previous
+    /// prompt.
     pub prompt_read: usize,
     /// Tokens written.
     pub output_tokens: usize,
-    /// Time to read the prompt, and to write the answer.
+    /// Time to read the prompt.
     pub reading: Duration,
+    /// Time to write the answer.
     pub writing: Duration,
     /// Whether writing stopped because the answer went round in a loop.
     pub looped: bool,

@@ -163,7 +163,7 @@ impl Local {
             };
             std::thread::Builder::new()
                 .name("flue-local-model".into())
-                .spawn(move || worker.serve(queue))
+                .spawn(move || worker.serve(&queue))
                 .expect("a thread can be started");
             jobs
         })
@@ -223,7 +223,7 @@ struct Worker {
 }
 
 impl Worker {
-    fn serve(mut self, queue: mpsc::Receiver<Job>) {
+    fn serve(mut self, queue: &mpsc::Receiver<Job>) {
         loop {
             let job = match (&self.loaded, self.idle_unload) {
                 (Some(_), Some(idle)) => queue.recv_timeout(idle),

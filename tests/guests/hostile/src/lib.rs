@@ -116,7 +116,7 @@ impl flue_sdk::bindings::Guest for Hostile {
     }
 
     fn call_tool(name: String, args: String) -> Result<String, String> {
-        flue_sdk::__call_tool(name, args)
+        flue_sdk::__call_tool(&name, &args)
     }
 }
 
