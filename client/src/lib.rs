@@ -12,9 +12,11 @@
 mod ws;
 
 use eventsource_stream::Eventsource;
+use flue_wire::{self as wire, ErrorBody};
 use futures_util::StreamExt;
 use futures_util::stream::BoxStream;
-use serde_json::{Value, json};
+use serde::Deserialize;
+use serde_json::Value;
 
 pub use ws::Connection;
 
@@ -42,12 +44,18 @@ pub enum ClientError {
 }
 
 impl ClientError {
+    /// The error a status and body say: the wire's error envelope when the body is one,
+    /// else an `unknown` error carrying the body.
     fn from_envelope(status: u16, body: &Value) -> Self {
         let error = body.get("error").cloned().unwrap_or(Value::Null);
+        let (kind, message) = match ErrorBody::deserialize(&error) {
+            Ok(read) => (read.kind, read.message),
+            Err(_) => ("unknown".to_string(), String::new()),
+        };
         ClientError::Api {
             status,
-            kind: error["type"].as_str().unwrap_or("unknown").to_string(),
-            message: error["message"].as_str().unwrap_or_default().to_string(),
+            kind,
+            message,
             error,
         }
     }
@@ -83,23 +91,19 @@ pub struct PromptResult {
 
 impl PromptResult {
     fn from_wire(result: &Value) -> Result<Self, ClientError> {
-        let text = result["text"]
-            .as_str()
-            .ok_or_else(|| ClientError::Decode(format!("a result without text: {result}")))?;
-        let n = |k: &str| result["usage"][k].as_u64().unwrap_or(0);
+        let read = wire::PromptResult::deserialize(result)
+            .map_err(|e| ClientError::Decode(format!("{e}: {result}")))?;
+        let u = read.usage;
         Ok(Self {
-            text: text.to_string(),
+            text: read.text,
             usage: Usage {
-                input: n("input"),
-                output: n("output"),
-                cache_read: n("cache_read"),
-                cache_write: n("cache_write"),
-                total_tokens: n("total_tokens"),
+                input: u.input,
+                output: u.output,
+                cache_read: u.cache_read,
+                cache_write: u.cache_write,
+                total_tokens: u.total_tokens,
             },
-            model: result["model"]["id"]
-                .as_str()
-                .unwrap_or_default()
-                .to_string(),
+            model: read.model.id,
             raw: result.clone(),
         })
     }
@@ -206,8 +210,9 @@ impl Client {
     }
 
     /// `GET /health`.
-    pub async fn health(&self) -> Result<Value, ClientError> {
-        self.send(self.http.get(self.url("/health"))).await
+    pub async fn health(&self) -> Result<wire::Health, ClientError> {
+        let body = self.send(self.http.get(self.url("/health"))).await?;
+        wire::Health::deserialize(&body).map_err(|e| ClientError::Decode(format!("{e}: {body}")))
     }
 
     fn url(&self, path: &str) -> String {
@@ -268,14 +273,14 @@ impl Agents<'_> {
             .client
             .send(self.client.http.get(self.client.url("/agents")))
             .await?;
-        let agents = body["agents"]
-            .as_array()
-            .ok_or_else(|| ClientError::Decode(body.to_string()))?;
-        Ok(agents
-            .iter()
+        let list = wire::AgentList::deserialize(&body)
+            .map_err(|e| ClientError::Decode(format!("{e}: {body}")))?;
+        Ok(list
+            .agents
+            .into_iter()
             .map(|a| AgentSummary {
-                name: a["name"].as_str().unwrap_or_default().to_string(),
-                path: a["path"].as_str().unwrap_or_default().to_string(),
+                name: a.name,
+                path: a.path,
             })
             .collect())
     }
@@ -341,9 +346,10 @@ impl Agent<'_> {
     }
 }
 
-fn body(message: &str, session: Option<&str>) -> Value {
-    match session {
-        Some(session) => json!({"message": message, "session": session}),
-        None => json!({"message": message}),
+fn body(message: &str, session: Option<&str>) -> wire::PromptBody {
+    wire::PromptBody {
+        message: Some(message.to_string()),
+        session: session.map(str::to_string),
+        ..Default::default()
     }
 }

@@ -1,6 +1,8 @@
 //! The library's error type, its kinds and the wire's error envelope; the server alone
 //! gives each kind an HTTP status.
 
+use flue_wire::ErrorEnvelope;
+
 use crate::limit::Limit;
 use crate::models::ModelError;
 use crate::runtime::GuestError;
@@ -150,23 +152,24 @@ impl Error {
 
     /// The wire's error envelope for this error:
     /// `{"error": {"type", "message", "details", "dev"?, "meta"?}}` (PROTOCOL.md, Errors).
-    pub fn envelope(&self) -> serde_json::Value {
-        let mut error = serde_json::json!({
-            "type": self.kind().wire_type(),
-            "message": self.public_message(),
-            "details": "",
-        });
+    pub fn envelope(&self) -> ErrorEnvelope {
+        let mut envelope = ErrorEnvelope::new(self.kind().wire_type(), self.public_message());
+        let error = &mut envelope.error;
         if let Error::AgentNotFound { available, .. } = self {
-            error["dev"] = format!("available agents: {}", available.join(", ")).into();
+            error.dev = Some(format!("available agents: {}", available.join(", ")));
         }
+        let mut meta = serde_json::Map::new();
         if let Some(limit) = self.limit() {
-            error["meta"] = serde_json::json!({ "limit": limit.name() });
+            meta.insert("limit".into(), limit.name().into());
         }
         if let Some(after) = self.retry_after() {
-            error["meta"]["retry_after_ms"] =
-                u64::try_from(after.as_millis()).unwrap_or(u64::MAX).into();
+            let ms = u64::try_from(after.as_millis()).unwrap_or(u64::MAX);
+            meta.insert("retry_after_ms".into(), ms.into());
         }
-        serde_json::json!({ "error": error })
+        if !meta.is_empty() {
+            error.meta = Some(meta.into());
+        }
+        envelope
     }
 
     /// The message a caller is shown: the error itself, except where it would carry

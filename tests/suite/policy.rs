@@ -211,7 +211,7 @@ async fn a_tenant_runs_its_guests_under_tighter_limits() {
             Err(e @ Error::Guest { .. }) => {
                 let (status, body) = (
                     flue_host::server::status_of(e.kind()).as_u16(),
-                    e.envelope(),
+                    json!(e.envelope()),
                 );
                 assert_eq!(
                     (status, &body["error"]["type"]),

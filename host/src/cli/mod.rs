@@ -415,7 +415,7 @@ fn report(result: Result<crate::PromptResult, Error>, json: bool) -> Result<(), 
             Ok(())
         }
         (Err(e), true) => {
-            println!("{}", e.envelope());
+            println!("{}", serde_json::json!(e.envelope()));
             Err(e.to_string())
         }
         (Err(e), false) => Err(e.to_string()),

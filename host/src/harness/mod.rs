@@ -304,18 +304,22 @@ impl PromptResult {
     /// The wire's result object: `{"text", "metadata", "usage", "model": {"id"}}`.
     /// `usage` counts tokens; it carries no `cost`, which PyFlue's client takes as 0 when
     /// absent: the host keeps no price list, and a made-up 0 would mislead.
-    pub fn to_wire(&self) -> serde_json::Value {
+    pub fn to_wire(&self) -> flue_wire::PromptResult {
         let u = &self.usage;
-        json!({
-            "text": self.text,
-            "metadata": {},
-            "usage": {
-                "input": u.input, "output": u.output,
-                "cache_read": u.cache_read, "cache_write": u.cache_write,
-                "total_tokens": u.total(),
+        flue_wire::PromptResult {
+            text: self.text.clone(),
+            metadata: json!({}),
+            usage: flue_wire::Usage {
+                input: u.input,
+                output: u.output,
+                cache_read: u.cache_read,
+                cache_write: u.cache_write,
+                total_tokens: u.total(),
             },
-            "model": {"id": self.model}
-        })
+            model: flue_wire::ModelId {
+                id: self.model.clone(),
+            },
+        }
     }
 }
 

@@ -5,14 +5,17 @@ use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde_json::{Value, json};
 
+use flue_wire::ErrorEnvelope;
+
 use crate::{Error, ErrorKind, Limit};
 
 /// An error answered to an HTTP or WebSocket client.
 #[derive(Debug)]
 pub struct ApiError {
     pub status: StatusCode,
-    /// The whole envelope: `{"error": {…}}`.
-    pub body: Value,
+    /// The whole envelope: `{"error": {…}}` (boxed: errors travel in `Result`s, which
+    /// stay small).
+    pub body: Box<ErrorEnvelope>,
     /// For a refusal that lifts by itself: sent as `Retry-After` (RFC 9110 §10.2.3).
     pub retry_after: Option<std::time::Duration>,
 }
@@ -22,20 +25,20 @@ impl ApiError {
     pub fn new(status: StatusCode, kind: &str, message: impl Into<String>) -> Self {
         Self {
             status,
-            body: json!({"error": {"type": kind, "message": message.into(), "details": ""}}),
+            body: Box::new(ErrorEnvelope::new(kind, message)),
             retry_after: None,
         }
     }
 
     /// Adds the `dev` field: detail meant for the developer (a parse error, a list).
     pub fn dev(mut self, dev: impl Into<String>) -> Self {
-        self.body["error"]["dev"] = Value::String(dev.into());
+        self.body.error.dev = Some(dev.into());
         self
     }
 
     /// Adds the `meta` field.
     pub fn meta(mut self, meta: Value) -> Self {
-        self.body["error"]["meta"] = meta;
+        self.body.error.meta = Some(meta);
         self
     }
 
@@ -91,7 +94,7 @@ impl From<Error> for ApiError {
         }
         Self {
             status: status_of(e.kind()),
-            body: e.envelope(),
+            body: Box::new(e.envelope()),
             retry_after: e.retry_after(),
         }
     }
@@ -128,7 +131,7 @@ mod tests {
     /// The status and envelope `error` answers with.
     fn answered(error: Error) -> (u16, Value) {
         let api = ApiError::from(error);
-        (api.status.as_u16(), api.body)
+        (api.status.as_u16(), json!(api.body))
     }
 
     #[test]

@@ -187,8 +187,11 @@ fn only_get(route: MethodRouter<App>) -> MethodRouter<App> {
 }
 
 #[utoipa::path(get, path = "/health", security(()), responses((status = 200, description = "The server is up", body = wire::Health)))]
-async fn health() -> Json<serde_json::Value> {
-    Json(json!({"ok": true, "framework": FRAMEWORK}))
+async fn health() -> Json<wire::Health> {
+    Json(wire::Health {
+        ok: true,
+        framework: FRAMEWORK.into(),
+    })
 }
 
 #[utoipa::path(get, path = "/metrics", responses((status = 200, description = "Prometheus text exposition", body = String, content_type = "text/plain"), (status = 401, description = "No valid key", body = wire::ErrorEnvelope), (status = 403, description = "A tenant's key", body = wire::ErrorEnvelope)))]
@@ -211,7 +214,7 @@ async fn openapi_document(
 async fn list_agents(
     State(app): State<App>,
     headers: HeaderMap,
-) -> Result<Json<serde_json::Value>, ApiError> {
+) -> Result<Json<wire::AgentList>, ApiError> {
     let caller = app.auth.caller(&headers, None)?;
     let agents: Vec<_> = app
         .host
@@ -221,10 +224,14 @@ async fn list_agents(
             let name = caller.sees(&a.name)?;
             // The file as the caller's namespace holds it, never a path on the server.
             let path = format!("{name}.wasm");
-            Some(json!({"name": name, "path": path, "triggers": {}}))
+            Some(wire::AgentEntry {
+                name,
+                path,
+                triggers: json!({}),
+            })
         })
         .collect();
-    Ok(Json(json!({ "agents": agents })))
+    Ok(Json(wire::AgentList { agents }))
 }
 
 /// `POST /agents/{name}/{id}`: a JSON result, or SSE with `Accept: text/event-stream`.
@@ -244,7 +251,10 @@ async fn prompt(
         return Ok(stream::respond(session, request.message));
     }
     let result = session.prompt(&request.message).await?;
-    Ok(Json(json!({"result": result.to_wire()})).into_response())
+    let result = wire::ResultEnvelope {
+        result: result.to_wire(),
+    };
+    Ok(Json(result).into_response())
 }
 
 /// Lets a caller reach instance `id` of agent `name` (as the URL names it) if its key

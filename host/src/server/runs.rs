@@ -103,7 +103,7 @@ fn sse(app: &App, run_id: &str, after: Option<u64>) -> Response {
                 .data(event_json(&id, &e).to_string()),
             Err(e) => SseEvent::default()
                 .event("error")
-                .data(ApiError::from(e).body.to_string()),
+                .data(json!(ApiError::from(e).body).to_string()),
         })
     });
     Sse::new(events)
@@ -198,11 +198,7 @@ async fn run_over_socket(app: &App, name: &str, scope: Scope, socket: &mut WebSo
                 "the message is not valid JSON",
             )
             .dev(e.to_string());
-            send(
-                socket,
-                json!({"type": "error", "error": error.body["error"]}),
-            )
-            .await;
+            send(socket, json!({"type": "error", "error": error.body.error})).await;
             return;
         }
     };
@@ -211,7 +207,7 @@ async fn run_over_socket(app: &App, name: &str, scope: Scope, socket: &mut WebSo
         Err(e) => {
             send(
                 socket,
-                json!({"type": "error", "error": ApiError::from(e).body["error"]}),
+                json!({"type": "error", "error": ApiError::from(e).body.error}),
             )
             .await;
             return;

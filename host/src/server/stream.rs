@@ -5,7 +5,7 @@ use std::convert::Infallible;
 use axum::response::sse::{Event as SseEvent, KeepAlive, Sse};
 use axum::response::{IntoResponse, Response};
 use futures_util::stream;
-use serde_json::Value;
+use serde_json::{Value, json};
 use tokio::sync::mpsc;
 
 use super::error::ApiError;
@@ -30,7 +30,7 @@ pub(super) fn respond(session: Session, message: String) -> Response {
             .await;
         let last = match outcome {
             Ok(result) => sse_event("end", &events::end(&result)),
-            Err(e) => sse_event("error", &ApiError::from(e).body),
+            Err(e) => sse_event("error", &json!(ApiError::from(e).body)),
         };
         let _ = tx.send(last);
     });

@@ -1,95 +1,14 @@
 //! The wire shapes of the HTTP API, as the OpenAPI document describes them: PyFlue's
-//! agent-server protocol (`PROTOCOL.md`) and this host's additions.
+//! agent-server protocol (`PROTOCOL.md`) and this host's additions. The shapes a
+//! client reads too are `flue-wire`'s, shared with `flue-client`; the rest are
+//! described here.
 
+pub(super) use flue_wire::{
+    AgentEntry, AgentList, ErrorEnvelope, Health, PromptBody, ResultEnvelope,
+};
 use serde::Serialize;
 use serde_json::Value;
 use utoipa::ToSchema;
-
-/// The error envelope every failure answers with.
-#[derive(ToSchema, Serialize)]
-pub(super) struct ErrorEnvelope {
-    error: ErrorBody,
-}
-
-/// What went wrong: `type` is machine-readable (`invalid_request`, `forbidden`, …).
-#[derive(ToSchema, Serialize)]
-pub(super) struct ErrorBody {
-    #[serde(rename = "type")]
-    kind: String,
-    message: String,
-    details: String,
-    /// Detail for the developer (a parse error, a list of names).
-    dev: Option<String>,
-    /// Structured detail: `limit`, `retry_after_ms`, `allowed`, `param`, `run_id`.
-    meta: Option<Value>,
-}
-
-/// `GET /health`.
-#[derive(ToSchema, Serialize)]
-pub(super) struct Health {
-    ok: bool,
-    framework: String,
-}
-
-/// A prompt: `message` (or its alias `prompt`), possibly wrapped in `payload`.
-#[derive(ToSchema, Serialize)]
-pub(super) struct PromptBody {
-    message: Option<String>,
-    /// Alias of `message`.
-    prompt: Option<String>,
-    /// The session (default `default`).
-    session: Option<String>,
-    /// Another model for this prompt: `provider/model` or a `flue.toml` alias.
-    model: Option<String>,
-    /// The same fields, wrapped (PyFlue's clients send this).
-    payload: Option<Value>,
-}
-
-/// `{"result": …}`.
-#[derive(ToSchema, Serialize)]
-pub(super) struct ResultEnvelope {
-    result: PromptResult,
-}
-
-/// A prompt's outcome.
-#[derive(ToSchema, Serialize)]
-pub(super) struct PromptResult {
-    text: String,
-    metadata: Value,
-    usage: Usage,
-    model: ModelId,
-}
-
-/// Tokens a prompt used, the agent's own model calls included.
-#[derive(ToSchema, Serialize)]
-pub(super) struct Usage {
-    input: u64,
-    output: u64,
-    cache_read: u64,
-    cache_write: u64,
-    total_tokens: u64,
-}
-
-/// The model that answered, `provider/model`.
-#[derive(ToSchema, Serialize)]
-pub(super) struct ModelId {
-    id: String,
-}
-
-/// `GET /agents`.
-#[derive(ToSchema, Serialize)]
-pub(super) struct AgentList {
-    agents: Vec<AgentEntry>,
-}
-
-/// One agent, named as the caller's namespace knows it.
-#[derive(ToSchema, Serialize)]
-pub(super) struct AgentEntry {
-    name: String,
-    /// Its component's file name.
-    path: String,
-    triggers: Value,
-}
 
 /// A dispatched event.
 #[derive(ToSchema, Serialize)]

@@ -29,7 +29,7 @@ pub(super) async fn serve(
                 Ok(text) => answer(&harness, text).await,
                 Err(_) => json!({"type": "error", "error": ApiError::invalid_request(
                     "a binary message must hold the prompt's JSON as UTF-8 text"
-                ).body["error"]}),
+                ).body.error}),
             },
             Some(Ok(Message::Close(_))) | None | Some(Err(_)) => return,
             Some(Ok(_)) => continue, // pings are answered by the library
@@ -75,7 +75,7 @@ async fn answer(harness: &Harness, text: &str) -> Value {
     }
     .await;
     let mut reply =
-        outcome.unwrap_or_else(|e: ApiError| json!({"type": "error", "error": e.body["error"]}));
+        outcome.unwrap_or_else(|e: ApiError| json!({"type": "error", "error": e.body.error}));
     if let Some(id) = id {
         reply["id"] = id;
     }
