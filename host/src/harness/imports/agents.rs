@@ -10,7 +10,7 @@ use crate::access::Scope;
 use crate::harness::run_log::RunLog;
 use crate::harness::{Prompt, Shared};
 use crate::runtime::HostError;
-use crate::store::{InstanceKey, SessionKey};
+use crate::store::SessionKey;
 
 /// Answers `agents.prompt` for one workflow run. Prompting an agent runs a whole
 /// prompt, so this import alone reaches the harness.
@@ -25,21 +25,16 @@ impl AgentsImport {
         Self { harness, run }
     }
 
+    /// Prompts session `key` with `message` and answers the final text.
     pub(super) async fn prompt(
         &self,
-        agent: String,
-        id: String,
-        session: String,
+        key: SessionKey,
         message: String,
     ) -> Result<String, HostError> {
         let harness = self
             .harness
             .upgrade()
             .ok_or_else(|| HostError::Unavailable("the host is shutting down".into()))?;
-        let key = SessionKey {
-            instance: InstanceKey { agent, id },
-            session,
-        };
         let target =
             json!({"agent": key.instance.agent, "id": key.instance.id, "session": key.session});
         let run = &self.run;

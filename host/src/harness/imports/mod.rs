@@ -18,7 +18,7 @@ use crate::Error;
 use crate::agent_config::AgentConfig;
 use crate::models::{Message, Usage};
 use crate::runtime::{Completion, CompletionRequest, GuestHost, GuestLogLevel, HostError};
-use crate::store::InstanceKey;
+use crate::store::{InstanceKey, SessionKey};
 use agents::AgentsImport;
 use log::LogImport;
 use model::ModelImport;
@@ -102,7 +102,13 @@ impl GuestHost for GuestImports {
         message: String,
     ) -> Result<String, HostError> {
         match &self.agents {
-            Some(agents) => agents.prompt(agent, id, session, message).await,
+            Some(agents) => {
+                let key = SessionKey {
+                    instance: InstanceKey { agent, id },
+                    session,
+                };
+                agents.prompt(key, message).await
+            }
             None => Err(HostError::Refused(
                 "only workflows may prompt agents".into(),
             )),
