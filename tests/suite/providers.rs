@@ -407,6 +407,22 @@ async fn an_overloaded_provider_is_retried_and_then_answers() {
 }
 
 #[tokio::test]
+async fn a_connection_closed_before_any_answer_is_tried_again() {
+    let toml = "[providers.anthropic]\nretry_delay_ms = 10\n";
+    let case = Case::new("anthropic-hung-up", "support_assistant", toml);
+    for transport in [Json, Sse, WebSocket] {
+        let run = case.run(transport, &["hi"]).await;
+        assert_eq!(
+            run.seen[0].text.as_deref(),
+            Some("Second attempt worked."),
+            "{transport:?}: {:?}",
+            run.seen[0]
+        );
+        assert_eq!(run.requests.len(), 2, "{transport:?}: one retry");
+    }
+}
+
+#[tokio::test]
 async fn when_retries_run_out_the_caller_is_told_to_come_back_later() {
     let toml = "[providers.anthropic]\nretry_delay_ms = 10\nmax_retries = 2\n";
     let overloaded = Case::new("anthropic-always-overloaded", "support_assistant", toml);

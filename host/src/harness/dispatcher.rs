@@ -3,6 +3,7 @@
 //! its lease while it runs, and settles it: done, retried with exponential backoff and
 //! jitter, or dead after the last attempt.
 
+use backon::{BackoffBuilder, ExponentialBuilder};
 use std::sync::{Arc, Weak};
 use std::time::Duration;
 
@@ -105,10 +106,18 @@ async fn deliver(shared: &Arc<Shared>, event: Claimed) {
     }
 }
 
-/// `base` doubled for each attempt after the first, capped, times a jitter in [0.5, 1.5).
+/// The pause after failed attempt `attempt` (from 1): backon's exponential back-off from
+/// `base`, doubled for each attempt after the first and capped at [`MAX_BACKOFF`], plus
+/// a jitter of up to as much again.
 fn backoff(base: Duration, attempt: u32) -> Duration {
-    let doubled = base.saturating_mul(1 << attempt.saturating_sub(1).min(20));
-    doubled.min(MAX_BACKOFF).mul_f64(0.5 + fastrand::f64())
+    ExponentialBuilder::default()
+        .with_min_delay(base)
+        .with_max_delay(MAX_BACKOFF)
+        .with_jitter()
+        .without_max_times()
+        .build()
+        .nth(attempt.saturating_sub(1) as usize)
+        .unwrap_or(MAX_BACKOFF)
 }
 
 #[cfg(test)]
@@ -120,8 +129,8 @@ mod tests {
         let base = Duration::from_millis(100);
         for _ in 0..100 {
             let third = backoff(base, 3);
-            assert!(third >= Duration::from_millis(200) && third < Duration::from_millis(600));
-            assert!(backoff(base, 40) < MAX_BACKOFF.mul_f64(1.5));
+            assert!(third >= Duration::from_millis(400) && third < Duration::from_millis(800));
+            assert!(backoff(base, 40) < MAX_BACKOFF * 2);
         }
     }
 }

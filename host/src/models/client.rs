@@ -200,11 +200,23 @@ async fn post_json(
     body: &impl Serialize,
 ) -> Result<reqwest::Response, ModelError> {
     let request = http.post(url.clone()).headers(headers.clone()).json(body);
-    let response = request.send().await.map_err(|e| ModelError::Unreachable {
-        provider: endpoint.provider.clone(),
-        url: url.to_string(),
-        reason: root_cause(&e),
-        base_url_var: endpoint.base_url_var.clone(),
+    let response = request.send().await.map_err(|e| {
+        // A connection that was made and then closed or reset before any answer is
+        // like an answer that broke off: sent again. One that could not be made (refused,
+        // no such host, a connect timeout) is not: a dead server would cost every retry.
+        if e.is_connect() || e.is_timeout() || e.is_builder() {
+            ModelError::Unreachable {
+                provider: endpoint.provider.clone(),
+                url: url.to_string(),
+                reason: root_cause(&e),
+                base_url_var: endpoint.base_url_var.clone(),
+            }
+        } else {
+            ModelError::Incomplete {
+                provider: endpoint.provider.clone(),
+                reason: format!("the connection closed before an answer: {}", root_cause(&e)),
+            }
+        }
     })?;
     let status = response.status();
     if status.is_success() {
@@ -245,21 +257,14 @@ async fn read_events(
 ) -> Result<(), ModelError> {
     let mut parser = SseParser::default();
     let mut bytes = response.bytes_stream();
-    // An event whose data is empty says nothing to any provider's format.
-    let mut on_event = |event: SseEvent| match event.data.is_empty() {
-        true => Ok(()),
-        false => on_event(event),
-    };
     while let Some(chunk) = bytes.next().await {
         let chunk = chunk.map_err(|e| ModelError::Incomplete {
             provider: endpoint.provider.clone(),
             reason: format!("the connection broke: {}", root_cause(&e)),
         })?;
-        for event in parser.feed(&chunk) {
-            on_event(event)?;
-        }
+        parser.feed_into(&chunk, &mut on_event)?;
     }
-    parser.finish().map_or(Ok(()), &mut on_event)
+    parser.finish_into(&mut on_event)
 }
 
 /// Whether a response is an event stream: its content type says so, or says nothing.

@@ -83,6 +83,27 @@ impl SseParser {
         self.line("")
     }
 
+    /// Feeds `chunk` and hands each event it completes to `on_event`, except an event
+    /// whose data is empty, which says nothing to any provider's format.
+    pub(super) fn feed_into<E>(
+        &mut self,
+        chunk: &[u8],
+        on_event: &mut impl FnMut(SseEvent) -> Result<(), E>,
+    ) -> Result<(), E> {
+        self.feed(chunk)
+            .into_iter()
+            .try_for_each(|e| deliver(e, on_event))
+    }
+
+    /// Ends the stream: hands the event it ended in to `on_event`, as
+    /// [`Self::feed_into`] does.
+    pub(super) fn finish_into<E>(
+        self,
+        on_event: &mut impl FnMut(SseEvent) -> Result<(), E>,
+    ) -> Result<(), E> {
+        self.finish().map_or(Ok(()), |e| deliver(e, on_event))
+    }
+
     /// Takes in one line (without its line ending); a blank line completes an event.
     fn line(&mut self, line: &str) -> Option<SseEvent> {
         if line.is_empty() {
@@ -103,6 +124,17 @@ impl SseParser {
     }
 }
 
+/// Hands `event` to `on_event` if it carries data.
+fn deliver<E>(
+    event: SseEvent,
+    on_event: &mut impl FnMut(SseEvent) -> Result<(), E>,
+) -> Result<(), E> {
+    match event.data.is_empty() {
+        true => Ok(()),
+        false => on_event(event),
+    }
+}
+
 /// Test support: plays a raw event stream, cut into 7-byte chunks, through wire format
 /// `W`; returns the outcome and the events sent to the sink.
 #[cfg(test)]
@@ -116,15 +148,13 @@ pub(super) fn replay<W: super::client::Wire>(
     let mut sent = Vec::new();
     let mut state = W::Stream::default();
     let mut parser = SseParser::default();
-    let mut on_event = |event: SseEvent| match event.data.is_empty() {
-        true => Ok(()),
-        false => W::on_event(&mut state, endpoint, &event, &mut |e| sent.push(e)),
-    };
+    let mut on_event =
+        |event: SseEvent| W::on_event(&mut state, endpoint, &event, &mut |e| sent.push(e));
     let played = raw
         .as_bytes()
         .chunks(7)
-        .try_for_each(|chunk| parser.feed(chunk).into_iter().try_for_each(&mut on_event))
-        .and_then(|()| parser.finish().map_or(Ok(()), &mut on_event));
+        .try_for_each(|chunk| parser.feed_into(chunk, &mut on_event))
+        .and_then(|()| parser.finish_into(&mut on_event));
     (played.and_then(|()| W::finish(state, endpoint)), sent)
 }
 
