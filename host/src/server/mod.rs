@@ -13,6 +13,8 @@ mod request;
 mod runs;
 mod sessions;
 mod stream;
+#[cfg(test)]
+mod tests;
 mod wire;
 mod ws;
 
@@ -56,6 +58,26 @@ struct App {
     sockets: mpsc::Sender<()>,
 }
 
+impl App {
+    /// The router's state for `host`: `shutdown` turns true when the server stops;
+    /// every open WebSocket holds a clone of `sockets`.
+    fn new(
+        host: Host,
+        options: ServerOptions,
+        shutdown: watch::Receiver<bool>,
+        sockets: mpsc::Sender<()>,
+    ) -> Self {
+        Self {
+            metrics: Arc::new(metrics::Metrics::new(&host)),
+            host,
+            auth: Arc::new(options.auth),
+            body_limit: options.body_limit,
+            shutdown,
+            sockets,
+        }
+    }
+}
+
 /// Settings of a running server.
 #[derive(Debug, Clone)]
 pub struct ServerOptions {
@@ -85,14 +107,7 @@ pub async fn serve(
     host.start_dispatcher();
     let (stop_tx, stop_rx) = watch::channel(false);
     let (sockets, mut all_closed) = mpsc::channel(1);
-    let app = App {
-        metrics: Arc::new(metrics::Metrics::new(&host)),
-        host,
-        auth: Arc::new(options.auth),
-        body_limit: options.body_limit,
-        shutdown: stop_rx,
-        sockets,
-    };
+    let app = App::new(host, options, stop_rx, sockets);
     // Answers and stream events are small writes: send each at once.
     let listener = listener.tap_io(|tcp| {
         if let Err(e) = tcp.set_nodelay(true) {
