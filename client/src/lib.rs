@@ -48,8 +48,10 @@ impl ClientError {
     /// else an `unknown` error carrying the body.
     fn from_envelope(status: u16, body: &Value) -> Self {
         let error = body.get("error").cloned().unwrap_or(Value::Null);
+        // Every field reads leniently: only a body that is no object at all fails.
         let (kind, message) = match ErrorBody::deserialize(&error) {
-            Ok(read) => (read.kind, read.message),
+            Ok(read) if !read.kind.is_empty() => (read.kind, read.message),
+            Ok(read) => ("unknown".to_string(), read.message),
             Err(_) => ("unknown".to_string(), String::new()),
         };
         ClientError::Api {

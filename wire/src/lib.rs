@@ -3,10 +3,21 @@
 //! `flue-client`, which reads them. With the `openapi` feature each shape also derives
 //! utoipa's `ToSchema`, so the server's OpenAPI document describes these very types.
 //!
-//! Readers are lenient where PyFlue's servers differ: optional fields default.
+//! Readers are lenient, as a client of servers it does not control must be: a field
+//! that is missing, `null` or of another type than this host sends reads as its
+//! default, except the few a shape cannot do without (a result's `text`).
 
-use serde::{Deserialize, Serialize};
+use serde::{Deserialize, Deserializer, Serialize};
 use serde_json::Value;
+
+/// Reads any JSON value; one that does not fit `T` (missing, `null`, another type)
+/// reads as `T::default()`.
+fn lenient<'de, D: Deserializer<'de>, T: Default + for<'a> Deserialize<'a>>(
+    deserializer: D,
+) -> Result<T, D::Error> {
+    let value = Value::deserialize(deserializer)?;
+    Ok(T::deserialize(value).unwrap_or_default())
+}
 
 /// The error envelope every failure answers with: `{"error": {…}}`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -22,15 +33,21 @@ pub struct ErrorEnvelope {
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct ErrorBody {
     /// The kind of failure, e.g. `agent_not_found`, `limit_exceeded`.
-    #[serde(rename = "type")]
+    #[serde(rename = "type", default, deserialize_with = "lenient")]
     pub kind: String,
     /// What happened, for a person to read.
+    #[serde(default, deserialize_with = "lenient")]
     pub message: String,
     /// More about it; PyFlue always sends the key, often empty.
-    #[serde(default)]
+    #[serde(default, deserialize_with = "lenient")]
+    #[cfg_attr(feature = "openapi", schema(required = true))]
     pub details: String,
     /// Detail for the developer (a parse error, a list of names).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        deserialize_with = "lenient",
+        skip_serializing_if = "Option::is_none"
+    )]
     pub dev: Option<String>,
     /// Structured detail: `limit`, `retry_after_ms`, `allowed`, `param`, `run_id`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -57,8 +74,12 @@ impl ErrorEnvelope {
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Health {
     /// Always `true` when the server answers.
+    #[serde(default, deserialize_with = "lenient")]
+    #[cfg_attr(feature = "openapi", schema(required = true))]
     pub ok: bool,
     /// The server's framework name (`flue-wasm`; PyFlue's servers say their own).
+    #[serde(default, deserialize_with = "lenient")]
+    #[cfg_attr(feature = "openapi", schema(required = true))]
     pub framework: String,
 }
 
@@ -100,12 +121,15 @@ pub struct PromptResult {
     pub text: String,
     /// Free-form metadata; this host sends `{}`.
     #[serde(default)]
+    #[cfg_attr(feature = "openapi", schema(required = true))]
     pub metadata: Value,
     /// Tokens the prompt used.
-    #[serde(default)]
+    #[serde(default, deserialize_with = "lenient")]
+    #[cfg_attr(feature = "openapi", schema(required = true))]
     pub usage: Usage,
     /// The model that answered.
-    #[serde(default)]
+    #[serde(default, deserialize_with = "lenient")]
+    #[cfg_attr(feature = "openapi", schema(required = true))]
     pub model: ModelId,
 }
 
@@ -115,19 +139,24 @@ pub struct PromptResult {
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Usage {
     /// Tokens read, not counting those read from the provider's cache.
-    #[serde(default)]
+    #[serde(default, deserialize_with = "lenient")]
+    #[cfg_attr(feature = "openapi", schema(required = true))]
     pub input: u64,
     /// Tokens written.
-    #[serde(default)]
+    #[serde(default, deserialize_with = "lenient")]
+    #[cfg_attr(feature = "openapi", schema(required = true))]
     pub output: u64,
     /// Tokens read from the provider's prompt cache.
-    #[serde(default)]
+    #[serde(default, deserialize_with = "lenient")]
+    #[cfg_attr(feature = "openapi", schema(required = true))]
     pub cache_read: u64,
     /// Tokens written to the provider's prompt cache.
-    #[serde(default)]
+    #[serde(default, deserialize_with = "lenient")]
+    #[cfg_attr(feature = "openapi", schema(required = true))]
     pub cache_write: u64,
     /// All of the above.
-    #[serde(default)]
+    #[serde(default, deserialize_with = "lenient")]
+    #[cfg_attr(feature = "openapi", schema(required = true))]
     pub total_tokens: u64,
 }
 
@@ -136,7 +165,8 @@ pub struct Usage {
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct ModelId {
     /// `provider/model`, e.g. `anthropic/claude-haiku-4-5`.
-    #[serde(default)]
+    #[serde(default, deserialize_with = "lenient")]
+    #[cfg_attr(feature = "openapi", schema(required = true))]
     pub id: String,
 }
 
@@ -153,12 +183,16 @@ pub struct AgentList {
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct AgentEntry {
     /// The agent's name (without the tenant, for a tenant's key).
+    #[serde(default, deserialize_with = "lenient")]
+    #[cfg_attr(feature = "openapi", schema(required = true))]
     pub name: String,
     /// Its component's file name, never a path on the server.
-    #[serde(default)]
+    #[serde(default, deserialize_with = "lenient")]
+    #[cfg_attr(feature = "openapi", schema(required = true))]
     pub path: String,
     /// What starts it besides prompts; this host sends `{}`.
     #[serde(default)]
+    #[cfg_attr(feature = "openapi", schema(required = true))]
     pub triggers: Value,
 }
 
@@ -185,5 +219,21 @@ mod tests {
             serde_json::from_value(json!({"text": "hi", "usage": {"input": 3}})).unwrap();
         assert_eq!((result.usage.input, result.usage.output), (3, 0));
         assert_eq!(result.model.id, "");
+    }
+
+    #[test]
+    fn a_field_of_another_type_reads_as_its_default() {
+        let odd = json!({"text": "hi", "usage": {"input": 2.5, "output": 4}, "model": "x"});
+        let result: PromptResult = serde_json::from_value(odd).unwrap();
+        assert_eq!((result.usage.input, result.usage.output), (0, 4));
+        assert_eq!(result.model.id, "");
+        let error: ErrorBody =
+            serde_json::from_value(json!({"type": "conflict", "details": {"a": 1}, "dev": null}))
+                .unwrap();
+        assert_eq!(
+            (error.kind.as_str(), error.message.as_str()),
+            ("conflict", "")
+        );
+        assert!(serde_json::from_value::<PromptResult>(json!({"usage": {}})).is_err());
     }
 }

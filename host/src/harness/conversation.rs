@@ -108,12 +108,15 @@ impl Conversation<'_, '_> {
     async fn answer(&mut self, message: String) -> Result<PromptResult, Error> {
         let shared = self.shared;
         let store = shared.store_for(&self.config);
-        let (model_ref, provider) = shared.providers.resolve(&self.persona.model)?;
+        let (model_ref, provider) = shared
+            .providers
+            .resolve(&self.persona.model)
+            .map_err(|e| self.persona.model_error(&self.key.instance.agent, e))?;
         let toolbox = Toolbox::new(
             &self.persona,
             self.depth,
             self.sandbox.as_deref(),
-            self.fetch.as_deref(),
+            self.fetch.as_ref(),
         );
         let mut request = ModelRequest {
             model: model_ref.model.clone(),
@@ -289,17 +292,15 @@ impl Conversation<'_, '_> {
                 spent = used;
                 outcome
             }
-            Some(Tool::Fetch) => match &self.fetch {
-                Some(fetch) => fetch.call(&call.arguments).await,
-                None => Err("fetch is not available".into()),
-            },
-            Some(Tool::Builtin) => match self.sandbox.as_deref_mut() {
-                Some(sandbox) => sandbox
-                    .call(&call.name, &call.arguments)
-                    .await
-                    .unwrap_or_else(|| Err(format!("there is no tool named '{}'", call.name))),
-                None => Err("the sandbox is not available".into()),
-            },
+            Some(Tool::Fetch(fetch)) => fetch.call(&call.arguments).await,
+            Some(Tool::Builtin) => {
+                let sandbox = self.sandbox.as_deref_mut();
+                match sandbox {
+                    Some(sandbox) => sandbox.call(&call.name, &call.arguments).await,
+                    None => None,
+                }
+                .unwrap_or_else(|| Err(format!("there is no tool named '{}'", call.name)))
+            }
             None => Err(format!("there is no tool named '{}'", call.name)),
         };
         let (content, is_error) = match outcome {

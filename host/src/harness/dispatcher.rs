@@ -111,13 +111,13 @@ async fn deliver(shared: &Arc<Shared>, event: Claimed) {
 /// a jitter of up to as much again.
 fn backoff(base: Duration, attempt: u32) -> Duration {
     ExponentialBuilder::default()
-        .with_min_delay(base)
+        .with_min_delay(base.min(MAX_BACKOFF))
         .with_max_delay(MAX_BACKOFF)
         .with_jitter()
         .without_max_times()
         .build()
         .nth(attempt.saturating_sub(1) as usize)
-        .unwrap_or(MAX_BACKOFF)
+        .expect("a back-off without a most number of times never ends")
 }
 
 #[cfg(test)]
@@ -131,6 +131,10 @@ mod tests {
             let third = backoff(base, 3);
             assert!(third >= Duration::from_millis(400) && third < Duration::from_millis(800));
             assert!(backoff(base, 40) < MAX_BACKOFF * 2);
+            assert!(
+                backoff(MAX_BACKOFF * 10, 1) < MAX_BACKOFF * 2,
+                "the first is capped too"
+            );
         }
     }
 }

@@ -108,6 +108,7 @@ impl Conversation<'_, '_> {
         let (config, version) = shared.instance_config(&key.instance).await?;
         let mut persona = Persona::of_agent(&config, agent, helper.model.as_deref())?;
         persona.thinking = helper.thinking_level.or(persona.thinking);
+        persona.model_by_caller = false;
         shared
             .converse(
                 &key,

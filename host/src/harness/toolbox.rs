@@ -1,6 +1,8 @@
 //! The tools a conversation offers the model, each name once, and what answers a call
 //! to each: one table for the specs sent to the model and for the tool loop.
 
+use std::sync::Arc;
+
 use serde_json::{Value, json};
 
 use super::persona::Persona;
@@ -15,7 +17,7 @@ pub(super) const TASK_TOOL: &str = "task";
 pub(super) const MAX_DEPTH: u32 = 3;
 
 /// What answers a call to a tool.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub(super) enum Tool {
     /// One of the agent's own tools, run in its instance; its arguments must fit
     /// `parameters` (a JSON Schema).
@@ -25,7 +27,7 @@ pub(super) enum Tool {
     /// `task`: a helper's answer, from a child conversation.
     Task,
     /// `fetch`: an HTTP GET to an allowed host.
-    Fetch,
+    Fetch(Arc<Fetch>),
     /// A built-in tool of the session's sandbox (`read`, `write`, `bash`, …).
     Builtin,
 }
@@ -33,7 +35,7 @@ pub(super) enum Tool {
 /// The tools offered in one conversation, in the order the model sees them: the
 /// agent's own, `skill`, `task`, then the sandbox's built-ins and `fetch`. A name
 /// offered twice keeps its first meaning.
-#[derive(Debug, Default)]
+#[derive(Default)]
 pub(super) struct Toolbox {
     tools: Vec<(ToolSpec, Tool)>,
 }
@@ -45,7 +47,7 @@ impl Toolbox {
         persona: &Persona,
         depth: u32,
         sandbox: Option<&Sandbox>,
-        fetch: Option<&Fetch>,
+        fetch: Option<&Arc<Fetch>>,
     ) -> Self {
         let mut toolbox = Self::default();
         for tool in &persona.tools {
@@ -67,14 +69,24 @@ impl Toolbox {
             toolbox.offer(spec, Tool::Builtin);
         }
         if let Some(fetch) = fetch {
-            toolbox.offer(fetch.spec(), Tool::Fetch);
+            toolbox.offer(fetch.spec(), Tool::Fetch(fetch.clone()));
         }
         toolbox
     }
 
+    /// Offers `tool` under its spec's name, unless an earlier tool has that name. An
+    /// agent's own tool may replace a built-in; two meanings the agent gave one name
+    /// (a tool called `skill` or `task`, or the same name twice) are logged.
     fn offer(&mut self, spec: ToolSpec, tool: Tool) {
-        if !self.tools.iter().any(|(s, _)| s.name == spec.name) {
-            self.tools.push((spec, tool));
+        match self.tools.iter().find(|(s, _)| s.name == spec.name) {
+            None => self.tools.push((spec, tool)),
+            Some((_, Tool::Guest { .. })) if !matches!(tool, Tool::Builtin | Tool::Fetch(_)) => {
+                tracing::warn!(
+                    tool = %spec.name,
+                    "two tools of the agent have this name; the model is offered the first"
+                );
+            }
+            Some(_) => {}
         }
     }
 

@@ -427,7 +427,7 @@ impl StreamState {
 mod tests {
     use super::*;
     use crate::models::ToolSpec;
-    use crate::models::sse::replay;
+    use crate::models::client::replay;
 
     fn endpoint() -> Endpoint {
         Endpoint {

@@ -200,23 +200,20 @@ async fn post_json(
     body: &impl Serialize,
 ) -> Result<reqwest::Response, ModelError> {
     let request = http.post(url.clone()).headers(headers.clone()).json(body);
-    let response = request.send().await.map_err(|e| {
-        // A connection that was made and then closed or reset before any answer is
-        // like an answer that broke off: sent again. One that could not be made (refused,
-        // no such host, a connect timeout) is not: a dead server would cost every retry.
-        if e.is_connect() || e.is_timeout() || e.is_builder() {
-            ModelError::Unreachable {
-                provider: endpoint.provider.clone(),
-                url: url.to_string(),
-                reason: root_cause(&e),
-                base_url_var: endpoint.base_url_var.clone(),
-            }
-        } else {
-            ModelError::Incomplete {
-                provider: endpoint.provider.clone(),
-                reason: format!("the connection closed before an answer: {}", root_cause(&e)),
-            }
-        }
+    let response = request.send().await.map_err(|e| match closed_early(&e) {
+        // Like an answer that broke off: sent again.
+        true => ModelError::Incomplete {
+            provider: endpoint.provider.clone(),
+            reason: format!("the connection closed before an answer: {}", root_cause(&e)),
+        },
+        // Refused, no such host, a connect timeout: not sent again, as a dead server
+        // would cost every retry.
+        false => ModelError::Unreachable {
+            provider: endpoint.provider.clone(),
+            url: url.to_string(),
+            reason: root_cause(&e),
+            base_url_var: endpoint.base_url_var.clone(),
+        },
     })?;
     let status = response.status();
     if status.is_success() {
@@ -355,10 +352,50 @@ pub(super) fn event_json(
 }
 
 /// The innermost cause of an error, which says what actually went wrong.
+/// Whether a request failed because the connection, once made, was closed or reset
+/// before any answer came (hyper's incomplete message, or a reset in the I/O beneath).
+fn closed_early(e: &reqwest::Error) -> bool {
+    let mut cause: Option<&(dyn std::error::Error + 'static)> = Some(e);
+    while let Some(error) = cause {
+        if error
+            .downcast_ref::<hyper::Error>()
+            .is_some_and(hyper::Error::is_incomplete_message)
+        {
+            return true;
+        }
+        if let Some(io) = error.downcast_ref::<std::io::Error>() {
+            use std::io::ErrorKind::{BrokenPipe, ConnectionAborted, ConnectionReset};
+            return matches!(io.kind(), ConnectionReset | ConnectionAborted | BrokenPipe);
+        }
+        cause = error.source();
+    }
+    false
+}
+
 fn root_cause(e: &(dyn std::error::Error + 'static)) -> String {
     let mut cause = e;
     while let Some(next) = cause.source() {
         cause = next;
     }
     cause.to_string()
+}
+
+/// Test support: plays a raw event stream, cut into 7-byte chunks, through wire format
+/// `W`; returns the outcome and the events sent to the sink.
+#[cfg(test)]
+pub(super) fn replay<W: Wire>(
+    endpoint: &Endpoint,
+    raw: &str,
+) -> (Result<ModelResponse, ModelError>, Vec<StreamEvent>) {
+    let mut sent = Vec::new();
+    let mut state = W::Stream::default();
+    let mut parser = SseParser::default();
+    let mut on_event =
+        |event: SseEvent| W::on_event(&mut state, endpoint, &event, &mut |e| sent.push(e));
+    let played = raw
+        .as_bytes()
+        .chunks(7)
+        .try_for_each(|chunk| parser.feed_into(chunk, &mut on_event))
+        .and_then(|()| parser.finish_into(&mut on_event));
+    (played.and_then(|()| W::finish(state, endpoint)), sent)
 }

@@ -481,7 +481,7 @@ impl StreamState {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::models::sse::replay;
+    use crate::models::client::replay;
 
     fn endpoint() -> Endpoint {
         Endpoint {

@@ -135,29 +135,6 @@ fn deliver<E>(
     }
 }
 
-/// Test support: plays a raw event stream, cut into 7-byte chunks, through wire format
-/// `W`; returns the outcome and the events sent to the sink.
-#[cfg(test)]
-pub(super) fn replay<W: super::client::Wire>(
-    endpoint: &super::client::Endpoint,
-    raw: &str,
-) -> (
-    Result<super::ModelResponse, super::ModelError>,
-    Vec<super::StreamEvent>,
-) {
-    let mut sent = Vec::new();
-    let mut state = W::Stream::default();
-    let mut parser = SseParser::default();
-    let mut on_event =
-        |event: SseEvent| W::on_event(&mut state, endpoint, &event, &mut |e| sent.push(e));
-    let played = raw
-        .as_bytes()
-        .chunks(7)
-        .try_for_each(|chunk| parser.feed_into(chunk, &mut on_event))
-        .and_then(|()| parser.finish_into(&mut on_event));
-    (played.and_then(|()| W::finish(state, endpoint)), sent)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -91,7 +91,7 @@ pub(super) async fn instance_runs(
 ) -> Result<Json<Value>, ApiError> {
     app.auth.caller(&headers, None)?.admin_reader()?;
     let page = Page::from_query(&query)?;
-    let status = status_of(&query)?;
+    let status = run_status_filter(&query)?;
     let run = app.host.run(&id).await?.filter(|r| r.workflow == name);
     let Some(run) = run else {
         return Err(ApiError::new(
@@ -122,7 +122,7 @@ pub(super) async fn runs(
     let page = Page::from_query(&query)?;
     let filter = RunFilter {
         workflow: query.get("agentName").cloned(),
-        status: status_of(&query)?,
+        status: run_status_filter(&query)?,
         ..page.filter()
     };
     let (runs, more) = page.fetch(&app, filter).await?;
@@ -213,7 +213,7 @@ fn decode_cursor(raw: &str) -> Option<u64> {
 
 /// A run status as PyFlue's admin names it (`active`, `completed`, `errored`, or
 /// `running`, `succeeded`, `failed`), or ours (`cancelled`).
-fn status_of(query: &HashMap<String, String>) -> Result<Option<RunStatus>, ApiError> {
+fn run_status_filter(query: &HashMap<String, String>) -> Result<Option<RunStatus>, ApiError> {
     let Some(raw) = query.get("status") else {
         return Ok(None);
     };

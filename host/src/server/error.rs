@@ -42,14 +42,19 @@ impl ApiError {
         self
     }
 
+    /// An error of a kind the library also has, with its status from [`status_of`].
+    fn of_kind(kind: ErrorKind, message: impl Into<String>) -> Self {
+        Self::new(status_of(kind), kind.wire_type(), message)
+    }
+
     /// `400 invalid_request`.
     pub fn invalid_request(message: impl Into<String>) -> Self {
-        Self::new(StatusCode::BAD_REQUEST, "invalid_request", message)
+        Self::of_kind(ErrorKind::InvalidRequest, message)
     }
 
     /// `404 not_found`.
     pub fn not_found(message: impl Into<String>) -> Self {
-        Self::new(StatusCode::NOT_FOUND, "not_found", message)
+        Self::of_kind(ErrorKind::NotFound, message)
     }
 
     /// `405 method_not_allowed`, listing the allowed methods.

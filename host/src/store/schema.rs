@@ -1,6 +1,9 @@
-//! The tables both stores keep, written once, and the rule both follow for schema
-//! steps. SQLite and PostgreSQL differ here only in a few type names and clauses,
-//! which each store's [`Dialect`] fills in.
+//! The schema steps both stores take, written once, and the rule both follow for them.
+//! SQLite and PostgreSQL differ here only in a few type names and clauses, which each
+//! store's [`Dialect`] fills in.
+//!
+//! A step, once released, is never edited: databases that ran it keep what it made, so
+//! a change to the schema is a new step appended to both stores' lists.
 
 use super::StoreError;
 

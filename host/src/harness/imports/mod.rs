@@ -14,11 +14,11 @@ use async_trait::async_trait;
 
 use super::Shared;
 use super::run_log::RunLog;
-use crate::Error;
 use crate::agent_config::AgentConfig;
 use crate::models::{Message, Usage};
 use crate::runtime::{Completion, CompletionRequest, GuestHost, GuestLogLevel, HostError};
 use crate::store::{InstanceKey, SessionKey};
+use crate::{Error, ErrorKind};
 use agents::AgentsImport;
 use log::LogImport;
 use model::ModelImport;
@@ -120,23 +120,23 @@ impl GuestHost for GuestImports {
     }
 }
 
-/// How a guest sees a host call's failure: what the caller got wrong, what policy
-/// refuses, and what may pass later.
-// By value so callers write `.map_err(host_error)`; a reference needs a closure at all ten.
+/// How a guest sees a host call's failure: what the caller got wrong (the kinds a
+/// caller of the server is told are its own mistake, and a bad agent configuration),
+/// what policy refuses, and what may pass later.
+// By value so callers write `.map_err(host_error)`; a reference needs a closure at each.
 #[allow(clippy::needless_pass_by_value)]
 fn host_error(error: Error) -> HostError {
     let message = error.public_message();
-    match error {
-        Error::LimitExceeded { .. } => HostError::Refused(message),
-        Error::AgentNotFound { .. }
-        | Error::NotFound(_)
-        | Error::InvalidRequest(_)
-        | Error::Conflict(_)
-        | Error::Config { .. } => HostError::Invalid(message),
-        Error::Guest { .. }
-        | Error::Model(_)
-        | Error::Store(_)
-        | Error::Startup(_)
-        | Error::Io(_) => HostError::Unavailable(message),
+    match (&error, error.kind()) {
+        (Error::LimitExceeded { .. }, _) => HostError::Refused(message),
+        (Error::Config { .. }, _)
+        | (
+            _,
+            ErrorKind::InvalidRequest
+            | ErrorKind::AgentNotFound
+            | ErrorKind::NotFound
+            | ErrorKind::Conflict,
+        ) => HostError::Invalid(message),
+        _ => HostError::Unavailable(message),
     }
 }
