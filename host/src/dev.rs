@@ -24,7 +24,7 @@ use crate::registry::Loaded;
 const SETTLE: Duration = Duration::from_millis(100);
 
 /// Watches while it lives; dropping it stops the watching.
-pub struct DevWatch {
+pub(crate) struct DevWatch {
     _watcher: RecommendedWatcher,
 }
 
@@ -55,7 +55,7 @@ struct Folders {
 /// `project_dir`; changes are applied to `host` on a background task. When `flue.toml`
 /// changes to a configuration that loads, `on_config` decides: its error is reported
 /// and changes nothing. Says on stderr what it watches.
-pub fn watch(
+pub(crate) fn watch(
     host: Host,
     project: Project,
     project_dir: &Path,

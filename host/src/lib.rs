@@ -11,22 +11,29 @@
 //! println!("{}", result.text);
 //! # Ok(()) }
 //! ```
+//!
+//! The crate root is the embedding API: [`Host`] and what it hands out, [`HostOptions`],
+//! [`Error`] with its [`ErrorKind`] and [`Limit`], and the records of dispatches and
+//! runs. [`server::serve`] serves a host over HTTP, SSE and WebSocket; [`project`],
+//! [`access`] and [`models`] hold the settings those take. [`store`], [`runtime`],
+//! [`build`], [`weights`] and [`cli`] are public for the `flue` binary, the integration
+//! suite and the benchmarks; everything else is private to the crate.
 
 pub mod access;
-pub mod agent_config;
+mod agent_config;
 pub mod build;
 pub mod cli;
-pub mod dev;
+mod dev;
 mod error;
 mod harness;
 mod limit;
 pub mod models;
 pub mod project;
-pub mod registry;
+mod registry;
 pub mod runtime;
 pub mod server;
 pub mod store;
-pub mod tools;
+mod tools;
 mod user_tools;
 pub mod weights;
 

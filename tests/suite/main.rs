@@ -3,6 +3,7 @@
 //! side, instead of one process (and one link of the host) per file.
 
 mod agent_model;
+mod architecture;
 mod authorize;
 mod cli;
 mod core_path;

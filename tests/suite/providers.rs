@@ -389,36 +389,25 @@ async fn tool_calls_without_ids_get_their_own_and_tasks_stay_apart() {
     }
 }
 
+/// An overloaded provider (an `overloaded_error` event, HTTP 529) and one that closed
+/// the connection before any answer are each tried again, and the second answer is the
+/// prompt's.
 #[tokio::test]
-async fn an_overloaded_provider_is_retried_and_then_answers() {
+async fn a_provider_that_fails_once_is_retried_and_then_answers() {
     let toml = "[providers.anthropic]\nretry_delay_ms = 10\n";
-    let case = Case::new("anthropic-overloaded", "support_assistant", toml);
-    for transport in [Json, Sse, WebSocket] {
-        let run = case.run(transport, &["hi"]).await;
-        assert_eq!(
-            run.seen[0].text.as_deref(),
-            Some("Second attempt worked."),
-            "{transport:?}: {:?}",
-            run.seen[0]
-        );
-        assert_eq!(run.requests.len(), 2, "{transport:?}: one retry");
-        assert_eq!(run.history.len(), 2);
-    }
-}
-
-#[tokio::test]
-async fn a_connection_closed_before_any_answer_is_tried_again() {
-    let toml = "[providers.anthropic]\nretry_delay_ms = 10\n";
-    let case = Case::new("anthropic-hung-up", "support_assistant", toml);
-    for transport in [Json, Sse, WebSocket] {
-        let run = case.run(transport, &["hi"]).await;
-        assert_eq!(
-            run.seen[0].text.as_deref(),
-            Some("Second attempt worked."),
-            "{transport:?}: {:?}",
-            run.seen[0]
-        );
-        assert_eq!(run.requests.len(), 2, "{transport:?}: one retry");
+    for kind in ["anthropic-overloaded", "anthropic-hung-up"] {
+        let case = Case::new(kind, "support_assistant", toml);
+        for transport in [Json, Sse, WebSocket] {
+            let run = case.run(transport, &["hi"]).await;
+            assert_eq!(
+                run.seen[0].text.as_deref(),
+                Some("Second attempt worked."),
+                "{kind} {transport:?}: {:?}",
+                run.seen[0]
+            );
+            assert_eq!(run.requests.len(), 2, "{kind} {transport:?}: one retry");
+            assert_eq!(run.history.len(), 2, "{kind} {transport:?}");
+        }
     }
 }
 

@@ -9,7 +9,7 @@ use std::sync::{Arc, RwLock};
 use crate::runtime::{CompiledAgent, Runtime};
 
 /// One loaded version of an agent.
-pub struct AgentVersion {
+pub(crate) struct AgentVersion {
     /// The agent's name: the file name without `.wasm`, after `<tenant>/` for a tenant's.
     pub name: String,
     /// Where it was loaded from.
@@ -38,7 +38,7 @@ pub struct LoadProblem {
 
 /// The current set of agents, by name. Loading a new version swaps it in atomically;
 /// holders of the old version keep it until they let go.
-pub struct Registry {
+pub(crate) struct Registry {
     /// The agents folder, as loaded paths are named relative to it.
     root: PathBuf,
     agents: RwLock<BTreeMap<String, Arc<AgentVersion>>>,
@@ -48,7 +48,7 @@ pub struct Registry {
 impl Registry {
     /// Loads every `*.wasm` in `dir` and in `dir/<tenant>` for each tenant (a missing
     /// folder holds no agents).
-    pub async fn scan(runtime: Arc<Runtime>, dir: &Path, tenants: &[String]) -> Self {
+    pub(crate) async fn scan(runtime: Arc<Runtime>, dir: &Path, tenants: &[String]) -> Self {
         let registry = Self {
             root: dir.canonicalize().unwrap_or_else(|_| dir.to_path_buf()),
             agents: RwLock::new(BTreeMap::new()),
@@ -65,7 +65,7 @@ impl Registry {
     /// Compiles `path` off the async workers and makes it the agent's current version,
     /// unless it holds the bytes already serving from that file. On failure the previous
     /// version (if any) keeps serving and the reason is kept.
-    pub async fn load(&self, runtime: &Arc<Runtime>, path: &Path) -> Result<Loaded, String> {
+    pub(crate) async fn load(&self, runtime: &Arc<Runtime>, path: &Path) -> Result<Loaded, String> {
         let path = &path.canonicalize().unwrap_or_else(|_| path.to_path_buf());
         let name = self.name_of(path);
         let serving = name
@@ -114,7 +114,7 @@ impl Registry {
     /// (atomically) and makes them the agent's current version. Returns the agent's name
     /// and whether it replaced a version; on failure no file is written (at most the
     /// folder is created) and nothing is changed.
-    pub async fn install(
+    pub(crate) async fn install(
         &self,
         runtime: &Arc<Runtime>,
         path: &Path,
@@ -154,7 +154,7 @@ impl Registry {
     }
 
     /// Forgets the agent loaded from `path`; returns its name if there was one.
-    pub fn remove(&self, path: &Path) -> Option<String> {
+    pub(crate) fn remove(&self, path: &Path) -> Option<String> {
         self.problems.write().expect("registry lock").remove(path);
         let mut agents = self.agents.write().expect("registry lock");
         let name = agents
@@ -166,7 +166,7 @@ impl Registry {
     }
 
     /// The current version of an agent.
-    pub fn get(&self, name: &str) -> Option<Arc<AgentVersion>> {
+    pub(crate) fn get(&self, name: &str) -> Option<Arc<AgentVersion>> {
         self.agents
             .read()
             .expect("registry lock")
@@ -175,7 +175,7 @@ impl Registry {
     }
 
     /// Every loaded agent, by name.
-    pub fn list(&self) -> Vec<Arc<AgentVersion>> {
+    pub(crate) fn list(&self) -> Vec<Arc<AgentVersion>> {
         self.agents
             .read()
             .expect("registry lock")
@@ -212,7 +212,7 @@ impl Registry {
     }
 
     /// Files that could not be loaded, with reasons.
-    pub fn problems(&self) -> Vec<LoadProblem> {
+    pub(crate) fn problems(&self) -> Vec<LoadProblem> {
         let problems = self.problems.read().expect("registry lock");
         problems
             .iter()
@@ -238,7 +238,7 @@ fn wasm_files(dir: &Path) -> Vec<PathBuf> {
 
 /// The name a namespace (a tenant's, or the operator's with `None`) knows a host agent
 /// by, if the agent is in it: `acme/support` is `support` to tenant `acme`.
-pub fn local_name<'n>(tenant: Option<&str>, agent: &'n str) -> Option<&'n str> {
+pub(crate) fn local_name<'n>(tenant: Option<&str>, agent: &'n str) -> Option<&'n str> {
     match (tenant, agent.split_once('/')) {
         (None, None) => Some(agent),
         (Some(tenant), Some((owner, name))) if owner == tenant => Some(name),
@@ -247,13 +247,13 @@ pub fn local_name<'n>(tenant: Option<&str>, agent: &'n str) -> Option<&'n str> {
 }
 
 /// The tenant a host agent belongs to; `None` for the operator's agents.
-pub fn tenant_of(agent: &str) -> Option<&str> {
+pub(crate) fn tenant_of(agent: &str) -> Option<&str> {
     agent.split_once('/').map(|(tenant, _)| tenant)
 }
 
 /// The host name of agent `name` as `agent` names it: in `agent`'s own namespace, so a
 /// tenant's agent can only ever name its tenant's agents.
-pub fn in_namespace_of(agent: &str, name: &str) -> String {
+pub(crate) fn in_namespace_of(agent: &str, name: &str) -> String {
     match tenant_of(agent) {
         Some(tenant) => format!("{tenant}/{name}"),
         None => name.to_string(),
@@ -261,7 +261,7 @@ pub fn in_namespace_of(agent: &str, name: &str) -> String {
 }
 
 /// Whether `name` may name an agent: letters, digits, `_` and `-`.
-pub fn valid_name(name: &str) -> bool {
+pub(crate) fn valid_name(name: &str) -> bool {
     !name.is_empty()
         && name
             .chars()

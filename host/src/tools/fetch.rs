@@ -11,14 +11,14 @@ use crate::access::glob;
 use crate::models::ToolSpec;
 
 /// The tool's name.
-pub const FETCH_TOOL: &str = "fetch";
+pub(crate) const FETCH_TOOL: &str = "fetch";
 /// The most of a response body the model sees.
 const MAX_BODY_BYTES: usize = 256 << 10;
 /// How long one request may take, connection and body included.
 const TIMEOUT: Duration = Duration::from_secs(20);
 
 /// The HTTP client `fetch` uses: no redirects, a timeout.
-pub fn client() -> reqwest::Client {
+pub(crate) fn client() -> reqwest::Client {
     reqwest::Client::builder()
         .redirect(reqwest::redirect::Policy::none())
         .timeout(TIMEOUT)
@@ -27,7 +27,7 @@ pub fn client() -> reqwest::Client {
 }
 
 /// `fetch` for one agent: the hosts it may reach, as globs of `host` or `host:port`.
-pub struct Fetch {
+pub(crate) struct Fetch {
     client: reqwest::Client,
     hosts: Vec<String>,
 }
@@ -35,12 +35,12 @@ pub struct Fetch {
 impl Fetch {
     /// `fetch` limited to `hosts` (e.g. `api.example.com`, `*.example.com`,
     /// `127.0.0.1:8080`).
-    pub fn new(client: reqwest::Client, hosts: Vec<String>) -> Self {
+    pub(crate) fn new(client: reqwest::Client, hosts: Vec<String>) -> Self {
         Self { client, hosts }
     }
 
     /// The tool as the model is offered it.
-    pub fn spec(&self) -> ToolSpec {
+    pub(crate) fn spec(&self) -> ToolSpec {
         spec(
             FETCH_TOOL,
             &format!(
@@ -64,7 +64,7 @@ impl Fetch {
     }
 
     /// Runs one call; the error is what the model sees.
-    pub async fn call(&self, args: &Value) -> Result<String, String> {
+    pub(crate) async fn call(&self, args: &Value) -> Result<String, String> {
         let url = text_arg(args, "url")?;
         let url = reqwest::Url::parse(url).map_err(|e| format!("'{url}' is not a URL: {e}"))?;
         if !matches!(url.scheme(), "http" | "https") {

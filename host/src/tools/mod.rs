@@ -12,10 +12,10 @@ use std::path::Path;
 use serde_json::{Value, json};
 
 use crate::models::ToolSpec;
-pub use fetch::{FETCH_TOOL, Fetch, client as fetch_client};
-pub use shell::ShellPolicy;
+pub(crate) use fetch::{FETCH_TOOL, Fetch, client as fetch_client};
+pub(crate) use shell::ShellPolicy;
 use tree::FileTree;
-pub use tree::{LocalTree, VirtualTree};
+pub(crate) use tree::{LocalTree, VirtualTree};
 
 /// Lines `read` returns when no limit is given.
 const DEFAULT_READ_LINES: usize = 2000;
@@ -27,7 +27,7 @@ const MAX_MATCHES: usize = 200;
 const MAX_GLOB: usize = 1000;
 
 /// The file tree of one session, and what the model may do with it.
-pub struct Sandbox {
+pub(crate) struct Sandbox {
     /// The root as the model sees it (the agent's `cwd`).
     cwd: String,
     tree: Tree,
@@ -46,7 +46,7 @@ enum Tree {
 
 impl Sandbox {
     /// An in-memory tree, rooted at `cwd` (`/` by default).
-    pub fn virtual_tree(cwd: Option<&str>, tree: VirtualTree) -> Self {
+    pub(crate) fn virtual_tree(cwd: Option<&str>, tree: VirtualTree) -> Self {
         Self {
             cwd: cwd.unwrap_or("/").to_string(),
             tree: Tree::Virtual(tree),
@@ -57,7 +57,7 @@ impl Sandbox {
     }
 
     /// The host directory `root`, with `bash` when `shell` allows commands.
-    pub fn local(root: &Path, shell: Option<ShellPolicy>) -> Result<Self, String> {
+    pub(crate) fn local(root: &Path, shell: Option<ShellPolicy>) -> Result<Self, String> {
         let tree = LocalTree::new(root)?;
         Ok(Self {
             cwd: root.to_string_lossy().into_owned(),
@@ -69,7 +69,7 @@ impl Sandbox {
     }
 
     /// The same sandbox offering only the built-in tools named in `allowed`.
-    pub fn only(self, allowed: &[String]) -> Self {
+    pub(crate) fn only(self, allowed: &[String]) -> Self {
         Self {
             only: Some(allowed.to_vec()),
             ..self
@@ -83,7 +83,7 @@ impl Sandbox {
     }
 
     /// The virtual tree, if it changed since it was opened (to keep with the session).
-    pub fn changed_virtual_tree(&self) -> Option<&VirtualTree> {
+    pub(crate) fn changed_virtual_tree(&self) -> Option<&VirtualTree> {
         match &self.tree {
             Tree::Virtual(tree) if self.changed => Some(tree),
             _ => None,
@@ -106,7 +106,7 @@ impl Sandbox {
     }
 
     /// The tools this sandbox offers the model.
-    pub fn specs(&self) -> Vec<ToolSpec> {
+    pub(crate) fn specs(&self) -> Vec<ToolSpec> {
         let path = json!({"type": "string", "description": "A path relative to the sandbox root, or absolute under it."});
         let mut specs = vec![
             spec(
@@ -180,7 +180,11 @@ impl Sandbox {
     }
 
     /// Runs a built-in tool; `None` if `name` is not one of this sandbox's tools.
-    pub async fn call(&mut self, name: &str, args: &Value) -> Option<Result<String, String>> {
+    pub(crate) async fn call(
+        &mut self,
+        name: &str,
+        args: &Value,
+    ) -> Option<Result<String, String>> {
         if !self.allows(name) {
             return None;
         }

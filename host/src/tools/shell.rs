@@ -11,7 +11,7 @@ const MAX_OUTPUT: usize = 30_000;
 
 /// Which programs `bash` may run, and for how long.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ShellPolicy {
+pub(crate) struct ShellPolicy {
     /// Program names allowed as the first word of a command.
     pub commands: Vec<String>,
     /// How long one command may run before it is killed.

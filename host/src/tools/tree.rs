@@ -71,7 +71,7 @@ fn is_under(path: &str, dir: &str) -> bool {
 
 /// An in-memory file tree, kept with the session.
 #[derive(Debug, Clone, Default, PartialEq)]
-pub struct VirtualTree {
+pub(crate) struct VirtualTree {
     /// Each file's text, by its path relative to the sandbox root (`src/main.rs`).
     pub files: BTreeMap<RelPath, String>,
 }
@@ -149,13 +149,13 @@ impl FileTree for VirtualTree {
 /// A host directory. Every path is checked after the symbolic links on its way are
 /// followed: whatever points outside the root is refused.
 #[derive(Debug, Clone)]
-pub struct LocalTree {
+pub(crate) struct LocalTree {
     root: PathBuf,
 }
 
 impl LocalTree {
     /// The tree rooted at `root`, which must be an existing directory.
-    pub fn new(root: &Path) -> Result<Self, String> {
+    pub(crate) fn new(root: &Path) -> Result<Self, String> {
         let root = root
             .canonicalize()
             .map_err(|e| format!("cannot open the sandbox folder {}: {e}", root.display()))?;
@@ -169,13 +169,13 @@ impl LocalTree {
     }
 
     /// The root folder on the host.
-    pub fn root(&self) -> &Path {
+    pub(crate) fn root(&self) -> &Path {
         &self.root
     }
 
     /// The host path of `path`, once the deepest part of it that exists is known to
     /// resolve inside the root.
-    pub fn host_path(&self, path: &str) -> Result<PathBuf, String> {
+    pub(crate) fn host_path(&self, path: &str) -> Result<PathBuf, String> {
         let full = self.root.join(path);
         let mut existing = full.as_path();
         while existing.symlink_metadata().is_err() {
