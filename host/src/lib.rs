@@ -145,23 +145,14 @@ impl Host {
                 receipt.id
             )));
         }
-        self.shared.dispatch_ready.notify_one();
+        self.shared.dispatcher.wake();
         Ok(receipt)
     }
 
     /// Starts delivering dispatched events (once; later calls do nothing). `flue serve`
     /// and `flue dev` do this; a host that only answers prompts need not.
     pub fn start_dispatcher(&self) {
-        if !self
-            .shared
-            .dispatching
-            .swap(true, std::sync::atomic::Ordering::SeqCst)
-        {
-            tokio::spawn(harness::dispatcher::run(
-                Arc::downgrade(&self.shared),
-                self.shared.dispatch_ready.clone(),
-            ));
-        }
+        self.shared.dispatcher.start(&self.shared);
     }
 
     /// Whether `caller` may reach instance `id` of `agent`, as the agent decides: its
@@ -193,7 +184,7 @@ impl Host {
     pub async fn retry_dispatch(&self, id: &str) -> Result<bool, Error> {
         let queued = self.shared.queue.retry(id).await?;
         if queued {
-            self.shared.dispatch_ready.notify_one();
+            self.shared.dispatcher.wake();
         }
         Ok(queued)
     }

@@ -4,6 +4,7 @@
 //! jitter, or dead after the last attempt.
 
 use backon::{BackoffBuilder, ExponentialBuilder};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Weak};
 use std::time::Duration;
 
@@ -22,8 +23,29 @@ pub(crate) fn event_message(id: &str, input: &str) -> String {
     format!("[Event {id}, dispatched to this session; it is not a message from a person]\n{input}")
 }
 
+/// The dispatcher's own state: whether its loop runs, and the signal that wakes it.
+#[derive(Default)]
+pub(crate) struct Dispatcher {
+    wake: Arc<Notify>,
+    started: AtomicBool,
+}
+
+impl Dispatcher {
+    /// Wakes the loop: an event was enqueued or queued again.
+    pub(crate) fn wake(&self) {
+        self.wake.notify_one();
+    }
+
+    /// Starts the delivery loop for `shared`, once; later calls do nothing.
+    pub(crate) fn start(&self, shared: &Arc<Shared>) {
+        if !self.started.swap(true, Ordering::SeqCst) {
+            tokio::spawn(run(Arc::downgrade(shared), self.wake.clone()));
+        }
+    }
+}
+
 /// Claims and delivers events until the host is gone.
-pub(crate) async fn run(shared: Weak<Shared>, wake: Arc<Notify>) {
+async fn run(shared: Weak<Shared>, wake: Arc<Notify>) {
     let Some(settings) = shared.upgrade().map(|s| s.options.config.dispatch.clone()) else {
         return;
     };

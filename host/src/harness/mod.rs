@@ -115,10 +115,8 @@ pub(crate) struct Shared {
     pub runs: Arc<dyn Runs>,
     /// The compiled workflows.
     pub workflows: Workflows,
-    /// Wakes the dispatcher when an event is enqueued.
-    pub dispatch_ready: Arc<tokio::sync::Notify>,
-    /// Whether the dispatcher was started.
-    pub dispatching: std::sync::atomic::AtomicBool,
+    /// Delivery of dispatched events: started once, woken when an event is enqueued.
+    pub(crate) dispatcher: dispatcher::Dispatcher,
     /// Where agents with `persist = false` keep their sessions.
     pub memory: Arc<MemoryStore>,
     pub providers: Arc<Providers>,
@@ -129,7 +127,26 @@ pub(crate) struct Shared {
     fetch_client: reqwest::Client,
     pub stats: Stats,
     /// One lock per session, so prompts to a session run one at a time, in order.
-    session_locks: Mutex<HashMap<SessionKey, Weak<tokio::sync::Mutex<()>>>>,
+    session_locks: SessionLocks,
+}
+
+/// One lock per session, so prompts to a session run one at a time, in order. A lock
+/// lives while a prompt holds or waits for it; the map keeps only weak references.
+#[derive(Default)]
+struct SessionLocks(Mutex<HashMap<SessionKey, Weak<tokio::sync::Mutex<()>>>>);
+
+impl SessionLocks {
+    /// The lock of session `key`, shared with every prompt that holds or awaits it.
+    fn of(&self, key: &SessionKey) -> Arc<tokio::sync::Mutex<()>> {
+        let mut locks = self.0.lock().expect("session locks");
+        if let Some(lock) = locks.get(key).and_then(Weak::upgrade) {
+            return lock;
+        }
+        locks.retain(|_, w| w.strong_count() > 0);
+        let lock = Arc::new(tokio::sync::Mutex::new(()));
+        locks.insert(key.clone(), Arc::downgrade(&lock));
+        lock
+    }
 }
 
 /// Running totals since the host started, by agent (and its tenant), as Prometheus
@@ -360,15 +377,14 @@ impl Shared {
             queue,
             runs,
             workflows,
-            dispatch_ready: Arc::default(),
-            dispatching: Default::default(),
+            dispatcher: dispatcher::Dispatcher::default(),
             memory: Arc::default(),
             providers: Arc::new(providers),
             instances: Instances::default(),
             policies: Arc::new(policies),
             fetch_client: crate::tools::fetch_client(),
             stats: Stats::default(),
-            session_locks: Mutex::new(HashMap::new()),
+            session_locks: SessionLocks::default(),
         }
     }
 
@@ -419,22 +435,11 @@ impl Shared {
     pub(crate) async fn reset_session(self: &Arc<Self>, key: &SessionKey) -> Result<(), Error> {
         let (config, _) = self.instance_config(&key.instance).await?;
         let store = self.store_for(&config);
-        let lock = self.session_lock(key);
+        let lock = self.session_locks.of(key);
         let _turn = lock.lock().await;
         let _hold = store.hold_session(key).await?;
         store.clear_session(key).await?;
         sandbox::forget(store, key).await
-    }
-
-    fn session_lock(&self, key: &SessionKey) -> Arc<tokio::sync::Mutex<()>> {
-        let mut locks = self.session_locks.lock().expect("session locks");
-        if let Some(lock) = locks.get(key).and_then(Weak::upgrade) {
-            return lock;
-        }
-        locks.retain(|_, w| w.strong_count() > 0);
-        let lock = Arc::new(tokio::sync::Mutex::new(()));
-        locks.insert(key.clone(), Arc::downgrade(&lock));
-        lock
     }
 
     /// Runs one prompt to its final answer, within its wall-time limit. With `events`,
@@ -479,7 +484,7 @@ impl Shared {
         let key = prompt.session;
         check_name("session name", &key.session)?;
         let _admitted = self.policies.admit(&key.instance.agent)?;
-        let lock = self.session_lock(key);
+        let lock = self.session_locks.of(key);
         let _turn = lock.lock().await;
         let (config, version) = self.instance_config(&key.instance).await?;
         let _held = self.store_for(&config).hold_session(key).await?;
