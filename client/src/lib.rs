@@ -149,28 +149,48 @@ pub enum StreamEvent {
 }
 
 impl StreamEvent {
+    /// The event named `kind` with `data`, read as `flue_wire::StreamEvent` reads it;
+    /// `None` for the kinds this enum leaves out (tasks, compaction, kinds added later).
     fn from_wire(kind: &str, data: &Value) -> Result<Option<Self>, ClientError> {
-        let s = |k: &str| data[k].as_str().unwrap_or_default().to_string();
-        Ok(Some(match kind {
-            "start" => StreamEvent::Start {
-                session: s("session_id"),
-            },
-            "delta" => StreamEvent::Delta { text: s("text") },
-            "tool_start" => StreamEvent::ToolStart {
-                name: s("toolName"),
-                call_id: s("toolCallId"),
-                args: data["args"].clone(),
-            },
-            "tool_end" => StreamEvent::ToolEnd {
-                name: s("toolName"),
-                call_id: s("toolCallId"),
-                is_error: data["isError"].as_bool().unwrap_or(false),
-                result: s("result"),
-            },
-            "end" => StreamEvent::End(PromptResult::from_wire(&data["result"])?),
-            "error" => return Err(ClientError::from_envelope(500, data)),
-            _ => return Ok(None), // event types added later
-        }))
+        if kind == "error" {
+            return Err(ClientError::from_envelope(500, data));
+        }
+        let Some(read) = wire::StreamEvent::from_json(kind, data) else {
+            return Ok(None);
+        };
+        let read = read.map_err(|e| ClientError::Decode(format!("{e}: {data}")))?;
+        Ok(match read {
+            wire::StreamEvent::Start { session_id } => Some(StreamEvent::Start {
+                session: session_id,
+            }),
+            wire::StreamEvent::Delta { text } => Some(StreamEvent::Delta { text }),
+            wire::StreamEvent::ToolStart {
+                tool_name,
+                tool_call_id,
+                args,
+            } => Some(StreamEvent::ToolStart {
+                name: tool_name,
+                call_id: tool_call_id,
+                args,
+            }),
+            wire::StreamEvent::ToolEnd {
+                tool_name,
+                tool_call_id,
+                is_error,
+                result,
+            } => Some(StreamEvent::ToolEnd {
+                name: tool_name,
+                call_id: tool_call_id,
+                is_error,
+                result,
+            }),
+            wire::StreamEvent::End { .. } => {
+                Some(StreamEvent::End(PromptResult::from_wire(&data["result"])?))
+            }
+            wire::StreamEvent::TaskStart { .. }
+            | wire::StreamEvent::TaskEnd { .. }
+            | wire::StreamEvent::Compaction { .. } => None,
+        })
     }
 }
 

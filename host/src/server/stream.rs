@@ -24,12 +24,12 @@ pub(super) fn respond(session: Session, message: String) -> Response {
         let events_tx = tx.clone();
         let outcome = session
             .stream(&message, move |e| {
-                let (kind, data) = events::event(&e);
-                let _ = events_tx.send(sse_event(kind, &data));
+                let event = events::event(e);
+                let _ = events_tx.send(sse_event(event.kind(), &event.to_json()));
             })
             .await;
         let last = match outcome {
-            Ok(result) => sse_event("end", &events::end(&result)),
+            Ok(result) => sse_event("end", &events::end(&result).to_json()),
             Err(e) => sse_event("error", &json!(ApiError::from(e).body)),
         };
         let _ = tx.send(last);
