@@ -63,20 +63,8 @@ impl ClientError {
     }
 }
 
-/// Token counts of one prompt.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub struct Usage {
-    /// Prompt tokens read fresh, not from the provider's prompt cache.
-    pub input: u64,
-    /// Tokens the model wrote.
-    pub output: u64,
-    /// Prompt tokens read from the provider's prompt cache.
-    pub cache_read: u64,
-    /// Prompt tokens written to the provider's prompt cache.
-    pub cache_write: u64,
-    /// All of the above added up.
-    pub total_tokens: u64,
-}
+/// Token counts of one prompt, as the wire carries them.
+pub use flue_wire::Usage;
 
 /// The result of one prompt.
 #[derive(Debug, Clone, PartialEq)]
@@ -95,16 +83,9 @@ impl PromptResult {
     fn from_wire(result: &Value) -> Result<Self, ClientError> {
         let read = wire::PromptResult::deserialize(result)
             .map_err(|e| ClientError::Decode(format!("{e}: {result}")))?;
-        let u = read.usage;
         Ok(Self {
             text: read.text,
-            usage: Usage {
-                input: u.input,
-                output: u.output,
-                cache_read: u.cache_read,
-                cache_write: u.cache_write,
-                total_tokens: u.total_tokens,
-            },
+            usage: read.usage,
             model: read.model.id,
             raw: result.clone(),
         })

@@ -130,6 +130,19 @@ pub(crate) struct Shared {
     session_locks: SessionLocks,
 }
 
+/// Where an agent's sessions and state live: in `memory` when its configuration says
+/// `persist = false`, else in the `durable` store (also before `create` has returned).
+pub(crate) fn store_of<'a>(
+    config: Option<&AgentConfig>,
+    durable: &'a dyn Store,
+    memory: &'a MemoryStore,
+) -> &'a dyn Store {
+    match config.and_then(|c| c.persist) {
+        Some(false) => memory,
+        _ => durable,
+    }
+}
+
 /// One lock per session, so prompts to a session run one at a time, in order. A lock
 /// lives while a prompt holds or waits for it; the map keeps only weak references.
 #[derive(Default)]
@@ -408,10 +421,7 @@ impl Shared {
 
     /// The store for an agent's sessions and state: durable unless it says `persist = false`.
     pub(crate) fn store_for(&self, config: &AgentConfig) -> &dyn Store {
-        match config.persist {
-            Some(false) => self.memory.as_ref(),
-            _ => self.store.as_ref(),
-        }
+        store_of(Some(config), self.store.as_ref(), &self.memory)
     }
 
     /// The `fetch` tool of an agent: on the hosts its `[agents.<name>]` settings and

@@ -4,7 +4,7 @@
 use std::sync::Arc;
 
 use super::{Created, host_error};
-use crate::harness::{check_name, check_text};
+use crate::harness::{check_name, check_text, store_of};
 use crate::models::Message;
 use crate::runtime::HostError;
 use crate::store::{InstanceKey, MemoryStore, SessionKey, Store};
@@ -28,10 +28,8 @@ impl InstanceStore {
     }
 
     fn get(&self) -> &dyn Store {
-        match self.created.get().and_then(|c| c.persist) {
-            Some(false) => self.memory.as_ref(),
-            _ => self.durable.as_ref(),
-        }
+        let config = self.created.get().map(AsRef::as_ref);
+        store_of(config, self.durable.as_ref(), &self.memory)
     }
 }
 
